@@ -1,0 +1,25 @@
+//! Domain types of faasconf, defined once and shared by every crate.
+//!
+//! - [`config`]: the hybrid configuration of a function (CPU, memory, replicas, concurrency),
+//!   its bounds and validation, and the normalised-action mapping the policy uses.
+//! - [`cost`]: the cost model of the FaaSConf data set (`price` column).
+//! - [`topology`]: workflows as DAGs with stage semantics (sequence, parallel fan-out/join,
+//!   weighted branch, nested synchronous calls) and the adjacency matrix the policy masks with.
+//! - [`profile`]: what a function costs to run (CPU work, memory, I/O), used by the twin.
+//! - [`catalog`]: the built-in benchmark workflows and topology files (YAML or JSON).
+//! - [`history`]: rows of the FaaSConf history CSV format.
+//!
+//! Proto types are converted to these at the service edge (`faasconf-proto`).
+
+pub mod catalog;
+pub mod config;
+pub mod cost;
+pub mod error;
+pub mod history;
+pub mod profile;
+pub mod topology;
+
+pub use config::{FunctionBounds, FunctionConfig, Knob, Range, WorkflowConfig};
+pub use error::{Error, FieldError, Result};
+pub use profile::{FunctionProfile, PlatformProfile};
+pub use topology::{Stage, Workflow};
