@@ -21,5 +21,5 @@ pub mod topology;
 
 pub use config::{FunctionBounds, FunctionConfig, Knob, Range, WorkflowConfig};
 pub use error::{Error, FieldError, Result};
-pub use profile::{FunctionProfile, PlatformProfile};
+pub use profile::{FailureMode, FunctionProfile, PlatformProfile, Routing};
 pub use topology::{Stage, Workflow};

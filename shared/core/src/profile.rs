@@ -90,6 +90,32 @@ mod tests {
     }
 }
 
+/// How the platform spreads a function's calls over its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// The ready replica with the fewest requests in flight (a load-aware proxy, e.g.
+    /// OpenFaaS Pro or a service mesh): no 429 while total in-flight < concurrency x replicas.
+    #[default]
+    LeastInflight,
+    /// A ready replica at random, whatever its load (kube-proxy iptables mode behind the
+    /// OpenFaaS CE gateway): a full replica answers 429 even when others have room.
+    Random,
+}
+
+/// What the workflow's orchestrator does when a stage fails (429, 5xx, OOM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Stop at the failed stage and answer the error at once.
+    #[default]
+    FailFast,
+    /// Run the remaining stages anyway and answer the error at the end (an orchestrator that
+    /// does not check status codes until it returns, as the FaaSConf benchmark's does: its
+    /// failed requests take as long as successful ones).
+    RunToEnd,
+}
+
 /// Platform and load-generator parameters shared by a workflow's functions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,11 +130,22 @@ pub struct PlatformProfile {
     /// Mean wait of a closed-loop user between a response and its next request, seconds
     /// (uniform on `[0, 2 * mean]`, like Locust's `between`).
     pub user_think_seconds: f64,
+    /// How calls are spread over replicas.
+    pub routing: Routing,
+    /// What the orchestrator does when a stage fails.
+    pub failure_mode: FailureMode,
 }
 
 impl Default for PlatformProfile {
     fn default() -> Self {
-        Self { gateway_overhead_seconds: 0.02, call_failure_ratio: 0.0, interference_sigma: 0.05, user_think_seconds: 0.0 }
+        Self {
+            gateway_overhead_seconds: 0.02,
+            call_failure_ratio: 0.0,
+            interference_sigma: 0.05,
+            user_think_seconds: 0.0,
+            routing: Routing::LeastInflight,
+            failure_mode: FailureMode::FailFast,
+        }
     }
 }
 

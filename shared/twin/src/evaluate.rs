@@ -1,0 +1,1 @@
+//! What-if evaluation of configurations.
