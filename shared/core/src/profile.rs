@@ -120,7 +120,8 @@ pub enum FailureMode {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlatformProfile {
-    /// Round trip orchestrator -> gateway -> function -> back, seconds per call (network, proxy).
+    /// Round trip orchestrator -> gateway -> function -> back, seconds per call (network, proxy);
+    /// the twin uses at least 1 ms.
     pub gateway_overhead_seconds: f64,
     /// Probability that a call fails for reasons outside our knobs (5xx, resets).
     pub call_failure_ratio: f64,

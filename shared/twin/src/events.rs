@@ -12,11 +12,18 @@ use crate::workload::Workload;
 /// Back-off before a container killed for memory restarts (kubelet's first CrashLoopBackOff).
 const OOM_RESTART_BACKOFF_SECONDS: f64 = 10.0;
 
+/// The shortest gateway traversal, seconds.
+const MIN_GATEWAY_LEG_SECONDS: f64 = 0.0005;
+
 impl Twin {
     pub(crate) fn handle(&mut self, event: Event) {
         match event {
             Event::UserSend { user } => self.user_send(user),
-            Event::PoissonArrival => self.poisson_arrival(),
+            Event::PoissonArrival { epoch } => {
+                if epoch == self.workload_epoch {
+                    self.poisson_arrival();
+                }
+            }
             Event::CallArrive { act, generation } => {
                 if self.is_live(act, generation) {
                     self.call_arrive(act);
@@ -34,8 +41,19 @@ impl Twin {
                 }
             }
             Event::ReplicaReady { replica } => self.replica_ready(replica),
-            Event::Minute { minute } => self.trace_minute(minute),
+            Event::Minute { minute, epoch } => {
+                if epoch == self.workload_epoch {
+                    self.trace_minute(minute);
+                }
+            }
         }
+    }
+
+    /// One gateway traversal: half the round-trip overhead, never under half a millisecond
+    /// (no network answers in zero time; a zero would let a failing closed loop spin forever
+    /// at one instant).
+    fn gateway_leg(&self) -> f64 {
+        (self.platform.gateway_overhead_seconds / 2.0).max(MIN_GATEWAY_LEG_SECONDS)
     }
 
     fn is_live(&self, act: u32, generation: u32) -> bool {
@@ -49,8 +67,8 @@ impl Twin {
         match self.workload.clone() {
             Workload::ClosedLoop { users } => self.set_users(users),
             Workload::Poisson { requests_per_second } => {
-                let gap = self.rng.exponential(1.0 / requests_per_second);
-                self.schedule(self.now + gap, Event::PoissonArrival);
+                let gap = self.rng_workload.exponential(1.0 / requests_per_second);
+                self.schedule(self.now + gap, Event::PoissonArrival { epoch: self.workload_epoch });
             }
             Workload::Trace { .. } => self.trace_minute(0),
         }
@@ -60,7 +78,7 @@ impl Twin {
         let Workload::Trace { .. } = self.workload else { return };
         let users = self.workload.users_at_minute(minute as usize);
         self.set_users(users);
-        self.schedule(self.now + 60.0, Event::Minute { minute: minute + 1 });
+        self.schedule(self.now + 60.0, Event::Minute { minute: minute + 1, epoch: self.workload_epoch });
     }
 
     /// Brings the number of active closed-loop users to `target`: new users start within a
@@ -86,7 +104,7 @@ impl Twin {
             };
             self.users[id] = User { active: true, retiring: false, busy: self.users[id].busy };
             if !self.users[id].busy {
-                let offset = self.rng.uniform();
+                let offset = self.rng_workload.uniform();
                 self.users[id].busy = true;
                 self.schedule(self.now + offset, Event::UserSend { user: id as u32 });
             }
@@ -108,8 +126,8 @@ impl Twin {
     fn poisson_arrival(&mut self) {
         let Workload::Poisson { requests_per_second } = self.workload else { return };
         self.start_request(NONE);
-        let gap = self.rng.exponential(1.0 / requests_per_second);
-        self.schedule(self.now + gap, Event::PoissonArrival);
+        let gap = self.rng_workload.exponential(1.0 / requests_per_second);
+        self.schedule(self.now + gap, Event::PoissonArrival { epoch: self.workload_epoch });
     }
 
     fn start_request(&mut self, user: u32) {
@@ -129,7 +147,7 @@ impl Twin {
         }
         let u = &mut self.users[user as usize];
         if u.active && !u.retiring {
-            let think = self.platform.user_think_seconds * 2.0 * self.rng.uniform();
+            let think = self.platform.user_think_seconds * 2.0 * self.rng_workload.uniform();
             self.schedule(self.now + think, Event::UserSend { user });
         } else {
             *u = User::default();
@@ -149,6 +167,7 @@ impl Twin {
             failed: false,
             replica: NONE,
             accepted_at: self.now,
+            work: 0.0,
             sent_at: self.now,
             user: NONE,
         };
@@ -176,11 +195,11 @@ impl Twin {
         match self.plan.node(node).clone() {
             Node::Call { .. } => {
                 let generation = self.acts[act as usize].generation;
-                let overhead = self.platform.gateway_overhead_seconds;
-                if self.rng.uniform() < self.platform.call_failure_ratio {
+                let overhead = 2.0 * self.gateway_leg();
+                if self.platform.call_failure_ratio > 0.0 && self.rng_platform.uniform() < self.platform.call_failure_ratio {
                     self.schedule(self.now + overhead, Event::Return { act, generation, ok: false });
                 } else {
-                    self.schedule(self.now + overhead / 2.0, Event::CallArrive { act, generation });
+                    self.schedule(self.now + self.gateway_leg(), Event::CallArrive { act, generation });
                 }
             }
             Node::Sequence(children) => self.spawn_child(children[0], act),
@@ -191,7 +210,7 @@ impl Twin {
                 }
             }
             Node::Branch { cumulative, arms } => {
-                let u = self.rng.uniform();
+                let u = self.rng_platform.uniform();
                 let arm = cumulative.iter().position(|&c| u < c).unwrap_or(arms.len() - 1);
                 self.spawn_child(arms[arm], act);
             }
@@ -253,16 +272,21 @@ impl Twin {
         let Node::Call { function, .. } = *self.plan.node(self.acts[act as usize].node) else { return };
         self.functions[function].tally.requests += 1;
         let generation = self.acts[act as usize].generation;
-        let back = self.now + self.platform.gateway_overhead_seconds / 2.0;
+        let back = self.now + self.gateway_leg();
         let Some(replica) = self.route(function) else {
             let any_ready = self.functions[function].replicas.iter().any(|&r| self.replicas[r as usize].state == ReplicaState::Ready);
             let memory_bound = self.functions[function]
                 .replicas
                 .iter()
                 .any(|&r| matches!(self.replicas[r as usize].state, ReplicaState::CrashLoop | ReplicaState::Restarting));
+            let with_room = self.functions[function].replicas.iter().any(|&r| {
+                let replica = &self.replicas[r as usize];
+                replica.state == ReplicaState::Ready && replica.inflight() < replica.concurrency
+            });
             let tally = &mut self.functions[function].tally;
             if any_ready {
                 tally.rejections += 1; // HTTP 429 from a saturated watchdog
+                tally.rejections_with_room += u64::from(with_room);
             } else if memory_bound {
                 tally.oom_failures += 1;
             } else {
@@ -282,8 +306,12 @@ impl Twin {
         let a = &mut self.acts[act as usize];
         a.replica = replica;
         a.accepted_at = self.now;
+        // Both draws at acceptance: the k-th accepted request of a function gets the same work
+        // whatever else changes (common random numbers across configurations).
         let profile = &self.profiles[function];
-        let io = self.rng.lognormal_mean_cv(profile.io_seconds, profile.io_cv);
+        let service = &mut self.rng_service[function];
+        let io = service.lognormal_mean_cv(profile.io_seconds, profile.io_cv);
+        a.work = service.lognormal_mean_cv(profile.cpu_core_seconds, profile.cpu_cv);
         if io > 0.0 {
             self.schedule(self.now + io, Event::IoDone { act, generation });
         } else {
@@ -315,7 +343,7 @@ impl Twin {
                 if count == 0 {
                     None
                 } else {
-                    let pick = self.rng.below(count);
+                    let pick = self.rng_platform.below(count);
                     let r = self.functions[function].replicas.iter().copied().filter(|&r| ready(r)).nth(pick);
                     r.filter(|&r| has_room(r))
                 }
@@ -327,10 +355,7 @@ impl Twin {
 
     fn begin_cpu(&mut self, act: u32) {
         let a = self.acts[act as usize];
-        let Node::Call { function, .. } = *self.plan.node(a.node) else { return };
-        let profile = &self.profiles[function];
-        let work = self.rng.lognormal_mean_cv(profile.cpu_core_seconds, profile.cpu_cv);
-        self.replicas[a.replica as usize].start_cpu(self.now, act, a.generation, work);
+        self.replicas[a.replica as usize].start_cpu(self.now, act, a.generation, a.work);
         self.reschedule_cpu(a.replica);
     }
 
@@ -371,7 +396,7 @@ impl Twin {
             replica.state = ReplicaState::Gone;
         }
         self.functions[function].tally.latencies.push(self.now - a.accepted_at);
-        let back = self.now + self.platform.gateway_overhead_seconds / 2.0;
+        let back = self.now + self.gateway_leg();
         self.schedule(back, Event::Return { act, generation: a.generation, ok });
     }
 
@@ -384,7 +409,7 @@ impl Twin {
         let delay = OOM_RESTART_BACKOFF_SECONDS + self.profiles[function].cold_start_seconds;
         self.schedule(self.now + delay, Event::ReplicaReady { replica });
         self.functions[function].tally.oom_failures += holders.len() as u64;
-        let back = self.now + self.platform.gateway_overhead_seconds / 2.0;
+        let back = self.now + self.gateway_leg();
         for (act, generation) in holders {
             if self.is_live(act, generation) {
                 // Its nested calls, if any, become orphans: the generation bump below drops them.

@@ -20,6 +20,8 @@ pub struct FunctionWindow {
     pub requests: u64,
     /// Calls rejected with HTTP 429 (every ready replica at its concurrency limit).
     pub rejections: u64,
+    /// Of the rejections, those made while another ready replica had room (random routing).
+    pub rejections_with_room: u64,
     /// Calls lost to memory: OOM kills and pods that cannot start within their limit.
     pub oom_failures: u64,
     /// Calls answered 502/503 because no replica was ready (cold start, rollout).
@@ -90,6 +92,7 @@ pub fn percentile(xs: &mut [f64], q: f64) -> f64 {
 pub(crate) struct FunctionTally {
     pub requests: u64,
     pub rejections: u64,
+    pub rejections_with_room: u64,
     pub oom_failures: u64,
     pub unavailable: u64,
     pub accepted: u64,

@@ -22,6 +22,12 @@ impl Rng {
         Self { s: [next(), next(), next(), next()] }
     }
 
+    /// Stream `stream` of `seed`: independent generators for independent sources of
+    /// randomness, so that changing one knob does not reshuffle every other draw.
+    pub fn stream(seed: u64, stream: u64) -> Self {
+        Self::new(seed ^ stream.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[0].wrapping_add(self.s[3]).rotate_left(23).wrapping_add(self.s[0]);

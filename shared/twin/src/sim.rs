@@ -34,8 +34,8 @@ impl Default for TwinOptions {
 pub(crate) enum Event {
     /// A closed-loop user sends its next request.
     UserSend { user: u32 },
-    /// The next Poisson arrival.
-    PoissonArrival,
+    /// The next Poisson arrival (of the workload with this epoch).
+    PoissonArrival { epoch: u32 },
     /// A call reaches the function's route (after the gateway).
     CallArrive { act: u32, generation: u32 },
     /// A request's non-CPU phase ends.
@@ -46,8 +46,8 @@ pub(crate) enum Event {
     Return { act: u32, generation: u32, ok: bool },
     /// A replica finishes starting (cold start, restart).
     ReplicaReady { replica: u32 },
-    /// A trace minute begins.
-    Minute { minute: u32 },
+    /// A trace minute begins (of the workload with this epoch).
+    Minute { minute: u32, epoch: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,6 +89,8 @@ pub(crate) struct Activation {
     /// For calls: the replica holding the request, and when it was accepted.
     pub replica: u32,
     pub accepted_at: Time,
+    /// For calls: CPU work drawn at acceptance, core-seconds.
+    pub work: f64,
     /// For the root: when the request was sent and by which user.
     pub sent_at: Time,
     pub user: u32,
@@ -126,7 +128,12 @@ pub struct Twin {
     pub(crate) now: Time,
     pub(crate) events: BinaryHeap<Reverse<Scheduled>>,
     pub(crate) seq: u64,
-    pub(crate) rng: Rng,
+    /// Think times and arrivals.
+    pub(crate) rng_workload: Rng,
+    /// Routing, transient failures, branch choices, interference.
+    pub(crate) rng_platform: Rng,
+    /// Per function: each request's CPU work and non-CPU time, in order of acceptance.
+    pub(crate) rng_service: Vec<Rng>,
     pub(crate) replicas: Vec<Replica>,
     pub(crate) functions: Vec<FunctionRuntime>,
     pub(crate) acts: Vec<Activation>,
@@ -164,7 +171,9 @@ impl Twin {
             now: Time::ZERO,
             events: BinaryHeap::new(),
             seq: 0,
-            rng: Rng::new(options.seed),
+            rng_workload: Rng::stream(options.seed, 0),
+            rng_platform: Rng::stream(options.seed, 1),
+            rng_service: (0..n as u64).map(|f| Rng::stream(options.seed, 2 + f)).collect(),
             replicas: Vec::new(),
             functions: vec![FunctionRuntime::default(); n],
             acts: Vec::new(),
@@ -216,8 +225,8 @@ impl Twin {
         let start = self.now;
         let end = start + self.options.window_seconds;
         while let Some(Reverse(next)) = self.events.peek().copied() {
-            if next.time > end {
-                break;
+            if next.time >= end {
+                break; // windows are [start, end): what happens at `end` belongs to the next
             }
             self.events.pop();
             self.now = next.time;
@@ -360,7 +369,7 @@ impl Twin {
         for f in 0..self.functions.len() {
             for i in 0..self.functions[f].replicas.len() {
                 let r = self.functions[f].replicas[i];
-                let speed = self.rng.lognormal_factor(sigma);
+                let speed = self.rng_platform.lognormal_factor(sigma);
                 self.replicas[r as usize].set_speed(self.now, speed);
                 self.reschedule_cpu(r);
             }
@@ -396,6 +405,7 @@ impl Twin {
                 network_rx_bytes_per_second: tally.accepted as f64 * self.profiles[f].network_rx_bytes / duration,
                 requests: tally.requests,
                 rejections: tally.rejections,
+                rejections_with_room: tally.rejections_with_room,
                 oom_failures: tally.oom_failures,
                 unavailable: tally.unavailable,
                 completed: latencies.len() as u64,
