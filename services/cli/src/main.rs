@@ -1,1 +1,25 @@
-fn main() {}
+//! `faasconf`: the command line of faasconf for users.
+//!
+//! - `faasconf workflows list|show` — the built-in workflows and topology files.
+//! - `faasconf sim run` — run the twin and print one JSON telemetry window per line.
+//! - `faasconf sim calibrate` — fit function profiles to history (FaaSConf CSV format).
+//! - `faasconf sim evaluate` — what-if evaluation of many configurations (JSON Lines).
+
+mod args;
+mod sim;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::args::{Cli, Command, SimCommand, WorkflowsCommand};
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Workflows(WorkflowsCommand::List) => sim::list_workflows(),
+        Command::Workflows(WorkflowsCommand::Show { workflow }) => sim::show_workflow(&workflow),
+        Command::Sim(SimCommand::Run(a)) => sim::run(&a),
+        Command::Sim(SimCommand::Calibrate(a)) => sim::calibrate(&a),
+        Command::Sim(SimCommand::Evaluate(a)) => sim::evaluate(&a),
+    }
+}

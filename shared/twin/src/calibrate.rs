@@ -13,7 +13,7 @@
 
 use faasconf_core::catalog::ProfileSet;
 use faasconf_core::history::HistoryRow;
-use faasconf_core::{Routing, Workflow};
+use faasconf_core::{FailureMode, FunctionProfile, PlatformProfile, Routing, Workflow};
 use serde::{Deserialize, Serialize};
 
 use crate::fidelity::{predict_row, Fidelity, Prediction};
@@ -33,11 +33,15 @@ pub struct CalibrationOptions {
     pub min_step: f64,
     /// Threads to simulate rows on (0 = all cores).
     pub threads: usize,
+    /// Routing to fit; `None` fits each and keeps the better.
+    pub routing: Option<Routing>,
+    /// Orchestrator failure mode to fit; `None` fits each and keeps the better.
+    pub failure_mode: Option<FailureMode>,
 }
 
 impl Default for CalibrationOptions {
     fn default() -> Self {
-        Self { windows: 2, seed: 1, max_evaluations: 600, initial_step: 0.4, min_step: 0.02, threads: 0 }
+        Self { windows: 2, seed: 1, max_evaluations: 600, initial_step: 0.4, min_step: 0.02, threads: 0, routing: None, failure_mode: None }
     }
 }
 
@@ -52,6 +56,19 @@ pub struct Calibration {
     pub loss: f64,
     /// Objective evaluations made.
     pub evaluations: usize,
+    /// Every platform structure tried and the loss it reached.
+    pub structures: Vec<StructureFit>,
+}
+
+/// The fit of one platform structure (routing x failure mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StructureFit {
+    /// Routing.
+    pub routing: Routing,
+    /// Failure mode.
+    pub failure_mode: FailureMode,
+    /// Loss reached.
+    pub loss: f64,
 }
 
 /// Which profile field a parameter is.
@@ -115,6 +132,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// Cold start of a replica: the history has no scale-up events to fit it from.
+const ASSUMED_COLD_START_SECONDS: f64 = 3.0;
+
 const SHAPE_PARALLELISM: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
 const SHAPE_WASTE: [f64; 4] = [0.05, 0.2, 0.5, 1.5];
 
@@ -128,10 +148,14 @@ fn alone_factor(p: &faasconf_core::FunctionProfile, cores: f64) -> f64 {
 }
 
 /// The data-driven starting point (see the module docs).
-pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow]) -> Workflow {
+pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing, failure_mode: FailureMode) -> Workflow {
     let mut w = workflow.clone();
+    // Nothing is carried over from the workflow's current profiles: the result depends on the
+    // history alone. Fields the history cannot inform keep documented assumptions.
+    w.platform = PlatformProfile { interference_sigma: 0.1, routing, failure_mode, ..PlatformProfile::default() };
     let window = 30.0;
     for (j, spec) in w.functions.iter_mut().enumerate() {
+        spec.profile = FunctionProfile { cpu_cv: 0.4, io_cv: 0.5, cold_start_seconds: ASSUMED_COLD_START_SECONDS, ..FunctionProfile::default() };
         let per_request = |r: &HistoryRow, v: f64| v * f64::from(r.functions[j].config.replicas) * window / r.total.max(1.0);
         let high_cpu: Vec<&HistoryRow> = rows.iter().filter(|r| r.functions[j].config.cpu_millis >= 1400).collect();
         let sample = if high_cpu.len() >= 10 { high_cpu } else { rows.iter().collect() };
@@ -202,9 +226,42 @@ pub fn loss(rows: &[HistoryRow], predictions: &[Prediction]) -> f64 {
     total / rows.len().max(1) as f64
 }
 
-/// Fits profiles to `rows`. `progress(done, total)` is called after every evaluation.
+/// Fits profiles to `rows`, for each platform structure allowed by `options`, and keeps the
+/// best. `progress(done, total)` is called after every evaluation.
 pub fn calibrate(workflow: &Workflow, rows: &[HistoryRow], options: &CalibrationOptions, progress: &mut dyn FnMut(usize, usize)) -> Calibration {
-    let mut w = initial_guess(workflow, rows);
+    let routings = options.routing.map_or(vec![Routing::LeastInflight, Routing::Random], |r| vec![r]);
+    let modes = options.failure_mode.map_or(vec![FailureMode::FailFast, FailureMode::RunToEnd], |m| vec![m]);
+    let structures: Vec<(Routing, FailureMode)> = routings.iter().flat_map(|&r| modes.iter().map(move |&m| (r, m))).collect();
+    let total = structures.len() * options.max_evaluations.max(2);
+    let mut fits = Vec::new();
+    let mut evaluations = 0;
+    let mut best: Option<Calibration> = None;
+    for (k, &(routing, failure_mode)) in structures.iter().enumerate() {
+        let offset = k * options.max_evaluations.max(2);
+        let fit = fit_structure(workflow, rows, options, routing, failure_mode, &mut |done, _| progress(offset + done, total));
+        fits.push(StructureFit { routing, failure_mode, loss: fit.loss });
+        evaluations += fit.evaluations;
+        if best.as_ref().is_none_or(|b| fit.loss < b.loss) {
+            best = Some(fit);
+        }
+    }
+    progress(total, total);
+    // `structures` is never empty: both lists hold at least one entry.
+    let mut best = best.unwrap_or_else(|| unreachable!("at least one structure is fitted"));
+    best.evaluations = evaluations;
+    best.structures = fits;
+    best
+}
+
+fn fit_structure(
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    options: &CalibrationOptions,
+    routing: Routing,
+    failure_mode: FailureMode,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Calibration {
+    let mut w = initial_guess(workflow, rows, routing, failure_mode);
     let mut fields = Vec::new();
     for j in 0..w.len() {
         fields.extend([Field::Cpu(j), Field::Io(j), Field::Parallelism(j), Field::Waste(j)]);
@@ -278,14 +335,13 @@ pub fn calibrate(workflow: &Workflow, rows: &[HistoryRow], options: &Calibration
             break;
         }
     }
-    progress(budget, budget);
     let profiles = ProfileSet {
         source: String::new(),
         platform: w.platform,
         functions: w.functions.iter().map(|f| (f.name.clone(), f.profile)).collect(),
         fit: None,
     };
-    Calibration { profiles, initial_loss, loss: best, evaluations }
+    Calibration { profiles, initial_loss, loss: best, evaluations, structures: Vec::new() }
 }
 
 /// Cross-validated fit quality: per fold, and pooled over every held-out row.
@@ -300,10 +356,12 @@ pub struct CrossValidation {
 }
 
 /// k-fold cross-validation: rows are assigned to folds by a seeded shuffle.
+/// Held-out rows are predicted with `report_windows` windows each.
 pub fn cross_validate(
     workflow: &Workflow,
     rows: &[HistoryRow],
     folds: usize,
+    report_windows: u32,
     options: &CalibrationOptions,
     progress: &mut dyn FnMut(usize, usize, usize),
 ) -> CrossValidation {
@@ -322,11 +380,102 @@ pub fn cross_validate(
         let test_rows: Vec<HistoryRow> = test.iter().map(|&i| rows[i].clone()).collect();
         let fit = calibrate(workflow, &train_rows, options, &mut |done, total| progress(k, done, total));
         let fitted = workflow.clone().with_profiles(&fit.profiles);
-        let predictions = predict_rows(&fitted, &test_rows, options.windows, options.seed, options.threads);
+        let predictions = predict_rows(&fitted, &test_rows, report_windows, options.seed, options.threads);
         per_fold.push(Fidelity::measure(workflow, &test_rows, &predictions));
         held_rows.extend(test_rows);
         held_predictions.extend(predictions);
     }
     let pooled = Fidelity::measure(workflow, &held_rows, &held_predictions);
     CrossValidation { folds, per_fold, pooled }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fidelity::Fidelity;
+    use crate::{Twin, TwinOptions, Workload};
+    use faasconf_core::catalog::parse_topology;
+    use faasconf_core::history::FunctionSample;
+
+    fn truth() -> Workflow {
+        let yaml = "name: truth
+functions:
+  - { name: a, profile: { cpu_core_seconds: 0.30, parallelism: 2, io_seconds: 0.20, throttle_waste: 0.3, cpu_cv: 0.4, io_cv: 0.5 } }
+  - { name: b, profile: { cpu_core_seconds: 0.80, parallelism: 1, io_seconds: 0.10, throttle_waste: 0.1, cpu_cv: 0.4, io_cv: 0.5 } }
+plan: { sequence: [ { call: a }, { call: b } ] }
+platform: { gateway_overhead_seconds: 0.05, user_think_seconds: 1.0, interference_sigma: 0.1, routing: random, failure_mode: run_to_end }
+";
+        parse_topology(yaml, false, "truth.yaml").unwrap()
+    }
+
+    /// History rows as a cluster would record them, from a twin with known profiles.
+    fn synthetic_history(w: &Workflow, n: usize, seed: u64) -> Vec<HistoryRow> {
+        let mut rng = crate::rng::Rng::new(seed);
+        (0..n)
+            .map(|i| {
+                let actions: Vec<[f64; 4]> = (0..w.len()).map(|_| [0.0; 4].map(|_| 0.2 + 0.8 * rng.uniform())).collect();
+                let config = w.config_from_actions(&actions).unwrap();
+                let mut twin = Twin::new(w.clone(), config.clone(), Workload::ClosedLoop { users: 8 }, TwinOptions { window_seconds: 30.0, seed: seed + i as u64 }).unwrap();
+                twin.run_window();
+                let r = twin.run_window();
+                HistoryRow {
+                    line: i + 2,
+                    actions,
+                    functions: r
+                        .functions
+                        .iter()
+                        .zip(&config.0)
+                        .map(|(f, c)| FunctionSample {
+                            config: *c,
+                            cpu_percent: f.cpu_usage_percent,
+                            throttled_periods: f.cpu_throttled_periods,
+                            memory_percent: f.memory_percent_of_limit,
+                            network_rx_bytes_per_second: f.network_rx_bytes_per_second,
+                            p75_seconds: f.latency_p75_seconds,
+                            p95_seconds: f.latency_p95_seconds,
+                        })
+                        .collect(),
+                    e2e_mean_seconds: r.workflow.mean_latency_seconds,
+                    e2e_p95_seconds: r.workflow.p95_latency_seconds,
+                    successful: r.workflow.successful_requests as f64,
+                    total: r.workflow.total_requests as f64,
+                    price: config.cost(),
+                    users: 8.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calibration_recovers_a_known_twin_from_its_history() {
+        let truth = truth();
+        let train = synthetic_history(&truth, 60, 1);
+        let test = synthetic_history(&truth, 30, 1000);
+        // Start the fit from a workflow whose profiles are all defaults: nothing leaks from truth.
+        let mut blank = truth.clone();
+        for f in &mut blank.functions {
+            f.profile = FunctionProfile::default();
+        }
+        let options = CalibrationOptions { max_evaluations: 120, routing: Some(Routing::Random), failure_mode: Some(FailureMode::RunToEnd), threads: 2, ..Default::default() };
+        let fit = calibrate(&blank, &train, &options, &mut |_, _| {});
+        assert!(fit.loss < 0.6 * fit.initial_loss, "loss {} from {}", fit.loss, fit.initial_loss);
+        assert_eq!(fit.structures.len(), 1);
+        let fitted = blank.clone().with_profiles(&fit.profiles);
+        let predictions = predict_rows(&fitted, &test, 4, 3, 2);
+        let quality = Fidelity::measure(&fitted, &test, &predictions);
+        assert!(quality.e2e_spearman > 0.8, "{quality:?}");
+        assert!(quality.worst_p75_spearman() > 0.8, "{quality:?}");
+        assert!(quality.e2e_median_ape < 0.15, "{quality:?}");
+    }
+
+    #[test]
+    fn initial_guess_reads_cpu_work_and_think_time_from_history() {
+        let truth = truth();
+        let rows = synthetic_history(&truth, 40, 7);
+        let guess = initial_guess(&truth, &rows, Routing::Random, FailureMode::RunToEnd);
+        let b = guess.functions[1].profile.cpu_core_seconds;
+        assert!((b - 0.8).abs() < 0.25, "function b's CPU work {b}");
+        let think = guess.platform.user_think_seconds;
+        assert!((think - 1.0).abs() < 0.6, "think {think}");
+    }
 }

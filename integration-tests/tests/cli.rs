@@ -1,0 +1,95 @@
+//! The `faasconf` command line as a user runs it.
+
+mod common;
+
+use std::fs;
+
+const CONFIG: &str = r#"{"starter":{"cpu_millis":770,"memory_mib":1536,"replicas":4,"concurrency":4},"rgb":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"resize":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"update":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"resnet":{"cpu_millis":1800,"memory_mib":1024,"replicas":5,"concurrency":4},"mobilenet":{"cpu_millis":1500,"memory_mib":1024,"replicas":3,"concurrency":4}}"#;
+
+#[test]
+fn sim_run_is_deterministic_given_a_seed() {
+    let run = |seed: &str| {
+        let out = common::command("faasconf")
+            .args(["sim", "run", "--workflow", "parallel", "--users", "10", "--windows", "3", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let a = run("3");
+    assert_eq!(a, run("3"));
+    assert_ne!(a, run("4"));
+    let windows: Vec<serde_json::Value> = a.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(windows.len(), 3);
+    assert_eq!(windows[2]["functions"].as_array().unwrap().len(), 6);
+    assert!(windows[2]["workflow"]["total_requests"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn sim_evaluate_answers_every_line_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    let slower = CONFIG.replace("\"cpu_millis\":1800", "\"cpu_millis\":600");
+    fs::write(&input, format!("{{\"id\":\"fast\",\"config\":{CONFIG}}}\n{{\"id\":\"slow\",\"config\":{slower}}}\n")).unwrap();
+    let out = common::command("faasconf")
+        .args(["sim", "evaluate", "--workflow", "parallel", "--users", "10", "--windows", "2", "--seed", "1"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "fast");
+    assert_eq!(lines[1]["id"], "slow");
+    for key in ["e2e_mean_s", "e2e_p95_s", "success_ratio", "requests_total", "throughput_rps", "cost"] {
+        assert!(lines[0][key].is_number(), "{key}");
+    }
+    for key in ["p75_s", "p95_s", "cpu_util"] {
+        assert!(lines[0]["functions"]["resnet"][key].is_number(), "{key}");
+    }
+    assert!(lines[1]["functions"]["resnet"]["p75_s"].as_f64() > lines[0]["functions"]["resnet"]["p75_s"].as_f64());
+    assert!(lines[1]["cost"].as_f64() < lines[0]["cost"].as_f64());
+}
+
+#[test]
+fn sim_evaluate_refuses_a_bad_file_whole_and_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    let lines = [
+        format!("{{\"id\":\"ok\",\"config\":{CONFIG}}}"),
+        format!("{{\"id\":\"ghost\",\"config\":{}}}", CONFIG.replace("\"rgb\"", "\"ghost\"")),
+        format!("{{\"id\":\"big\",\"config\":{}}}", CONFIG.replace("\"replicas\":5", "\"replicas\":50")),
+        "{broken".to_owned(),
+    ];
+    fs::write(&input, lines.join("\n")).unwrap();
+    let out = common::command("faasconf")
+        .args(["sim", "evaluate", "--workflow", "parallel", "--users", "10"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in ["line 2: config.ghost", "line 2: config.rgb", "line 3: config.resnet.replicas", "line 4"] {
+        assert!(err.contains(expected), "missing {expected} in {err}");
+    }
+    assert!(!output.exists(), "nothing is written when the input is refused");
+}
+
+#[test]
+fn bad_flags_are_named() {
+    let out = common::command("faasconf").args(["sim", "run", "--workflow", "nope", "--users", "3"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workflow nope"));
+    let out = common::command("faasconf").args(["sim", "run", "--workflow", "parallel", "--users", "0"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workload.users"));
+    let out = common::command("faasconf").args(["sim", "run", "--workflow", "parallel", "--users", "3", "--rps", "2"]).output().unwrap();
+    assert!(!out.status.success(), "two loads at once are refused");
+}

@@ -1,0 +1,196 @@
+//! Command-line arguments, parsed and checked by clap before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// faasconf: keep serverless workflows within their latency target at the lowest cost.
+#[derive(Debug, Parser)]
+#[command(name = "faasconf", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Built-in workflows and topology files.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+    /// The twin: simulate, calibrate, evaluate.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// List the built-in workflows.
+    List,
+    /// Show a workflow (built-in name or topology file) as JSON: functions, bounds, edges,
+    /// adjacency.
+    Show {
+        /// Built-in name or path to a YAML/JSON topology file.
+        workflow: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Run the twin and print one JSON window per line.
+    Run(RunArgs),
+    /// Fit function profiles to history in the FaaSConf CSV format.
+    Calibrate(CalibrateArgs),
+    /// Simulate every configuration of a JSON Lines file.
+    Evaluate(EvaluateArgs),
+}
+
+/// Where the workflow and its profiles come from.
+#[derive(Debug, Args)]
+pub struct WorkflowArgs {
+    /// Built-in workflow (sequential, parallel, branch, tcktapp) or a topology file.
+    #[arg(long, env = "FAASCONF_WORKFLOW")]
+    pub workflow: String,
+    /// Profiles JSON (as written by `sim calibrate`) overriding the workflow's own.
+    #[arg(long, env = "FAASCONF_PROFILES")]
+    pub profiles: Option<PathBuf>,
+}
+
+/// The load driven into the workflow: exactly one of users, rps, trace.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "load")]
+pub struct LoadArgs {
+    /// Closed-loop concurrent users.
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Open-loop Poisson arrivals per second.
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// Per-minute trace CSV (Azure Functions 2019 layout) scaled into --min-users..--max-users.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// Shaping of a trace load.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Row of the trace file (0-based data row).
+    #[arg(long, default_value_t = 0)]
+    pub trace_row: usize,
+    /// First minute used.
+    #[arg(long, default_value_t = 0)]
+    pub trace_start: usize,
+    /// Minutes used.
+    #[arg(long, default_value_t = 85)]
+    pub trace_minutes: usize,
+    /// Users at the trace's minimum.
+    #[arg(long, default_value_t = 10)]
+    pub min_users: u32,
+    /// Users at the trace's maximum.
+    #[arg(long, default_value_t = 40)]
+    pub max_users: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+    /// Configuration JSON: {"<function>": {"cpu_millis", "memory_mib", "replicas", "concurrency"}}.
+    /// Default: every knob at the middle of its range.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Windows to simulate.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub windows: u32,
+    /// Window length, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub window_seconds: f64,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the windows here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Platform structure choices for calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoutingChoice {
+    /// Fit both and keep the better.
+    Auto,
+    /// Load-aware proxy.
+    LeastInflight,
+    /// kube-proxy (random).
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailureChoice {
+    /// Fit both and keep the better.
+    Auto,
+    /// Orchestrator stops at the first failed stage.
+    FailFast,
+    /// Orchestrator runs every stage and fails at the end.
+    RunToEnd,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// History CSV in the FaaSConf data format (one row per 30 s window).
+    #[arg(long)]
+    pub history: PathBuf,
+    /// Workflow the history was measured on (its function order must match the CSV).
+    #[arg(long)]
+    pub workflow: String,
+    /// Closed-loop users of the history (checked against the CSV's qps column).
+    #[arg(long)]
+    pub users: u32,
+    /// Where to write the fitted profiles (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Cross-validation folds for the fit-quality report (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Objective evaluations per platform structure.
+    #[arg(long, default_value_t = 600)]
+    pub max_evaluations: usize,
+    /// Windows simulated per history row while fitting.
+    #[arg(long, default_value_t = 2)]
+    pub windows: u32,
+    /// Windows simulated per held-out row when measuring fit quality.
+    #[arg(long, default_value_t = 6)]
+    pub report_windows: u32,
+    /// Routing to fit.
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
+    /// Orchestrator failure mode to fit.
+    #[arg(long, value_enum, default_value_t = FailureChoice::Auto)]
+    pub failure_mode: FailureChoice,
+    /// Seed of the simulations and of the fold assignment.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// Closed-loop concurrent users.
+    #[arg(long)]
+    pub users: u32,
+    /// JSON Lines input: {"id": .., "config": {"<function>": {knobs}}} per line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// JSON Lines output, one line per input line, same ids.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Seed (the same for every configuration: common random numbers).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Windows measured per configuration (after one warm-up window).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub windows: u32,
+}

@@ -1,0 +1,108 @@
+//! What every faasconf gRPC service shares: binding the listener (and announcing the bound
+//! address, so tests and supervisors can use port 0), grpc.health.v1, server reflection over
+//! the faasconf descriptors, request timeouts and a concurrency limit, tracing, and graceful
+//! shutdown on SIGTERM or Ctrl-C (health goes NOT_SERVING first, in-flight calls drain).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+/// How long one request may take before the server answers DEADLINE_EXCEEDED.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a shutdown request, how long in-flight calls may take to finish before the server
+/// closes what is left (Kubernetes' default termination grace is 30 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Requests served at once on one connection; more wait.
+pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Binds `addr` and prints `listening on <addr>` to stdout (the real port when 0 was asked).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("listening on {local}");
+    tracing::info!(%local, "listening");
+    Ok(listener)
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
+/// `S` is the main service, reported SERVING while the server runs.
+pub async fn serve<S: NamedService>(routes: Routes, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(faasconf_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let routes = routes.add_service(health_service).add_service(reflection);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = async move {
+        drain_on::<S>(health, shutdown).await;
+        let _ = stopping.send(());
+    };
+    let server = Server::builder()
+        // Why: a stuck backend call must not hold a client forever.
+        .timeout(REQUEST_TIMEOUT)
+        // Why: bound the work one client can queue on us.
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+    // Why: graceful shutdown waits for every connection; a client that never closes its own
+    // must not keep a terminating pod alive.
+    let grace = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("gRPC server")?,
+        () = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "grace period over, closing the remaining connections"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Marks the server and `S` NOT_SERVING when `shutdown` resolves, then lets the server drain.
+async fn drain_on<S: NamedService>(health: HealthReporter, shutdown: impl Future<Output = ()>) {
+    shutdown.await;
+    health.set_not_serving::<S>().await;
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+}
