@@ -1,5 +1,7 @@
 //! The `faasconf` command line as a user runs it.
 
+#![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
+
 mod common;
 
 use std::fs;

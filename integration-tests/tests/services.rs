@@ -1,5 +1,7 @@
 //! The gRPC services as processes: health, reflection-ready contract, graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
+
 mod common;
 
 use common::Server;

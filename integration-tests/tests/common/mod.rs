@@ -1,5 +1,7 @@
 //! Builds the binaries once per test run and starts them as processes.
 
+#![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
+
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

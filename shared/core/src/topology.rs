@@ -310,10 +310,11 @@ impl Workflow {
                 let mut derived = Vec::new();
                 plan.pipeline_edges(&mut derived);
                 for (from, to, weight) in derived {
-                    if let (Some(f), Some(t)) = (index(from), index(to)) {
-                        if f != t && !resolved.iter().any(|e: &Edge| e.from == f && e.to == t) {
-                            resolved.push(Edge { from: f, to: t, weight });
-                        }
+                    if let (Some(f), Some(t)) = (index(from), index(to))
+                        && f != t
+                        && !resolved.iter().any(|e: &Edge| e.from == f && e.to == t)
+                    {
+                        resolved.push(Edge { from: f, to: t, weight });
                     }
                 }
             }

@@ -367,7 +367,7 @@ pub fn cross_validate(
 ) -> CrossValidation {
     let folds = folds.clamp(2, rows.len().max(2));
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    let mut rng = crate::rng::Rng::new(options.seed ^ 0xC0FF_EE);
+    let mut rng = crate::rng::Rng::new(options.seed ^ 0x00C0_FFEE);
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i + 1));
     }
