@@ -5,8 +5,23 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
+use std::process::Output;
 
 const CONFIG: &str = r#"{"starter":{"cpu_millis":770,"memory_mib":1536,"replicas":4,"concurrency":4},"rgb":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"resize":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"update":{"cpu_millis":1200,"memory_mib":1024,"replicas":3,"concurrency":4},"resnet":{"cpu_millis":1800,"memory_mib":1024,"replicas":5,"concurrency":4},"mobilenet":{"cpu_millis":1500,"memory_mib":1024,"replicas":3,"concurrency":4}}"#;
+
+/// `faasconf sim evaluate` of the parallel workflow at 10 users.
+fn sim_evaluate(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    common::command("faasconf")
+        .args(["sim", "evaluate", "--workflow", "parallel", "--users", "10"])
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn sim_run_is_deterministic_given_a_seed() {
@@ -34,14 +49,7 @@ fn sim_evaluate_answers_every_line_by_id() {
     let output = dir.path().join("out.jsonl");
     let slower = CONFIG.replace("\"cpu_millis\":1800", "\"cpu_millis\":600");
     fs::write(&input, format!("{{\"id\":\"fast\",\"config\":{CONFIG}}}\n{{\"id\":\"slow\",\"config\":{slower}}}\n")).unwrap();
-    let out = common::command("faasconf")
-        .args(["sim", "evaluate", "--workflow", "parallel", "--users", "10", "--windows", "2", "--seed", "1"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let out = sim_evaluate(&input, &output, &["--windows", "2", "--seed", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> = fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
@@ -69,14 +77,7 @@ fn sim_evaluate_refuses_a_bad_file_whole_and_lists_every_error() {
         "{broken".to_owned(),
     ];
     fs::write(&input, lines.join("\n")).unwrap();
-    let out = common::command("faasconf")
-        .args(["sim", "evaluate", "--workflow", "parallel", "--users", "10"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let out = sim_evaluate(&input, &output, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in ["line 2: config.ghost", "line 2: config.rgb", "line 3: config.resnet.replicas", "line 4"] {
@@ -94,4 +95,27 @@ fn bad_flags_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("workload.users"));
     let out = common::command("faasconf").args(["sim", "run", "--workflow", "parallel", "--users", "3", "--rps", "2"]).output().unwrap();
     assert!(!out.status.success(), "two loads at once are refused");
+}
+
+#[test]
+fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
+    let history = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/parallel_10_train.csv");
+    let dir = tempfile::tempdir().unwrap();
+    // The first 60 rows: a fidelity run on real measurements gives finite figures.
+    let text = fs::read_to_string(history).unwrap();
+    let head: Vec<&str> = text.lines().take(61).collect();
+    let small = dir.path().join("head.csv");
+    fs::write(&small, head.join("\n")).unwrap();
+    let out = common::command("faasconf").args(["sim", "fidelity", "--workflow", "parallel", "--windows", "2", "--history"]).arg(&small).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"], 60);
+    assert!(report["e2e_spearman"].as_f64().unwrap().is_finite());
+    // A row with a bad cell is refused with its line and column.
+    let mut bad: Vec<String> = head.iter().map(|l| (*l).to_owned()).collect();
+    bad[3] = bad[3].replacen("starter", "starterX", 1);
+    fs::write(&small, bad.join("\n")).unwrap();
+    let out = common::command("faasconf").args(["sim", "fidelity", "--workflow", "parallel", "--history"]).arg(&small).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4, column 25 (starter.name)"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -42,6 +42,8 @@ pub enum SimCommand {
     Calibrate(CalibrateArgs),
     /// Simulate every configuration of a JSON Lines file.
     Evaluate(EvaluateArgs),
+    /// How well the twin (with its profiles) predicts a history file: Spearman and median APE.
+    Fidelity(FidelityArgs),
 }
 
 /// Where the workflow and its profiles come from.
@@ -191,6 +193,21 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Windows measured per configuration (after one warm-up window).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub windows: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FidelityArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// History CSV in the FaaSConf data format: the measurements to compare with.
+    #[arg(long)]
+    pub history: PathBuf,
+    /// Windows simulated per row (after one warm-up window).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub windows: u32,
+    /// Seed of the simulations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

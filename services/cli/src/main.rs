@@ -4,6 +4,7 @@
 //! - `faasconf sim run` — run the twin and print one JSON telemetry window per line.
 //! - `faasconf sim calibrate` — fit function profiles to history (FaaSConf CSV format).
 //! - `faasconf sim evaluate` — what-if evaluation of many configurations (JSON Lines).
+//! - `faasconf sim fidelity` — how well the twin predicts a history file.
 
 mod args;
 mod sim;
@@ -21,5 +22,6 @@ fn main() -> Result<()> {
         Command::Sim(SimCommand::Run(a)) => sim::run(&a),
         Command::Sim(SimCommand::Calibrate(a)) => sim::calibrate(&a),
         Command::Sim(SimCommand::Evaluate(a)) => sim::evaluate(&a),
+        Command::Sim(SimCommand::Fidelity(a)) => sim::fidelity(&a),
     }
 }

@@ -17,7 +17,7 @@ use faasconf_twin::{Twin, TwinOptions, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::args::{CalibrateArgs, EvaluateArgs, FailureChoice, LoadArgs, RoutingChoice, RunArgs, TraceArgs, WorkflowArgs};
+use crate::args::{CalibrateArgs, EvaluateArgs, FidelityArgs, FailureChoice, LoadArgs, RoutingChoice, RunArgs, TraceArgs, WorkflowArgs};
 
 /// Formats every field error on its own line.
 fn field_report(errors: &[FieldError]) -> String {
@@ -114,10 +114,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
 pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     let w = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
-    let rows = read_history(&args.history, &w).map_err(|e| match e {
-        faasconf_core::Error::Invalid(errors) => anyhow::anyhow!("--history {}:\n{}", args.history.display(), field_report(&errors)),
-        other => anyhow::Error::new(other).context(format!("--history {}", args.history.display())),
-    })?;
+    let rows = history_rows(&args.history, &w)?;
     let mismatched: Vec<String> = rows.iter().filter(|r| r.users.round() as u32 != args.users).take(10).map(|r| format!("line {} (qps {})", r.line, r.users)).collect();
     if !mismatched.is_empty() {
         bail!("--users {}: the history's qps column differs on {}", args.users, mismatched.join(", "));
@@ -184,6 +181,23 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
         eprintln!("{}-fold cross-validated (pooled held-out rows): {}", cv.folds, summary(&cv.pooled));
     }
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn history_rows(path: &Path, w: &Workflow) -> Result<Vec<faasconf_core::history::HistoryRow>> {
+    read_history(path, w).map_err(|e| match e {
+        faasconf_core::Error::Invalid(errors) => anyhow::anyhow!("--history {}:\n{}", path.display(), field_report(&errors)),
+        other => anyhow::Error::new(other).context(format!("--history {}", path.display())),
+    })
+}
+
+pub fn fidelity(args: &FidelityArgs) -> Result<()> {
+    let w = load_workflow(&args.workflow)?;
+    let rows = history_rows(&args.history, &w)?;
+    let predictions = calibrate::predict_rows(&w, &rows, args.windows, args.seed, 0);
+    let fidelity = Fidelity::measure(&w, &rows, &predictions);
+    println!("{}", serde_json::to_string_pretty(&fidelity)?);
+    eprintln!("{}", summary(&fidelity));
     Ok(())
 }
 

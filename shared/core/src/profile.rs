@@ -4,6 +4,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
 
+/// Every `(name, value, low, high)` whose value is not finite or outside `[low, high]`.
+fn out_of_range(prefix: &str, fields: &[(&str, f64, f64, f64)]) -> Vec<FieldError> {
+    fields
+        .iter()
+        .filter(|&&(_, v, lo, hi)| !(v.is_finite() && v >= lo && v <= hi))
+        .map(|&(name, v, lo, hi)| FieldError::new(format!("{prefix}.{name}"), format!("{v} is not in [{lo}, {hi}]")))
+        .collect()
+}
+
 /// Resource profile of one function (per request unless said otherwise).
 ///
 /// Service model (see the twin's crate docs): a request first waits `io_seconds` (fetching,
@@ -69,11 +78,7 @@ impl FunctionProfile {
             ("network_rx_bytes", self.network_rx_bytes, 0.0, f64::MAX),
             ("cold_start_seconds", self.cold_start_seconds, 0.0, 3600.0),
         ];
-        fields
-            .into_iter()
-            .filter(|&(_, v, lo, hi)| !(v.is_finite() && v >= lo && v <= hi))
-            .map(|(name, v, lo, hi)| FieldError::new(format!("{prefix}.{name}"), format!("{v} is not in [{lo}, {hi}]")))
-            .collect()
+        out_of_range(prefix, &fields)
     }
 }
 
@@ -159,10 +164,6 @@ impl PlatformProfile {
             ("interference_sigma", self.interference_sigma, 0.0, 3.0),
             ("user_think_seconds", self.user_think_seconds, 0.0, 3600.0),
         ];
-        fields
-            .into_iter()
-            .filter(|&(_, v, lo, hi)| !(v.is_finite() && v >= lo && v <= hi))
-            .map(|(name, v, lo, hi)| FieldError::new(format!("{prefix}.{name}"), format!("{v} is not in [{lo}, {hi}]")))
-            .collect()
+        out_of_range(prefix, &fields)
     }
 }

@@ -147,6 +147,36 @@ fn alone_factor(p: &faasconf_core::FunctionProfile, cores: f64) -> f64 {
     alone_factor_with(p.parallelism, p.throttle_waste, cores)
 }
 
+/// Idle and per-request working set of function `j`, MiB: least squares of the measured
+/// working set (memory % x limit, a window average) on the mean requests in flight per replica
+/// (requests x p75 / window / replicas, Little's law with p75 standing in for the mean). Both are
+/// kept non-negative; with too little spread the median working set is all idle.
+fn working_set_fit(rows: &[HistoryRow], j: usize, window: f64) -> (f64, f64) {
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            let f = &r.functions[j];
+            let mib = f.memory_percent / 100.0 * f64::from(f.config.memory_mib);
+            let inflight = r.total * f.p75_seconds / window / f64::from(f.config.replicas.max(1));
+            (inflight, mib)
+        })
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let n = points.len() as f64;
+    let fallback = (median(points.iter().map(|p| p.1).collect()).max(1.0), 0.0);
+    if points.len() < 10 {
+        return if fallback.0.is_finite() { fallback } else { (64.0, 8.0) };
+    }
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= f64::EPSILON {
+        return fallback;
+    }
+    let slope = (sxy / sxx).max(0.0);
+    ((my - slope * mx).max(1.0), slope)
+}
+
 /// The data-driven starting point (see the module docs).
 pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing, failure_mode: FailureMode) -> Workflow {
     let mut w = workflow.clone();
@@ -168,11 +198,9 @@ pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing,
         p.parallelism = 1.5;
         p.io_seconds = (p75_fast - p.cpu_core_seconds / p.parallelism).max(0.05);
         p.throttle_waste = 1.0;
-        let base = median(rows.iter().map(|r| r.functions[j].memory_percent / 100.0 * f64::from(r.functions[j].config.memory_mib)).collect());
-        if base.is_finite() {
-            p.memory_base_mib = base.max(1.0);
-            p.memory_per_request_mib = 0.1 * p.memory_base_mib;
-        }
+        let (base, per_request) = working_set_fit(rows, j, window);
+        p.memory_base_mib = base;
+        p.memory_per_request_mib = per_request;
         // Network is summed over pods and per second: bytes per request = rate * window / requests.
         let bytes = median(rows.iter().map(|r| r.functions[j].network_rx_bytes_per_second * window / r.total.max(1.0)).collect());
         if bytes.is_finite() {
@@ -207,7 +235,8 @@ pub fn predict_rows(workflow: &Workflow, rows: &[HistoryRow], windows: u32, seed
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(|r| predict_row(workflow, r, windows, seed)).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // A panic in a worker is a bug: re-raise it rather than lose rows.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
 

@@ -192,7 +192,8 @@ pub fn evaluate(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new()))).collect()
+        // A panic in a worker is a bug: re-raise it rather than lose outcomes.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     let mut outcomes = Vec::with_capacity(requests.len());
     for part in results {

@@ -304,13 +304,17 @@ impl Twin {
         }
     }
 
-    fn roll_function(&mut self, f: usize, new: &FunctionConfig) {
-        let old: Vec<u32> = self.functions[f]
+    /// Replicas of function `f` that are neither draining nor gone.
+    fn active_replicas(&self, f: usize) -> impl Iterator<Item = u32> + '_ {
+        self.functions[f]
             .replicas
             .iter()
             .copied()
             .filter(|&r| !matches!(self.replicas[r as usize].state, ReplicaState::Draining | ReplicaState::Gone))
-            .collect();
+    }
+
+    fn roll_function(&mut self, f: usize, new: &FunctionConfig) {
+        let old: Vec<u32> = self.active_replicas(f).collect();
         // Pods that never served (starting, crash-looping) are replaced at once.
         let (serving, idle): (Vec<u32>, Vec<u32>) =
             old.into_iter().partition(|&r| matches!(self.replicas[r as usize].state, ReplicaState::Ready | ReplicaState::Restarting));
@@ -326,13 +330,7 @@ impl Twin {
     }
 
     fn scale_function(&mut self, f: usize, new: &FunctionConfig) {
-        let live: Vec<u32> = self.functions[f]
-            .replicas
-            .iter()
-            .copied()
-            .filter(|&r| !matches!(self.replicas[r as usize].state, ReplicaState::Draining | ReplicaState::Gone))
-            .filter(|r| !self.functions[f].to_drain.contains(r))
-            .collect();
+        let live: Vec<u32> = self.active_replicas(f).filter(|r| !self.functions[f].to_drain.contains(r)).collect();
         let want = new.replicas as usize;
         if live.len() < want {
             for _ in live.len()..want {
