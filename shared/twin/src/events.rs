@@ -30,7 +30,9 @@ impl Twin {
                 }
             }
             Event::IoDone { act, generation } => {
-                if self.is_live(act, generation) {
+                // A request whose container was killed keeps its activation until the failure
+                // reaches the caller, but it has no replica to run on any more.
+                if self.is_live(act, generation) && self.holds_slot(act) {
                     self.begin_cpu(act);
                 }
             }
@@ -54,6 +56,11 @@ impl Twin {
     /// at one instant).
     fn gateway_leg(&self) -> f64 {
         (self.platform.gateway_overhead_seconds / 2.0).max(MIN_GATEWAY_LEG_SECONDS)
+    }
+
+    /// Whether a call activation still holds a slot on a replica (not killed with it).
+    fn holds_slot(&self, act: u32) -> bool {
+        self.acts[act as usize].replica != NONE
     }
 
     fn is_live(&self, act: u32, generation: u32) -> bool {
@@ -262,7 +269,13 @@ impl Twin {
                 }
             }
             Node::Branch { .. } => self.complete(parent, ok),
-            Node::Call { .. } => self.finish_call(parent, ok),
+            // The caller's container may have been killed while it waited: its failure is
+            // already on the way back; what its callees answer no longer matters.
+            Node::Call { .. } => {
+                if self.holds_slot(parent) {
+                    self.finish_call(parent, ok);
+                }
+            }
         }
     }
 

@@ -218,6 +218,34 @@ fn memory_below_the_working_set_kills_and_fails() {
     assert!(r.iter().all(|w| w.functions[0].oom_failures == 0 && w.workflow.success_ratio == 1.0));
 }
 
+/// OOM kills hit requests in every phase (waiting on I/O, on CPU, waiting for nested calls):
+/// each fails once, the rest of the system goes on, and nothing is left dangling.
+#[test]
+fn oom_kills_in_every_phase_fail_cleanly() {
+    let yaml = "name: nested
+functions:
+  - { name: front, profile: { cpu_core_seconds: 0.05, io_seconds: 0.2, memory_base_mib: 100, memory_per_request_mib: 40 } }
+  - { name: back, profile: { cpu_core_seconds: 0.3, io_seconds: 0.3, memory_base_mib: 100, memory_per_request_mib: 60 } }
+plan: { call: { function: front, calls: { call: back } } }
+platform: { interference_sigma: 0.1, user_think_seconds: 1.0 }
+";
+    let w = parse_topology(yaml, false, "nested.yaml").unwrap();
+    // back: 256 MiB holds 100 + 2 x 60; a third request in flight on a replica kills it (with 5
+    // thinking users that happens now and then). Far more users would keep every container dying as
+    // soon as it restarts — a real death spiral, but not what this test is about.
+    let config = WorkflowConfig(vec![cfg(500, 256, 2, 10), cfg(500, 256, 2, 10)]);
+    for seed in 0..5 {
+        let reports = run(&w, config.clone(), Workload::ClosedLoop { users: 5 }, seed, 6);
+        let oom: u64 = reports.iter().flat_map(|r| &r.functions).map(|f| f.oom_failures).sum();
+        let ok: u64 = reports.iter().map(|r| r.workflow.successful_requests).sum();
+        assert!(oom > 0, "seed {seed}: the scenario must kill containers");
+        assert!(ok > 0, "seed {seed}: restarted containers serve again");
+        for r in &reports {
+            assert!(r.workflow.successful_requests <= r.workflow.total_requests);
+        }
+    }
+}
+
 #[test]
 fn applying_a_configuration_rolls_pods_and_marks_the_window_transient() {
     let w = builtin("parallel").unwrap();
