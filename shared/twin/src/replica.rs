@@ -42,8 +42,8 @@ pub(crate) struct ReplicaUsage {
     pub cpu_seconds: f64,
     /// Time spent throttled, seconds.
     pub throttled_seconds: f64,
-    /// Integral of the working set over time, MiB-seconds.
-    pub memory_mib_seconds: f64,
+    /// Integral of the working set as a fraction of this replica's limit, over time, seconds.
+    pub memory_fraction_seconds: f64,
     /// Time spent running (ready or draining), seconds.
     pub running_seconds: f64,
 }
@@ -139,7 +139,7 @@ impl Replica {
         }
         if self.is_running() {
             self.usage.running_seconds += dt;
-            self.usage.memory_mib_seconds += self.working_set(self.inflight()) * dt;
+            self.usage.memory_fraction_seconds += self.working_set(self.inflight()) / self.memory_limit_mib * dt;
         }
         if self.cpu_active > 0 {
             self.vclock += self.rate * dt;

@@ -385,13 +385,12 @@ impl Twin {
                 let u = replica.take_usage(self.now);
                 usage.cpu_seconds += u.cpu_seconds;
                 usage.throttled_seconds += u.throttled_seconds;
-                usage.memory_mib_seconds += u.memory_mib_seconds;
+                usage.memory_fraction_seconds += u.memory_fraction_seconds;
                 usage.running_seconds += u.running_seconds;
                 ready += u32::from(replica.state == ReplicaState::Ready);
             }
             let replicas = &self.replicas;
             self.functions[f].replicas.retain(|&r| replicas[r as usize].state != ReplicaState::Gone);
-            let memory_limit = f64::from(self.config.0[f].memory_mib);
             let tally = std::mem::take(&mut self.functions[f].tally);
             let mut latencies = tally.latencies;
             let running = usage.running_seconds;
@@ -399,7 +398,8 @@ impl Twin {
                 function: self.workflow.functions[f].name.clone(),
                 cpu_usage_percent: if running > 0.0 { 100.0 * usage.cpu_seconds / running } else { 0.0 },
                 cpu_throttled_periods: (usage.throttled_seconds / 0.1).round(),
-                memory_percent_of_limit: if running > 0.0 { 100.0 * usage.memory_mib_seconds / running / memory_limit } else { 0.0 },
+                // Each pod's working set against its own limit (old and new pods differ during a rollout).
+                memory_percent_of_limit: if running > 0.0 { 100.0 * usage.memory_fraction_seconds / running } else { 0.0 },
                 network_rx_bytes_per_second: tally.accepted as f64 * self.profiles[f].network_rx_bytes / duration,
                 requests: tally.requests,
                 rejections: tally.rejections,

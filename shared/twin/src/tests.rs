@@ -344,3 +344,13 @@ fn bad_inputs_are_refused_with_the_field() {
     assert!(e.to_string().contains("window_seconds"), "{e}");
 }
 
+
+#[test]
+fn memory_metric_is_the_working_set_over_each_pods_limit() {
+    let w = single(1.0, 0.0); // idle working set 100 MiB
+    let idle = run(&w, uniform(&w, cfg(1000, 400, 2, 10)), Workload::Poisson { requests_per_second: 1e-9 }, 1, 2);
+    assert!((idle[1].functions[0].memory_percent_of_limit - 25.0).abs() < 1e-9, "{}", idle[1].functions[0].memory_percent_of_limit);
+    // Busy pods hold more: 100 MiB + 10 MiB per request in flight.
+    let busy = run(&w, uniform(&w, cfg(300, 400, 1, 10)), Workload::ClosedLoop { users: 4 }, 1, 2);
+    assert!(busy[1].functions[0].memory_percent_of_limit > 25.0);
+}
