@@ -1,20 +1,34 @@
 //! `faasconf-actuator`: the only component that touches the cluster (or the twin).
 //!
-//! Thin for now (issue 2): serves the `faasconf.v1.Actuator` contract with `ListWorkflows` and
-//! `GetWorkflow` from the workflow catalog; applying configurations and streaming telemetry
-//! arrive with the actuator issue and answer UNIMPLEMENTED until then. Health, reflection,
-//! timeouts and graceful shutdown are in place.
+//! Serves `faasconf.v1.Actuator` over a backend. This build has the `twin` backend (issue 3 in
+//! progress: the Kubernetes backend, the Prometheus telemetry source and `/metrics` follow):
+//! `ListWorkflows`, `GetWorkflow`, `ApplyConfig` (validated whole, dry run, idempotent,
+//! optimistic concurrency), `StreamTelemetry` (many subscribers, real or virtual clock) and
+//! `SetWorkload`. Health, reflection, timeouts and graceful shutdown come from
+//! `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
 
 mod service;
+mod telemetry;
+mod twin_backend;
 
 use std::net::SocketAddr;
 
-use anyhow::Result;
-use clap::Parser;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use faasconf_core::catalog;
 use faasconf_proto::v1::actuator_server::ActuatorServer;
+use faasconf_twin::Workload;
 use tonic::service::Routes;
 
-use crate::service::CatalogActuator;
+use crate::service::ActuatorService;
+use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
+
+/// Where configurations are applied and telemetry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// The embedded twin (a calibrated simulator).
+    Twin,
+}
 
 /// The faasconf actuator gRPC service.
 #[derive(Debug, Parser)]
@@ -23,9 +37,28 @@ struct Args {
     /// Address to serve gRPC on (port 0: any free port, printed at start).
     #[arg(long, env = "FAASCONF_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
+    /// Backend.
+    #[arg(long, env = "FAASCONF_BACKEND", value_enum, default_value_t = Backend::Twin)]
+    backend: Backend,
+    /// Window pacing of the twin: real (every --window-seconds) or virtual (as fast as the
+    /// slowest subscriber reads).
+    #[arg(long, env = "FAASCONF_CLOCK", value_enum, default_value_t = Clock::Real)]
+    clock: Clock,
+    /// Telemetry window, seconds.
+    #[arg(long, env = "FAASCONF_WINDOW_SECONDS", default_value_t = 30.0)]
+    window_seconds: f64,
     /// Workflows to manage: built-in names or topology files (default: every built-in one).
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
+    /// Initial closed-loop users of every workflow (twin).
+    #[arg(long, env = "FAASCONF_USERS", default_value_t = 10, conflicts_with = "rps")]
+    users: u32,
+    /// Initial Poisson arrivals per second instead of users (twin).
+    #[arg(long, env = "FAASCONF_RPS")]
+    rps: Option<f64>,
+    /// Seed of the twin.
+    #[arg(long, env = "FAASCONF_SEED", default_value_t = 0)]
+    seed: u64,
 }
 
 #[tokio::main]
@@ -33,8 +66,26 @@ async fn main() -> Result<()> {
     faasconf_server::init_tracing();
     let args = Args::parse();
     // All configuration is checked before any port is bound.
-    let service = CatalogActuator::load(&args.workflows)?;
+    if !(args.window_seconds.is_finite() && (1.0..=3600.0).contains(&args.window_seconds)) {
+        bail!("--window-seconds {}: must be in [1, 3600]", args.window_seconds);
+    }
+    let workload = match args.rps {
+        Some(requests_per_second) => Workload::Poisson { requests_per_second },
+        None => Workload::ClosedLoop { users: args.users },
+    };
+    workload.validate().context("--users / --rps")?;
+    let names: Vec<String> = if args.workflows.is_empty() { catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect() } else { args.workflows.clone() };
+    let workflows = names.iter().map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}"))).collect::<Result<Vec<_>>>()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let backend = match args.backend {
+        Backend::Twin => TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped)?,
+    };
     let listener = faasconf_server::bind(args.grpc_addr).await?;
-    let routes = Routes::new(ActuatorServer::new(service));
-    faasconf_server::serve::<ActuatorServer<CatalogActuator>>(routes, listener, faasconf_server::shutdown_signal()).await
+    let routes = Routes::new(ActuatorServer::new(ActuatorService::new(backend)));
+    let shutdown = async move {
+        faasconf_server::shutdown_signal().await;
+        // Ends every clock and with it every telemetry stream, so the server can drain.
+        let _ = stop.send(true);
+    };
+    faasconf_server::serve::<ActuatorServer<ActuatorService>>(routes, listener, shutdown).await
 }

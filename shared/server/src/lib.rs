@@ -17,8 +17,8 @@ use tonic_health::server::HealthReporter;
 /// How long one request may take before the server answers DEADLINE_EXCEEDED.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a shutdown request, how long in-flight calls may take to finish before the server
-/// closes what is left (Kubernetes' default termination grace is 30 s).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// closes what is left: the process exits within 5 s of SIGTERM (Kubernetes waits 30 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// Requests served at once on one connection; more wait.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 

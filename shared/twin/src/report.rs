@@ -69,6 +69,8 @@ pub struct WindowReport {
     pub config_version: u64,
     /// A configuration change happened inside the window.
     pub transient: bool,
+    /// The configuration in force at the end of the window (of `config_version`).
+    pub config: faasconf_core::WorkflowConfig,
     /// Closed-loop users at the end of the window (0 for Poisson load).
     pub users: u32,
     /// End-to-end figures.

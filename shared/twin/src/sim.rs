@@ -431,6 +431,7 @@ impl Twin {
             duration_seconds: duration,
             config_version: self.config_version,
             transient: self.changed_in_window,
+            config: self.config.clone(),
             users: self.users.iter().filter(|u| u.active && !u.retiring).count() as u32,
             workflow,
             functions,
