@@ -12,6 +12,21 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// `promtool check metrics` (Debian package prometheus, installed by .ci/run) must accept `text`.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool check metrics failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
 async fn health(endpoint: String, service: &str) -> i32 {
     let channel = tonic::transport::Channel::from_shared(endpoint).unwrap().connect().await.unwrap();
     let mut client = HealthClient::new(channel);
@@ -20,7 +35,7 @@ async fn health(endpoint: String, service: &str) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
-    let server = Server::start("faasconf-actuator", &["--workflow", "parallel,tcktapp", "--clock", "virtual", "--users", "10"]);
+    let server = Server::start("faasconf-actuator", &["--workflow", "parallel,tcktapp", "--clock", "virtual", "--users", "10", "--metrics-addr", "127.0.0.1:0"]);
     assert_eq!(health(server.endpoint(), "faasconf.v1.Actuator").await, ServingStatus::Serving as i32);
     let mut client = ActuatorClient::connect(server.endpoint()).await.unwrap();
     let list = client.list_workflows(ListWorkflowsRequest {}).await.unwrap().into_inner();
@@ -63,6 +78,19 @@ async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
         assert_eq!(w.config.as_ref().unwrap().functions[0].cpu_millis, 1800);
         assert!(w.workflow_metrics.unwrap().total_requests > 0);
     }
+    // /metrics: the service's own series and the simulated cluster's, valid for promtool.
+    let text = server.scrape();
+    for series in [
+        "faasconf_rpc_requests_total{service=\"actuator\",method=\"ApplyConfig\",code=\"Aborted\"} 1",
+        "faasconf_actuator_applies_total{workflow=\"parallel\",outcome=\"applied\"} 1",
+        "faasconf_actuator_subscribers{workflow=\"parallel\"} 1",
+        "gateway_function_invocation_total{code=\"200\",function_name=\"resnet.openfaas-fn\"}",
+        "container_cpu_usage_seconds_total{container=\"get-left-trip-tickets\"",
+        "container_spec_memory_limit_bytes{container=\"starter\"",
+    ] {
+        assert!(text.contains(series), "missing {series} in /metrics");
+    }
+    promtool_check(&text);
     // SIGTERM with the stream open: it ends cleanly and the process exits within 5 s.
     let started = std::time::Instant::now();
     let pid = server.child.id().to_string();

@@ -41,6 +41,8 @@ pub fn command(name: &str) -> Command {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The `/metrics` address, when the server announced one.
+    pub metrics_addr: Option<String>,
 }
 
 impl Server {
@@ -57,13 +59,31 @@ impl Server {
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut metrics_addr = None;
         while !line.starts_with("listening on ") {
             line.clear();
             let read = reader.read_line(&mut line).expect("reading server stdout");
             assert!(read > 0 && Instant::now() < deadline, "{name} exited or never said where it listens");
+            if let Some(addr) = line.trim().strip_prefix("metrics on ") {
+                metrics_addr = Some(addr.to_owned());
+            }
         }
         let addr = line.trim().trim_start_matches("listening on ").to_owned();
-        Server { child, addr }
+        Server { child, addr, metrics_addr }
+    }
+
+    /// GET `/metrics` over plain HTTP/1.0; the body.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr.as_ref().expect("the server announced a metrics address");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connecting to /metrics");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("reading /metrics");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_owned()
     }
 
     /// `http://<addr>` for tonic clients.

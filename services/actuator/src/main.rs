@@ -8,10 +8,12 @@
 //! `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
 
 mod service;
+mod service_metrics;
 mod telemetry;
 mod twin_backend;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -59,6 +61,32 @@ struct Args {
     /// Seed of the twin.
     #[arg(long, env = "FAASCONF_SEED", default_value_t = 0)]
     seed: u64,
+    /// Address of the HTTP `/metrics` endpoint: the service's own metrics and, for the twin
+    /// backend, the simulated cluster's (gateway and cAdvisor names). Port 0: any free port.
+    #[arg(long, env = "FAASCONF_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    metrics_addr: SocketAddr,
+    /// Namespace the functions live in (OpenFaaS: openfaas-fn).
+    #[arg(long, env = "FAASCONF_NAMESPACE", default_value = "openfaas-fn")]
+    namespace: String,
+}
+
+/// What `/metrics` renders.
+#[derive(Clone)]
+struct MetricsState {
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    backend: Arc<TwinBackend>,
+    namespace: Arc<str>,
+}
+
+async fn render_metrics(axum::extract::State(state): axum::extract::State<MetricsState>) -> impl axum::response::IntoResponse {
+    let mut text = state.handle.render();
+    let mut families = Vec::new();
+    for twin in state.backend.all() {
+        families.push(twin.metric_families(&state.namespace).await);
+    }
+    // One header per family across every workflow's simulated cluster.
+    text.push_str(&faasconf_twin::exposition::render(families));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 #[tokio::main]
@@ -76,16 +104,28 @@ async fn main() -> Result<()> {
     workload.validate().context("--users / --rps")?;
     let names: Vec<String> = if args.workflows.is_empty() { catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect() } else { args.workflows.clone() };
     let workflows = names.iter().map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}"))).collect::<Result<Vec<_>>>()?;
+    let handle = faasconf_server::install_metrics_recorder()?;
+    service_metrics::describe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let backend = match args.backend {
-        Backend::Twin => TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped)?,
-    };
+    let backend = Arc::new(match args.backend {
+        Backend::Twin => TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?,
+    });
+    let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .with_state(MetricsState { handle, backend: backend.clone(), namespace: args.namespace.into() });
+    let mut metrics_stop = stopped;
+    let metrics_server = tokio::spawn(faasconf_server::serve_http(router, metrics_listener, async move {
+        let _ = metrics_stop.wait_for(|stop| *stop).await;
+    }));
     let routes = Routes::new(ActuatorServer::new(ActuatorService::new(backend)));
     let shutdown = async move {
         faasconf_server::shutdown_signal().await;
         // Ends every clock and with it every telemetry stream, so the server can drain.
         let _ = stop.send(true);
     };
-    faasconf_server::serve::<ActuatorServer<ActuatorService>>(routes, listener, shutdown).await
+    faasconf_server::serve::<ActuatorServer<ActuatorService>>(routes, listener, shutdown).await?;
+    metrics_server.abort();
+    Ok(())
 }

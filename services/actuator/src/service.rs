@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use faasconf_core::FieldError;
 use faasconf_proto::convert::{config_from_proto, config_to_proto, workflow_to_proto};
@@ -10,17 +11,18 @@ use faasconf_proto::v1::{self, actuator_server::Actuator};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::service_metrics::observe;
 use crate::telemetry::{window_to_proto, workload_from_proto};
 use crate::twin_backend::{ApplyError, ManagedTwin, TwinBackend};
 
 /// The Actuator service.
 pub struct ActuatorService {
-    backend: TwinBackend,
+    backend: Arc<TwinBackend>,
 }
 
 impl ActuatorService {
     /// Serves `backend`.
-    pub fn new(backend: TwinBackend) -> Self {
+    pub fn new(backend: Arc<TwinBackend>) -> Self {
         Self { backend }
     }
 
@@ -32,9 +34,11 @@ impl ActuatorService {
     }
 }
 
-#[tonic::async_trait]
-impl Actuator for ActuatorService {
-    async fn list_workflows(&self, _: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
+/// The telemetry stream of one subscriber.
+pub type TelemetryStream = Pin<Box<dyn Stream<Item = Result<v1::TelemetryWindow, Status>> + Send + 'static>>;
+
+impl ActuatorService {
+    async fn list_workflows_inner(&self, _: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
         let mut workflows = Vec::new();
         for m in self.backend.all() {
             let (_, version) = m.current().await;
@@ -43,7 +47,7 @@ impl Actuator for ActuatorService {
         Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
     }
 
-    async fn get_workflow(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
+    async fn get_workflow_inner(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
         let m = self.find(&request.get_ref().workflow)?;
         let (config, version) = m.current().await;
         Ok(Response::new(v1::GetWorkflowResponse {
@@ -53,7 +57,7 @@ impl Actuator for ActuatorService {
         }))
     }
 
-    async fn apply_config(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
+    async fn apply_config_inner(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
         let request = request.into_inner();
         let m = self.find(&request.workflow)?;
         let config = config_from_proto(m.workflow(), request.config.as_ref(), "config").map_err(|e| invalid_argument(&e))?;
@@ -73,9 +77,7 @@ impl Actuator for ActuatorService {
         }))
     }
 
-    type StreamTelemetryStream = Pin<Box<dyn Stream<Item = Result<v1::TelemetryWindow, Status>> + Send + 'static>>;
-
-    async fn stream_telemetry(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<Self::StreamTelemetryStream>, Status> {
+    async fn stream_telemetry_inner(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<TelemetryStream>, Status> {
         let m = self.find(&request.get_ref().workflow)?.clone();
         let receiver = m.subscribe().await;
         let workflow = m.workflow().clone();
@@ -83,11 +85,51 @@ impl Actuator for ActuatorService {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn set_workload(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
+    async fn set_workload_inner(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
         let request = request.into_inner();
         let m = self.find(&request.workflow)?;
         let workload = workload_from_proto(&request).map_err(|e| invalid_argument(&e))?;
         m.set_workload(workload).await.map_err(|e| invalid_argument(&e))?;
         Ok(Response::new(v1::SetWorkloadResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl Actuator for ActuatorService {
+    type StreamTelemetryStream = TelemetryStream;
+
+    async fn list_workflows(&self, request: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
+        let started = Instant::now();
+        let result = self.list_workflows_inner(request).await;
+        observe("ListWorkflows", started, &result);
+        result
+    }
+
+    async fn get_workflow(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
+        let started = Instant::now();
+        let result = self.get_workflow_inner(request).await;
+        observe("GetWorkflow", started, &result);
+        result
+    }
+
+    async fn apply_config(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
+        let started = Instant::now();
+        let result = self.apply_config_inner(request).await;
+        observe("ApplyConfig", started, &result);
+        result
+    }
+
+    async fn stream_telemetry(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<Self::StreamTelemetryStream>, Status> {
+        let started = Instant::now();
+        let result = self.stream_telemetry_inner(request).await;
+        observe("StreamTelemetry", started, &result);
+        result
+    }
+
+    async fn set_workload(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
+        let started = Instant::now();
+        let result = self.set_workload_inner(request).await;
+        observe("SetWorkload", started, &result);
+        result
     }
 }

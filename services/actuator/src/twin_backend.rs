@@ -96,19 +96,34 @@ impl ManagedTwin {
 
     /// Validates and applies `config` (see the module docs).
     pub async fn apply(&self, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
-        self.workflow.validate_config(&config).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        if let Err(e) = self.workflow.validate_config(&config) {
+            self.count_apply("invalid");
+            return Err(ApplyError::Invalid(e.field_errors().to_vec()));
+        }
         let mut twin = self.twin.lock().await;
         let current = twin.config_version();
         if expected_version != 0 && expected_version != current {
+            self.count_apply("stale");
             return Err(ApplyError::Stale { current, expected: expected_version });
         }
         let diff = diff(&self.workflow, twin.config(), &config);
         if dry_run || diff.is_empty() {
+            self.count_apply(if dry_run { "dry_run" } else { "unchanged" });
             return Ok(ApplyOutcome { applied: config, version: current, diff });
         }
         let version = twin.apply_config(config.clone()).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
         tracing::info!(workflow = %self.workflow.name, version, changes = diff.len(), "configuration applied");
+        self.count_apply("applied");
         Ok(ApplyOutcome { applied: config, version, diff })
+    }
+
+    fn count_apply(&self, outcome: &'static str) {
+        metrics::counter!("faasconf_actuator_applies_total", "workflow" => self.workflow.name.clone(), "outcome" => outcome).increment(1);
+    }
+
+    /// The simulated cluster's metric families (gateway and cAdvisor names).
+    pub async fn metric_families(&self, namespace: &str) -> Vec<faasconf_twin::exposition::MetricFamily> {
+        self.twin.lock().await.metric_families(namespace)
     }
 
     /// Replaces the workload.
@@ -120,6 +135,7 @@ impl ManagedTwin {
     pub async fn subscribe(&self) -> mpsc::Receiver<Arc<WindowReport>> {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
         self.subscribers.lock().await.push(Subscriber { sender });
+        self.subscriber_count().await;
         self.subscribed.notify_one();
         receiver
     }
@@ -128,11 +144,14 @@ impl ManagedTwin {
     pub async fn subscriber_count(&self) -> usize {
         let mut subscribers = self.subscribers.lock().await;
         subscribers.retain(|s| !s.sender.is_closed());
+        metrics::gauge!("faasconf_actuator_subscribers", "workflow" => self.workflow.name.clone()).set(subscribers.len() as f64);
         subscribers.len()
     }
 
     async fn next_window(&self) -> Arc<WindowReport> {
-        Arc::new(self.twin.lock().await.run_window())
+        let window = Arc::new(self.twin.lock().await.run_window());
+        metrics::counter!("faasconf_actuator_windows_total", "workflow" => self.workflow.name.clone()).increment(1);
+        window
     }
 
     /// Real clock: hand the window to every subscriber with room; a full one misses it.

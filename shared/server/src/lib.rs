@@ -22,6 +22,31 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// Requests served at once on one connection; more wait.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 
+/// Buckets of every latency histogram the services record, seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// Installs the process-wide metrics recorder; its handle renders the Prometheus text.
+pub fn install_metrics_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&LATENCY_BUCKETS)
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Serves `router` (e.g. `/metrics`) over HTTP/1 on `listener` until `shutdown` resolves.
+pub async fn serve_http(router: axum::Router, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("metrics HTTP server")
+}
+
+/// Binds the metrics address and prints `metrics on <addr>` to stdout.
+pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind metrics address {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("metrics on {local}");
+    Ok(listener)
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

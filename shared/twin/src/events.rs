@@ -296,6 +296,8 @@ impl Twin {
                 let replica = &self.replicas[r as usize];
                 replica.state == ReplicaState::Ready && replica.inflight() < replica.concurrency
             });
+            let code = if any_ready { 429 } else if memory_bound { 500 } else { 503 };
+            self.functions[function].gateway.record(code, 0.0);
             let tally = &mut self.functions[function].tally;
             if any_ready {
                 tally.rejections += 1; // HTTP 429 from a saturated watchdog
@@ -310,11 +312,13 @@ impl Twin {
         };
         if self.replicas[replica as usize].would_oom_with_one_more() {
             self.oom_kill(replica);
+            self.functions[function].gateway.record(500, 0.0);
             self.functions[function].tally.oom_failures += 1;
             self.schedule(back, Event::Return { act, generation, ok: false });
             return;
         }
         self.replicas[replica as usize].accept(self.now, act, generation);
+        self.replicas[replica as usize].totals.network_rx_bytes += self.profiles[function].network_rx_bytes;
         self.functions[function].tally.accepted += 1;
         let a = &mut self.acts[act as usize];
         a.replica = replica;
@@ -408,7 +412,9 @@ impl Twin {
         if replica.state == ReplicaState::Draining && replica.inflight() == 0 {
             replica.state = ReplicaState::Gone;
         }
-        self.functions[function].tally.latencies.push(self.now - a.accepted_at);
+        let latency = self.now - a.accepted_at;
+        self.functions[function].tally.latencies.push(latency);
+        self.functions[function].gateway.record(if ok { 200 } else { 500 }, latency);
         let back = self.now + self.gateway_leg();
         self.schedule(back, Event::Return { act, generation: a.generation, ok });
     }
@@ -422,6 +428,9 @@ impl Twin {
         let delay = OOM_RESTART_BACKOFF_SECONDS + self.profiles[function].cold_start_seconds;
         self.schedule(self.now + delay, Event::ReplicaReady { replica });
         self.functions[function].tally.oom_failures += holders.len() as u64;
+        for _ in &holders {
+            self.functions[function].gateway.record(500, 0.0);
+        }
         let back = self.now + self.gateway_leg();
         for (act, generation) in holders {
             if self.is_live(act, generation) {

@@ -22,6 +22,7 @@ pub mod calibrate;
 mod error;
 mod events;
 pub mod evaluate;
+pub mod exposition;
 pub mod fidelity;
 mod plan;
 pub(crate) mod replica;

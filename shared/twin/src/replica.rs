@@ -48,9 +48,24 @@ pub(crate) struct ReplicaUsage {
     pub running_seconds: f64,
 }
 
+/// Counters that only grow over a replica's life (what cAdvisor exports).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReplicaTotals {
+    /// CPU consumed, core-seconds.
+    pub cpu_seconds: f64,
+    /// Time with runnable work, seconds (CFS periods elapse in it).
+    pub busy_seconds: f64,
+    /// Time throttled, seconds.
+    pub throttled_seconds: f64,
+    /// Bytes received.
+    pub network_rx_bytes: f64,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Replica {
     pub function: usize,
+    /// Pod name: `<function>-<template hex>-<id>`.
+    pub pod: String,
     pub state: ReplicaState,
     /// Template generation (configuration it was created with).
     pub template: u64,
@@ -72,12 +87,14 @@ pub(crate) struct Replica {
     /// Bumped on every change of the next CPU completion, to drop stale events.
     pub epoch: u32,
     pub usage: ReplicaUsage,
+    pub totals: ReplicaTotals,
 }
 
 impl Replica {
-    pub fn new(function: usize, config: &FunctionConfig, profile: &FunctionProfile, template: u64, now: Time) -> Self {
+    pub fn new(function: usize, pod: String, config: &FunctionConfig, profile: &FunctionProfile, template: u64, now: Time) -> Self {
         Self {
             function,
+            pod,
             state: ReplicaState::Starting,
             template,
             cpu_cores: f64::from(config.cpu_millis) / 1000.0,
@@ -96,6 +113,7 @@ impl Replica {
             heap: BinaryHeap::new(),
             epoch: 0,
             usage: ReplicaUsage::default(),
+            totals: ReplicaTotals::default(),
         }
     }
 
@@ -115,6 +133,11 @@ impl Replica {
     /// Whether one more request would push the working set over the limit.
     pub fn would_oom_with_one_more(&self) -> bool {
         self.working_set(self.inflight() + 1) > self.memory_limit_mib
+    }
+
+    /// Working set now, MiB.
+    pub fn working_set_now(&self) -> f64 {
+        self.working_set(self.inflight())
     }
 
     fn working_set(&self, inflight: u32) -> f64 {
@@ -144,9 +167,13 @@ impl Replica {
         if self.cpu_active > 0 {
             self.vclock += self.rate * dt;
             let demand = f64::from(self.cpu_active) * self.parallelism;
-            self.usage.cpu_seconds += demand.min(self.cpu_cores) * dt;
+            let used = demand.min(self.cpu_cores) * dt;
+            self.usage.cpu_seconds += used;
+            self.totals.cpu_seconds += used;
+            self.totals.busy_seconds += dt;
             if demand > self.cpu_cores {
                 self.usage.throttled_seconds += dt;
+                self.totals.throttled_seconds += dt;
             }
         }
         self.last = now;
@@ -252,7 +279,7 @@ mod tests {
     fn processor_sharing_finishes_in_the_right_order_and_time() {
         let config = FunctionConfig { cpu_millis: 1000, memory_mib: 512, replicas: 1, concurrency: 4 };
         let profile = FunctionProfile { parallelism: 1.0, throttle_waste: 0.0, ..Default::default() };
-        let mut r = Replica::new(0, &config, &profile, 0, Time::ZERO);
+        let mut r = Replica::new(0, "f-0-0".into(), &config, &profile, 0, Time::ZERO);
         r.state = ReplicaState::Ready;
         r.start_cpu(Time::ZERO, 1, 0, 1.0);
         r.start_cpu(Time::ZERO, 2, 0, 2.0);

@@ -111,6 +111,8 @@ pub(crate) struct FunctionRuntime {
     /// Replicas of the previous template still to drain as new ones become ready.
     pub to_drain: Vec<u32>,
     pub tally: FunctionTally,
+    /// The gateway's counters for this function since the twin started.
+    pub gateway: crate::exposition::GatewayCounters,
 }
 
 /// The twin: a discrete-event simulation of one workflow on OpenFaaS-on-Kubernetes.
@@ -283,9 +285,10 @@ impl Twin {
     }
 
     pub(crate) fn add_replica(&mut self, function: usize, config: &FunctionConfig) -> u32 {
-        let replica = Replica::new(function, config, &self.profiles[function], self.template, self.now);
+        let id = self.replicas.len() as u32;
+        let pod = format!("{}-{:x}-{id}", self.workflow.functions[function].name, self.template);
+        let replica = Replica::new(function, pod, config, &self.profiles[function], self.template, self.now);
         self.replicas.push(replica);
-        let id = (self.replicas.len() - 1) as u32;
         self.functions[function].replicas.push(id);
         id
     }
