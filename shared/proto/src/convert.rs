@@ -125,6 +125,110 @@ mod tests {
         assert_eq!(config_from_proto(&w, None, "config").unwrap_err()[0].field, "config");
     }
 
+    use proptest::prelude::*;
+
+    /// One knob value drawn around the bounds: missing (0), below, inside, above.
+    fn knob_around(min: u32, max: u32) -> impl Strategy<Value = u32> {
+        prop_oneof![
+            1 => Just(0u32),
+            1 => (1..=min.max(1)).prop_map(move |v| v.min(min.saturating_sub(1)).max(1)),
+            6 => min..=max,
+            1 => (max + 1)..=(max + 5000),
+        ]
+    }
+
+    /// How a function entry is mutated.
+    #[derive(Debug, Clone, Copy)]
+    enum Entry {
+        Keep,
+        Drop,
+        Rename,
+        Duplicate,
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        prop_oneof![12 => Just(Entry::Keep), 1 => Just(Entry::Drop), 1 => Just(Entry::Rename), 1 => Just(Entry::Duplicate)]
+    }
+
+    fn request() -> impl Strategy<Value = (Vec<Entry>, Vec<[u32; 4]>)> {
+        let b = FunctionBounds::ML;
+        let knobs = (
+            knob_around(b.cpu_millis.min, b.cpu_millis.max),
+            knob_around(b.memory_mib.min, b.memory_mib.max),
+            knob_around(b.replicas.min, b.replicas.max),
+            knob_around(b.concurrency.min, b.concurrency.max),
+        )
+            .prop_map(|(c, m, r, k)| [c, m, r, k]);
+        (proptest::collection::vec(entry(), 6), proptest::collection::vec(knobs, 6))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The validation accepts exactly the valid requests (every function once, every knob set
+        /// and within bounds) and, when it refuses, names every bad knob and function.
+        #[test]
+        fn validation_accepts_exactly_the_valid_configurations((entries, knobs) in request()) {
+            let w = builtin("parallel").unwrap();
+            let mut functions = Vec::new();
+            for (j, (entry, k)) in entries.iter().zip(&knobs).enumerate() {
+                let name = w.functions[j].name.clone();
+                let make = |function: String| v1::FunctionConfig { function, cpu_millis: k[0], memory_mib: k[1], replicas: k[2], concurrency: k[3] };
+                match entry {
+                    Entry::Keep => functions.push(make(name)),
+                    Entry::Drop => {}
+                    Entry::Rename => functions.push(make(format!("{name}-x"))),
+                    Entry::Duplicate => {
+                        functions.push(make(name.clone()));
+                        functions.push(make(name));
+                    }
+                }
+            }
+            let request = v1::WorkflowConfig { functions: functions.clone() };
+            let in_bounds = |k: &[u32; 4]| {
+                let c = FunctionConfig { cpu_millis: k[0], memory_mib: k[1], replicas: k[2], concurrency: k[3] };
+                FunctionBounds::ML.check(&c, "x").is_empty()
+            };
+            let valid = entries.iter().all(|e| matches!(e, Entry::Keep)) && knobs.iter().all(in_bounds);
+            match config_from_proto(&w, Some(&request), "config") {
+                Ok(config) => {
+                    prop_assert!(valid, "accepted an invalid request: {request:?}");
+                    prop_assert_eq!(config_to_proto(&w, &config), request);
+                }
+                Err(errors) => {
+                    prop_assert!(!valid, "refused a valid request: {errors:?}");
+                    prop_assert!(!errors.is_empty());
+                    for e in &errors {
+                        prop_assert!(e.field.starts_with("config"), "{e}");
+                    }
+                    // Every zero knob is named by position; past that, every kept function's
+                    // out-of-bounds knob by name.
+                    let any_zero = functions.iter().any(|f| [f.cpu_millis, f.memory_mib, f.replicas, f.concurrency].contains(&0));
+                    for (i, f) in functions.iter().enumerate() {
+                        for (knob, v) in [("cpu_millis", f.cpu_millis), ("memory_mib", f.memory_mib), ("replicas", f.replicas), ("concurrency", f.concurrency)] {
+                            if v == 0 {
+                                let field = format!("config.functions[{i}].{knob}");
+                                prop_assert!(errors.iter().any(|e| e.field == field), "{field} not named in {errors:?}");
+                            }
+                        }
+                    }
+                    if !any_zero {
+                        for (j, (entry, k)) in entries.iter().zip(&knobs).enumerate() {
+                            if matches!(entry, Entry::Keep) && !in_bounds(k) {
+                                let prefix = format!("config.{}.", w.functions[j].name);
+                                prop_assert!(errors.iter().any(|e| e.field.starts_with(&prefix)), "{prefix}* not named in {errors:?}");
+                            }
+                            if matches!(entry, Entry::Drop | Entry::Rename) {
+                                let field = format!("config.{}", w.functions[j].name);
+                                prop_assert!(errors.iter().any(|e| e.field == field), "missing {field} not named in {errors:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn workflows_carry_a_row_major_adjacency() {
         let w = builtin("tcktapp").unwrap();
