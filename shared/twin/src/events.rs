@@ -12,6 +12,17 @@ use crate::workload::Workload;
 /// Back-off before a container killed for memory restarts (kubelet's first CrashLoopBackOff).
 const OOM_RESTART_BACKOFF_SECONDS: f64 = 10.0;
 
+/// Why a call was refused before any replica took it.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Replicas are ready but the chosen one (or every one) is at its concurrency limit.
+    TooManyRequests { with_room: bool },
+    /// Pods are down for memory (crash-looping or restarting after an OOM kill).
+    Memory,
+    /// Nothing is ready yet (cold start, rollout).
+    Unavailable,
+}
+
 /// The shortest gateway traversal, seconds.
 const MIN_GATEWAY_LEG_SECONDS: f64 = 0.0005;
 
@@ -285,36 +296,14 @@ impl Twin {
         let Node::Call { function, .. } = *self.plan.node(self.acts[act as usize].node) else { return };
         self.functions[function].tally.requests += 1;
         let generation = self.acts[act as usize].generation;
-        let back = self.now + self.gateway_leg();
         let Some(replica) = self.route(function) else {
-            let any_ready = self.functions[function].replicas.iter().any(|&r| self.replicas[r as usize].state == ReplicaState::Ready);
-            let memory_bound = self.functions[function]
-                .replicas
-                .iter()
-                .any(|&r| matches!(self.replicas[r as usize].state, ReplicaState::CrashLoop | ReplicaState::Restarting));
-            let with_room = self.functions[function].replicas.iter().any(|&r| {
-                let replica = &self.replicas[r as usize];
-                replica.state == ReplicaState::Ready && replica.inflight() < replica.concurrency
-            });
-            let code = if any_ready { 429 } else if memory_bound { 500 } else { 503 };
-            self.functions[function].gateway.record(code, 0.0);
-            let tally = &mut self.functions[function].tally;
-            if any_ready {
-                tally.rejections += 1; // HTTP 429 from a saturated watchdog
-                tally.rejections_with_room += u64::from(with_room);
-            } else if memory_bound {
-                tally.oom_failures += 1;
-            } else {
-                tally.unavailable += 1;
-            }
-            self.schedule(back, Event::Return { act, generation, ok: false });
+            let refusal = self.classify_refusal(function);
+            self.refuse(function, act, generation, refusal);
             return;
         };
         if self.replicas[replica as usize].would_oom_with_one_more() {
             self.oom_kill(replica);
-            self.functions[function].gateway.record(500, 0.0);
-            self.functions[function].tally.oom_failures += 1;
-            self.schedule(back, Event::Return { act, generation, ok: false });
+            self.refuse(function, act, generation, Refusal::Memory);
             return;
         }
         self.replicas[replica as usize].accept(self.now, act, generation);
@@ -334,6 +323,53 @@ impl Twin {
         } else {
             self.begin_cpu(act);
         }
+    }
+
+    /// Why no replica took a call, from the function's replicas in one pass: a ready replica
+    /// exists (so they are full: 429), or pods are down for memory, or nothing is ready yet.
+    fn classify_refusal(&self, function: usize) -> Refusal {
+        let (mut any_ready, mut with_room, mut memory_bound) = (false, false, false);
+        for &r in &self.functions[function].replicas {
+            let replica = &self.replicas[r as usize];
+            match replica.state {
+                ReplicaState::Ready => {
+                    any_ready = true;
+                    with_room |= replica.inflight() < replica.concurrency;
+                }
+                ReplicaState::CrashLoop | ReplicaState::Restarting => memory_bound = true,
+                _ => {}
+            }
+        }
+        if any_ready {
+            Refusal::TooManyRequests { with_room }
+        } else if memory_bound {
+            Refusal::Memory
+        } else {
+            Refusal::Unavailable
+        }
+    }
+
+    /// Counts a refused call (gateway code and window tally) and answers the caller.
+    fn refuse(&mut self, function: usize, act: u32, generation: u32, refusal: Refusal) {
+        let runtime = &mut self.functions[function];
+        let code = match refusal {
+            Refusal::TooManyRequests { with_room } => {
+                runtime.tally.rejections += 1; // HTTP 429 from a saturated watchdog
+                runtime.tally.rejections_with_room += u64::from(with_room);
+                429
+            }
+            Refusal::Memory => {
+                runtime.tally.oom_failures += 1;
+                500
+            }
+            Refusal::Unavailable => {
+                runtime.tally.unavailable += 1;
+                503
+            }
+        };
+        runtime.gateway.record(code, 0.0);
+        let back = self.now + self.gateway_leg();
+        self.schedule(back, Event::Return { act, generation, ok: false });
     }
 
     /// The platform's choice of replica (see [`Routing`]). `None`: nothing ready, or the
