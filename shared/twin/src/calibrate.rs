@@ -228,16 +228,7 @@ pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing,
 
 /// Predicts every row, spreading rows over `threads` threads.
 pub fn predict_rows(workflow: &Workflow, rows: &[HistoryRow], windows: u32, seed: u64, threads: usize) -> Vec<Prediction> {
-    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-    let chunk = rows.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|r| predict_row(workflow, r, windows, seed)).collect::<Vec<_>>()))
-            .collect();
-        // A panic in a worker is a bug: re-raise it rather than lose rows.
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
+    crate::parallel::parallel_map(rows, threads, |r| predict_row(workflow, r, windows, seed))
 }
 
 /// The calibration objective of predictions against rows (lower is better).

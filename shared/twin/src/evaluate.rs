@@ -175,31 +175,13 @@ pub fn evaluate(
     progress: &(dyn Fn(usize) + Sync),
 ) -> crate::Result<Vec<EvaluationOutcome>> {
     workload.validate()?;
-    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-    let chunk = requests.len().div_ceil(threads.max(1)).max(1);
-    let results: Vec<crate::Result<Vec<EvaluationOutcome>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = requests
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|r| {
-                            let outcome = evaluate_one(workflow, r, workload, windows, options);
-                            progress(1);
-                            outcome
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        // A panic in a worker is a bug: re-raise it rather than lose outcomes.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    let mut outcomes = Vec::with_capacity(requests.len());
-    for part in results {
-        outcomes.extend(part?);
-    }
-    Ok(outcomes)
+    crate::parallel::parallel_map(requests, threads, |r| {
+        let outcome = evaluate_one(workflow, r, workload, windows, options);
+        progress(1);
+        outcome
+    })
+    .into_iter()
+    .collect()
 }
 
 fn evaluate_one(

@@ -24,6 +24,7 @@ mod events;
 pub mod evaluate;
 pub mod exposition;
 pub mod fidelity;
+mod parallel;
 mod plan;
 pub(crate) mod replica;
 pub mod report;
