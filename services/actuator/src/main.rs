@@ -7,6 +7,8 @@
 //! `SetWorkload`. Health, reflection, timeouts and graceful shutdown come from
 //! `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
 
+mod backend;
+mod fanout;
 mod service;
 mod service_metrics;
 mod telemetry;
@@ -22,12 +24,13 @@ use faasconf_proto::v1::actuator_server::ActuatorServer;
 use faasconf_twin::Workload;
 use tonic::service::Routes;
 
+use crate::backend::Backend;
 use crate::service::ActuatorService;
 use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
 
 /// Where configurations are applied and telemetry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
+enum BackendKind {
     /// The embedded twin (a calibrated simulator).
     Twin,
 }
@@ -40,8 +43,8 @@ struct Args {
     #[arg(long, env = "FAASCONF_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
     /// Backend.
-    #[arg(long, env = "FAASCONF_BACKEND", value_enum, default_value_t = Backend::Twin)]
-    backend: Backend,
+    #[arg(long, env = "FAASCONF_BACKEND", value_enum, default_value_t = BackendKind::Twin)]
+    backend: BackendKind,
     /// Window pacing of the twin: real (every --window-seconds) or virtual (as fast as the
     /// slowest subscriber reads).
     #[arg(long, env = "FAASCONF_CLOCK", value_enum, default_value_t = Clock::Real)]
@@ -74,18 +77,13 @@ struct Args {
 #[derive(Clone)]
 struct MetricsState {
     handle: metrics_exporter_prometheus::PrometheusHandle,
-    backend: Arc<TwinBackend>,
+    backend: Arc<dyn Backend>,
     namespace: Arc<str>,
 }
 
 async fn render_metrics(axum::extract::State(state): axum::extract::State<MetricsState>) -> impl axum::response::IntoResponse {
     let mut text = state.handle.render();
-    let mut families = Vec::new();
-    for twin in state.backend.all() {
-        families.push(twin.metric_families(&state.namespace).await);
-    }
-    // One header per family across every workflow's simulated cluster.
-    text.push_str(&faasconf_twin::exposition::render(families));
+    text.push_str(&state.backend.cluster_metrics(&state.namespace).await);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
@@ -107,9 +105,9 @@ async fn main() -> Result<()> {
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let backend = Arc::new(match args.backend {
-        Backend::Twin => TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?,
-    });
+    let backend: Arc<dyn Backend> = match args.backend {
+        BackendKind::Twin => Arc::new(TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?),
+    };
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let router = axum::Router::new()

@@ -1,10 +1,11 @@
-//! The `faasconf.v1.Actuator` service over the twin backend.
+//! The `faasconf.v1.Actuator` service over a [`Backend`]: requests are converted and validated
+//! here, backend errors become gRPC status codes here.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use faasconf_core::FieldError;
+use faasconf_core::{FieldError, Workflow};
 use faasconf_proto::convert::{config_from_proto, config_to_proto, workflow_to_proto};
 use faasconf_proto::status::invalid_argument;
 use faasconf_proto::v1::{self, actuator_server::Actuator};
@@ -13,24 +14,36 @@ use tonic::{Request, Response, Status};
 
 use crate::service_metrics::observe;
 use crate::telemetry::{window_to_proto, workload_from_proto};
-use crate::twin_backend::{ApplyError, ManagedTwin, TwinBackend};
+use crate::backend::{ApplyError, Backend};
 
 /// The Actuator service.
 pub struct ActuatorService {
-    backend: Arc<TwinBackend>,
+    backend: Arc<dyn Backend>,
 }
 
 impl ActuatorService {
     /// Serves `backend`.
-    pub fn new(backend: Arc<TwinBackend>) -> Self {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self { backend }
     }
 
-    fn find(&self, name: &str) -> Result<&Arc<ManagedTwin>, Status> {
+    fn find(&self, name: &str) -> Result<&Workflow, Status> {
         if name.is_empty() {
             return Err(invalid_argument(&[FieldError::new("workflow", "missing")]));
         }
-        self.backend.get(name).ok_or_else(|| Status::not_found(format!("workflow {name:?} is not managed by this actuator")))
+        self.backend.workflow(name).ok_or_else(|| Status::not_found(format!("workflow {name:?} is not managed by this actuator")))
+    }
+}
+
+/// The gRPC status of a backend error.
+pub fn status_of(error: ApplyError) -> Status {
+    match error {
+        ApplyError::Invalid(errors) => invalid_argument(&errors),
+        stale @ ApplyError::Stale { .. } => Status::aborted(format!("expected_version: {stale}; read the workflow again and retry")),
+        precondition @ ApplyError::Precondition { .. } => Status::failed_precondition(precondition.to_string()),
+        ApplyError::Conflict(message) => Status::aborted(message),
+        ApplyError::Unavailable(message) => Status::unavailable(message),
+        ApplyError::Unsupported(message) => Status::failed_precondition(message),
     }
 }
 
@@ -40,33 +53,30 @@ pub type TelemetryStream = Pin<Box<dyn Stream<Item = Result<v1::TelemetryWindow,
 impl ActuatorService {
     async fn list_workflows_inner(&self, _: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
         let mut workflows = Vec::new();
-        for m in self.backend.all() {
-            let (_, version) = m.current().await;
-            workflows.push(v1::WorkflowSummary { name: m.workflow().name.clone(), function_count: m.workflow().len() as u32, config_version: version });
+        for workflow in self.backend.workflows() {
+            let (_, version) = self.backend.current(&workflow.name).await.map_err(status_of)?;
+            workflows.push(v1::WorkflowSummary { name: workflow.name.clone(), function_count: workflow.len() as u32, config_version: version });
         }
         Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
     }
 
     async fn get_workflow_inner(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
-        let m = self.find(&request.get_ref().workflow)?;
-        let (config, version) = m.current().await;
+        let workflow = self.find(&request.get_ref().workflow)?;
+        let (config, version) = self.backend.current(&workflow.name).await.map_err(status_of)?;
         Ok(Response::new(v1::GetWorkflowResponse {
-            workflow: Some(workflow_to_proto(m.workflow())),
-            current_config: Some(config_to_proto(m.workflow(), &config)),
+            workflow: Some(workflow_to_proto(workflow)),
+            current_config: Some(config_to_proto(workflow, &config)),
             config_version: version,
         }))
     }
 
     async fn apply_config_inner(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
         let request = request.into_inner();
-        let m = self.find(&request.workflow)?;
-        let config = config_from_proto(m.workflow(), request.config.as_ref(), "config").map_err(|e| invalid_argument(&e))?;
-        let outcome = m.apply(config, request.expected_version, request.dry_run).await.map_err(|e| match e {
-            ApplyError::Invalid(errors) => invalid_argument(&errors),
-            stale @ ApplyError::Stale { .. } => Status::aborted(format!("expected_version: {stale}; read the workflow again and retry")),
-        })?;
+        let workflow = self.find(&request.workflow)?;
+        let config = config_from_proto(workflow, request.config.as_ref(), "config").map_err(|e| invalid_argument(&e))?;
+        let outcome = self.backend.apply(&workflow.name, config, request.expected_version, request.dry_run).await.map_err(status_of)?;
         Ok(Response::new(v1::ApplyConfigResponse {
-            applied: Some(config_to_proto(m.workflow(), &outcome.applied)),
+            applied: Some(config_to_proto(workflow, &outcome.applied)),
             config_version: outcome.version,
             diff: outcome
                 .diff
@@ -78,18 +88,17 @@ impl ActuatorService {
     }
 
     async fn stream_telemetry_inner(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<TelemetryStream>, Status> {
-        let m = self.find(&request.get_ref().workflow)?.clone();
-        let receiver = m.subscribe().await;
-        let workflow = m.workflow().clone();
+        let workflow = self.find(&request.get_ref().workflow)?.clone();
+        let receiver = self.backend.subscribe(&workflow.name).await.map_err(status_of)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |window| Ok(window_to_proto(&workflow, &window)));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn set_workload_inner(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
         let request = request.into_inner();
-        let m = self.find(&request.workflow)?;
+        let workflow = self.find(&request.workflow)?;
         let workload = workload_from_proto(&request).map_err(|e| invalid_argument(&e))?;
-        m.set_workload(workload).await.map_err(|e| invalid_argument(&e))?;
+        self.backend.set_workload(&workflow.name, workload).await.map_err(status_of)?;
         Ok(Response::new(v1::SetWorkloadResponse {}))
     }
 }

@@ -14,9 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faasconf_core::{FieldError, Knob, Workflow, WorkflowConfig};
+use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, WindowReport, Workload};
-use tokio::sync::{mpsc, watch, Mutex, Notify};
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::backend::{count_apply, diff, ApplyError, ApplyOutcome, Backend};
+use crate::fanout::Subscribers;
 
 /// How windows are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,59 +30,11 @@ pub enum Clock {
     Virtual,
 }
 
-/// Windows a subscriber may have queued before it counts as slow.
-const SUBSCRIBER_QUEUE: usize = 4;
-
-/// Why an apply was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The configuration is invalid (every field listed).
-    #[error("invalid configuration")]
-    Invalid(Vec<FieldError>),
-    /// `expected_version` is not the current version.
-    #[error("configuration version is {current}, the request expected {expected}")]
-    Stale {
-        /// The version in force.
-        current: u64,
-        /// The version the caller based its change on.
-        expected: u64,
-    },
-}
-
-/// One knob that changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnobChange {
-    /// Function name.
-    pub function: String,
-    /// The knob.
-    pub knob: Knob,
-    /// Value before.
-    pub from: u32,
-    /// Value after.
-    pub to: u32,
-}
-
-/// What an apply did (or would do, for a dry run).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApplyOutcome {
-    /// The configuration in force afterwards (the requested one, also for a dry run).
-    pub applied: WorkflowConfig,
-    /// The version afterwards (unchanged for a dry run or a no-op).
-    pub version: u64,
-    /// Every knob that changes.
-    pub diff: Vec<KnobChange>,
-}
-
-struct Subscriber {
-    sender: mpsc::Sender<Arc<WindowReport>>,
-}
-
 /// One workflow's simulated cluster and its subscribers.
 pub struct ManagedTwin {
     workflow: Workflow,
     twin: Mutex<Twin>,
-    subscribers: Mutex<Vec<Subscriber>>,
-    subscribed: Notify,
+    subscribers: Subscribers,
 }
 
 impl ManagedTwin {
@@ -118,7 +73,7 @@ impl ManagedTwin {
     }
 
     fn count_apply(&self, outcome: &'static str) {
-        metrics::counter!("faasconf_actuator_applies_total", "workflow" => self.workflow.name.clone(), "outcome" => outcome).increment(1);
+        count_apply(&self.workflow.name, outcome);
     }
 
     /// The simulated cluster's metric families (gateway and cAdvisor names).
@@ -127,53 +82,24 @@ impl ManagedTwin {
     }
 
     /// Replaces the workload.
-    pub async fn set_workload(&self, workload: Workload) -> Result<(), Vec<FieldError>> {
+    pub async fn set_workload(&self, workload: Workload) -> Result<(), Vec<faasconf_core::FieldError>> {
         self.twin.lock().await.set_workload(workload).map_err(|e| e.field_errors().to_vec())
     }
 
     /// A new subscriber's window queue.
     pub async fn subscribe(&self) -> mpsc::Receiver<Arc<WindowReport>> {
-        let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.subscribers.lock().await.push(Subscriber { sender });
-        self.subscriber_count().await;
-        self.subscribed.notify_one();
-        receiver
+        self.subscribers.subscribe().await
     }
 
     /// Subscribers still listening.
     pub async fn subscriber_count(&self) -> usize {
-        let mut subscribers = self.subscribers.lock().await;
-        subscribers.retain(|s| !s.sender.is_closed());
-        metrics::gauge!("faasconf_actuator_subscribers", "workflow" => self.workflow.name.clone()).set(subscribers.len() as f64);
-        subscribers.len()
+        self.subscribers.count().await
     }
 
     async fn next_window(&self) -> Arc<WindowReport> {
         let window = Arc::new(self.twin.lock().await.run_window());
         metrics::counter!("faasconf_actuator_windows_total", "workflow" => self.workflow.name.clone()).increment(1);
         window
-    }
-
-    /// Real clock: hand the window to every subscriber with room; a full one misses it.
-    async fn offer(&self, window: &Arc<WindowReport>) {
-        let mut subscribers = self.subscribers.lock().await;
-        subscribers.retain(|s| match s.sender.try_send(window.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::debug!(workflow = %self.workflow.name, "slow subscriber missed a window");
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
-    }
-
-    /// Virtual clock: wait until every live subscriber has taken the window.
-    async fn deliver(&self, window: &Arc<WindowReport>) {
-        let senders: Vec<mpsc::Sender<Arc<WindowReport>>> = self.subscribers.lock().await.iter().map(|s| s.sender.clone()).collect();
-        for sender in senders {
-            // A subscriber that went away fails at once; the next count drops it.
-            let _ = sender.send(window.clone()).await;
-        }
     }
 
     /// Runs the clock until `shutdown` turns true; then every stream ends.
@@ -189,38 +115,26 @@ impl ManagedTwin {
                         _ = shutdown.changed() => break,
                     }
                     let w = self.next_window().await;
-                    self.offer(&w).await;
+                    self.subscribers.offer(&w).await;
                 }
                 Clock::Virtual => {
                     if self.subscriber_count().await == 0 {
                         tokio::select! {
-                            () = self.subscribed.notified() => {}
+                            () = self.subscribers.subscribed() => {}
                             _ = shutdown.changed() => break,
                         }
                         continue;
                     }
                     let w = self.next_window().await;
                     tokio::select! {
-                        () = self.deliver(&w) => {}
+                        () = self.subscribers.deliver(&w) => {}
                         _ = shutdown.changed() => break,
                     }
                 }
             }
         }
-        self.subscribers.lock().await.clear();
+        self.subscribers.close().await;
     }
-}
-
-fn diff(workflow: &Workflow, before: &WorkflowConfig, after: &WorkflowConfig) -> Vec<KnobChange> {
-    let mut changes = Vec::new();
-    for (spec, (b, a)) in workflow.functions.iter().zip(before.0.iter().zip(&after.0)) {
-        for knob in Knob::ALL {
-            if b.get(knob) != a.get(knob) {
-                changes.push(KnobChange { function: spec.name.clone(), knob, from: b.get(knob), to: a.get(knob) });
-            }
-        }
-    }
-    changes
 }
 
 /// Every managed workflow's twin.
@@ -249,7 +163,7 @@ impl TwinBackend {
             let config = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
             let options = TwinOptions { window_seconds: settings.window_seconds, seed: settings.seed };
             let twin = Twin::new(workflow.clone(), config, settings.workload.clone(), options)?;
-            let m = Arc::new(ManagedTwin { workflow: workflow.clone(), twin: Mutex::new(twin), subscribers: Mutex::new(Vec::new()), subscribed: Notify::new() });
+            let m = Arc::new(ManagedTwin { workflow: workflow.clone(), twin: Mutex::new(twin), subscribers: Subscribers::new(&workflow.name) });
             tokio::spawn(m.clone().drive(settings.clock, Duration::from_secs_f64(settings.window_seconds), shutdown.clone()));
             managed.insert(workflow.name.clone(), m);
         }
@@ -264,6 +178,47 @@ impl TwinBackend {
     /// Every managed workflow, by name.
     pub fn all(&self) -> impl Iterator<Item = &Arc<ManagedTwin>> {
         self.workflows.values()
+    }
+}
+
+fn unknown(name: &str) -> ApplyError {
+    // The service resolves names first; this guards direct callers.
+    ApplyError::Invalid(vec![faasconf_core::FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))])
+}
+
+#[tonic::async_trait]
+impl Backend for TwinBackend {
+    fn workflows(&self) -> Vec<&Workflow> {
+        self.workflows.values().map(|m| m.workflow()).collect()
+    }
+
+    fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.get(name).map(|m| m.workflow())
+    }
+
+    async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError> {
+        Ok(self.get(workflow).ok_or_else(|| unknown(workflow))?.current().await)
+    }
+
+    async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+        self.get(workflow).ok_or_else(|| unknown(workflow))?.apply(config, expected_version, dry_run).await
+    }
+
+    async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+        Ok(self.get(workflow).ok_or_else(|| unknown(workflow))?.subscribe().await)
+    }
+
+    async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError> {
+        self.get(workflow).ok_or_else(|| unknown(workflow))?.set_workload(workload).await.map_err(ApplyError::Invalid)
+    }
+
+    async fn cluster_metrics(&self, namespace: &str) -> String {
+        let mut families = Vec::new();
+        for twin in self.all() {
+            families.push(twin.metric_families(namespace).await);
+        }
+        // One header per family across every workflow's simulated cluster.
+        faasconf_twin::exposition::render(families)
     }
 }
 

@@ -2,6 +2,7 @@ use faasconf_core::catalog::builtin;
 use faasconf_core::{FunctionConfig, WorkflowConfig};
 
 use super::*;
+use crate::fanout::SUBSCRIBER_QUEUE;
 
 fn settings(clock: Clock, window_seconds: f64) -> TwinSettings {
     TwinSettings { clock, window_seconds, workload: Workload::ClosedLoop { users: 10 }, seed: 1 }
