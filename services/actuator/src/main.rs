@@ -1,14 +1,14 @@
 //! `faasconf-actuator`: the only component that touches the cluster (or the twin).
 //!
-//! Serves `faasconf.v1.Actuator` over a backend. This build has the `twin` backend (issue 3 in
-//! progress: the Kubernetes backend, the Prometheus telemetry source and `/metrics` follow):
-//! `ListWorkflows`, `GetWorkflow`, `ApplyConfig` (validated whole, dry run, idempotent,
-//! optimistic concurrency), `StreamTelemetry` (many subscribers, real or virtual clock) and
-//! `SetWorkload`. Health, reflection, timeouts and graceful shutdown come from
-//! `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
+//! Serves `faasconf.v1.Actuator` over a backend: the embedded twin (default) or a Kubernetes
+//! cluster running OpenFaaS, with telemetry from Prometheus. `ListWorkflows`, `GetWorkflow`,
+//! `ApplyConfig` (validated whole, dry run, idempotent, optimistic concurrency, all or nothing),
+//! `StreamTelemetry` (many subscribers) and `SetWorkload` (twin). Health, reflection, timeouts and
+//! graceful shutdown come from `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
 
 mod backend;
 mod fanout;
+mod kubernetes;
 mod service;
 mod service_metrics;
 mod telemetry;
@@ -25,6 +25,8 @@ use faasconf_twin::Workload;
 use tonic::service::Routes;
 
 use crate::backend::Backend;
+use crate::kubernetes::objects::Target;
+use crate::kubernetes::{KubernetesBackend, KubernetesSettings, Platform};
 use crate::service::ActuatorService;
 use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
 
@@ -33,6 +35,8 @@ use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
 enum BackendKind {
     /// The embedded twin (a calibrated simulator).
     Twin,
+    /// OpenFaaS on the Kubernetes cluster of the kubeconfig or the pod's service account.
+    Kubernetes,
 }
 
 /// The faasconf actuator gRPC service.
@@ -71,6 +75,58 @@ struct Args {
     /// Namespace the functions live in (OpenFaaS: openfaas-fn).
     #[arg(long, env = "FAASCONF_NAMESPACE", default_value = "openfaas-fn")]
     namespace: String,
+    /// Kubernetes: which object holds a function's configuration (deployment for OpenFaaS CE;
+    /// function when the Pro operator manages the Deployments).
+    #[arg(long, env = "FAASCONF_KUBERNETES_TARGET", value_enum, default_value_t = Target::Deployment)]
+    kubernetes_target: Target,
+    /// Kubernetes: the OpenFaaS edition, for its limits (CE: at most 5 replicas per function).
+    #[arg(long, env = "FAASCONF_PLATFORM", value_enum, default_value_t = Platform::Ce)]
+    platform: Platform,
+    /// Kubernetes: our server-side apply field manager.
+    #[arg(long, env = "FAASCONF_FIELD_MANAGER", default_value = "faasconf-actuator")]
+    field_manager: String,
+    /// Kubernetes: how long one function's rollout may take before the apply is rolled back.
+    #[arg(long, env = "FAASCONF_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
+    rollout_deadline_seconds: u64,
+    /// Prometheus server the telemetry is read from (kubernetes backend), e.g.
+    /// http://prometheus.openfaas:9090.
+    #[arg(long, env = "FAASCONF_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// YAML or JSON file with `labels` and `queries` overriding the PromQL defaults.
+    #[arg(long, env = "FAASCONF_PROMETHEUS_QUERIES")]
+    prometheus_queries: Option<std::path::PathBuf>,
+}
+
+/// The overrides file of `--prometheus-queries`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct QueryOverrides {
+    labels: faasconf_prometheus::Labels,
+    queries: faasconf_prometheus::Queries,
+}
+
+fn prometheus_source(args: &Args) -> Result<Option<Arc<faasconf_prometheus::PrometheusSource>>> {
+    let Some(url) = &args.prometheus_url else {
+        if args.prometheus_queries.is_some() {
+            bail!("--prometheus-queries needs --prometheus-url");
+        }
+        return Ok(None);
+    };
+    let overrides = match &args.prometheus_queries {
+        None => QueryOverrides::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--prometheus-queries {}", path.display()))?;
+            serde_yaml_ng::from_str(&text).with_context(|| format!("--prometheus-queries {}", path.display()))?
+        }
+    };
+    let settings = faasconf_prometheus::PrometheusSettings {
+        url: url.clone(),
+        namespace: args.namespace.clone(),
+        labels: overrides.labels,
+        queries: overrides.queries,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    Ok(Some(Arc::new(faasconf_prometheus::PrometheusSource::new(settings).context("--prometheus-url / --prometheus-queries")?)))
 }
 
 /// What `/metrics` renders.
@@ -105,8 +161,28 @@ async fn main() -> Result<()> {
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let source = prometheus_source(&args)?;
     let backend: Arc<dyn Backend> = match args.backend {
-        BackendKind::Twin => Arc::new(TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?),
+        BackendKind::Twin => {
+            if source.is_some() {
+                bail!("--prometheus-url is for --backend kubernetes (the twin reports its own windows)");
+            }
+            Arc::new(TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?)
+        }
+        BackendKind::Kubernetes => {
+            let client = kube::Client::try_default().await.context("--backend kubernetes: no usable kubeconfig or in-cluster service account")?;
+            let settings = KubernetesSettings {
+                namespace: args.namespace.clone(),
+                field_manager: args.field_manager.clone(),
+                target: args.kubernetes_target,
+                platform: args.platform,
+                rollout_deadline: std::time::Duration::from_secs(args.rollout_deadline_seconds),
+                poll_interval: std::time::Duration::from_secs(2),
+                request_timeout: std::time::Duration::from_secs(10),
+                window: std::time::Duration::from_secs_f64(args.window_seconds),
+            };
+            KubernetesBackend::start(client, workflows, settings, source, stopped.clone()).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
     };
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;

@@ -38,6 +38,9 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
                 oom_failures: f.oom_failures,
                 latency_p75_seconds: f.latency_p75_seconds,
                 latency_p95_seconds: f.latency_p95_seconds,
+                completed: f.completed,
+                unavailable: f.unavailable,
+                rejections_with_room: f.rejections_with_room,
                 ready_replicas: f.ready_replicas,
             })
             .collect(),

@@ -160,6 +160,7 @@ impl Twin {
     fn request_done(&mut self, sent_at: Time, user: u32, ok: bool) {
         self.tally.latencies.push(self.now - sent_at);
         self.tally.successful += u64::from(ok);
+        self.requests.record(if ok { 200 } else { 500 }, self.now - sent_at);
         if user == NONE {
             return;
         }

@@ -6,6 +6,8 @@
 //!   buckets); `function_name` is `<fn>.<namespace>`. (The gateway's `gateway_service_count`
 //!   gauge is left out: promtool rejects a gauge named `_count`; ready replicas show as the
 //!   function's cAdvisor series.)
+//! - The load generator (end to end, what Locust or k6 would export):
+//!   `faasconf_workflow_request_duration_seconds{workflow, code}` (histogram, [`REQUEST_BUCKETS`]).
 //! - cAdvisor, per container (`namespace, pod, container, image`):
 //!   `container_cpu_usage_seconds_total`, `container_cpu_cfs_periods_total`,
 //!   `container_cpu_cfs_throttled_periods_total`, `container_memory_working_set_bytes`,
@@ -28,33 +30,73 @@ type ContainerSeries<'a> = (&'static str, &'static str, &'static str, &'a dyn Fn
 /// CFS period, seconds.
 const CFS_PERIOD_SECONDS: f64 = 0.1;
 
-/// Latency histogram of one (function, code).
+/// Buckets of the load generator's end-to-end latency histogram, seconds (finer than the
+/// gateway's, since workflows take seconds).
+pub const REQUEST_BUCKETS: [f64; 18] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0];
+
+/// Latency histogram of one status code.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
-    /// Observations at or below each bound of [`GATEWAY_BUCKETS`] (not cumulative here).
-    pub buckets: [u64; GATEWAY_BUCKETS.len()],
+    /// Observations at or below each bound (not cumulative here).
+    pub buckets: Vec<u64>,
     /// Sum of observations, seconds.
     pub sum: f64,
     /// Number of observations.
     pub count: u64,
 }
 
-/// The gateway's counters for one function.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GatewayCounters {
+/// Latency histograms by HTTP status code over fixed bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeHistograms {
+    /// Upper bounds of the buckets, seconds.
+    pub bounds: &'static [f64],
     /// Histogram per HTTP status code.
     pub by_code: BTreeMap<u16, Histogram>,
 }
 
-impl GatewayCounters {
+/// The gateway's counters for one function.
+pub type GatewayCounters = CodeHistograms;
+
+impl Default for CodeHistograms {
+    /// The gateway's buckets, with the codes a function answers with declared at zero.
+    fn default() -> Self {
+        Self::new(&GATEWAY_BUCKETS, &[200, 429, 500, 503])
+    }
+}
+
+impl CodeHistograms {
+    /// Histograms over `bounds` with the series of `codes` present at zero from the start, as
+    /// Prometheus' instrumentation guidelines ask: `increase()` cannot count a series' first
+    /// sample, so a code that first appears mid-window would otherwise be undercounted there.
+    pub fn new(bounds: &'static [f64], codes: &[u16]) -> Self {
+        let zero = Histogram { buckets: vec![0; bounds.len()], ..Histogram::default() };
+        Self { bounds, by_code: codes.iter().map(|&c| (c, zero.clone())).collect() }
+    }
+
     /// Records one answered call.
     pub fn record(&mut self, code: u16, seconds: f64) {
-        let h = self.by_code.entry(code).or_default();
-        if let Some(i) = GATEWAY_BUCKETS.iter().position(|b| seconds <= *b) {
+        let n = self.bounds.len();
+        let h = self.by_code.entry(code).or_insert_with(|| Histogram { buckets: vec![0; n], ..Histogram::default() });
+        if let Some(i) = self.bounds.iter().position(|b| seconds <= *b) {
             h.buckets[i] += 1;
         }
         h.sum += seconds;
         h.count += 1;
+    }
+
+    /// Appends `<name>_bucket`, `_sum` and `_count` samples per code, with `labels` before `code`.
+    fn render_into(&self, name: &str, labels: &str, samples: &mut Vec<String>) {
+        for (code, h) in &self.by_code {
+            let labels = format!("code=\"{code}\",{labels}");
+            let mut cumulative = 0;
+            for (bound, n) in self.bounds.iter().zip(&h.buckets) {
+                cumulative += n;
+                samples.push(format!("{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"));
+            }
+            samples.push(format!("{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count));
+            samples.push(format!("{name}_sum{{{labels}}} {}", value(h.sum)));
+            samples.push(format!("{name}_count{{{labels}}} {}", h.count));
+        }
     }
 }
 
@@ -118,18 +160,12 @@ impl Twin {
         for (f, runtime) in self.functions.iter().enumerate() {
             for (code, h) in &runtime.gateway.by_code {
                 invocations.samples.push(format!("gateway_function_invocation_total{{code=\"{code}\",function_name=\"{}\"}} {}", fname(f), h.count));
-                let labels = format!("code=\"{code}\",function_name=\"{}\"", fname(f));
-                let mut cumulative = 0;
-                for (bound, n) in GATEWAY_BUCKETS.iter().zip(h.buckets) {
-                    cumulative += n;
-                    seconds.samples.push(format!("gateway_functions_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"));
-                }
-                seconds.samples.push(format!("gateway_functions_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count));
-                seconds.samples.push(format!("gateway_functions_seconds_sum{{{labels}}} {}", value(h.sum)));
-                seconds.samples.push(format!("gateway_functions_seconds_count{{{labels}}} {}", h.count));
             }
+            runtime.gateway.render_into("gateway_functions_seconds", &format!("function_name=\"{}\"", fname(f)), &mut seconds.samples);
         }
-        let mut families = vec![invocations, seconds];
+        let mut requests = family("faasconf_workflow_request_duration_seconds", "histogram", "End-to-end workflow requests as the load generator sees them, seconds.");
+        self.requests.render_into("faasconf_workflow_request_duration_seconds", &format!("workflow=\"{}\"", self.workflow.name), &mut requests.samples);
+        let mut families = vec![invocations, seconds, requests];
 
         let running: Vec<&crate::replica::Replica> =
             self.functions.iter().flat_map(|rt| rt.replicas.iter()).map(|&r| &self.replicas[r as usize]).filter(|r| r.is_running()).collect();
@@ -200,5 +236,13 @@ mod tests {
             .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
             .collect();
         assert!(buckets.windows(2).all(|p| p[0] <= p[1]));
+        // The load generator's histogram counts exactly the requests the windows finished.
+        let sample = |prefix: &str| -> f64 { text.lines().filter(|l| l.starts_with(prefix)).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum() };
+        let finished: u64 = windows.iter().map(|w| w.workflow.total_requests).sum();
+        let successful: u64 = windows.iter().map(|w| w.workflow.successful_requests).sum();
+        assert_eq!(sample("faasconf_workflow_request_duration_seconds_count{"), finished as f64);
+        assert_eq!(sample("faasconf_workflow_request_duration_seconds_count{code=\"200\",workflow=\"parallel\"}"), successful as f64);
+        let latency_sum: f64 = windows.iter().map(|w| w.workflow.mean_latency_seconds * w.workflow.total_requests as f64).sum();
+        assert!((sample("faasconf_workflow_request_duration_seconds_sum{") - latency_sum).abs() < 1e-6 * latency_sum, "sum of latencies");
     }
 }

@@ -142,6 +142,8 @@ pub struct Twin {
     pub(crate) free_acts: Vec<u32>,
     pub(crate) users: Vec<User>,
     pub(crate) tally: WorkflowTally,
+    /// End-to-end requests by status code (cumulative, for the exposition).
+    pub(crate) requests: crate::exposition::CodeHistograms,
     pub(crate) window_index: u64,
     pub(crate) changed_in_window: bool,
     /// Bumped when the workload changes, to stop the old workload's arrival chain.
@@ -182,6 +184,7 @@ impl Twin {
             free_acts: Vec::new(),
             users: Vec::new(),
             tally: WorkflowTally::default(),
+            requests: crate::exposition::CodeHistograms::new(&crate::exposition::REQUEST_BUCKETS, &[200, 500]),
             window_index: 0,
             changed_in_window: false,
             workload_epoch: 0,

@@ -1,0 +1,444 @@
+//! The `kubernetes` backend: OpenFaaS functions on a real cluster, through the Kubernetes API.
+//!
+//! Applying a workflow configuration ([`KubernetesBackend::apply`]):
+//! 1. validate it whole, including the platform's limits (OpenFaaS CE clamps replicas to 5: more
+//!    is refused with FAILED_PRECONDITION rather than fought);
+//! 2. read every function's object and the version annotation, check `expected_version`;
+//! 3. for each function that changes, server-side apply our fields with our field manager
+//!    ([`objects`]) and wait for its rollout with a deadline ([`rollout`]);
+//! 4. if any step fails, apply the previous values back to every function already touched, wait for
+//!    those rollouts, and report what failed and what was rolled back.
+//!
+//! A dry run sends the same applies with `dryRun=All`, so admission and validation run on the API
+//! server and nothing changes. Applies of one workflow are serialised in this process; the
+//! version lives on the objects, so a restarted actuator continues it.
+//!
+//! Telemetry comes from the Prometheus source (`faasconf-prometheus`), one window per
+//! `window_seconds` of wall time.
+
+pub mod objects;
+pub mod rollout;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use faasconf_core::telemetry::WindowReport;
+use faasconf_core::{FieldError, FunctionConfig, Workflow, WorkflowConfig};
+use faasconf_twin::Workload;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::time::Instant;
+
+use self::objects::{apply_body, deployment_config, deployment_resource, read_config, Target};
+use self::rollout::{rollout_state, Rollout};
+use crate::backend::{count_apply, diff, ApplyError, ApplyOutcome, Backend};
+use crate::fanout::Subscribers;
+
+/// The OpenFaaS edition, for its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    /// Community Edition: at most 5 replicas per function and 15 functions.
+    Ce,
+    /// Pro: no replica clamp.
+    Pro,
+}
+
+impl Platform {
+    /// The most replicas a function may have, if the edition limits it.
+    pub fn max_replicas(self) -> Option<u32> {
+        match self {
+            Self::Ce => Some(5),
+            Self::Pro => None,
+        }
+    }
+
+    /// The most functions one installation may have, if the edition limits it.
+    pub fn max_functions(self) -> Option<usize> {
+        match self {
+            Self::Ce => Some(15),
+            Self::Pro => None,
+        }
+    }
+}
+
+/// How the Kubernetes backend runs.
+#[derive(Debug, Clone)]
+pub struct KubernetesSettings {
+    /// Namespace of the functions (OpenFaaS: `openfaas-fn`).
+    pub namespace: String,
+    /// Our server-side apply field manager.
+    pub field_manager: String,
+    /// Which object holds a function's configuration.
+    pub target: Target,
+    /// The OpenFaaS edition.
+    pub platform: Platform,
+    /// How long one function's rollout may take before the apply is rolled back.
+    pub rollout_deadline: Duration,
+    /// How often a rollout is polled.
+    pub poll_interval: Duration,
+    /// Deadline of one API request.
+    pub request_timeout: Duration,
+    /// Telemetry window.
+    pub window: Duration,
+}
+
+/// Why one API call failed, as far as applying is concerned.
+#[derive(Debug)]
+enum CallFailure {
+    /// The request was refused; nothing changed (4xx).
+    Refused { code: u16, message: String },
+    /// Unknown whether it took effect (5xx, transport error, timeout).
+    Unknown(String),
+}
+
+impl CallFailure {
+    fn into_apply_error(self, settings: &KubernetesSettings, object: &str) -> ApplyError {
+        let namespace = &settings.namespace;
+        match self {
+            Self::Refused { code: 404, .. } => ApplyError::Precondition { field: object.to_owned(), message: format!("not found in namespace {namespace}: deploy the function first") },
+            Self::Refused { code: 403, message } => ApplyError::Precondition {
+                field: object.to_owned(),
+                message: format!("forbidden ({message}): grant the actuator's service account the Role in deploy/ for namespace {namespace}"),
+            },
+            Self::Refused { code: 409, message } => ApplyError::Conflict(format!("{object}: conflict ({message}); retry")),
+            Self::Refused { code: 429, message } => ApplyError::Unavailable(format!("{object}: the API server is throttling ({message})")),
+            Self::Refused { code, message } => ApplyError::Precondition { field: object.to_owned(), message: format!("the API server refused it ({code}: {message})") },
+            Self::Unknown(message) => ApplyError::Unavailable(format!("{object}: {message}")),
+        }
+    }
+}
+
+/// One managed workflow.
+struct Managed {
+    workflow: Workflow,
+    state: Mutex<State>,
+    subscribers: Subscribers,
+}
+
+#[derive(Default)]
+struct State {
+    /// Version in force (known once read).
+    version: Option<u64>,
+    /// Configuration in force (known once read).
+    config: Option<WorkflowConfig>,
+    /// When the last change finished (for `transient`).
+    changed_at: Option<Instant>,
+}
+
+/// The Kubernetes backend.
+pub struct KubernetesBackend {
+    client: kube::Client,
+    settings: KubernetesSettings,
+    workflows: BTreeMap<String, Arc<Managed>>,
+    has_telemetry: bool,
+}
+
+impl KubernetesBackend {
+    /// Manages `workflows` through `client`. With a telemetry `source`, every workflow gets a
+    /// window per `settings.window` until `shutdown` turns true.
+    pub fn start(
+        client: kube::Client,
+        workflows: Vec<Workflow>,
+        settings: KubernetesSettings,
+        source: Option<Arc<faasconf_prometheus::PrometheusSource>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, ApplyError> {
+        let functions: usize = workflows.iter().map(Workflow::len).sum();
+        if let Some(max) = settings.platform.max_functions().filter(|max| functions > *max) {
+            return Err(ApplyError::Precondition { field: "--workflow".into(), message: format!("{functions} functions, but this OpenFaaS edition runs at most {max}") });
+        }
+        let managed: BTreeMap<_, _> = workflows
+            .into_iter()
+            .map(|w| (w.name.clone(), Arc::new(Managed { subscribers: Subscribers::new(&w.name), workflow: w, state: Mutex::new(State::default()) })))
+            .collect();
+        let backend = Arc::new(Self { client, settings, workflows: managed, has_telemetry: source.is_some() });
+        if let Some(source) = source {
+            for m in backend.workflows.values() {
+                tokio::spawn(backend.clone().drive_telemetry(m.clone(), source.clone(), shutdown.clone()));
+            }
+        }
+        Ok(backend)
+    }
+
+    fn managed(&self, name: &str) -> Result<&Arc<Managed>, ApplyError> {
+        self.workflows.get(name).ok_or_else(|| ApplyError::Invalid(vec![FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))]))
+    }
+
+    fn api(&self, target: Target) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.settings.namespace, &target.resource())
+    }
+
+    /// Runs one API call under the request deadline.
+    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T, CallFailure> {
+        match tokio::time::timeout(self.settings.request_timeout, request).await {
+            Err(_) => Err(CallFailure::Unknown(format!("the API server did not answer within {:?}", self.settings.request_timeout))),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => Err(CallFailure::Refused { code: status.code, message: status.message.clone() }),
+            Ok(Err(kube::Error::Api(status))) => Err(CallFailure::Unknown(format!("API server error {}: {}", status.code, status.message))),
+            Ok(Err(e)) => Err(CallFailure::Unknown(e.to_string())),
+        }
+    }
+
+    async fn get_object(&self, target: Target, name: &str) -> Result<Value, CallFailure> {
+        let object = self.call(self.api(target).get(name)).await?;
+        serde_json::to_value(object).map_err(|e| CallFailure::Unknown(format!("unreadable object: {e}")))
+    }
+
+    fn object_name(&self, target: Target, function: &str) -> String {
+        let kind = match target {
+            Target::Deployment => "deployment",
+            Target::Function => "function",
+        };
+        format!("{kind} {}/{function}", self.settings.namespace)
+    }
+
+    /// Reads every function's configuration and the workflow's version from the cluster.
+    async fn read_workflow(&self, workflow: &Workflow) -> Result<(WorkflowConfig, u64), ApplyError> {
+        let target = self.settings.target;
+        let mut configs = Vec::with_capacity(workflow.len());
+        let mut version = 0;
+        for f in &workflow.functions {
+            let object_name = self.object_name(target, &f.name);
+            let object = self.get_object(target, &f.name).await.map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
+            let (config, v) = read_config(target, &f.name, &object).map_err(|e| ApplyError::Precondition { field: format!("{object_name} {}", e.field), message: e.message })?;
+            configs.push(config);
+            version = version.max(v.unwrap_or(0));
+        }
+        // Version 1 is what we found before our first apply.
+        Ok((WorkflowConfig(configs), version.max(1)))
+    }
+
+    fn check_platform(&self, workflow: &Workflow, config: &WorkflowConfig) -> Result<(), ApplyError> {
+        let Some(max) = self.settings.platform.max_replicas() else { return Ok(()) };
+        match workflow.functions.iter().zip(&config.0).find(|(_, c)| c.replicas > max) {
+            Some((f, c)) => Err(ApplyError::Precondition {
+                field: format!("config.{}.replicas", f.name),
+                message: format!("{} replicas, but OpenFaaS CE runs at most {max} per function (it would clamp them); use --platform pro on OpenFaaS Pro", c.replicas),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn patch(&self, function: &str, config: &FunctionConfig, version: Option<u64>, dry_run: bool) -> Result<(), CallFailure> {
+        let target = self.settings.target;
+        let body = apply_body(target, function, &self.settings.namespace, config, version);
+        let mut params = PatchParams::apply(&self.settings.field_manager).force();
+        params.dry_run = dry_run;
+        self.call(self.api(target).patch(function, &params, &Patch::Apply(&body))).await.map(drop)
+    }
+
+    /// Waits until the function's Deployment runs `config` and its rollout is complete.
+    async fn wait_rollout(&self, function: &str, config: &FunctionConfig) -> Result<(), ApplyError> {
+        let object_name = self.object_name(Target::Deployment, function);
+        let deadline = Instant::now() + self.settings.rollout_deadline;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.settings.namespace, &deployment_resource());
+        loop {
+            let deployment = self.call(api.get(function)).await.map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
+            let deployment = serde_json::to_value(deployment).map_err(|e| ApplyError::Unavailable(format!("{object_name}: unreadable: {e}")))?;
+            let waiting_for = match deployment_config(function, &deployment) {
+                Ok(running) if running == *config => match rollout_state(&deployment) {
+                    Rollout::Complete => return Ok(()),
+                    Rollout::Failed(why) => return Err(ApplyError::Unavailable(format!("{object_name}: rollout failed: {why}"))),
+                    Rollout::Progressing(what) => what,
+                },
+                Ok(_) => "the new configuration to reach the Deployment".to_owned(),
+                Err(e) => return Err(ApplyError::Precondition { field: format!("{object_name} {}", e.field), message: e.message }),
+            };
+            if Instant::now() + self.settings.poll_interval > deadline {
+                return Err(ApplyError::Unavailable(format!("{object_name}: rollout did not finish within {:?} (waiting for {waiting_for})", self.settings.rollout_deadline)));
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    /// Applies the previous values back to `touched` functions (newest first); what failed.
+    async fn roll_back(&self, workflow: &Workflow, touched: &[usize], previous: &WorkflowConfig, previous_version: u64) -> Vec<String> {
+        let mut failures = Vec::new();
+        for &i in touched.iter().rev() {
+            let name = &workflow.functions[i].name;
+            let result = match self.patch(name, &previous.0[i], Some(previous_version), false).await {
+                Ok(()) => self.wait_rollout(name, &previous.0[i]).await,
+                Err(e) => Err(e.into_apply_error(&self.settings, &self.object_name(self.settings.target, name))),
+            };
+            let outcome = if result.is_ok() { "ok" } else { "failed" };
+            metrics::counter!("faasconf_actuator_rollbacks_total", "workflow" => workflow.name.clone(), "outcome" => outcome).increment(1);
+            if let Err(e) = result {
+                tracing::error!(workflow = %workflow.name, function = %name, error = %e, "rollback failed");
+                failures.push(format!("{name} ({e})"));
+            }
+        }
+        failures
+    }
+
+    async fn apply_managed(&self, m: &Managed, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+        let workflow = &m.workflow;
+        workflow.validate_config(&config).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        self.check_platform(workflow, &config)?;
+        let mut state = m.state.lock().await;
+        let (previous, version) = self.read_workflow(workflow).await?;
+        let version = version.max(state.version.unwrap_or(0));
+        state.version = Some(version);
+        state.config = Some(previous.clone());
+        if expected_version != 0 && expected_version != version {
+            return Err(ApplyError::Stale { current: version, expected: expected_version });
+        }
+        let changes = diff(workflow, &previous, &config);
+        let changed: Vec<usize> = (0..workflow.len()).filter(|&i| previous.0[i] != config.0[i]).collect();
+        if dry_run {
+            for &i in &changed {
+                let name = &workflow.functions[i].name;
+                self.patch(name, &config.0[i], Some(version + 1), true).await.map_err(|e| e.into_apply_error(&self.settings, &self.object_name(self.settings.target, name)))?;
+            }
+            return Ok(ApplyOutcome { applied: config, version, diff: changes });
+        }
+        if changed.is_empty() {
+            return Ok(ApplyOutcome { applied: config, version, diff: changes });
+        }
+        let next = version + 1;
+        let mut touched = Vec::new();
+        for &i in &changed {
+            let name = &workflow.functions[i].name;
+            let object_name = self.object_name(self.settings.target, name);
+            let step = match self.patch(name, &config.0[i], Some(next), false).await {
+                Ok(()) => {
+                    touched.push(i);
+                    self.wait_rollout(name, &config.0[i]).await
+                }
+                Err(e) => {
+                    // Unknown outcome (5xx, timeout): it may have been applied, so undo it too.
+                    if matches!(e, CallFailure::Unknown(_)) {
+                        touched.push(i);
+                    }
+                    Err(e.into_apply_error(&self.settings, &object_name))
+                }
+            };
+            if let Err(error) = step {
+                let failures = self.roll_back(workflow, &touched, &previous, version).await;
+                state.changed_at = Some(Instant::now());
+                let rolled: Vec<&str> = touched.iter().map(|&j| workflow.functions[j].name.as_str()).collect();
+                let summary = if failures.is_empty() { format!("rolled back: {}", rolled.join(", ")) } else { format!("rollback FAILED for: {}", failures.join("; ")) };
+                tracing::warn!(workflow = %workflow.name, %error, %summary, "apply failed");
+                return Err(match error {
+                    ApplyError::Precondition { field, message } => ApplyError::Precondition { field, message: format!("{message}; version {version} kept, {summary}") },
+                    ApplyError::Conflict(message) => ApplyError::Conflict(format!("{message}; version {version} kept, {summary}")),
+                    other => ApplyError::Unavailable(format!("{other}; version {version} kept, {summary}")),
+                });
+            }
+        }
+        state.version = Some(next);
+        state.config = Some(config.clone());
+        state.changed_at = Some(Instant::now());
+        tracing::info!(workflow = %workflow.name, version = next, changes = changes.len(), "configuration applied");
+        Ok(ApplyOutcome { applied: config, version: next, diff: changes })
+    }
+
+    /// One telemetry window per `settings.window` of wall time, offered to every subscriber.
+    async fn drive_telemetry(self: Arc<Self>, m: Arc<Managed>, source: Arc<faasconf_prometheus::PrometheusSource>, mut shutdown: watch::Receiver<bool>) {
+        let window = self.settings.window;
+        let mut index = 0;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(window) => {}
+                _ = shutdown.changed() => break,
+            }
+            let end = SystemTime::now();
+            let measured = match source.window(&m.workflow, end, window).await {
+                Ok(measured) => measured,
+                Err(e) => {
+                    tracing::warn!(workflow = %m.workflow.name, error = %e, "telemetry window skipped");
+                    metrics::counter!("faasconf_actuator_telemetry_errors_total", "workflow" => m.workflow.name.clone()).increment(1);
+                    continue;
+                }
+            };
+            let (config, version, transient) = {
+                let mut state = m.state.lock().await;
+                if state.config.is_none() {
+                    match self.read_workflow(&m.workflow).await {
+                        Ok((config, version)) => {
+                            state.config = Some(config);
+                            state.version = Some(version);
+                        }
+                        Err(e) => tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable"),
+                    }
+                }
+                let transient = state.changed_at.is_some_and(|t| t.elapsed() < window);
+                (state.config.clone().unwrap_or_else(|| WorkflowConfig(Vec::new())), state.version.unwrap_or(0), transient)
+            };
+            let mut workflow_window = measured.workflow;
+            workflow_window.cost = if config.0.is_empty() { 0.0 } else { config.cost() };
+            let report = WindowReport {
+                index,
+                start_seconds: end.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0) - window.as_secs_f64(),
+                duration_seconds: window.as_secs_f64(),
+                config_version: version,
+                transient,
+                config,
+                users: 0,
+                workflow: workflow_window,
+                functions: measured.functions,
+            };
+            index += 1;
+            metrics::counter!("faasconf_actuator_windows_total", "workflow" => m.workflow.name.clone()).increment(1);
+            m.subscribers.offer(&Arc::new(report)).await;
+        }
+        m.subscribers.close().await;
+    }
+}
+
+#[tonic::async_trait]
+impl Backend for KubernetesBackend {
+    fn workflows(&self) -> Vec<&Workflow> {
+        self.workflows.values().map(|m| &m.workflow).collect()
+    }
+
+    fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.get(name).map(|m| &m.workflow)
+    }
+
+    async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError> {
+        let m = self.managed(workflow)?;
+        let mut state = m.state.lock().await;
+        let (config, version) = self.read_workflow(&m.workflow).await?;
+        let version = version.max(state.version.unwrap_or(0));
+        state.version = Some(version);
+        state.config = Some(config.clone());
+        Ok((config, version))
+    }
+
+    async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+        let m = self.managed(workflow)?;
+        let result = self.apply_managed(m, config, expected_version, dry_run).await;
+        let outcome = match &result {
+            Ok(o) if dry_run => if o.diff.is_empty() { "unchanged" } else { "dry_run" },
+            Ok(o) if o.diff.is_empty() => "unchanged",
+            Ok(_) => "applied",
+            Err(ApplyError::Invalid(_)) => "invalid",
+            Err(ApplyError::Stale { .. }) => "stale",
+            Err(_) => "failed",
+        };
+        count_apply(workflow, outcome);
+        result
+    }
+
+    async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+        let m = self.managed(workflow)?;
+        if !self.has_telemetry {
+            return Err(ApplyError::Unsupported("no telemetry source: start the actuator with --prometheus-url".into()));
+        }
+        Ok(m.subscribers.subscribe().await)
+    }
+
+    async fn set_workload(&self, _workflow: &str, _workload: Workload) -> Result<(), ApplyError> {
+        Err(ApplyError::Unsupported("a real cluster's load comes from its users; SetWorkload is for the twin backend".into()))
+    }
+
+    async fn cluster_metrics(&self, _namespace: &str) -> String {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;
