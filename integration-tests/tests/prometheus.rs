@@ -12,6 +12,8 @@
 //! showed during the wall-clock window (the state at the previous window's end), the twin
 //! averages over simulated time, so it gets 15 points.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -199,7 +199,7 @@ async fn main() -> Result<()> {
         // Ends every clock and with it every telemetry stream, so the server can drain.
         let _ = stop.send(true);
     };
-    faasconf_server::serve::<ActuatorServer<ActuatorService>>(routes, listener, shutdown).await?;
+    faasconf_server::serve::<ActuatorServer<ActuatorService>>("actuator", routes, listener, shutdown).await?;
     metrics_server.abort();
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use faasconf_core::{FieldError, Workflow};
 use faasconf_proto::convert::{config_from_proto, config_to_proto, workflow_to_proto};
@@ -12,7 +11,6 @@ use faasconf_proto::v1::{self, actuator_server::Actuator};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::service_metrics::observe;
 use crate::telemetry::{window_to_proto, workload_from_proto};
 use crate::backend::{ApplyError, Backend};
 
@@ -50,8 +48,11 @@ pub fn status_of(error: ApplyError) -> Status {
 /// The telemetry stream of one subscriber.
 pub type TelemetryStream = Pin<Box<dyn Stream<Item = Result<v1::TelemetryWindow, Status>> + Send + 'static>>;
 
-impl ActuatorService {
-    async fn list_workflows_inner(&self, _: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
+#[tonic::async_trait]
+impl Actuator for ActuatorService {
+    type StreamTelemetryStream = TelemetryStream;
+
+    async fn list_workflows(&self, _: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
         let mut workflows = Vec::new();
         for workflow in self.backend.workflows() {
             let (_, version) = self.backend.current(&workflow.name).await.map_err(status_of)?;
@@ -60,7 +61,7 @@ impl ActuatorService {
         Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
     }
 
-    async fn get_workflow_inner(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
+    async fn get_workflow(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
         let workflow = self.find(&request.get_ref().workflow)?;
         let (config, version) = self.backend.current(&workflow.name).await.map_err(status_of)?;
         Ok(Response::new(v1::GetWorkflowResponse {
@@ -70,7 +71,7 @@ impl ActuatorService {
         }))
     }
 
-    async fn apply_config_inner(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
+    async fn apply_config(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
         let request = request.into_inner();
         let workflow = self.find(&request.workflow)?;
         let config = config_from_proto(workflow, request.config.as_ref(), "config").map_err(|e| invalid_argument(&e))?;
@@ -87,58 +88,18 @@ impl ActuatorService {
         }))
     }
 
-    async fn stream_telemetry_inner(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<TelemetryStream>, Status> {
+    async fn stream_telemetry(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<Self::StreamTelemetryStream>, Status> {
         let workflow = self.find(&request.get_ref().workflow)?.clone();
         let receiver = self.backend.subscribe(&workflow.name).await.map_err(status_of)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |window| Ok(window_to_proto(&workflow, &window)));
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn set_workload_inner(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
+    async fn set_workload(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
         let request = request.into_inner();
         let workflow = self.find(&request.workflow)?;
         let workload = workload_from_proto(&request).map_err(|e| invalid_argument(&e))?;
         self.backend.set_workload(&workflow.name, workload).await.map_err(status_of)?;
         Ok(Response::new(v1::SetWorkloadResponse {}))
-    }
-}
-
-#[tonic::async_trait]
-impl Actuator for ActuatorService {
-    type StreamTelemetryStream = TelemetryStream;
-
-    async fn list_workflows(&self, request: Request<v1::ListWorkflowsRequest>) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
-        let started = Instant::now();
-        let result = self.list_workflows_inner(request).await;
-        observe("ListWorkflows", started, &result);
-        result
-    }
-
-    async fn get_workflow(&self, request: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
-        let started = Instant::now();
-        let result = self.get_workflow_inner(request).await;
-        observe("GetWorkflow", started, &result);
-        result
-    }
-
-    async fn apply_config(&self, request: Request<v1::ApplyConfigRequest>) -> Result<Response<v1::ApplyConfigResponse>, Status> {
-        let started = Instant::now();
-        let result = self.apply_config_inner(request).await;
-        observe("ApplyConfig", started, &result);
-        result
-    }
-
-    async fn stream_telemetry(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<Self::StreamTelemetryStream>, Status> {
-        let started = Instant::now();
-        let result = self.stream_telemetry_inner(request).await;
-        observe("StreamTelemetry", started, &result);
-        result
-    }
-
-    async fn set_workload(&self, request: Request<v1::SetWorkloadRequest>) -> Result<Response<v1::SetWorkloadResponse>, Status> {
-        let started = Instant::now();
-        let result = self.set_workload_inner(request).await;
-        observe("SetWorkload", started, &result);
-        result
     }
 }

@@ -62,5 +62,5 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let routes = Routes::new(PolicyServer::new(PendingPolicy));
-    faasconf_server::serve::<PolicyServer<PendingPolicy>>(routes, listener, faasconf_server::shutdown_signal()).await
+    faasconf_server::serve::<PolicyServer<PendingPolicy>>("policy", routes, listener, faasconf_server::shutdown_signal()).await
 }

@@ -3,6 +3,8 @@
 //! the faasconf descriptors, request timeouts and a concurrency limit, tracing, and graceful
 //! shutdown on SIGTERM or Ctrl-C (health goes NOT_SERVING first, in-flight calls drain).
 
+pub mod rpc_layer;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,11 +29,14 @@ pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 
 /// Installs the process-wide metrics recorder; its handle renders the Prometheus text.
 pub fn install_metrics_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&LATENCY_BUCKETS)
         .context("histogram buckets")?
         .install_recorder()
-        .context("installing the metrics recorder")
+        .context("installing the metrics recorder")?;
+    metrics::describe_counter!("faasconf_rpc_requests_total", "RPCs answered, by method and gRPC code.");
+    metrics::describe_histogram!("faasconf_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer an RPC (to the response headers: the first message of a stream).");
+    Ok(handle)
 }
 
 /// Serves `router` (e.g. `/metrics`) over HTTP/1 on `listener` until `shutdown` resolves.
@@ -87,7 +92,7 @@ pub async fn shutdown_signal() {
 
 /// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
 /// `S` is the main service, reported SERVING while the server runs.
-pub async fn serve<S: NamedService>(routes: Routes, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve<S: NamedService>(service: &'static str, routes: Routes, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -106,6 +111,8 @@ pub async fn serve<S: NamedService>(routes: Routes, listener: TcpListener, shutd
         .timeout(REQUEST_TIMEOUT)
         // Why: bound the work one client can queue on us.
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        // Why: one place observes every RPC (span, count by code, latency).
+        .layer(rpc_layer::RpcObserveLayer::new(service))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
     // Why: graceful shutdown waits for every connection; a client that never closes its own
