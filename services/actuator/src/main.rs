@@ -26,7 +26,7 @@ use tonic::service::Routes;
 
 use crate::backend::Backend;
 use crate::kubernetes::objects::Target;
-use crate::kubernetes::{KubernetesBackend, KubernetesSettings, Platform};
+use crate::kubernetes::{detect_target, KubernetesBackend, KubernetesSettings, Platform};
 use crate::service::ActuatorService;
 use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
 
@@ -75,10 +75,11 @@ struct Args {
     /// Namespace the functions live in (OpenFaaS: openfaas-fn).
     #[arg(long, env = "FAASCONF_NAMESPACE", default_value = "openfaas-fn")]
     namespace: String,
-    /// Kubernetes: which object holds a function's configuration (deployment for OpenFaaS CE;
-    /// function when the Pro operator manages the Deployments).
-    #[arg(long, env = "FAASCONF_KUBERNETES_TARGET", value_enum, default_value_t = Target::Deployment)]
-    kubernetes_target: Target,
+    /// Kubernetes: which object holds a function's configuration: deployment (OpenFaaS CE),
+    /// function (the Pro operator manages the Deployments), or auto (function when the cluster
+    /// serves functions.openfaas.com).
+    #[arg(long, env = "FAASCONF_KUBERNETES_TARGET", value_enum, default_value_t = TargetChoice::Auto)]
+    kubernetes_target: TargetChoice,
     /// Kubernetes: the OpenFaaS edition, for its limits (CE: at most 5 replicas per function).
     #[arg(long, env = "FAASCONF_PLATFORM", value_enum, default_value_t = Platform::Ce)]
     platform: Platform,
@@ -95,6 +96,17 @@ struct Args {
     /// YAML or JSON file with `labels` and `queries` overriding the PromQL defaults.
     #[arg(long, env = "FAASCONF_PROMETHEUS_QUERIES")]
     prometheus_queries: Option<std::path::PathBuf>,
+}
+
+/// `--kubernetes-target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetChoice {
+    /// Ask the cluster.
+    Auto,
+    /// The Deployment faas-netes created.
+    Deployment,
+    /// The OpenFaaS `Function` resource.
+    Function,
 }
 
 /// The overrides file of `--prometheus-queries`.
@@ -170,11 +182,20 @@ async fn main() -> Result<()> {
             Arc::new(TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?)
         }
         BackendKind::Kubernetes => {
+            if args.clock == Clock::Virtual {
+                bail!("--clock virtual is for --backend twin: a cluster runs in real time");
+            }
             let client = kube::Client::try_default().await.context("--backend kubernetes: no usable kubeconfig or in-cluster service account")?;
+            let target = match args.kubernetes_target {
+                TargetChoice::Deployment => Target::Deployment,
+                TargetChoice::Function => Target::Function,
+                TargetChoice::Auto => detect_target(&client, std::time::Duration::from_secs(10)).await.map_err(|e| anyhow::anyhow!("--kubernetes-target auto: {e}"))?,
+            };
+            tracing::info!(?target, "applying configurations to this object kind");
             let settings = KubernetesSettings {
                 namespace: args.namespace.clone(),
                 field_manager: args.field_manager.clone(),
-                target: args.kubernetes_target,
+                target,
                 platform: args.platform,
                 rollout_deadline: std::time::Duration::from_secs(args.rollout_deadline_seconds),
                 poll_interval: std::time::Duration::from_secs(2),

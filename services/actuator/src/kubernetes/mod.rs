@@ -339,12 +339,16 @@ impl KubernetesBackend {
     async fn drive_telemetry(self: Arc<Self>, m: Arc<Managed>, source: Arc<faasconf_prometheus::PrometheusSource>, mut shutdown: watch::Receiver<bool>) {
         let window = self.settings.window;
         let mut index = 0;
+        // Windows tile time: each starts where the previous ended, however long reporting took.
+        let mut ticks = tokio::time::interval_at(Instant::now() + window, window);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(window) => {}
+            let tick = tokio::select! {
+                tick = ticks.tick() => tick,
                 _ = shutdown.changed() => break,
-            }
-            let end = SystemTime::now();
+            };
+            let end = SystemTime::now() - tick.elapsed();
+            let started = tick - window;
             let measured = match source.window(&m.workflow, end, window).await {
                 Ok(measured) => measured,
                 Err(e) => {
@@ -364,7 +368,9 @@ impl KubernetesBackend {
                         Err(e) => tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable"),
                     }
                 }
-                let transient = state.changed_at.is_some_and(|t| t.elapsed() < window);
+                // A change inside the window, or after its end but before this report (whose
+                // version is then already the new one), makes it transient.
+                let transient = state.changed_at.is_some_and(|t| t > started);
                 (state.config.clone().unwrap_or_else(|| WorkflowConfig(Vec::new())), state.version.unwrap_or(0), transient)
             };
             let mut workflow_window = measured.workflow;
@@ -385,6 +391,19 @@ impl KubernetesBackend {
             m.subscribers.offer(&Arc::new(report)).await;
         }
         m.subscribers.close().await;
+    }
+}
+
+/// Which object to apply to when the operator decides: the `Function` resource when the
+/// `openfaas.com/v1` API serves `functions` (the OpenFaaS Pro operator is installed), else the
+/// Deployment.
+pub async fn detect_target(client: &kube::Client, timeout: Duration) -> Result<Target, ApplyError> {
+    match tokio::time::timeout(timeout, client.list_api_group_resources("openfaas.com/v1")).await {
+        Err(_) => Err(ApplyError::Unavailable(format!("API discovery of openfaas.com/v1 did not answer within {timeout:?}"))),
+        Ok(Ok(list)) if list.resources.iter().any(|r| r.name == "functions") => Ok(Target::Function),
+        Ok(Ok(_)) => Ok(Target::Deployment),
+        Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(Target::Deployment),
+        Ok(Err(e)) => Err(ApplyError::Unavailable(format!("API discovery of openfaas.com/v1: {e}"))),
     }
 }
 

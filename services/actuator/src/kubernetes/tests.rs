@@ -130,6 +130,16 @@ impl Cluster {
 
 /// A backend over the fake cluster, and the cluster.
 fn start(cluster: Cluster, target: Target, platform: Platform) -> (Arc<KubernetesBackend>, Arc<Mutex<Cluster>>) {
+    start_with(cluster, target, platform, None, Duration::from_secs(30))
+}
+
+fn start_with(
+    cluster: Cluster,
+    target: Target,
+    platform: Platform,
+    source: Option<Arc<faasconf_prometheus::PrometheusSource>>,
+    window: Duration,
+) -> (Arc<KubernetesBackend>, Arc<Mutex<Cluster>>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let cluster = Arc::new(Mutex::new(cluster));
     let api = cluster.clone();
@@ -157,10 +167,12 @@ fn start(cluster: Cluster, target: Target, platform: Platform) -> (Arc<Kubernete
         rollout_deadline: Duration::from_secs(120),
         poll_interval: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
-        window: Duration::from_secs(30),
+        window,
     };
-    let (_stop, stopped) = watch::channel(false);
-    let backend = KubernetesBackend::start(client, vec![builtin("parallel").unwrap()], settings, None, stopped).unwrap();
+    let (stop, stopped) = watch::channel(false);
+    // The clocks run for as long as the test does.
+    std::mem::forget(stop);
+    let backend = KubernetesBackend::start(client, vec![builtin("parallel").unwrap()], settings, source, stopped).unwrap();
     (backend, cluster)
 }
 
@@ -321,4 +333,78 @@ async fn a_missing_function_is_a_failed_precondition() {
     let Err(ApplyError::Precondition { field, message }) = backend.current("parallel").await else { panic!("missing deployment unnoticed") };
     assert_eq!(field, "deployment openfaas-fn/starter");
     assert!(message.contains("deploy the function first"), "{message}");
+}
+
+/// A client whose API server answers every request with `code` and `body`.
+fn answering(code: u16, body: Value) -> kube::Client {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            assert_eq!(request.uri().path(), "/apis/openfaas.com/v1");
+            respond.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+        }
+    });
+    kube::Client::new(service, NS)
+}
+
+#[tokio::test]
+async fn the_target_follows_what_the_cluster_serves() {
+    let timeout = Duration::from_secs(5);
+    let served = json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "openfaas.com/v1",
+        "resources": [{ "name": "functions", "singularName": "function", "namespaced": true, "kind": "Function", "verbs": ["get", "list", "patch"] }] });
+    assert_eq!(detect_target(&answering(200, served), timeout).await.unwrap(), Target::Function);
+    assert_eq!(detect_target(&answering(404, status(404, "NotFound", "the server could not find the requested resource")), timeout).await.unwrap(), Target::Deployment);
+    assert!(matches!(detect_target(&answering(503, status(503, "ServiceUnavailable", "etcd")), timeout).await, Err(ApplyError::Unavailable(_))));
+}
+
+/// A Prometheus that reports 10 successful end-to-end requests and nothing else.
+async fn fake_prometheus() -> String {
+    async fn answer(uri: http::Uri) -> ([(http::header::HeaderName, &'static str); 1], String) {
+        let query = uri.query().unwrap_or_default();
+        let result = if query.contains("faasconf_workflow_request_duration_seconds_count") { r#"[{"metric":{"code":"200"},"value":[1,"10"]}]"# } else { "[]" };
+        ([(http::header::CONTENT_TYPE, "application/json")], format!(r#"{{"status":"success","data":{{"resultType":"vector","result":{result}}}}}"#))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/api/v1/query", axum::routing::get(answer))).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_carry_the_version_and_mark_changes_transient() {
+    let w = builtin("parallel").unwrap();
+    let source = faasconf_prometheus::PrometheusSource::new(faasconf_prometheus::PrometheusSettings {
+        url: fake_prometheus().await,
+        namespace: NS.into(),
+        labels: faasconf_prometheus::Labels::default(),
+        queries: faasconf_prometheus::Queries::default(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let window = Duration::from_millis(300);
+    let (backend, _) = start_with(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce, Some(Arc::new(source)), window);
+    let mut windows = backend.subscribe("parallel").await.unwrap();
+    let first = windows.recv().await.unwrap();
+    assert_eq!((first.config_version, first.transient, &first.config), (1, false, &uniform(1000)));
+    assert_eq!((first.workflow.total_requests, first.workflow.success_ratio), (10, 1.0));
+    assert_eq!(first.workflow.cost, uniform(1000).cost(), "the cost of the configuration in force");
+    backend.apply("parallel", with_resnet(uniform(1000), RESNET), 1, false).await.unwrap();
+    let next = loop {
+        let w = windows.recv().await.unwrap();
+        if w.config_version == 2 {
+            break w;
+        }
+    };
+    assert!(next.transient, "the window in which the change happened is transient: {next:?}");
+    assert_eq!(next.config, with_resnet(uniform(1000), RESNET));
+    let settled = windows.recv().await.unwrap();
+    assert!(!settled.transient && settled.index > next.index);
+}
+
+#[tokio::test]
+async fn without_a_telemetry_source_streaming_is_a_failed_precondition() {
+    let w = builtin("parallel").unwrap();
+    let (backend, _) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
+    assert!(matches!(backend.subscribe("parallel").await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url")));
+    assert!(matches!(backend.set_workload("parallel", Workload::ClosedLoop { users: 3 }).await, Err(ApplyError::Unsupported(_))));
 }
