@@ -97,6 +97,37 @@ fn bad_flags_are_named() {
     assert!(!out.status.success(), "two loads at once are refused");
 }
 
+/// The actuator refuses bad flags before it binds a port, naming the flag.
+#[test]
+fn actuator_flags_are_checked_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("queries.yaml");
+    std::fs::write(&typo, "queries:\n  running_pods: count(up{namespace=\"${namespce}\"})\n").unwrap();
+    let unknown = dir.path().join("unknown.yaml");
+    std::fs::write(&unknown, "querys: {}\n").unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--backend", "twin", "--prometheus-url", "http://127.0.0.1:9"], "--prometheus-url is for --backend kubernetes"),
+        (&["--backend", "kubernetes", "--clock", "virtual"], "--clock virtual is for --backend twin"),
+        (&["--backend", "kubernetes", "--prometheus-url", "prometheus:9090"], "prometheus url"),
+        (&["--backend", "kubernetes", "--prometheus-url", "http://127.0.0.1:9", "--prometheus-queries", typo.to_str().unwrap()], "queries.running_pods"),
+        (&["--backend", "kubernetes", "--prometheus-url", "http://127.0.0.1:9", "--prometheus-queries", unknown.to_str().unwrap()], "unknown field `querys`"),
+    ];
+    for (args, expected) in cases {
+        let out = common::command("faasconf-actuator").args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+    // No cluster here: the Kubernetes backend says where it looked.
+    let out = common::command("faasconf-actuator")
+        .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--backend", "kubernetes"])
+        .env("KUBECONFIG", dir.path().join("missing-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--backend kubernetes: no usable kubeconfig"), "{stderr}");
+}
+
 #[test]
 fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
     let history = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/parallel_10_train.csv");

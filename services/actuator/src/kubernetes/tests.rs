@@ -408,3 +408,29 @@ async fn without_a_telemetry_source_streaming_is_a_failed_precondition() {
     assert!(matches!(backend.subscribe("parallel").await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url")));
     assert!(matches!(backend.set_workload("parallel", Workload::ClosedLoop { users: 3 }).await, Err(ApplyError::Unsupported(_))));
 }
+
+/// What the backend sends, per resource: the verbs the Role in deploy/ must grant.
+#[test]
+fn the_shipped_role_grants_what_the_backend_uses() {
+    let text = include_str!("../../../../deploy/kubernetes/actuator-rbac.yaml");
+    let mut granted = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let object: Value = serde::Deserialize::deserialize(document).unwrap();
+        if object["kind"] == "Role" {
+            assert_eq!(object["metadata"]["namespace"], NS);
+            for rule in object["rules"].as_array().unwrap() {
+                for group in rule["apiGroups"].as_array().unwrap() {
+                    for resource in rule["resources"].as_array().unwrap() {
+                        for verb in rule["verbs"].as_array().unwrap() {
+                            granted.push(format!("{}/{}:{}", group.as_str().unwrap(), resource.as_str().unwrap(), verb.as_str().unwrap()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for needed in ["apps/deployments:get", "apps/deployments:patch", "openfaas.com/functions:get", "openfaas.com/functions:patch"] {
+        assert!(granted.iter().any(|g| g == needed), "the Role lacks {needed}: {granted:?}");
+    }
+    assert!(!granted.iter().any(|g| g.ends_with(":delete") || g.ends_with(":create") || g.contains("secrets")), "more than least privilege: {granted:?}");
+}
