@@ -157,7 +157,7 @@ async fn render_metrics(axum::extract::State(state): axum::extract::State<Metric
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    faasconf_server::init_tracing();
+    let _traces = faasconf_server::init_tracing("faasconf-actuator");
     let args = Args::parse();
     // All configuration is checked before any port is bound.
     if !(args.window_seconds.is_finite() && (1.0..=3600.0).contains(&args.window_seconds)) {

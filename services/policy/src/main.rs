@@ -58,7 +58,7 @@ impl Policy for PendingPolicy {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    faasconf_server::init_tracing();
+    let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let routes = Routes::new(PolicyServer::new(PendingPolicy));

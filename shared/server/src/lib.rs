@@ -4,6 +4,9 @@
 //! shutdown on SIGTERM or Ctrl-C (health goes NOT_SERVING first, in-flight calls drain).
 
 pub mod rpc_layer;
+pub mod traces;
+
+pub use traces::{init_tracing, TracingGuard};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,12 +53,6 @@ pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener> {
     let local = listener.local_addr()?;
     println!("metrics on {local}");
     Ok(listener)
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Binds `addr` and prints `listening on <addr>` to stdout (the real port when 0 was asked).

@@ -81,7 +81,13 @@ where
         let Some(method) = faasconf_method(request.uri().path()).map(str::to_owned) else {
             return Box::pin(inner.call(request));
         };
-        let span = tracing::info_span!("rpc", rpc.service = service, rpc.method = %method, rpc.code = tracing::field::Empty);
+        let span = tracing::info_span!("rpc", otel.kind = "server", rpc.system = "grpc", rpc.service = service, rpc.method = %method, rpc.code = tracing::field::Empty);
+        {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            // Continues the caller's trace when it sent one (W3C traceparent); without an
+            // OpenTelemetry layer installed this does nothing.
+            let _ = span.set_parent(crate::traces::remote_context(request.headers()));
+        }
         Box::pin(
             async move {
                 let started = Instant::now();
