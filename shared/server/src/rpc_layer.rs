@@ -107,6 +107,11 @@ where
     }
 }
 
+/// Tests that drive the layer take this lock: tracing caches each callsite's interest process-wide,
+/// and a span first registered by one test while another installs its subscriber can be missed.
+#[cfg(test)]
+pub(crate) static LAYER_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +129,7 @@ mod tests {
 
     #[test]
     fn counts_each_call_by_method_and_code() {
+        let _serial = LAYER_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let answer = tower::service_fn(|request: http::Request<()>| async move {

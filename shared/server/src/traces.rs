@@ -103,6 +103,7 @@ mod tests {
 
     #[test]
     fn rpcs_continue_the_callers_trace_and_calls_carry_ours() {
+        let _serial = crate::rpc_layer::LAYER_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
         let provider = SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
@@ -121,6 +122,7 @@ mod tests {
         });
         let mut service = RpcObserveLayer::new("policy").layer(answer);
         tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(async {
                 let request = http::Request::builder()
