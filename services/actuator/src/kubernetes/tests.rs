@@ -434,3 +434,35 @@ fn the_shipped_role_grants_what_the_backend_uses() {
     }
     assert!(!granted.iter().any(|g| g.ends_with(":delete") || g.ends_with(":create") || g.contains("secrets")), "more than least privilege: {granted:?}");
 }
+
+/// Against a real cluster (`KUBECONFIG`) with OpenFaaS and the `parallel` workflow's functions
+/// deployed in `openfaas-fn` with limits inside the workflow's bounds: reads the configuration,
+/// dry-runs a change (the API server runs admission and validation), applies it for real, and
+/// puts the original back. Run with `cargo test -p faasconf-actuator -- --ignored`.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn round_trip_on_a_real_cluster() {
+    let client = kube::Client::try_default().await.expect("a kubeconfig");
+    let target = detect_target(&client, Duration::from_secs(10)).await.unwrap();
+    let settings = KubernetesSettings {
+        namespace: NS.into(),
+        field_manager: "faasconf-actuator-test".into(),
+        target,
+        platform: Platform::Ce,
+        rollout_deadline: Duration::from_secs(300),
+        poll_interval: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        window: Duration::from_secs(30),
+    };
+    let (_stop, stopped) = watch::channel(false);
+    let backend = KubernetesBackend::start(client, vec![builtin("parallel").unwrap()], settings, None, stopped).unwrap();
+    let (original, version) = backend.current("parallel").await.unwrap();
+    let mut changed = original.clone();
+    changed.0[0].concurrency = if changed.0[0].concurrency == 4 { 5 } else { 4 };
+    let dry = backend.apply("parallel", changed.clone(), version, true).await.unwrap();
+    assert_eq!((dry.version, backend.current("parallel").await.unwrap().0), (version, original.clone()));
+    let applied = backend.apply("parallel", changed.clone(), version, false).await.unwrap();
+    assert_eq!(backend.current("parallel").await.unwrap(), (changed, applied.version));
+    backend.apply("parallel", original.clone(), applied.version, false).await.unwrap();
+    assert_eq!(backend.current("parallel").await.unwrap().0, original);
+}
