@@ -1,0 +1,73 @@
+//! Hyper-parameters, with the reference prototype's values as defaults.
+
+use burn::prelude::*;
+
+/// How the learning agents see their neighbours.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Topology-masked attention mean field (the method).
+    AttMf,
+    /// Uniform mean field over the neighbours (as SIMPPO).
+    Mf,
+}
+
+/// How attention scores become weights.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// GAT-MF's squared dot product, masked by adjacency and normalised by its row sum.
+    SquaredMasked,
+    /// Scaled dot product through a softmax with non-neighbours at minus infinity.
+    MaskedSoftmax,
+}
+
+/// AttMF hyper-parameters.
+#[derive(Config, Debug)]
+pub struct AgentConfig {
+    /// Features per function in the state.
+    pub state_dim: usize,
+    /// Knobs per function in the action (CPU, memory, replicas, concurrency).
+    #[config(default = 4)]
+    pub action_dim: usize,
+    /// Width of the two hidden layers of actor and critic.
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Width of the attention's query and key projections.
+    #[config(default = 32)]
+    pub attention: usize,
+    /// Width of the learned function-identity embedding (parameters are shared across agents).
+    #[config(default = 8)]
+    pub identity: usize,
+    /// The most functions a workflow may have (rows of the identity embedding).
+    #[config(default = 32)]
+    pub max_functions: usize,
+    /// Neighbour weighting.
+    #[config(default = "Algorithm::AttMf")]
+    pub algorithm: Algorithm,
+    /// Attention scoring.
+    #[config(default = "Scoring::SquaredMasked")]
+    pub scoring: Scoring,
+    /// Adam learning rate of the actor (and of the critic unless `critic_learning_rate` is set).
+    #[config(default = 1e-4)]
+    pub learning_rate: f64,
+    /// Adam learning rate of the critic, when it should differ from the actor's.
+    #[config(default = "None")]
+    pub critic_learning_rate: Option<f64>,
+    /// Discount.
+    #[config(default = 0.9)]
+    pub gamma: f64,
+    /// Soft update rate of the target networks.
+    #[config(default = 0.01)]
+    pub tau: f64,
+    /// Transitions per update.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Standard deviation of the Gaussian exploration noise (normalised action space).
+    #[config(default = 0.1)]
+    pub noise: f64,
+    /// Multiplier applied to the noise after every update.
+    #[config(default = 0.999)]
+    pub noise_decay: f64,
+    /// Seed of initialisation, sampling and noise.
+    #[config(default = 0)]
+    pub seed: u64,
+}

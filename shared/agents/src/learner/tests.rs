@@ -1,0 +1,95 @@
+use super::*;
+use crate::config::{Algorithm, Scoring};
+
+/// A chain of three functions; function j's best action is `TARGETS[j]` on every knob.
+const TARGETS: [f32; 3] = [0.2, 0.5, 0.8];
+
+fn chain() -> Vec<Vec<u8>> {
+    vec![vec![0, 1, 0], vec![1, 0, 1], vec![0, 1, 0]]
+}
+
+fn config(algorithm: Algorithm) -> AgentConfig {
+    AgentConfig::new(2).with_algorithm(algorithm).with_learning_rate(1e-3).with_critic_learning_rate(Some(1e-2)).with_gamma(0.0).with_seed(7).with_batch_size(32)
+}
+
+/// One-step episodes: reward = -mean squared distance of every knob to its function's target.
+fn batch(rng: &mut SplitMix, learner: &Learner, len: usize) -> Batch {
+    let mut b = Batch::default();
+    for _ in 0..len {
+        let states: Vec<f32> = (0..3 * 2).map(|_| rng.uniform() as f32).collect();
+        let actions: Vec<f32> = (0..3 * 4).map(|_| rng.uniform() as f32).collect();
+        let reward = -actions.iter().enumerate().map(|(i, a)| (a - TARGETS[i / 4]).powi(2)).sum::<f32>() / 12.0;
+        b.next_states.extend((0..3 * 2).map(|_| rng.uniform() as f32));
+        b.states.extend(states);
+        b.actions.extend(actions);
+        b.rewards.push(reward);
+    }
+    assert_eq!(learner.functions(), 3);
+    b
+}
+
+fn distance(learner: &Learner) -> f32 {
+    let d = learner.act(&[0.5; 6]).unwrap();
+    d.actions.iter().enumerate().map(|(i, a)| (a - TARGETS[i / 4]).abs()).sum::<f32>() / 12.0
+}
+
+#[test]
+fn agents_learn_function_specific_actions() {
+    for algorithm in [Algorithm::AttMf, Algorithm::Mf] {
+        let mut learner = Learner::new(config(algorithm), &chain(), Device::flex()).unwrap();
+        let mut rng = SplitMix(3);
+        let before = distance(&learner);
+        let mut first = None;
+        let mut last = 0.0;
+        // DDPG on this toy needs the critic to be right before the actor settles: about 1500
+        // updates (observed: AttMF 0.217 -> 0.053, MF 0.215 -> 0.072 after 2000).
+        for _ in 0..2000 {
+            let b = batch(&mut rng, &learner, 32);
+            let losses = learner.update(&b).unwrap();
+            first.get_or_insert(losses.critic);
+            last = losses.critic;
+        }
+        let after = distance(&learner);
+        assert!(after < 0.5 * before && after < 0.1, "{algorithm:?}: mean distance to the targets {before} -> {after}");
+        assert!(last < first.unwrap(), "{algorithm:?}: critic loss {first:?} -> {last}");
+    }
+}
+
+#[test]
+fn decisions_carry_attention_rows_that_sum_to_one() {
+    for scoring in [Scoring::SquaredMasked, Scoring::MaskedSoftmax] {
+        let learner = Learner::new(config(Algorithm::AttMf).with_scoring(scoring), &chain(), Device::flex()).unwrap();
+        let d = learner.act(&[0.1, 0.9, 0.4, 0.3, 0.7, 0.2]).unwrap();
+        assert_eq!(d.actions.len(), 12);
+        assert!(d.actions.iter().all(|a| (0.0..=1.0).contains(a)));
+        for row in d.weights.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+        assert_eq!(d.weights[2], 0.0, "function 0 does not see function 2");
+    }
+}
+
+#[test]
+fn exploration_noise_is_seeded_bounded_and_decays() {
+    let mut a = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
+    let mut b = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
+    let (x, y) = (a.explore(&[0.5; 6]).unwrap(), b.explore(&[0.5; 6]).unwrap());
+    assert_eq!(x, y, "same seed, same decision");
+    assert_ne!(x.actions, a.act(&[0.5; 6]).unwrap().actions, "noise was added");
+    let noise = a.noise();
+    let mut rng = SplitMix(1);
+    let batch = batch(&mut rng, &a, 8);
+    a.update(&batch).unwrap();
+    assert!(a.noise() < noise);
+}
+
+#[test]
+fn bad_inputs_name_the_field() {
+    assert!(matches!(Learner::new(config(Algorithm::AttMf), &[vec![0, 1], vec![1]], Device::flex()), Err(Error::Invalid { field: "adjacency", .. })));
+    let mut learner = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
+    assert!(matches!(learner.act(&[0.5; 5]), Err(Error::Invalid { field: "states", .. })));
+    let mut rng = SplitMix(1);
+    let mut b = batch(&mut rng, &learner, 4);
+    b.rewards[2] = f32::NAN;
+    assert!(matches!(learner.update(&b), Err(Error::Invalid { field: "rewards", .. })));
+}
