@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use faasconf_core::rng::Rng;
 
 use crate::attention::neighbourhood;
 use crate::config::AgentConfig;
@@ -79,7 +80,7 @@ pub struct Learner {
     actor_optim: ModuleOptimizer,
     critic_optim: ModuleOptimizer,
     noise: f64,
-    rng: SplitMix,
+    rng: Rng,
 }
 
 impl Learner {
@@ -96,7 +97,7 @@ impl Learner {
             return Err(invalid("config", "state_dim and action_dim must be positive".into()));
         }
         let device = device.autodiff();
-        let mut rng = SplitMix(config.seed);
+        let mut rng = Rng::stream(config.seed, 0);
         let flat: Vec<f32> = neighbourhood(adjacency).into_iter().flatten().collect();
         let mask = Tensor::<1>::from_floats(flat.as_slice(), &device).reshape([1, n, n]);
         let ids = Tensor::<1, Int>::arange(0..n as i64, &device).reshape([1, n]);
@@ -105,7 +106,7 @@ impl Learner {
         let critic = reinitialise(Critic::new(&config, &device), &mut rng, &device);
         Ok(Self {
             noise: config.noise,
-            rng: SplitMix(config.seed ^ 0x5eed),
+            rng: Rng::stream(config.seed, 1),
             actor_target: actor.clone(),
             critic_target: critic.clone(),
             actor,
@@ -236,9 +237,9 @@ fn soft_update<M: Module>(online: &M, target: M, tau: f64) -> M {
 
 /// Draws every weight again from `rng`: uniform in `±1/sqrt(fan_in)` for matrices (as burn's
 /// Linear default) and biases, normal for embeddings; layer norms keep their ones and zeros.
-fn reinitialise<M: Module>(module: M, rng: &mut SplitMix, device: &Device) -> M {
+fn reinitialise<M: Module>(module: M, rng: &mut Rng, device: &Device) -> M {
     struct Draw<'a> {
-        rng: &'a mut SplitMix,
+        rng: &'a mut Rng,
         device: Device,
         path: Vec<String>,
     }
@@ -269,28 +270,6 @@ fn reinitialise<M: Module>(module: M, rng: &mut SplitMix, device: &Device) -> M 
         }
     }
     module.map(&mut Draw { rng, device: device.clone(), path: Vec::new() })
-}
-
-/// SplitMix64 with Box-Muller: the learner's own seeded noise.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`profile`]: what a function costs to run (CPU work, memory, I/O), used by the twin.
 //! - [`catalog`]: the built-in benchmark workflows and topology files (YAML or JSON).
 //! - [`history`]: rows of the FaaSConf history CSV format.
+//! - [`rng`]: the project's own seeded random number generator (results stay identical per seed).
 //! - [`telemetry`]: per-window telemetry reports (per function and end to end).
 //!
 //! Proto types are converted to these at the service edge (`faasconf-proto`).
@@ -18,6 +19,7 @@ pub mod cost;
 pub mod error;
 pub mod history;
 pub mod profile;
+pub mod rng;
 pub mod telemetry;
 pub mod topology;
 

@@ -28,7 +28,7 @@ mod parallel;
 mod plan;
 pub(crate) mod replica;
 pub mod report;
-pub mod rng;
+pub use faasconf_core::rng;
 mod sim;
 mod time;
 pub mod workload;

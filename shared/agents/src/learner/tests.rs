@@ -13,7 +13,7 @@ fn config(algorithm: Algorithm) -> AgentConfig {
 }
 
 /// One-step episodes: reward = -mean squared distance of every knob to its function's target.
-fn batch(rng: &mut SplitMix, learner: &Learner, len: usize) -> Batch {
+fn batch(rng: &mut Rng, learner: &Learner, len: usize) -> Batch {
     let mut b = Batch::default();
     for _ in 0..len {
         let states: Vec<f32> = (0..3 * 2).map(|_| rng.uniform() as f32).collect();
@@ -37,7 +37,7 @@ fn distance(learner: &Learner) -> f32 {
 fn agents_learn_function_specific_actions() {
     for algorithm in [Algorithm::AttMf, Algorithm::Mf] {
         let mut learner = Learner::new(config(algorithm), &chain(), Device::flex()).unwrap();
-        let mut rng = SplitMix(3);
+        let mut rng = Rng::new(3);
         let before = distance(&learner);
         let mut first = None;
         let mut last = 0.0;
@@ -77,7 +77,7 @@ fn exploration_noise_is_seeded_bounded_and_decays() {
     assert_eq!(x, y, "same seed, same decision");
     assert_ne!(x.actions, a.act(&[0.5; 6]).unwrap().actions, "noise was added");
     let noise = a.noise();
-    let mut rng = SplitMix(1);
+    let mut rng = Rng::new(1);
     let batch = batch(&mut rng, &a, 8);
     a.update(&batch).unwrap();
     assert!(a.noise() < noise);
@@ -88,7 +88,7 @@ fn bad_inputs_name_the_field() {
     assert!(matches!(Learner::new(config(Algorithm::AttMf), &[vec![0, 1], vec![1]], Device::flex()), Err(Error::Invalid { field: "adjacency", .. })));
     let mut learner = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
     assert!(matches!(learner.act(&[0.5; 5]), Err(Error::Invalid { field: "states", .. })));
-    let mut rng = SplitMix(1);
+    let mut rng = Rng::new(1);
     let mut b = batch(&mut rng, &learner, 4);
     b.rewards[2] = f32::NAN;
     assert!(matches!(learner.update(&b), Err(Error::Invalid { field: "rewards", .. })));

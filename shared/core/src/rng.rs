@@ -1,6 +1,6 @@
 //! A small deterministic random number generator (xoshiro256++ seeded by SplitMix64) and the
-//! samplers the twin needs. Owning it keeps a seed's results identical across dependency
-//! upgrades, which a calibrated simulator's users rely on.
+//! samplers the twin, the agents and safe exploration need. Owning it keeps a seed's results
+//! identical across dependency upgrades, which a calibrated simulator's users rely on.
 
 /// xoshiro256++ (Blackman and Vigna), public domain reference algorithm.
 #[derive(Debug, Clone)]
