@@ -110,6 +110,12 @@ pub fn diff(workflow: &Workflow, before: &WorkflowConfig, after: &WorkflowConfig
     changes
 }
 
+/// The error for a workflow name no backend manages (the service answers NOT_FOUND before a
+/// backend is asked; this guards direct callers).
+pub fn not_managed(name: &str) -> ApplyError {
+    ApplyError::Invalid(vec![FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))])
+}
+
 /// Counts one apply outcome on `/metrics`.
 pub fn count_apply(workflow: &str, outcome: &'static str) {
     metrics::counter!("faasconf_actuator_applies_total", "workflow" => workflow.to_owned(), "outcome" => outcome).increment(1);

@@ -18,7 +18,7 @@ use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, WindowReport, Workload};
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::backend::{count_apply, diff, ApplyError, ApplyOutcome, Backend};
+use crate::backend::{count_apply, diff, not_managed, ApplyError, ApplyOutcome, Backend};
 use crate::fanout::Subscribers;
 
 /// How windows are paced.
@@ -181,11 +181,6 @@ impl TwinBackend {
     }
 }
 
-fn unknown(name: &str) -> ApplyError {
-    // The service resolves names first; this guards direct callers.
-    ApplyError::Invalid(vec![faasconf_core::FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))])
-}
-
 #[tonic::async_trait]
 impl Backend for TwinBackend {
     fn workflows(&self) -> Vec<&Workflow> {
@@ -197,19 +192,19 @@ impl Backend for TwinBackend {
     }
 
     async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError> {
-        Ok(self.get(workflow).ok_or_else(|| unknown(workflow))?.current().await)
+        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.current().await)
     }
 
     async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
-        self.get(workflow).ok_or_else(|| unknown(workflow))?.apply(config, expected_version, dry_run).await
+        self.get(workflow).ok_or_else(|| not_managed(workflow))?.apply(config, expected_version, dry_run).await
     }
 
     async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
-        Ok(self.get(workflow).ok_or_else(|| unknown(workflow))?.subscribe().await)
+        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.subscribe().await)
     }
 
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError> {
-        self.get(workflow).ok_or_else(|| unknown(workflow))?.set_workload(workload).await.map_err(ApplyError::Invalid)
+        self.get(workflow).ok_or_else(|| not_managed(workflow))?.set_workload(workload).await.map_err(ApplyError::Invalid)
     }
 
     async fn cluster_metrics(&self, namespace: &str) -> String {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use faasconf_core::telemetry::WindowReport;
-use faasconf_core::{FieldError, FunctionConfig, Workflow, WorkflowConfig};
+use faasconf_core::{FunctionConfig, Workflow, WorkflowConfig};
 use faasconf_twin::Workload;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use self::objects::{apply_body, deployment_config, deployment_resource, read_config, Target};
 use self::rollout::{rollout_state, Rollout};
-use crate::backend::{count_apply, diff, ApplyError, ApplyOutcome, Backend};
+use crate::backend::{count_apply, diff, not_managed, ApplyError, ApplyOutcome, Backend};
 use crate::fanout::Subscribers;
 
 /// The OpenFaaS edition, for its limits.
@@ -164,7 +164,7 @@ impl KubernetesBackend {
     }
 
     fn managed(&self, name: &str) -> Result<&Arc<Managed>, ApplyError> {
-        self.workflows.get(name).ok_or_else(|| ApplyError::Invalid(vec![FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))]))
+        self.workflows.get(name).ok_or_else(|| not_managed(name))
     }
 
     fn api(&self, target: Target) -> Api<DynamicObject> {

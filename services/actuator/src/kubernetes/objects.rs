@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 pub const VERSION_ANNOTATION: &str = "faasconf.dev/config-version";
 
 /// Which object holds a function's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// The Deployment faas-netes created (OpenFaaS CE).
     Deployment,
