@@ -9,7 +9,36 @@ pub enum Algorithm {
     AttMf,
     /// Uniform mean field over the neighbours (as SIMPPO).
     Mf,
+    /// Vanilla MADDPG: decentralised actors on their own state, critics on the concatenation of
+    /// every function's state and action.
+    Maddpg,
+    /// Single-agent DDPG over the flattened state of the whole workflow.
+    Ddpg,
 }
+
+impl Algorithm {
+    /// Every algorithm, in the order of the paper's ablation.
+    pub const ALL: [Algorithm; 4] = [Algorithm::AttMf, Algorithm::Mf, Algorithm::Maddpg, Algorithm::Ddpg];
+
+    /// The name used on the command line, in RPCs and in model metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AttMf => "attmf",
+            Self::Mf => "mf",
+            Self::Maddpg => "maddpg",
+            Self::Ddpg => "ddpg",
+        }
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| format!("unknown algorithm {s:?}; expected attmf, mf, maddpg or ddpg"))
+    }
+}
+
 
 /// How attention scores become weights.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

@@ -28,6 +28,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: String) -> Error {
@@ -80,6 +88,7 @@ pub struct Learner {
     actor_optim: ModuleOptimizer,
     critic_optim: ModuleOptimizer,
     noise: f64,
+    updates: u64,
     rng: Rng,
 }
 
@@ -102,10 +111,11 @@ impl Learner {
         let mask = Tensor::<1>::from_floats(flat.as_slice(), &device).reshape([1, n, n]);
         let ids = Tensor::<1, Int>::arange(0..n as i64, &device).reshape([1, n]);
         // Initialised from our own seeded stream: the device's generator is shared process-wide.
-        let actor = reinitialise(Actor::new(&config, &device), &mut rng, &device);
-        let critic = reinitialise(Critic::new(&config, &device), &mut rng, &device);
+        let actor = reinitialise(Actor::new(&config, n, &device), &mut rng, &device);
+        let critic = reinitialise(Critic::new(&config, n, &device), &mut rng, &device);
         Ok(Self {
             noise: config.noise,
+            updates: 0,
             rng: Rng::stream(config.seed, 1),
             actor_target: actor.clone(),
             critic_target: critic.clone(),
@@ -129,6 +139,11 @@ impl Learner {
     /// Functions (agents).
     pub fn functions(&self) -> usize {
         self.functions
+    }
+
+    /// Updates done since the agents were created (checkpoints carry it).
+    pub fn updates(&self) -> u64 {
+        self.updates
     }
 
     /// The current exploration noise.
@@ -203,6 +218,7 @@ impl Learner {
         self.actor_target = soft_update(&self.actor, self.actor_target.clone(), c.tau);
         self.critic_target = soft_update(&self.critic, self.critic_target.clone(), c.tau);
         self.noise *= c.noise_decay;
+        self.updates += 1;
         Ok(Losses { critic: critic_value, actor: actor_value })
     }
 }
@@ -271,6 +287,8 @@ fn reinitialise<M: Module>(module: M, rng: &mut Rng, device: &Device) -> M {
     }
     module.map(&mut Draw { rng, device: device.clone(), path: Vec::new() })
 }
+
+mod checkpoint;
 
 #[cfg(test)]
 mod tests;
