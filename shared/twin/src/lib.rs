@@ -24,7 +24,7 @@ mod events;
 pub mod evaluate;
 pub mod exposition;
 pub mod fidelity;
-mod parallel;
+pub mod parallel;
 mod plan;
 pub(crate) mod replica;
 pub mod report;

@@ -2,7 +2,7 @@
 
 /// `f` applied to every item, in input order, on `threads` scoped threads (0 = every core).
 /// A panic in a worker is a bug: it is re-raised here rather than losing results.
-pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
     let f = &f;

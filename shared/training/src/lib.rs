@@ -1,0 +1,57 @@
+//! Offline training of the faasconf agents: samples drawn on the twin (and history imported
+//! into the experience store), transitions rebuilt from stored observations, the MADDPG
+//! training loop with checkpoints it resumes from, and trained models saved as versions.
+//!
+//! - [`samples`]: observations of random and perturbed configurations on the twin.
+//! - [`replay`]: transitions from observations (transient windows skipped); the replay buffer.
+//! - [`train`]: the training loop, its checkpoints and its report (losses, reward curve).
+//! - [`model`]: a trained model (agents + state encoder), saving, loading, registering, and
+//!   following its policy on the twin.
+
+pub mod model;
+pub mod replay;
+pub mod samples;
+pub mod train;
+
+pub use model::{verdict, Model, ModelMeta, Verdict};
+pub use samples::{twin_samples, SampleOptions};
+pub use train::{train, Progress, TrainOptions, TrainReport};
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An option or input is invalid (the field named).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A domain error (configuration, workflow).
+    #[error(transparent)]
+    Core(#[from] faasconf_core::Error),
+    /// The twin refused.
+    #[error(transparent)]
+    Twin(#[from] faasconf_twin::Error),
+    /// The agents refused.
+    #[error(transparent)]
+    Agents(#[from] faasconf_agents::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] faasconf_store::Error),
+    /// A file could not be written or read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), message: message.into() }
+    }
+}
