@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod status;
+pub mod window;
 
 /// Generated code of package `faasconf.v1`.
 #[allow(missing_docs, clippy::all)]

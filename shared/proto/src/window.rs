@@ -1,0 +1,196 @@
+//! Telemetry windows between `faasconf.v1.TelemetryWindow` and the domain's `WindowReport`:
+//! the actuator sends them, the policy reads them (from its stream or a `RecommendConfig`).
+
+use faasconf_core::telemetry::{FunctionWindow, WindowReport, WorkflowWindow};
+use faasconf_core::{FieldError, Workflow};
+
+use crate::convert::{config_from_proto, config_to_proto};
+use crate::v1;
+
+/// A window as a telemetry message, with the configuration it was measured under.
+pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWindow {
+    v1::TelemetryWindow {
+        workflow: workflow.name.clone(),
+        index: w.index,
+        start_seconds: w.start_seconds,
+        duration_seconds: w.duration_seconds,
+        config_version: w.config_version,
+        transient: w.transient,
+        load: Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(w.users)) }),
+        workflow_metrics: Some(v1::WorkflowMetrics {
+            mean_latency_seconds: w.workflow.mean_latency_seconds,
+            p95_latency_seconds: w.workflow.p95_latency_seconds,
+            successful_requests: w.workflow.successful_requests,
+            total_requests: w.workflow.total_requests,
+            success_ratio: w.workflow.success_ratio,
+            throughput_rps: w.workflow.throughput_rps,
+            cost: w.workflow.cost,
+        }),
+        functions: w
+            .functions
+            .iter()
+            .map(|f| v1::FunctionMetrics {
+                function: f.function.clone(),
+                cpu_usage_percent: f.cpu_usage_percent,
+                cpu_throttled_periods: f.cpu_throttled_periods,
+                memory_percent_of_limit: f.memory_percent_of_limit,
+                network_rx_bytes_per_second: f.network_rx_bytes_per_second,
+                requests: f.requests,
+                rejections: f.rejections,
+                oom_failures: f.oom_failures,
+                latency_p75_seconds: f.latency_p75_seconds,
+                latency_p95_seconds: f.latency_p95_seconds,
+                completed: f.completed,
+                unavailable: f.unavailable,
+                rejections_with_room: f.rejections_with_room,
+                ready_replicas: f.ready_replicas,
+            })
+            .collect(),
+        config: Some(config_to_proto(workflow, &w.config)),
+    }
+}
+
+/// A telemetry message validated against `workflow`: its name, one row per function in the
+/// workflow's order, finite non-negative measurements, a valid configuration. `field` prefixes
+/// the paths of every problem.
+pub fn window_from_proto(workflow: &Workflow, w: &v1::TelemetryWindow, field: &str) -> Result<WindowReport, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if !w.workflow.is_empty() && w.workflow != workflow.name {
+        errors.push(FieldError::new(format!("{field}.workflow"), format!("{:?} is not {:?}", w.workflow, workflow.name)));
+    }
+    let users = match w.load.as_ref().and_then(|l| l.kind.as_ref()) {
+        Some(v1::load::Kind::ConcurrentUsers(u)) => *u,
+        Some(v1::load::Kind::RequestsPerSecond(_)) => 0,
+        None => {
+            errors.push(FieldError::new(format!("{field}.load"), "missing"));
+            0
+        }
+    };
+    let bad = |path: String, v: f64| (!(v.is_finite() && v >= 0.0)).then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")));
+    let metrics = w.workflow_metrics.clone().unwrap_or_default();
+    errors.extend(bad(format!("{field}.workflow_metrics.mean_latency_seconds"), metrics.mean_latency_seconds));
+    errors.extend(bad(format!("{field}.workflow_metrics.success_ratio"), metrics.success_ratio));
+    errors.extend(bad(format!("{field}.duration_seconds"), w.duration_seconds));
+    if w.functions.len() != workflow.len() {
+        errors.push(FieldError::new(format!("{field}.functions"), format!("{} rows; the workflow has {} functions", w.functions.len(), workflow.len())));
+    }
+    for (i, (f, spec)) in w.functions.iter().zip(&workflow.functions).enumerate() {
+        let path = format!("{field}.functions[{i}]");
+        if f.function != spec.name {
+            errors.push(FieldError::new(format!("{path}.function"), format!("{:?} where {:?} was expected (workflow order)", f.function, spec.name)));
+        }
+        for (name, v) in [
+            ("cpu_usage_percent", f.cpu_usage_percent),
+            ("cpu_throttled_periods", f.cpu_throttled_periods),
+            ("memory_percent_of_limit", f.memory_percent_of_limit),
+            ("network_rx_bytes_per_second", f.network_rx_bytes_per_second),
+            ("latency_p75_seconds", f.latency_p75_seconds),
+            ("latency_p95_seconds", f.latency_p95_seconds),
+        ] {
+            errors.extend(bad(format!("{path}.{name}"), v));
+        }
+    }
+    let config = config_from_proto(workflow, w.config.as_ref(), &format!("{field}.config"));
+    if let Err(e) = &config {
+        errors.extend(e.iter().cloned());
+    }
+    let (Ok(config), true) = (config, errors.is_empty()) else { return Err(errors) };
+    Ok(WindowReport {
+        index: w.index,
+        start_seconds: w.start_seconds,
+        duration_seconds: w.duration_seconds,
+        config_version: w.config_version,
+        transient: w.transient,
+        config,
+        users,
+        workflow: WorkflowWindow {
+            mean_latency_seconds: metrics.mean_latency_seconds,
+            p95_latency_seconds: metrics.p95_latency_seconds,
+            successful_requests: metrics.successful_requests,
+            total_requests: metrics.total_requests,
+            success_ratio: metrics.success_ratio,
+            throughput_rps: metrics.throughput_rps,
+            cost: metrics.cost,
+        },
+        functions: w
+            .functions
+            .iter()
+            .map(|f| FunctionWindow {
+                function: f.function.clone(),
+                cpu_usage_percent: f.cpu_usage_percent,
+                cpu_throttled_periods: f.cpu_throttled_periods,
+                memory_percent_of_limit: f.memory_percent_of_limit,
+                network_rx_bytes_per_second: f.network_rx_bytes_per_second,
+                requests: f.requests,
+                rejections: f.rejections,
+                rejections_with_room: f.rejections_with_room,
+                oom_failures: f.oom_failures,
+                unavailable: f.unavailable,
+                completed: f.completed,
+                latency_p75_seconds: f.latency_p75_seconds,
+                latency_p95_seconds: f.latency_p95_seconds,
+                ready_replicas: f.ready_replicas,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faasconf_core::catalog::builtin;
+
+    fn window(workflow: &Workflow) -> WindowReport {
+        let config = workflow.config_from_actions(&vec![[0.4; 4]; workflow.len()]).unwrap();
+        let functions = workflow
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FunctionWindow {
+                function: f.name.clone(),
+                cpu_usage_percent: 10.0 * i as f64,
+                cpu_throttled_periods: 3.0,
+                memory_percent_of_limit: 41.5,
+                network_rx_bytes_per_second: 1234.5,
+                requests: 20,
+                rejections: 2,
+                rejections_with_room: 1,
+                oom_failures: 0,
+                unavailable: 1,
+                completed: 17,
+                latency_p75_seconds: 1.25,
+                latency_p95_seconds: 2.5,
+                ready_replicas: 2,
+            })
+            .collect();
+        let w = WorkflowWindow { mean_latency_seconds: 9.5, p95_latency_seconds: 14.0, successful_requests: 18, total_requests: 20, success_ratio: 0.9, throughput_rps: 0.6, cost: 4.2 };
+        WindowReport { index: 7, start_seconds: 210.0, duration_seconds: 30.0, config_version: 3, transient: false, config, users: 20, workflow: w, functions }
+    }
+
+    #[test]
+    fn windows_round_trip() {
+        let w = builtin("parallel").unwrap();
+        let report = window(&w);
+        assert_eq!(window_from_proto(&w, &window_to_proto(&w, &report), "current").unwrap(), report);
+    }
+
+    #[test]
+    fn bad_windows_name_every_field() {
+        let w = builtin("parallel").unwrap();
+        let mut msg = window_to_proto(&w, &window(&w));
+        msg.workflow = "branch".into();
+        msg.functions[1].function = "ghost".into();
+        msg.functions[2].latency_p95_seconds = f64::NAN;
+        msg.load = None;
+        if let Some(c) = msg.config.as_mut() {
+            c.functions[0].replicas = 99;
+        }
+        let fields: Vec<String> = window_from_proto(&w, &msg, "current").unwrap_err().into_iter().map(|e| e.field).collect();
+        for expected in ["current.workflow", "current.load", "current.functions[1].function", "current.functions[2].latency_p95_seconds", "current.config.starter.replicas"] {
+            assert!(fields.iter().any(|f| f == expected), "missing {expected} in {fields:?}");
+        }
+        msg = window_to_proto(&w, &window(&w));
+        msg.functions.pop();
+        assert!(window_from_proto(&w, &msg, "current").unwrap_err().iter().any(|e| e.field == "current.functions"));
+    }
+}
