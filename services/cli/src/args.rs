@@ -20,6 +20,153 @@ pub enum Command {
     /// The twin: simulate, calibrate, evaluate.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Train the agents of a workflow offline (twin samples + history) and register the model.
+    Train(TrainArgs),
+    /// Ask a running policy service for a configuration (what a CI job needs).
+    Recommend(RecommendArgs),
+    /// The whole loop on the embedded twin: pre-train, start both services, tune for 15
+    /// iterations, print what happened.
+    Demo(DemoArgs),
+}
+
+/// Where the experience store and the models live.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The experience store (SQLite file, created if missing).
+    #[arg(long, env = "FAASCONF_STORE", default_value = "faasconf.db")]
+    pub store: PathBuf,
+    /// Where model versions are written (default: the store's path with extension `models`).
+    #[arg(long, env = "FAASCONF_MODELS")]
+    pub models: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The models directory.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models.clone().unwrap_or_else(|| self.store.with_extension("models"))
+    }
+}
+
+/// The learning algorithm (`attmf` is the method; the others are the paper's ablations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlgorithmChoice {
+    /// Topology-masked attention mean field.
+    Attmf,
+    /// Uniform mean field.
+    Mf,
+    /// MADDPG, full concatenation.
+    Maddpg,
+    /// Single-agent DDPG.
+    Ddpg,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Built-in workflow or topology file.
+    #[arg(long)]
+    pub workflow: String,
+    /// Twin samples to draw (stored; a rerun with the same seed reuses them).
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// History CSV in the FaaSConf format to import first (e.g. ../shared/data/parallel_10_train.csv).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Learning algorithm.
+    #[arg(long, value_enum, default_value_t = AlgorithmChoice::Attmf)]
+    pub algorithm: AlgorithmChoice,
+    /// Gradient updates.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub updates: u64,
+    /// Closed-loop user levels the twin samples cover.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,30")]
+    pub loads: Vec<u32>,
+    /// QoS mean latency target, milliseconds (rewards).
+    #[arg(long, default_value_t = 13000.0)]
+    pub qos_latency_ms: f64,
+    /// QoS minimum success ratio (rewards).
+    #[arg(long, default_value_t = 0.9)]
+    pub min_success_ratio: f64,
+    /// Seed of sampling, initialisation and training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Promote the new model (the first model of a workflow always is).
+    #[arg(long)]
+    pub promote: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// How `faasconf recommend` prints the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecommendFormat {
+    /// The whole response as JSON.
+    Json,
+    /// An OpenFaaS stack.yml `functions:` fragment.
+    Openfaas,
+    /// Kubernetes strategic-merge patches of the functions' Deployments (YAML documents).
+    Patch,
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The policy service, e.g. http://127.0.0.1:50052.
+    #[arg(long, env = "FAASCONF_ENDPOINT", default_value = "http://127.0.0.1:50052")]
+    pub endpoint: String,
+    /// The workflow.
+    #[arg(long)]
+    pub workflow: String,
+    /// Closed-loop concurrent users.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub users: u32,
+    /// QoS mean latency target, milliseconds (default: the service's, 13000).
+    #[arg(long)]
+    pub qos_latency_ms: Option<f64>,
+    /// QoS minimum success ratio (default 0.9).
+    #[arg(long)]
+    pub min_success_ratio: Option<f64>,
+    /// A model version (default: the promoted one).
+    #[arg(long, default_value = "")]
+    pub model_version: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RecommendFormat::Json)]
+    pub format: RecommendFormat,
+    /// Namespace of the functions (patch format).
+    #[arg(long, default_value = "openfaas-fn")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The workflow.
+    #[arg(long, default_value = "parallel")]
+    pub workflow: String,
+    /// Closed-loop users of the twin.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub users: u32,
+    /// Tuning iterations.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+    /// Twin samples for the brief pre-training.
+    #[arg(long, default_value_t = 1500)]
+    pub samples: usize,
+    /// Gradient updates of the pre-training.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub updates: u64,
+    /// Learning algorithm.
+    #[arg(long, value_enum, default_value_t = AlgorithmChoice::Attmf)]
+    pub algorithm: AlgorithmChoice,
+    /// Apply the policy's proposals without screening them on the twin.
+    #[arg(long)]
+    pub no_twin_screening: bool,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Working directory for the store and models (default: a fresh temporary one).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Print a JSON summary as the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,13 @@
 //! - `faasconf sim calibrate` — fit function profiles to history (FaaSConf CSV format).
 //! - `faasconf sim evaluate` — what-if evaluation of many configurations (JSON Lines).
 //! - `faasconf sim fidelity` — how well the twin predicts a history file.
+//! - `faasconf train` — train a workflow's agents offline and register the model.
+//! - `faasconf recommend` — ask the policy service for a configuration (JSON, stack.yml, patch).
+//! - `faasconf demo` — pre-train, start both services, tune on the twin, print each iteration.
 
 mod args;
+mod demo;
+mod policy;
 mod sim;
 
 use anyhow::Result;
@@ -16,7 +21,11 @@ use crate::args::{Cli, Command, SimCommand, WorkflowsCommand};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
+        Command::Train(a) => policy::train(&a),
+        Command::Recommend(a) => runtime()?.block_on(policy::recommend(&a)),
+        Command::Demo(a) => runtime()?.block_on(demo::demo(&a)),
         Command::Workflows(WorkflowsCommand::List) => sim::list_workflows(),
         Command::Workflows(WorkflowsCommand::Show { workflow }) => sim::show_workflow(&workflow),
         Command::Sim(SimCommand::Run(a)) => sim::run(&a),

@@ -1,16 +1,15 @@
-//! `faasconf-policy`: trains AttMF on telemetry and answers `RecommendConfig`.
-//!
-//! Thin for now (issue 2): serves the `faasconf.v1.Policy` contract with health, reflection,
-//! timeouts and graceful shutdown; every RPC answers UNIMPLEMENTED until the policy issue (#4)
-//! brings the learner.
+//! `faasconf-policy`: trains AttMF on telemetry and answers `RecommendConfig` (see the library).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
-use faasconf_proto::v1::{self, policy_server::{Policy, PolicyServer}};
+use faasconf_core::catalog;
+use faasconf_policy::{Engine, PolicyService};
+use faasconf_proto::v1::policy_server::PolicyServer;
 use tonic::service::Routes;
-use tonic::{Request, Response, Status};
 
 /// The faasconf policy gRPC service.
 #[derive(Debug, Parser)]
@@ -19,48 +18,56 @@ struct Args {
     /// Address to serve gRPC on (port 0: any free port, printed at start).
     #[arg(long, env = "FAASCONF_GRPC_ADDR", default_value = "127.0.0.1:50052")]
     grpc_addr: SocketAddr,
-}
-
-/// The policy before the learner exists: every RPC says when it arrives.
-struct PendingPolicy;
-
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} arrives with the policy issue (#4)"))
-}
-
-#[tonic::async_trait]
-impl Policy for PendingPolicy {
-    async fn recommend_config(&self, _: Request<v1::RecommendConfigRequest>) -> Result<Response<v1::RecommendConfigResponse>, Status> {
-        Err(not_yet("RecommendConfig"))
-    }
-    async fn start_tuning(&self, _: Request<v1::StartTuningRequest>) -> Result<Response<v1::TuningStatus>, Status> {
-        Err(not_yet("StartTuning"))
-    }
-    async fn stop_tuning(&self, _: Request<v1::StopTuningRequest>) -> Result<Response<v1::TuningStatus>, Status> {
-        Err(not_yet("StopTuning"))
-    }
-    async fn get_tuning_status(&self, _: Request<v1::GetTuningStatusRequest>) -> Result<Response<v1::TuningStatus>, Status> {
-        Err(not_yet("GetTuningStatus"))
-    }
-    async fn start_training(&self, _: Request<v1::StartTrainingRequest>) -> Result<Response<v1::TrainingStatus>, Status> {
-        Err(not_yet("StartTraining"))
-    }
-    async fn get_training_status(&self, _: Request<v1::GetTrainingStatusRequest>) -> Result<Response<v1::TrainingStatus>, Status> {
-        Err(not_yet("GetTrainingStatus"))
-    }
-    async fn list_models(&self, _: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
-        Err(not_yet("ListModels"))
-    }
-    async fn promote_model(&self, _: Request<v1::PromoteModelRequest>) -> Result<Response<v1::ModelInfo>, Status> {
-        Err(not_yet("PromoteModel"))
-    }
+    /// Address of the HTTP `/metrics` endpoint (port 0: any free port).
+    #[arg(long, env = "FAASCONF_METRICS_ADDR", default_value = "127.0.0.1:9465")]
+    metrics_addr: SocketAddr,
+    /// The actuator tuning sessions use when a request names none.
+    #[arg(long, env = "FAASCONF_ACTUATOR")]
+    actuator: Option<String>,
+    /// The experience store (SQLite file, created if missing).
+    #[arg(long, env = "FAASCONF_STORE", default_value = "faasconf.db")]
+    store: PathBuf,
+    /// Where model versions are written (default: `models` beside the store).
+    #[arg(long, env = "FAASCONF_MODELS")]
+    models: Option<PathBuf>,
+    /// Workflows served: built-in names or topology files (default: every built-in one).
+    #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
+    workflows: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
+    let names: Vec<String> = if args.workflows.is_empty() { catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect() } else { args.workflows.clone() };
+    let workflows = names.iter().map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}"))).collect::<Result<Vec<_>>>()?;
+    if let Some(url) = &args.actuator {
+        url.parse::<http::Uri>().with_context(|| format!("--actuator {url}: not a URL"))?;
+    }
+    let models = args.models.clone().unwrap_or_else(|| args.store.with_extension("models"));
+    let engine = Engine::open(workflows, args.store.clone(), models).with_context(|| format!("--store {}", args.store.display()))?;
+    let handle = faasconf_server::install_metrics_recorder()?;
+    faasconf_policy::service::describe_metrics();
+    let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
-    let routes = Routes::new(PolicyServer::new(PendingPolicy));
-    faasconf_server::serve::<PolicyServer<PendingPolicy>>("policy", routes, listener, faasconf_server::shutdown_signal()).await
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = handle.render();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+        }),
+    );
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = tokio::spawn(faasconf_server::serve_http(router, metrics_listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    let service = PolicyService::new(Arc::new(engine)).with_default_actuator(args.actuator);
+    let routes = Routes::new(PolicyServer::new(service));
+    let shutdown = async move {
+        faasconf_server::shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    faasconf_server::serve::<PolicyServer<PolicyService>>("policy", routes, listener, shutdown).await?;
+    metrics_server.abort();
+    Ok(())
 }

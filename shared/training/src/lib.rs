@@ -5,14 +5,18 @@
 //! - [`samples`]: observations of random and perturbed configurations on the twin.
 //! - [`replay`]: transitions from observations (transient windows skipped); the replay buffer.
 //! - [`train`]: the training loop, its checkpoints and its report (losses, reward curve).
+//! - [`job`]: a whole job (history import, twin samples, training, registration) as the CLI
+//!   and the policy service run it.
 //! - [`model`]: a trained model (agents + state encoder), saving, loading, registering, and
 //!   following its policy on the twin.
 
+pub mod job;
 pub mod model;
 pub mod replay;
 pub mod samples;
 pub mod train;
 
+pub use job::{import_history, run_job, JobOutcome, JobSpec, Stage};
 pub use model::{verdict, Model, ModelMeta, Verdict};
 pub use samples::{twin_samples, SampleOptions};
 pub use train::{train, Progress, TrainOptions, TrainReport};

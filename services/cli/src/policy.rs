@@ -1,0 +1,192 @@
+//! `faasconf train` and `faasconf recommend`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use faasconf_agents::Algorithm;
+use faasconf_core::history::read_history;
+use faasconf_core::{Qos, catalog};
+use faasconf_proto::v1::{self, policy_client::PolicyClient};
+use faasconf_store::Store;
+use faasconf_training::{JobOutcome, JobSpec, Stage, TrainOptions, import_history, run_job};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, TrainArgs};
+
+/// The algorithm of a flag.
+pub fn algorithm(choice: AlgorithmChoice) -> Algorithm {
+    match choice {
+        AlgorithmChoice::Attmf => Algorithm::AttMf,
+        AlgorithmChoice::Mf => Algorithm::Mf,
+        AlgorithmChoice::Maddpg => Algorithm::Maddpg,
+        AlgorithmChoice::Ddpg => Algorithm::Ddpg,
+    }
+}
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Runs a training job with progress bars on standard error.
+pub fn train_with_progress(store: &mut Store, workflow: &faasconf_core::Workflow, spec: &JobSpec, models: &std::path::Path, quiet: bool) -> Result<JobOutcome> {
+    let sampling = bar(spec.samples as u64, "twin samples");
+    let training = bar(spec.train.updates, "updates");
+    if quiet {
+        sampling.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        training.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let last = Arc::new(AtomicU64::new(0));
+    let outcome = run_job(store, workflow, spec, models, faasconf_agents::default_device(), &mut |stage| match stage {
+        Stage::Sampling(done, _) => sampling.set_position(done as u64),
+        Stage::Training(p) => {
+            if last.swap(p.update, Ordering::Relaxed) % 50 == 0 || p.update == p.total {
+                training.set_position(p.update);
+                training.set_message(format!("critic {:.4}", p.critic));
+            }
+        }
+    })?;
+    sampling.finish_and_clear();
+    training.finish_and_clear();
+    Ok(outcome)
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let workflow = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
+    let qos = Qos { mean_latency_seconds: args.qos_latency_ms / 1000.0, min_success_ratio: args.min_success_ratio };
+    qos.validate("qos").context("--qos-latency-ms / --min-success-ratio")?;
+    if args.loads.is_empty() || args.loads.contains(&0) {
+        bail!("--loads: give user levels above 0, e.g. 10,20,30");
+    }
+    let mut store = Store::open(&args.store.store).with_context(|| format!("--store {}", args.store.store.display()))?;
+    if let Some(path) = &args.history {
+        let rows = read_history(path, &workflow).with_context(|| format!("--history {}", path.display()))?;
+        let session = format!("history:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("csv"));
+        let imported = import_history(&mut store, &workflow, &rows, &session, &qos)?;
+        eprintln!("history: {imported} rows imported from {} ({} already stored)", path.display(), if imported == 0 { "all" } else { "none" });
+    }
+    let spec = JobSpec {
+        workflow: workflow.name.clone(),
+        samples: args.samples,
+        loads: args.loads.clone(),
+        train: TrainOptions { algorithm: algorithm(args.algorithm), updates: args.updates, qos, seed: args.seed, ..TrainOptions::default() },
+        promote: args.promote,
+    };
+    let outcome = train_with_progress(&mut store, &workflow, &spec, &args.store.models_dir(), false)?;
+    let report = &outcome.report;
+    let promoted = store.models(Some(&workflow.name))?.iter().any(|m| m.version == outcome.version && m.promoted);
+    println!(
+        "{}",
+        json!({
+            "model_version": outcome.version,
+            "promoted": promoted,
+            "path": outcome.path,
+            "algorithm": spec.train.algorithm.name(),
+            "twin_samples_drawn": outcome.drawn,
+            "samples": report.samples,
+            "transitions": report.transitions,
+            "updates": spec.train.updates,
+            "resumed_from": report.resumed_from,
+            "seconds": report.seconds,
+            "final_losses": report.losses.last(),
+            "final_rewards": report.rewards.iter().rev().take(spec.train.evaluate_loads.len()).collect::<Vec<_>>(),
+            "report": outcome.path.join("report.json"),
+        })
+    );
+    Ok(())
+}
+
+/// Calls `RecommendConfig` and prints it.
+pub async fn recommend(args: &RecommendArgs) -> Result<()> {
+    let mut client = PolicyClient::connect(args.endpoint.clone()).await.with_context(|| format!("--endpoint {}: cannot connect", args.endpoint))?;
+    let request = v1::RecommendConfigRequest {
+        workflow: args.workflow.clone(),
+        load: Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(args.users)) }),
+        qos: Some(v1::Qos { mean_latency_ms: args.qos_latency_ms.unwrap_or(0.0), min_success_ratio: args.min_success_ratio.unwrap_or(0.0) }),
+        current: None,
+        model_version: args.model_version.clone(),
+    };
+    let response = client.recommend_config(request).await.map_err(|s| anyhow::anyhow!("RecommendConfig: {:?}: {}", s.code(), s.message()))?.into_inner();
+    let text = match args.format {
+        RecommendFormat::Json => serde_json::to_string_pretty(&response_json(&response))?,
+        RecommendFormat::Openfaas => serde_yaml_ng::to_string(&openfaas_fragment(&response))?,
+        RecommendFormat::Patch => patches(&response, &args.namespace)?,
+    };
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+fn functions(r: &v1::RecommendConfigResponse) -> &[v1::FunctionConfig] {
+    r.config.as_ref().map_or(&[], |c| c.functions.as_slice())
+}
+
+/// The response as JSON.
+pub fn response_json(r: &v1::RecommendConfigResponse) -> Value {
+    json!({
+        "model_version": r.model_version,
+        "config": functions(r).iter().map(|f| (f.function.clone(), json!({"cpu_millis": f.cpu_millis, "memory_mib": f.memory_mib, "replicas": f.replicas, "concurrency": f.concurrency}))).collect::<serde_json::Map<_, _>>(),
+        "predicted_cost": r.predicted_cost,
+        "twin_validated": r.twin_validated,
+        "predicted_mean_latency_ms": r.predicted_mean_latency_ms,
+        "predicted_success_ratio": r.predicted_success_ratio,
+        "ses_replaced": r.ses_replaced,
+        "band": r.band.as_ref().map(|b| json!({"lower": b.lower, "upper": b.upper, "source_users": match b.source_load.as_ref().and_then(|l| l.kind.as_ref()) { Some(v1::load::Kind::ConcurrentUsers(u)) => json!(u), _ => Value::Null }})),
+        "attention": r.attention.iter().map(|a| (a.function.clone(), Value::Object(a.neighbours.iter().cloned().zip(a.weights.iter().map(|w| json!(w))).collect()))).collect::<serde_json::Map<String, Value>>(),
+    })
+}
+
+/// An OpenFaaS stack.yml `functions:` fragment: limits and requests, `max_inflight`, and the
+/// scale labels pinning the replicas.
+pub fn openfaas_fragment(r: &v1::RecommendConfigResponse) -> Value {
+    let functions: serde_json::Map<String, Value> = functions(r)
+        .iter()
+        .map(|f| {
+            let resources = json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
+            let replicas = f.replicas.to_string();
+            (
+                f.function.clone(),
+                json!({
+                    "limits": resources,
+                    "requests": resources,
+                    "environment": {"max_inflight": f.concurrency.to_string()},
+                    "labels": {"com.openfaas.scale.min": replicas, "com.openfaas.scale.max": replicas},
+                }),
+            )
+        })
+        .collect();
+    json!({ "functions": functions })
+}
+
+/// Strategic-merge patches of each function's Deployment, as YAML documents.
+pub fn patches(r: &v1::RecommendConfigResponse, namespace: &str) -> Result<String> {
+    let mut out = String::new();
+    for f in functions(r) {
+        let resources = json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
+        let replicas = f.replicas.to_string();
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": f.function, "namespace": namespace},
+            "spec": {
+                "replicas": f.replicas,
+                "template": {
+                    "metadata": {"labels": {"com.openfaas.scale.min": replicas, "com.openfaas.scale.max": replicas}},
+                    "spec": {"containers": [{
+                        "name": f.function,
+                        "resources": {"limits": resources, "requests": resources},
+                        "env": [{"name": "max_inflight", "value": f.concurrency.to_string()}],
+                    }]},
+                },
+            },
+        });
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&patch)?);
+    }
+    Ok(out)
+}

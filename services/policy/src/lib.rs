@@ -1,0 +1,25 @@
+//! `faasconf-policy`: the agent trainer and recommender of faasconf.
+//!
+//! Serves `faasconf.v1.Policy`: `RecommendConfig` (stateless, for CI jobs), tuning sessions
+//! against an actuator (closed loop with online learning and a rollback guard), training jobs
+//! and model versions. The learning itself is in `faasconf-agents` and `faasconf-training`,
+//! safe exploration in `faasconf-ses`, the experience store in `faasconf-store`.
+//!
+//! - [`engine`]: workflows, store, loaded models, safe exploration per workflow.
+//! - [`planner`]: state -> configuration (policy, SES, twin screening).
+//! - [`recommend`]: `RecommendConfig`.
+//! - [`tuning`]: tuning sessions.
+//! - [`jobs`]: training jobs, resumed after a restart.
+//! - [`service`]: the gRPC edge.
+
+pub mod engine;
+pub mod error;
+pub mod jobs;
+pub mod planner;
+pub mod recommend;
+pub mod service;
+pub mod tuning;
+
+pub use engine::Engine;
+pub use error::PolicyError;
+pub use service::PolicyService;

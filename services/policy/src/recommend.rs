@@ -1,0 +1,149 @@
+//! `RecommendConfig`, stateless: a workflow and a load (and optionally the latest telemetry
+//! window) in, a configuration with its predicted cost, the safe-exploration verdict and the
+//! attention behind it out.
+//!
+//! With a window the state is that window and the answer is one forward pass plus the SES
+//! filter (the fast path CI jobs use). Without one the twin builds the state: the middle
+//! configuration runs on the twin at the load, then a few policy steps are taken there, each
+//! screened on the twin, and the cheapest configuration the twin predicts to meet QoS is
+//! returned with the twin's predicted latency and success ratio.
+
+use faasconf_agents::attention::neighbourhood;
+use faasconf_core::rng::Rng;
+use faasconf_core::telemetry::WindowReport;
+use faasconf_core::{Qos, Workflow, WorkflowConfig};
+use faasconf_ses::Band;
+use faasconf_training::Verdict;
+use faasconf_twin::{Twin, TwinOptions, Workload};
+
+use crate::engine::{lock, Engine};
+use crate::error::PolicyError;
+use crate::planner::{plan, Plan, PlanOptions};
+
+/// Policy steps taken on the twin when no window is given.
+pub const TWIN_STEPS: usize = 3;
+
+/// A recommendation request, validated.
+#[derive(Debug, Clone)]
+pub struct RecommendRequest {
+    /// The workflow.
+    pub workflow: String,
+    /// Closed-loop users.
+    pub users: u32,
+    /// The QoS target.
+    pub qos: Qos,
+    /// The latest measured window, if any.
+    pub current: Option<WindowReport>,
+    /// Model version (empty: the promoted one).
+    pub model_version: String,
+}
+
+/// One function's neighbours and their weights in its decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionRow {
+    /// The function.
+    pub function: String,
+    /// Neighbours and weights (summing to one for `attmf` and `mf`; zeros for the ablations
+    /// without a mean field).
+    pub neighbours: Vec<(String, f64)>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// The configuration.
+    pub config: WorkflowConfig,
+    /// Its cost.
+    pub cost: f64,
+    /// The twin's prediction (twin path only).
+    pub predicted: Option<Verdict>,
+    /// Safe exploration replaced the policy's action.
+    pub ses_replaced: bool,
+    /// The band that applied.
+    pub band: Option<Band>,
+    /// The model version used.
+    pub model_version: i64,
+    /// Attention per function.
+    pub attention: Vec<AttentionRow>,
+}
+
+/// The attention map of a decision, per function over its neighbourhood.
+pub fn attention_rows(workflow: &Workflow, weights: &[f32]) -> Vec<AttentionRow> {
+    let n = workflow.len();
+    let mask = neighbourhood(&workflow.adjacency());
+    workflow
+        .functions
+        .iter()
+        .enumerate()
+        .map(|(j, f)| AttentionRow {
+            function: f.name.clone(),
+            neighbours: (0..n).filter(|&k| mask[j][k] > 0.0).map(|k| (workflow.functions[k].name.clone(), f64::from(weights.get(j * n + k).copied().unwrap_or(0.0)))).collect(),
+        })
+        .collect()
+}
+
+/// Answers a recommendation request.
+pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommendation, PolicyError> {
+    let workflow = engine.workflow(&request.workflow)?;
+    if request.users == 0 {
+        return Err(PolicyError::field("load.concurrent_users", "must be at least 1"));
+    }
+    request.qos.validate("qos").map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
+    let (version, model) = engine.model(workflow, &request.model_version)?;
+    let explorer = engine.explorer(workflow)?;
+    let mut rng = Rng::new(request.users.into());
+    let plan = match &request.current {
+        Some(window) => {
+            let model = lock(&model);
+            let mut explorer = lock(&explorer);
+            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
+        }
+        None => twin_path(workflow, engine, &model, &explorer, request, &mut rng)?,
+    };
+    Ok(Recommendation {
+        cost: plan.config.cost(),
+        predicted: plan.verdict,
+        ses_replaced: plan.ses_replaced,
+        band: plan.band,
+        model_version: version.version,
+        attention: attention_rows(workflow, &plan.weights),
+        config: plan.config,
+    })
+}
+
+fn twin_path(
+    workflow: &Workflow,
+    _engine: &Engine,
+    model: &crate::engine::SharedModel,
+    explorer: &std::sync::Arc<std::sync::Mutex<faasconf_ses::SafeExplorer>>,
+    request: &RecommendRequest,
+    rng: &mut Rng,
+) -> Result<Plan, PolicyError> {
+    let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()]).map_err(PolicyError::internal)?;
+    let mut twin = Twin::new(workflow.clone(), start, Workload::ClosedLoop { users: request.users }, TwinOptions::default()).map_err(PolicyError::internal)?;
+    twin.run_window();
+    let mut window = twin.run_window();
+    let mut best: Option<Plan> = None;
+    for _ in 0..TWIN_STEPS {
+        let step = {
+            let model = lock(model);
+            let mut explorer = lock(explorer);
+            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), &PlanOptions::default(), rng)?
+        };
+        twin.apply_config(step.config.clone()).map_err(PolicyError::internal)?;
+        twin.run_window();
+        window = twin.run_window();
+        let better = match (&best, &step.verdict) {
+            (None, _) => true,
+            (Some(b), Some(v)) => {
+                let bv = b.verdict.unwrap_or(*v);
+                (v.qos_met && !bv.qos_met) || (v.qos_met == bv.qos_met && v.cost < bv.cost)
+            }
+            (Some(_), None) => false,
+        };
+        if better {
+            best = Some(step);
+        }
+    }
+    best.ok_or_else(|| PolicyError::Internal("no policy step".into()))
+}

@@ -1,0 +1,351 @@
+//! Tuning sessions: a closed loop against an actuator. Subscribe to its telemetry; on each
+//! steady window of the configuration in force, record the observation, learn online, and
+//! decide the next configuration (policy -> SES -> twin screening) and apply it; stop after the
+//! budget of iterations, when converged, or when asked.
+//!
+//! The guard: when QoS is missed for `rollback_after` consecutive windows after a change, the
+//! session reverts to the last QoS-meeting configuration and records why. Windows marked
+//! `transient` (an apply finished inside them) and windows of an older configuration are never
+//! learnt from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use faasconf_core::rng::Rng;
+use faasconf_core::{Qos, Workflow, WorkflowConfig};
+use faasconf_proto::convert::{config_from_proto, config_to_proto};
+use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
+use faasconf_proto::window::window_from_proto;
+use faasconf_ses::Sample;
+use faasconf_store::{Observation, Source};
+use faasconf_training::replay::{transitions, ReplayBuffer, Transition};
+use faasconf_training::Model;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+use tracing::Instrument;
+
+use crate::engine::{lock, Engine};
+use crate::error::PolicyError;
+use crate::planner::{plan, PlanOptions};
+
+/// Online updates after each observed transition.
+pub const ONLINE_UPDATES: usize = 16;
+
+/// What a session was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuningSpec {
+    /// The workflow.
+    pub workflow: String,
+    /// The actuator, e.g. `http://127.0.0.1:50051`.
+    pub actuator: String,
+    /// The QoS target.
+    pub qos: Qos,
+    /// Iterations (configurations applied and observed).
+    pub max_iterations: u32,
+    /// Consecutive QoS-missing windows after a change before reverting.
+    pub rollback_after: u32,
+    /// Screen proposals on the twin.
+    pub screen: bool,
+    /// Model version (empty: promoted).
+    pub model_version: String,
+    /// Convergence patience (0: off).
+    pub converge_after: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// One iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Iteration {
+    /// 1-based.
+    pub iteration: u32,
+    /// Configuration applied.
+    pub config: WorkflowConfig,
+    /// Its cost.
+    pub cost: f64,
+    /// Mean end-to-end latency of its first steady window.
+    pub e2e_mean_seconds: f64,
+    /// Success ratio of that window.
+    pub success_ratio: f64,
+    /// QoS met.
+    pub qos_met: bool,
+    /// Safe exploration replaced the policy's proposal.
+    pub ses_replaced: bool,
+    /// A rollback.
+    pub rollback: bool,
+    /// Reward.
+    pub reward: f64,
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuningState {
+    /// Session id.
+    pub id: String,
+    /// The spec.
+    pub spec: TuningSpec,
+    /// pending, running, converged, budget_spent, stopped, failed.
+    pub state: &'static str,
+    /// Iterations done.
+    pub history: Vec<Iteration>,
+    /// Cheapest QoS-meeting configuration seen.
+    pub best: Option<(WorkflowConfig, f64)>,
+    /// Rollbacks done.
+    pub rollbacks: u32,
+    /// Last news (why it stopped, why it rolled back).
+    pub message: String,
+    /// The model version used.
+    pub model_version: String,
+}
+
+impl TuningState {
+    /// Iterations that missed QoS.
+    pub fn violations(&self) -> u32 {
+        self.history.iter().filter(|i| !i.qos_met).count() as u32
+    }
+}
+
+struct Session {
+    state: Arc<Mutex<TuningState>>,
+    stop: watch::Sender<bool>,
+}
+
+/// The sessions of this service.
+#[derive(Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<String, Session>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Sessions {
+    /// Starts a session; at most one runs per workflow.
+    pub fn start(&self, engine: Arc<Engine>, spec: TuningSpec) -> Result<TuningState, PolicyError> {
+        let workflow = engine.workflow(&spec.workflow)?.clone();
+        if spec.actuator.is_empty() {
+            return Err(PolicyError::field("actuator_endpoint", "missing (e.g. http://127.0.0.1:50051)"));
+        }
+        if spec.max_iterations == 0 {
+            return Err(PolicyError::field("max_iterations", "must be at least 1"));
+        }
+        spec.qos.validate("qos").map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
+        let (version, _) = engine.model(&workflow, &spec.model_version)?;
+        let mut sessions = lock(&self.sessions);
+        if let Some((id, _)) = sessions.iter().find(|(_, s)| {
+            let s = lock(&s.state);
+            s.spec.workflow == spec.workflow && matches!(s.state, "pending" | "running")
+        }) {
+            return Err(PolicyError::Precondition(format!("session {id} is already tuning {:?}; stop it first", spec.workflow)));
+        }
+        let id = format!("tune-{}-{}", spec.workflow, self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        let state = TuningState { id: id.clone(), spec: spec.clone(), state: "pending", history: Vec::new(), best: None, rollbacks: 0, message: String::new(), model_version: version.version.to_string() };
+        let shared = Arc::new(Mutex::new(state.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let task_state = shared.clone();
+        let span = tracing::info_span!("tuning_session", session = %id, workflow = %spec.workflow);
+        tokio::spawn(
+            async move {
+                let result = run(engine, workflow, version.path.into(), task_state.clone(), stopped).await;
+                let mut s = lock(&task_state);
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "tuning session failed");
+                    s.state = "failed";
+                    s.message = e.to_string();
+                }
+            }
+            .instrument(span),
+        );
+        sessions.insert(id, Session { state: shared, stop });
+        Ok(state)
+    }
+
+    /// The state of a session.
+    pub fn status(&self, id: &str) -> Result<TuningState, PolicyError> {
+        let sessions = lock(&self.sessions);
+        let s = sessions.get(id).ok_or_else(|| PolicyError::NotFound(format!("tuning session {id:?} does not exist")))?;
+        Ok(lock(&s.state).clone())
+    }
+
+    /// Asks a session to stop (it finishes the step in hand).
+    pub fn stop(&self, id: &str) -> Result<TuningState, PolicyError> {
+        let sessions = lock(&self.sessions);
+        let s = sessions.get(id).ok_or_else(|| PolicyError::NotFound(format!("tuning session {id:?} does not exist")))?;
+        let _ = s.stop.send(true);
+        let mut state = lock(&s.state);
+        if matches!(state.state, "pending" | "running") {
+            state.state = "stopped";
+            state.message = "stopped on request".into();
+        }
+        Ok(state.clone())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Unavailable(e.to_string())
+}
+
+fn from_status(s: tonic::Status) -> PolicyError {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => PolicyError::Unavailable(s.message().to_owned()),
+        _ => PolicyError::Precondition(format!("actuator answered {:?}: {}", s.code(), s.message())),
+    }
+}
+
+fn traced<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    faasconf_server::traces::inject_context(request.metadata_mut());
+    request
+}
+
+async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::PathBuf, state: Arc<Mutex<TuningState>>, mut stopped: watch::Receiver<bool>) -> Result<(), PolicyError> {
+    let spec = lock(&state).spec.clone();
+    let mut client = ActuatorClient::connect(spec.actuator.clone()).await.map_err(unavailable)?;
+    let remote = client.get_workflow(traced(v1::GetWorkflowRequest { workflow: workflow.name.clone() })).await.map_err(from_status)?.into_inner();
+    let remote_functions = remote.workflow.map(|w| w.functions).unwrap_or_default();
+    if remote_functions != workflow.function_names() {
+        return Err(PolicyError::Precondition(format!("the actuator's {:?} has functions {remote_functions:?}; this policy knows {:?}", workflow.name, workflow.function_names())));
+    }
+    let mut version = remote.config_version;
+    let mut current = config_from_proto(&workflow, remote.current_config.as_ref(), "current_config").map_err(PolicyError::Invalid)?;
+    // A private copy: online learning must not change the stored version others are served.
+    let mut model = Model::load(&model_dir, &workflow, faasconf_agents::default_device()).map_err(PolicyError::internal)?;
+    let explorer = engine.explorer(&workflow)?;
+    let mut replay = ReplayBuffer::new(50_000);
+    {
+        let stored = engine.store().observations(&workflow.name).map_err(PolicyError::internal)?;
+        let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
+        replay.extend(transitions(&workflow, &model.encoder, &refs).map_err(PolicyError::internal)?);
+    }
+    let mut stream = client.stream_telemetry(traced(v1::StreamTelemetryRequest { workflow: workflow.name.clone() })).await.map_err(from_status)?.into_inner();
+    lock(&state).state = "running";
+    let mut rng = Rng::stream(spec.seed, 42);
+    let mut previous: Option<Observation> = None;
+    let mut last_good: Option<WorkflowConfig> = None;
+    let mut misses = 0u32;
+    let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
+    let mut since_best = 0u32;
+    let session = lock(&state).id.clone();
+    let mut seq = 0u64;
+    loop {
+        let message = tokio::select! {
+            m = stream.next() => m,
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+        };
+        let Some(message) = message else {
+            return Err(PolicyError::Unavailable("the actuator ended the telemetry stream".into()));
+        };
+        let message = message.map_err(from_status)?;
+        let window = window_from_proto(&workflow, &message, "telemetry").map_err(|e| PolicyError::Internal(format!("the actuator sent a bad window: {}", PolicyError::Invalid(e))))?;
+        if window.transient || window.config_version != version {
+            continue;
+        }
+        let step = tracing::info_span!("tuning_step", iteration = lock(&state).history.len() + 1, users = window.users);
+        let met = spec.qos.met(&window.workflow);
+        let reward = spec.qos.reward(&window.workflow);
+        let observation = Observation {
+            workflow: workflow.name.clone(),
+            source: Source::Online,
+            session: session.clone(),
+            seq,
+            users: window.users,
+            actions: workflow.actions_of(&window.config),
+            window: window.clone(),
+            reward,
+            qos_met: met,
+        };
+        seq += 1;
+        engine.store().record(std::slice::from_ref(&observation)).map_err(PolicyError::internal)?;
+        lock(&explorer).observe(Sample { users: window.users, actions: observation.actions.clone(), price: window.config.cost(), qos_met: met });
+        metrics::counter!("faasconf_policy_windows_total", "workflow" => workflow.name.clone(), "qos" => if met { "met" } else { "missed" }).increment(1);
+        metrics::gauge!("faasconf_policy_cost", "workflow" => workflow.name.clone()).set(window.workflow.cost);
+        metrics::gauge!("faasconf_policy_reward", "workflow" => workflow.name.clone()).set(reward);
+        if let Some(before) = &previous {
+            let t = Transition {
+                state: model.encoder.encode(&workflow, &before.window).map_err(PolicyError::internal)?,
+                action: observation.actions.iter().flatten().map(|&a| a as f32).collect(),
+                reward: reward as f32,
+                next_state: model.encoder.encode(&workflow, &window).map_err(PolicyError::internal)?,
+            };
+            replay.push(t);
+            let batch = model.learner.config().batch_size;
+            tokio::task::block_in_place(|| -> Result<(), PolicyError> {
+                for _ in 0..ONLINE_UPDATES {
+                    let losses = model.learner.update(&replay.sample(batch, &mut rng)).map_err(PolicyError::internal)?;
+                    metrics::gauge!("faasconf_policy_critic_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.critic));
+                    metrics::gauge!("faasconf_policy_actor_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.actor));
+                }
+                Ok(())
+            })?;
+        }
+        previous = Some(observation);
+        if met {
+            misses = 0;
+            last_good = Some(window.config.clone());
+        } else {
+            misses += 1;
+            metrics::counter!("faasconf_policy_qos_violations_total", "workflow" => workflow.name.clone()).increment(1);
+        }
+        if let Some((ses_replaced, rollback)) = pending.take() {
+            let mut s = lock(&state);
+            let iteration = s.history.len() as u32 + 1;
+            s.history.push(Iteration { iteration, config: window.config.clone(), cost: window.config.cost(), e2e_mean_seconds: window.workflow.mean_latency_seconds, success_ratio: window.workflow.success_ratio, qos_met: met, ses_replaced, rollback, reward });
+            let improved = met && s.best.as_ref().is_none_or(|(_, c)| window.config.cost() < *c);
+            if improved {
+                s.best = Some((window.config.clone(), window.config.cost()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            if iteration >= spec.max_iterations {
+                s.state = "budget_spent";
+                s.message = format!("{iteration} iterations done");
+                return Ok(());
+            }
+            if spec.converge_after > 0 && s.best.is_some() && since_best >= spec.converge_after {
+                s.state = "converged";
+                s.message = format!("the best cost has not improved for {since_best} iterations");
+                return Ok(());
+            }
+        }
+        if *stopped.borrow() {
+            return Ok(());
+        }
+        let (next, ses_replaced, rollback) = match &last_good {
+            Some(good) if misses >= spec.rollback_after.max(1) && *good != window.config => {
+                let mut s = lock(&state);
+                s.rollbacks += 1;
+                s.message = format!("rolled back after {misses} consecutive QoS misses to the last QoS-meeting configuration (cost {:.3})", good.cost());
+                tracing::info!(misses, "rolling back to the last QoS-meeting configuration");
+                metrics::counter!("faasconf_policy_rollbacks_total", "workflow" => workflow.name.clone()).increment(1);
+                misses = 0;
+                (good.clone(), false, true)
+            }
+            _ => {
+                let options = PlanOptions { screen: spec.screen, twin_seed: spec.seed ^ 0x5c3e, ..PlanOptions::default() };
+                let chosen = tokio::task::block_in_place(|| {
+                    let mut explorer = lock(&explorer);
+                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), &options, &mut rng)
+                })?;
+                if chosen.ses_replaced {
+                    metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
+                }
+                (chosen.config, chosen.ses_replaced, false)
+            }
+        };
+        pending = Some((ses_replaced, rollback));
+        if next != current {
+            // The apply carries this step's trace context to the actuator.
+            let request = {
+                let _entered = step.enter();
+                traced(v1::ApplyConfigRequest { workflow: workflow.name.clone(), config: Some(config_to_proto(&workflow, &next)), dry_run: false, expected_version: version })
+            };
+            let applied = client
+                .apply_config(request)
+                .instrument(step)
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            version = applied.config_version;
+            current = next;
+        }
+    }
+}
