@@ -1,5 +1,8 @@
 //! Benchmarks of faasconf. For now: the twin's speed (criterion, `benches/twin_window.rs`) and
-//! memory (`twin-memory`, peak resident set). Scenarios are defined here once for both.
+//! memory (`twin-memory`, peak resident set), and the reference optimum on the twin
+//! ([`oracle`], `oracle-search`). Scenarios are defined here once for both.
+
+pub mod oracle;
 
 use faasconf_core::{catalog, FunctionConfig, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, Workload};

@@ -6,8 +6,7 @@ mod common;
 
 use common::Server;
 use faasconf_proto::v1::actuator_client::ActuatorClient;
-use faasconf_proto::v1::policy_client::PolicyClient;
-use faasconf_proto::v1::{ApplyConfigRequest, GetWorkflowRequest, ListWorkflowsRequest, RecommendConfigRequest, StreamTelemetryRequest};
+use faasconf_proto::v1::{ApplyConfigRequest, GetWorkflowRequest, ListWorkflowsRequest, StreamTelemetryRequest};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -112,17 +111,6 @@ async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_is_healthy_and_says_what_is_not_there_yet() {
-    let server = Server::start("faasconf-policy", &[]);
-    assert_eq!(health(server.endpoint(), "faasconf.v1.Policy").await, ServingStatus::Serving as i32);
-    let mut client = PolicyClient::connect(server.endpoint()).await.unwrap();
-    let err = client.recommend_config(RecommendConfigRequest::default()).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
-    drop(client);
-    assert!(server.terminate().success());
-}
-
 #[test]
 fn actuator_refuses_unknown_workflows_before_binding() {
     let out = common::command("faasconf-actuator").args(["--grpc-addr", "127.0.0.1:0", "--workflow", "nope"]).output().unwrap();
@@ -135,7 +123,9 @@ fn actuator_refuses_unknown_workflows_before_binding() {
 /// not keep a terminating server alive past the grace period.
 #[tokio::test(flavor = "current_thread")]
 async fn an_unresponsive_client_does_not_hold_a_terminating_server_past_its_grace() {
-    let server = Server::start("faasconf-policy", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let server = Server::start("faasconf-policy", &["--metrics-addr", "127.0.0.1:0", "--store", store.to_str().unwrap()]);
     let channel = tonic::transport::Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
     let mut client = HealthClient::new(channel);
     client.check(HealthCheckRequest { service: String::new() }).await.unwrap();

@@ -1,8 +1,5 @@
 //! `faasconf train` and `faasconf recommend`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use anyhow::{Context, Result, bail};
 use faasconf_agents::Algorithm;
 use faasconf_core::history::read_history;
@@ -42,11 +39,10 @@ pub fn train_with_progress(store: &mut Store, workflow: &faasconf_core::Workflow
         sampling.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         training.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let last = Arc::new(AtomicU64::new(0));
     let outcome = run_job(store, workflow, spec, models, faasconf_agents::default_device(), &mut |stage| match stage {
         Stage::Sampling(done, _) => sampling.set_position(done as u64),
         Stage::Training(p) => {
-            if last.swap(p.update, Ordering::Relaxed) % 50 == 0 || p.update == p.total {
+            if p.update.is_multiple_of(50) || p.update == p.total {
                 training.set_position(p.update);
                 training.set_message(format!("critic {:.4}", p.critic));
             }

@@ -5,12 +5,12 @@
 //! and model versions. The learning itself is in `faasconf-agents` and `faasconf-training`,
 //! safe exploration in `faasconf-ses`, the experience store in `faasconf-store`.
 //!
-//! - [`engine`]: workflows, store, loaded models, safe exploration per workflow.
-//! - [`planner`]: state -> configuration (policy, SES, twin screening).
-//! - [`recommend`]: `RecommendConfig`.
-//! - [`tuning`]: tuning sessions.
-//! - [`jobs`]: training jobs, resumed after a restart.
-//! - [`service`]: the gRPC edge.
+//! - [`engine`] — workflows, store, loaded models, safe exploration per workflow.
+//! - [`planner`] — state -> configuration (policy, SES, twin screening).
+//! - [`recommend`] — the `RecommendConfig` RPC.
+//! - [`tuning`] — tuning sessions.
+//! - [`jobs`] — training jobs, resumed after a restart.
+//! - [`service`] — the gRPC edge.
 
 pub mod engine;
 pub mod error;

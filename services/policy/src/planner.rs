@@ -2,20 +2,27 @@
 //! safe-exploration filter, and (optionally) screening of the candidates on the twin.
 //!
 //! Screening: each candidate configuration is run on the calibrated twin at the observed load
-//! and the cheapest one the twin predicts to meet QoS is chosen (if none does, the one with the
-//! best predicted reward). Candidates come only from the policy (its decision, plus Gaussian
-//! exploration around it) and the safe-exploration strategy, so what the agents learnt still
-//! decides where the search looks.
+//! (steady state over several seeds) and the cheapest one the twin predicts to meet QoS with a
+//! safety margin is refined by coordinate descent on the twin (cheaper one-knob moves that keep
+//! the margin, within a budget of evaluations). If no candidate meets the margin, the one
+//! closest to it is used. Candidates come from the policy (its decision, plus Gaussian
+//! exploration around it), the safe-exploration strategy and the session's best configuration
+//! so far, so what the agents learnt decides where the search starts.
 
 use faasconf_agents::Decision;
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::{Band, SafeExplorer, SesError};
-use faasconf_training::{verdict, Model, Verdict};
-use faasconf_twin::TwinOptions;
+use faasconf_training::search::{descend, Evaluation, Steady};
+use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
+
+/// Coordinate descents per screened decision.
+const DESCENTS: usize = 3;
+/// Safe-history configurations screened with the policy's candidates.
+const SAFE_STARTS: usize = 4;
 
 /// How candidates are drawn and screened.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,15 +33,33 @@ pub struct PlanOptions {
     pub noise: f64,
     /// Screen candidates on the twin.
     pub screen: bool,
-    /// Steady twin windows per screened candidate.
+    /// Steady twin windows per seed per screened configuration.
     pub screen_windows: u32,
-    /// Seed of the screening twin.
+    /// Twin seeds per screened configuration.
+    pub screen_seeds: u64,
+    /// First seed of the screening twin.
     pub twin_seed: u64,
+    /// Twin evaluations the refinement may spend.
+    pub refine_budget: usize,
+    /// Safety margin: the twin must predict a mean latency this fraction below the target...
+    pub latency_margin: f64,
+    /// ...and a success ratio this much above the floor...
+    pub success_margin: f64,
+    /// ...and this share of its windows must meet QoS on their own (a configuration applied for
+    /// one window should meet QoS in that window, not only on average).
+    pub pass_rate: f64,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { candidates: 8, noise: 0.1, screen: true, screen_windows: 3, twin_seed: 0x7a1 }
+        Self { candidates: 12, noise: 0.1, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 1500, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.8 }
+    }
+}
+
+impl PlanOptions {
+    /// The QoS target tightened by the margins.
+    pub fn tightened(&self, qos: &Qos) -> Qos {
+        Qos { mean_latency_seconds: qos.mean_latency_seconds * (1.0 - self.latency_margin), min_success_ratio: (qos.min_success_ratio + self.success_margin).min(1.0) }
     }
 }
 
@@ -76,7 +101,9 @@ fn filtered(workflow: &Workflow, users: u32, proposed: Vec<[f64; 4]>, explorer: 
     }
 }
 
-/// The configuration for the state `window` at `users`.
+/// The configuration for the state `window` at `users` (`incumbent`: the best configuration
+/// seen so far, screened with the candidates).
+#[allow(clippy::too_many_arguments)] // each is a distinct input of one decision
 pub fn plan(
     workflow: &Workflow,
     model: &Model,
@@ -84,6 +111,7 @@ pub fn plan(
     users: u32,
     qos: &Qos,
     mut explorer: Option<&mut SafeExplorer>,
+    incumbent: Option<&WorkflowConfig>,
     options: &PlanOptions,
     rng: &mut Rng,
 ) -> Result<Plan, PolicyError> {
@@ -95,34 +123,71 @@ pub fn plan(
         let proposed = if i == 0 { greedy.clone() } else { greedy.iter().map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0))).collect() };
         candidates.push(filtered(workflow, users, proposed, &mut explorer)?);
     }
+    if options.screen {
+        // The safe history (cheapest QoS-meeting configurations) seeds the search too.
+        if let Some(explorer) = explorer.as_deref() {
+            let band = explorer.band_for(users).cloned();
+            let mut safe: Vec<Vec<[f64; 4]>> = explorer.safe_for(users).to_vec();
+            safe.sort_by(|a, b| faasconf_ses::price(workflow, a).unwrap_or(f64::MAX).total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX)));
+            candidates.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate { actions, replaced: true, band }));
+        }
+    }
     let config_of = |c: &Candidate| workflow.config_from_actions(&c.actions).map_err(PolicyError::internal);
     if !options.screen {
         let c = candidates.swap_remove(0);
         return Ok(Plan { config: config_of(&c)?, actions: c.actions, weights, ses_replaced: c.replaced, band: c.band, verdict: None, screened: 0 });
     }
-    let twin = TwinOptions { window_seconds: window.duration_seconds.clamp(1.0, 3600.0), seed: options.twin_seed };
-    let mut best: Option<(Candidate, WorkflowConfig, Verdict)> = None;
-    for c in candidates {
-        let config = config_of(&c)?;
-        let v = verdict(workflow, &config, users.max(1), options.screen_windows, qos, twin).map_err(PolicyError::internal)?;
-        let better = match &best {
-            None => true,
-            Some((_, _, b)) => match (v.qos_met, b.qos_met) {
-                (true, false) => true,
-                (false, true) => false,
-                (true, true) => v.cost < b.cost,
-                (false, false) => shortfall(&v, qos) < shortfall(b, qos),
-            },
-        };
-        if better {
-            best = Some((c, config, v));
+    let evaluation = Evaluation {
+        users: users.max(1),
+        windows: options.screen_windows,
+        seeds: (0..options.screen_seeds.max(1)).map(|k| options.twin_seed.wrapping_add(k)).collect(),
+        window_seconds: window.duration_seconds.clamp(1.0, 3600.0),
+        threads: 0,
+        qos: *qos,
+    };
+    let strict = options.tightened(qos);
+    let acceptable = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
+    let mut configs = candidates.iter().map(config_of).collect::<Result<Vec<_>, _>>()?;
+    let mut origins: Vec<Option<usize>> = (0..configs.len()).map(Some).collect();
+    if let Some(incumbent) = incumbent {
+        configs.push(incumbent.clone());
+        origins.push(None);
+    }
+    let scored = evaluation.steady_all(workflow, &configs);
+    let screened = configs.len();
+    // Candidates best first: feasible under the margin by cost, then the rest by shortfall.
+    let mut order: Vec<usize> = (0..screened).collect();
+    order.sort_by(|&a, &b| {
+        let (sa, sb) = (&scored[a], &scored[b]);
+        match (acceptable(sa), acceptable(sb)) {
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (true, true) => sa.cost.total_cmp(&sb.cost),
+            (false, false) => (shortfall(sa, &strict) - sa.pass_rate()).total_cmp(&(shortfall(sb, &strict) - sb.pass_rate())),
+        }
+    });
+    let first = *order.first().ok_or_else(|| PolicyError::Internal("no candidate".into()))?;
+    let (mut pick, mut config, mut steady) = (first, configs[first].clone(), scored[first]);
+    let mut refined = 0;
+    // Descents from the (up to) three best feasible candidates share the budget: the landscape
+    // has many local optima.
+    let starts: Vec<usize> = order.iter().copied().filter(|&k| acceptable(&scored[k])).take(DESCENTS).collect();
+    for &k in &starts {
+        let d = descend(workflow, configs[k].clone(), scored[k], &acceptable, &evaluation, options.refine_budget / starts.len());
+        refined += d.evaluations;
+        if d.steady.cost < steady.cost || (k == first && d.steady.cost <= steady.cost) {
+            (pick, config, steady) = (k, d.config, d.steady);
         }
     }
-    let (c, config, v) = best.ok_or_else(|| PolicyError::Internal("no candidate".into()))?;
-    Ok(Plan { config, actions: c.actions, weights, ses_replaced: c.replaced, band: c.band, verdict: Some(v), screened: count })
+    let (replaced, band) = match origins[pick] {
+        Some(k) => (candidates[k].replaced, candidates[k].band),
+        None => (false, candidates.first().and_then(|c| c.band)),
+    };
+    let verdict = Verdict { e2e_mean_seconds: steady.e2e_mean_seconds, success_ratio: steady.success_ratio, cost: steady.cost, qos_met: steady.feasible(qos) };
+    Ok(Plan { actions: workflow.actions_of(&config), config, weights, ses_replaced: replaced, band, verdict: Some(verdict), screened: screened + refined })
 }
 
-/// How far a verdict is from QoS (relative latency excess plus success-ratio gap).
-fn shortfall(v: &Verdict, qos: &Qos) -> f64 {
+/// How far steady-state figures are from QoS (relative latency excess plus success-ratio gap).
+fn shortfall(v: &Steady, qos: &Qos) -> f64 {
     (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0) + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
 }

@@ -96,7 +96,7 @@ pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommen
         Some(window) => {
             let model = lock(&model);
             let mut explorer = lock(&explorer);
-            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
+            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), None, &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
         }
         None => twin_path(workflow, engine, &model, &explorer, request, &mut rng)?,
     };
@@ -128,7 +128,7 @@ fn twin_path(
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
-            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), &PlanOptions::default(), rng)?
+            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &PlanOptions::default(), rng)?
         };
         twin.apply_config(step.config.clone()).map_err(PolicyError::internal)?;
         twin.run_window();

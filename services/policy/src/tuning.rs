@@ -223,6 +223,9 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
     let mut misses = 0u32;
     let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
     let mut since_best = 0u32;
+    let defaults = PlanOptions::default();
+    let mut margin = (defaults.latency_margin, defaults.success_margin, defaults.pass_rate);
+    let mut predicted_ok: Option<bool> = None;
     let session = lock(&state).id.clone();
     let mut seq = 0u64;
     loop {
@@ -277,6 +280,13 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             })?;
         }
         previous = Some(observation);
+        // The twin said this configuration would meet QoS with margin and it did not: widen the
+        // margin, so later choices keep further from the edge.
+        if !met && predicted_ok == Some(true) {
+            margin = ((margin.0 + 0.02).min(0.2), (margin.1 + 0.01).min(0.06), (margin.2 + 0.05).min(0.95));
+            tracing::info!(latency_margin = margin.0, success_margin = margin.1, pass_rate = margin.2, "the twin was optimistic: margin widened");
+        }
+        predicted_ok = None;
         if met {
             misses = 0;
             last_good = Some(window.config.clone());
@@ -320,11 +330,13 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
                 (good.clone(), false, true)
             }
             _ => {
-                let options = PlanOptions { screen: spec.screen, twin_seed: spec.seed ^ 0x5c3e, ..PlanOptions::default() };
+                let options = PlanOptions { screen: spec.screen, twin_seed: spec.seed ^ 0x5c3e, latency_margin: margin.0, success_margin: margin.1, pass_rate: margin.2, ..PlanOptions::default() };
+                let incumbent = lock(&state).best.as_ref().map(|(c, _)| c.clone());
                 let chosen = tokio::task::block_in_place(|| {
                     let mut explorer = lock(&explorer);
-                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), &options, &mut rng)
+                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), incumbent.as_ref(), &options, &mut rng)
                 })?;
+                predicted_ok = chosen.verdict.map(|v| v.qos_met);
                 if chosen.ses_replaced {
                     metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
                 }

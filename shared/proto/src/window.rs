@@ -67,7 +67,7 @@ pub fn window_from_proto(workflow: &Workflow, w: &v1::TelemetryWindow, field: &s
         }
     };
     let bad = |path: String, v: f64| (!(v.is_finite() && v >= 0.0)).then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")));
-    let metrics = w.workflow_metrics.clone().unwrap_or_default();
+    let metrics = w.workflow_metrics.unwrap_or_default();
     errors.extend(bad(format!("{field}.workflow_metrics.mean_latency_seconds"), metrics.mean_latency_seconds));
     errors.extend(bad(format!("{field}.workflow_metrics.success_ratio"), metrics.success_ratio));
     errors.extend(bad(format!("{field}.duration_seconds"), w.duration_seconds));

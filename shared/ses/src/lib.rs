@@ -133,6 +133,12 @@ impl SafeExplorer {
         self.nearest(users).map(|r| &r.band)
     }
 
+    /// The safe configurations behind the band that applies to `users` (cheapest QoS-meeting
+    /// history of that workload or the most similar one).
+    pub fn safe_for(&self, users: u32) -> &[Actions] {
+        self.nearest(users).map_or(&[], |r| r.safe.as_slice())
+    }
+
     fn nearest(&self, users: u32) -> Option<&Record> {
         self.records.iter().min_by_key(|(u, _)| (u.abs_diff(users), **u)).map(|(_, r)| r)
     }

@@ -4,6 +4,7 @@
 //!
 //! - [`samples`]: observations of random and perturbed configurations on the twin.
 //! - [`replay`]: transitions from observations (transient windows skipped); the replay buffer.
+//! - [`search`]: steady-state evaluation and coordinate descent on the twin.
 //! - [`train`]: the training loop, its checkpoints and its report (losses, reward curve).
 //! - [`job`]: a whole job (history import, twin samples, training, registration) as the CLI
 //!   and the policy service run it.
@@ -14,6 +15,7 @@ pub mod job;
 pub mod model;
 pub mod replay;
 pub mod samples;
+pub mod search;
 pub mod train;
 
 pub use job::{import_history, run_job, JobOutcome, JobSpec, Stage};

@@ -1,0 +1,124 @@
+//! The policy service as a process: errors before a model exists, `faasconf train`, both
+//! `RecommendConfig` paths, model management, a tuning session against a real actuator,
+//! `faasconf recommend` formats, `/metrics`.
+
+#![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
+
+mod common;
+
+use common::Server;
+use faasconf_proto::v1::actuator_client::ActuatorClient;
+use faasconf_proto::v1::policy_client::PolicyClient;
+use faasconf_proto::v1::{self, load::Kind};
+
+fn users(n: u32) -> Option<v1::Load> {
+    Some(v1::Load { kind: Some(Kind::ConcurrentUsers(n)) })
+}
+
+fn recommend(workflow: &str, load: Option<v1::Load>) -> v1::RecommendConfigRequest {
+    v1::RecommendConfigRequest { workflow: workflow.into(), load, ..Default::default() }
+}
+
+fn start_policy(store: &std::path::Path) -> Server {
+    Server::start("faasconf-policy", &["--metrics-addr", "127.0.0.1:0", "--store", store.to_str().unwrap(), "--workflow", "parallel,sequential"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_trains_recommends_and_tunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    let policy = start_policy(&store);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+
+    // Before any model: FAILED_PRECONDITION saying how to train; bad inputs name their field.
+    let err = client.recommend_config(recommend("parallel", users(20))).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("faasconf train --workflow parallel"), "{}", err.message());
+    assert_eq!(client.recommend_config(recommend("ghost", users(20))).await.unwrap_err().code(), tonic::Code::NotFound);
+    let rps = client.recommend_config(recommend("parallel", Some(v1::Load { kind: Some(Kind::RequestsPerSecond(2.0)) }))).await.unwrap_err();
+    assert_eq!((rps.code(), rps.message().starts_with("load.requests_per_second")), (tonic::Code::InvalidArgument, true), "{rps:?}");
+
+    // Train a small model into the same store (WAL: the running service sees it).
+    let out = common::command("faasconf")
+        .args(["train", "--workflow", "parallel", "--samples", "300", "--updates", "100", "--seed", "3", "--store", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["model_version"].as_i64(), report["promoted"].as_bool()), (Some(1), Some(true)), "{report}");
+
+    // The twin path: a configuration with the twin's prediction and the attention map.
+    let twin = client.recommend_config(recommend("parallel", users(20))).await.unwrap().into_inner();
+    assert!(twin.twin_validated && (0.0..=1.0).contains(&twin.predicted_success_ratio), "{twin:?}");
+    assert_eq!(twin.config.as_ref().unwrap().functions.len(), 6);
+    assert_eq!(twin.model_version, "1");
+    assert_eq!(twin.attention.len(), 6);
+    for row in &twin.attention {
+        let total: f64 = row.weights.iter().sum();
+        assert!((total - 1.0).abs() < 1e-4, "{row:?}");
+    }
+    assert!(twin.band.is_some(), "twin samples at 20 users give a band");
+
+    // The fast path with a window from the actuator.
+    let actuator = Server::start("faasconf-actuator", &["--workflow", "parallel", "--clock", "virtual", "--users", "20", "--metrics-addr", "127.0.0.1:0", "--seed", "9"]);
+    let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
+    let window = {
+        let mut stream = act.stream_telemetry(v1::StreamTelemetryRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
+        stream.message().await.unwrap().unwrap()
+    };
+    let fast = client.recommend_config(v1::RecommendConfigRequest { current: Some(window.clone()), ..recommend("parallel", users(20)) }).await.unwrap().into_inner();
+    assert!(!fast.twin_validated);
+    assert!(fast.predicted_cost > 0.0);
+    let mut bad = window;
+    bad.functions[2].function = "ghost".into();
+    let err = client.recommend_config(v1::RecommendConfigRequest { current: Some(bad), ..recommend("parallel", users(20)) }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("current.functions[2].function"), "{}", err.message());
+
+    // Models: listed, promoted; unknown versions are NOT_FOUND.
+    let models = client.list_models(v1::ListModelsRequest { workflow: "parallel".into() }).await.unwrap().into_inner().models;
+    assert_eq!(models.len(), 1);
+    assert!(models[0].promoted && models[0].algorithm == "attmf");
+    let missing = client.promote_model(v1::PromoteModelRequest { workflow: "parallel".into(), version: "7".into() }).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // A tuning session of 4 iterations against the actuator.
+    let started = client
+        .start_tuning(v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations: 4, seed: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = client.start_tuning(v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations: 4, ..Default::default() }).await;
+    let status = loop {
+        let s = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: started.session_id.clone() }).await.unwrap().into_inner();
+        if !matches!(s.state.as_str(), "pending" | "running") {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition) || status.state != "running", "one session per workflow");
+    assert_eq!(status.state, "budget_spent", "{status:?}");
+    assert_eq!(status.iterations, 4);
+    assert_eq!(status.history.len(), 4);
+    assert_eq!(status.qos_violations as usize, status.history.iter().filter(|i| !i.qos_met).count());
+    // The configurations it applied are the ones the actuator holds.
+    let current = act.get_workflow(v1::GetWorkflowRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
+    assert_eq!(current.current_config, status.history.last().unwrap().config);
+    assert!(current.config_version >= 2, "the session applied configurations");
+    assert_eq!(client.get_tuning_status(v1::GetTuningStatusRequest { session_id: "nope".into() }).await.unwrap_err().code(), tonic::Code::NotFound);
+
+    // faasconf recommend, as a CI job calls it.
+    let fragment = common::command("faasconf").args(["recommend", "--endpoint", &policy.endpoint(), "--workflow", "parallel", "--users", "20", "--format", "openfaas"]).output().unwrap();
+    assert!(fragment.status.success(), "{}", String::from_utf8_lossy(&fragment.stderr));
+    let text = String::from_utf8_lossy(&fragment.stdout);
+    assert!(text.starts_with("functions:") && text.contains("max_inflight") && text.contains("com.openfaas.scale.min"), "{text}");
+    let patch = common::command("faasconf").args(["recommend", "--endpoint", &policy.endpoint(), "--workflow", "parallel", "--users", "20", "--format", "patch"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&patch.stdout).matches("kind: Deployment").count(), 6);
+
+    let metrics = policy.scrape();
+    assert!(metrics.contains("faasconf_policy_recommendation_seconds"), "{metrics}");
+    assert!(metrics.contains("faasconf_policy_windows_total"));
+    drop(client);
+    drop(act);
+    assert!(policy.terminate().success());
+}
