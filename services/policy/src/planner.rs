@@ -14,7 +14,7 @@ use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::{Band, SafeExplorer, SesError};
-use faasconf_training::search::{descend, Evaluation, Steady};
+use faasconf_training::search::{descend, moves, Evaluation, Steady};
 use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
@@ -22,7 +22,9 @@ use crate::error::PolicyError;
 /// Coordinate descents per screened decision.
 const DESCENTS: usize = 3;
 /// Safe-history configurations screened with the policy's candidates.
-const SAFE_STARTS: usize = 4;
+const SAFE_STARTS: usize = 8;
+/// Random moves of one kick of the iterated local search.
+const KICK_MOVES: usize = 3;
 
 /// How candidates are drawn and screened.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +54,7 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { candidates: 12, noise: 0.1, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 1500, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.8 }
+        Self { candidates: 32, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85 }
     }
 }
 
@@ -173,10 +175,31 @@ pub fn plan(
     // has many local optima.
     let starts: Vec<usize> = order.iter().copied().filter(|&k| acceptable(&scored[k])).take(DESCENTS).collect();
     for &k in &starts {
-        let d = descend(workflow, configs[k].clone(), scored[k], &acceptable, &evaluation, options.refine_budget / starts.len());
+        let d = descend(workflow, configs[k].clone(), scored[k], &acceptable, &evaluation, options.refine_budget / (2 * starts.len()));
         refined += d.evaluations;
         if d.steady.cost < steady.cost || (k == first && d.steady.cost <= steady.cost) {
             (pick, config, steady) = (k, d.config, d.steady);
+        }
+    }
+    // Iterated local search: when the best is a local optimum already (typically the session's
+    // incumbent), kick it with a few random moves and descend again; keep what is cheaper.
+    let mut left = options.refine_budget.saturating_sub(refined);
+    while left > 0 && acceptable(&steady) {
+        let mut kicked = config.clone();
+        for _ in 0..KICK_MOVES {
+            let around = moves(workflow, &kicked);
+            if around.is_empty() {
+                break;
+            }
+            kicked = around[rng.below(around.len())].clone();
+        }
+        let kicked_steady = evaluation.steady(workflow, &kicked);
+        let d = descend(workflow, kicked, kicked_steady, &acceptable, &evaluation, left.min(options.refine_budget / 4));
+        let spent = d.evaluations + 1;
+        refined += spent;
+        left = left.saturating_sub(spent.max(KICK_MOVES));
+        if acceptable(&d.steady) && d.steady.cost < steady.cost {
+            (config, steady) = (d.config, d.steady);
         }
     }
     let (replaced, band) = match origins[pick] {

@@ -80,8 +80,10 @@ impl Evaluation {
     }
 }
 
-/// Every one-knob move of `config`: CPU -200/-100/-50/+50/+100 m, memory -256/-64/+64 MiB,
-/// replicas ±1, concurrency ±1 (within bounds).
+/// The moves from `config`: every one-knob move (CPU -200/-100/-50/+50/+100 m, memory
+/// -256/-64/+64 MiB, replicas ±1, concurrency ±1), one replica fewer with 1-3 more concurrency
+/// (capacity kept, cost cut), and every function's CPU scaled by 0.95 or 0.9 at once (within
+/// bounds).
 pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig> {
     let steps: [(Knob, &[i64]); 4] = [(Knob::CpuMillis, &[-200, -100, -50, 50, 100]), (Knob::MemoryMib, &[-256, -64, 64]), (Knob::Replicas, &[-1, 1]), (Knob::Concurrency, &[-1, 1])];
     let mut out = Vec::new();
@@ -98,7 +100,31 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
                 }
             }
         }
+        let (replicas, concurrency) = (spec.bounds.range(Knob::Replicas), spec.bounds.range(Knob::Concurrency));
+        let f = config.0[j];
+        if f.replicas > replicas.min {
+            for more in 1..=3 {
+                let c = (f.concurrency + more).min(concurrency.max);
+                if c != f.concurrency {
+                    let mut next = config.clone();
+                    next.0[j].replicas = f.replicas - 1;
+                    next.0[j].concurrency = c;
+                    out.push(next);
+                }
+            }
+        }
     }
+    for factor in [0.95, 0.9] {
+        let mut next = config.clone();
+        for (f, spec) in next.0.iter_mut().zip(&workflow.functions) {
+            let range = spec.bounds.range(Knob::CpuMillis);
+            f.cpu_millis = ((f64::from(f.cpu_millis) * factor).round() as u32).clamp(range.min, range.max);
+        }
+        if next != *config {
+            out.push(next);
+        }
+    }
+    out.dedup();
     out
 }
 
