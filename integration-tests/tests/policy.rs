@@ -122,3 +122,46 @@ async fn policy_trains_recommends_and_tunes() {
     drop(act);
     assert!(policy.terminate().success());
 }
+
+/// Kill -9 during a training job: every committed sample survives, and the restarted service
+/// resumes the job from its last checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_training_job_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    let policy = start_policy(&store);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    // 200 samples, 160 epochs of them: 500 updates, a checkpoint every 250.
+    let job = client.start_training(v1::StartTrainingRequest { workflow: "parallel".into(), samples: 200, epochs: 160, seed: 5, algorithm: "mf".into() }).await.unwrap().into_inner();
+    let bad = client.start_training(v1::StartTrainingRequest { workflow: "parallel".into(), algorithm: "sarsa".into(), ..Default::default() }).await.unwrap_err();
+    assert!(bad.code() == tonic::Code::InvalidArgument && bad.message().starts_with("algorithm"), "{bad:?}");
+    let checkpoint = dir.path().join("faasconf.models/parallel/runs/mf-seed5/run.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !checkpoint.exists() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint written");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(client);
+    let mut policy = policy;
+    policy.child.kill().unwrap(); // SIGKILL
+    policy.child.wait().unwrap();
+    let samples_at_kill = faasconf_store::Store::open(&store).unwrap().count("parallel").unwrap();
+    assert_eq!(samples_at_kill, 200, "the samples were committed before training began");
+
+    let policy = start_policy(&store);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let status = loop {
+        let s = client.get_training_status(v1::GetTrainingStatusRequest { job_id: job.job_id.clone() }).await.unwrap().into_inner();
+        if matches!(s.state.as_str(), "done" | "failed") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the resumed job did not finish: {s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.state, "done", "{status:?}");
+    assert_eq!(faasconf_store::Store::open(&store).unwrap().count("parallel").unwrap(), 200, "no sample lost or drawn twice");
+    let models = faasconf_store::Store::open(&store).unwrap().models(Some("parallel")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(&models[0].path).join("report.json")).unwrap()).unwrap();
+    assert!(report["resumed_from"].as_u64().unwrap() >= 250, "{}", report["resumed_from"]);
+    assert!(policy.terminate().success());
+}

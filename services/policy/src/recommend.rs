@@ -23,6 +23,20 @@ use crate::planner::{plan, Plan, PlanOptions};
 /// Policy steps taken on the twin when no window is given.
 pub const TWIN_STEPS: usize = 3;
 
+/// Screening on the twin path: lighter than a tuning session's (a CI job waits for it).
+const TWIN_PATH: PlanOptions = PlanOptions {
+    candidates: 8,
+    noise: 0.15,
+    screen: true,
+    screen_windows: 6,
+    screen_seeds: 2,
+    twin_seed: 0x7a1,
+    refine_budget: 300,
+    latency_margin: 0.0,
+    success_margin: 0.0,
+    pass_rate: 0.85,
+};
+
 /// A recommendation request, validated.
 #[derive(Debug, Clone)]
 pub struct RecommendRequest {
@@ -128,7 +142,7 @@ fn twin_path(
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
-            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &PlanOptions::default(), rng)?
+            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &TWIN_PATH, rng)?
         };
         twin.apply_config(step.config.clone()).map_err(PolicyError::internal)?;
         twin.run_window();
