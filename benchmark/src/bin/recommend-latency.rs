@@ -90,7 +90,7 @@ async fn main() {
     twin.run_window();
     let window = faasconf_proto::window::window_to_proto(&workflow, &twin.run_window());
     let load = Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(20)) });
-    let with_window = v1::RecommendConfigRequest { workflow: "parallel".into(), load: load.clone(), qos: None, current: Some(window), model_version: String::new() };
+    let with_window = v1::RecommendConfigRequest { workflow: "parallel".into(), load, qos: None, current: Some(window), model_version: String::new() };
     let without = v1::RecommendConfigRequest { current: None, ..with_window.clone() };
     for _ in 0..200 {
         client.recommend_config(with_window.clone()).await.unwrap_or_else(|e| panic!("{e}"));

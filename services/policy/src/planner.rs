@@ -214,3 +214,48 @@ pub fn plan(
 fn shortfall(v: &Steady, qos: &Qos) -> f64 {
     (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0) + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use faasconf_core::catalog::builtin;
+    use faasconf_training::{train, twin_samples, SampleOptions, TrainOptions};
+    use faasconf_twin::{Twin, TwinOptions, Workload};
+
+    fn model(workflow: &Workflow) -> Model {
+        let obs = twin_samples(workflow, &SampleOptions { samples: 60, episode_length: 10, ..SampleOptions::default() }, &|_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let options = TrainOptions { updates: 20, evaluate_every: 0, ..TrainOptions::default() };
+        train(workflow, &obs, &options, dir.path(), faasconf_agents::default_device(), &mut |_| {}).unwrap().0
+    }
+
+    #[test]
+    fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
+        let w = builtin("parallel").unwrap();
+        let m = model(&w);
+        let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
+        let mut twin = Twin::new(w.clone(), start, Workload::ClosedLoop { users: 10 }, TwinOptions::default()).unwrap();
+        let window = twin.run_window();
+        let qos = Qos::default();
+        let mut rng = Rng::new(1);
+        let alone = plan(&w, &m, &window, 10, &qos, None, None, &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng).unwrap();
+        assert_eq!(alone.verdict, None);
+        assert_eq!(alone.config, Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(), "unscreened, the policy's own action");
+        assert_eq!(alone.weights.len(), w.len() * w.len());
+        let options = PlanOptions { candidates: 4, refine_budget: 60, screen_windows: 3, ..PlanOptions::default() };
+        let screened = plan(&w, &m, &window, 10, &qos, None, Some(&alone.config), &options, &mut rng).unwrap();
+        let verdict = screened.verdict.unwrap();
+        assert!((verdict.cost - screened.config.cost()).abs() < 1e-9);
+        assert!(screened.screened >= 5, "4 candidates and the incumbent at least: {}", screened.screened);
+        // The incumbent was a candidate: what is chosen is acceptable and no dearer, or nothing
+        // was acceptable and the incumbent was not either.
+        let evaluation = Evaluation { users: 10, windows: 3, seeds: vec![options.twin_seed, options.twin_seed + 1], window_seconds: 30.0, threads: 0, qos };
+        let incumbent = evaluation.steady(&w, &alone.config);
+        let ok = |s: &Steady| s.feasible(&qos) && s.pass_rate() >= options.pass_rate;
+        if ok(&incumbent) {
+            assert!(verdict.cost <= incumbent.cost + 1e-9, "{} > {}", verdict.cost, incumbent.cost);
+        }
+    }
+}

@@ -141,10 +141,10 @@ async fn drain_on<S: NamedService>(health: HealthReporter, shutdown: impl Future
 
 /// Turns Nagle's algorithm off on an accepted connection (RPCs are small request/response pairs).
 fn no_delay(stream: std::io::Result<tokio::net::TcpStream>) -> std::io::Result<tokio::net::TcpStream> {
-    if let Ok(s) = &stream {
-        if let Err(e) = s.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
+    if let Ok(s) = &stream
+        && let Err(e) = s.set_nodelay(true)
+    {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     stream
 }
