@@ -112,7 +112,7 @@ pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommen
             let mut explorer = lock(&explorer);
             plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), None, &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
         }
-        None => twin_path(workflow, engine, &model, &explorer, request, &mut rng)?,
+        None => twin_path(workflow, &model, &explorer, request, &mut rng)?,
     };
     Ok(Recommendation {
         cost: plan.config.cost(),
@@ -127,7 +127,6 @@ pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommen
 
 fn twin_path(
     workflow: &Workflow,
-    _engine: &Engine,
     model: &crate::engine::SharedModel,
     explorer: &std::sync::Arc<std::sync::Mutex<faasconf_ses::SafeExplorer>>,
     request: &RecommendRequest,

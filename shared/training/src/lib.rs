@@ -19,7 +19,7 @@ pub mod search;
 pub mod train;
 
 pub use job::{import_history, run_job, JobOutcome, JobSpec, Stage};
-pub use model::{verdict, Model, ModelMeta, Verdict};
+pub use model::{Model, ModelMeta, Verdict};
 pub use samples::{twin_samples, SampleOptions};
 pub use train::{train, Progress, TrainOptions, TrainReport};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Device;
 use faasconf_agents::{Algorithm, Decision, Learner, StateEncoder};
 use faasconf_core::telemetry::WindowReport;
-use faasconf_core::{Qos, Workflow, WorkflowConfig};
+use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_store::Store;
 use faasconf_twin::{Twin, TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ impl Model {
     }
 }
 
-/// The twin's verdict on one configuration: mean of `windows` steady windows after one warm-up.
+/// The twin's verdict on one configuration (what a screened recommendation reports).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Mean end-to-end latency, seconds.
@@ -127,19 +127,4 @@ pub struct Verdict {
     pub cost: f64,
     /// Whether every window met QoS.
     pub qos_met: bool,
-}
-
-/// Evaluates `config` at `users` on the twin.
-pub fn verdict(workflow: &Workflow, config: &WorkflowConfig, users: u32, windows: u32, qos: &Qos, options: TwinOptions) -> Result<Verdict, Error> {
-    let mut twin = Twin::new(workflow.clone(), config.clone(), Workload::ClosedLoop { users }, options)?;
-    twin.run_window();
-    let k = f64::from(windows.max(1));
-    let mut v = Verdict { e2e_mean_seconds: 0.0, success_ratio: 0.0, cost: config.cost(), qos_met: true };
-    for _ in 0..windows.max(1) {
-        let w = twin.run_window();
-        v.e2e_mean_seconds += w.workflow.mean_latency_seconds / k;
-        v.success_ratio += w.workflow.success_ratio / k;
-        v.qos_met &= qos.met(&w.workflow);
-    }
-    Ok(v)
 }
