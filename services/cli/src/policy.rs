@@ -7,9 +7,9 @@ use faasconf_core::{Qos, catalog};
 use faasconf_proto::v1::{self, policy_client::PolicyClient};
 use faasconf_store::Store;
 use faasconf_training::{JobOutcome, JobSpec, Stage, TrainOptions, import_history, run_job};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::sim::progress_bar;
 use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, TrainArgs};
 
 /// The algorithm of a flag.
@@ -22,19 +22,10 @@ pub fn algorithm(choice: AlgorithmChoice) -> Algorithm {
     }
 }
 
-fn bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    bar
-}
-
 /// Runs a training job with progress bars on standard error.
 pub fn train_with_progress(store: &mut Store, workflow: &faasconf_core::Workflow, spec: &JobSpec, models: &std::path::Path, quiet: bool) -> Result<JobOutcome> {
-    let sampling = bar(spec.samples as u64, "twin samples");
-    let training = bar(spec.train.updates, "updates");
+    let sampling = progress_bar(spec.samples, "twin samples");
+    let training = progress_bar(usize::try_from(spec.train.updates).unwrap_or(usize::MAX), "updates");
     if quiet {
         sampling.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         training.set_draw_target(indicatif::ProgressDrawTarget::hidden());

@@ -51,7 +51,8 @@ fn workload(load: &LoadArgs, trace: &TraceArgs) -> Result<Workload> {
     Ok(workload)
 }
 
-fn progress_bar(total: usize, what: &str) -> ProgressBar {
+/// A progress bar on standard error, as every long CLI command shows.
+pub(crate) fn progress_bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})") {
         bar.set_style(style.progress_chars("=> "));
