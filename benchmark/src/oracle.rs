@@ -6,7 +6,9 @@
 //! first-improvement coordinate descent (`faasconf_training::search`) from the `starts`
 //! cheapest feasible configurations found, moving every knob of every function until no move
 //! is cheaper and still feasible. Feasibility aggregates several seeds and windows, so the
-//! optimum is not an artefact of one random stream; the result is then checked on other seeds.
+//! optimum is not an artefact of one random stream. A descent ends at the edge of feasibility
+//! on its own seeds, partly by luck of their noise, so its path is walked back until a
+//! configuration also passes on held-out seeds; the result is then checked on further seeds.
 //! With `pass_rate` > 0 a configuration must also meet QoS in that share of its windows on
 //! their own: the cheapest configuration one could apply for 15 single-window iterations with
 //! few violations.
@@ -33,6 +35,12 @@ pub struct SearchOptions {
     pub threads: usize,
     /// Share of windows that must meet QoS on their own (0: only the aggregate counts).
     pub pass_rate: f64,
+    /// Held-out seeds each descent's result is checked on (0: no check). A descent stops at the
+    /// edge of feasibility on its own seeds' noise; on held-out seeds it is walked back along its
+    /// path until a configuration passes there too.
+    pub holdout_seeds: u64,
+    /// Windows per held-out seed.
+    pub holdout_windows: u32,
 }
 
 /// The search's result.
@@ -44,6 +52,10 @@ pub struct SearchResult {
     pub best: Option<WorkflowConfig>,
     /// Its figures.
     pub steady: Option<Steady>,
+    /// Its figures on the held-out seeds (when checked).
+    pub holdout: Option<Steady>,
+    /// The cheapest configuration on the search's own seeds, before the held-out check.
+    pub unchecked_cost: Option<f64>,
     /// Configurations evaluated.
     pub evaluations: usize,
 }
@@ -70,16 +82,43 @@ pub fn search(workflow: &Workflow, users: u32, qos: &Qos, options: &SearchOption
     let mut feasible: Vec<(WorkflowConfig, Steady)> = randoms.into_iter().zip(scored).filter(|(_, s)| acceptable(s)).collect();
     feasible.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
     progress(&format!("{users} users: {} of {} random configurations feasible", feasible.len(), options.random));
-    let mut best: Option<(WorkflowConfig, Steady)> = None;
+    let holdout = Evaluation { seeds: (0..options.holdout_seeds).map(|k| options.seed + 500 + k).collect(), windows: options.holdout_windows, ..evaluation.clone() };
+    let mut best: Option<(WorkflowConfig, Steady, Option<Steady>)> = None;
+    let mut unchecked_cost: Option<f64> = None;
     for (start, s) in feasible.into_iter().take(options.starts) {
         let d = descend(workflow, start, s, &acceptable, &evaluation, usize::MAX);
         evaluations += d.evaluations;
-        progress(&format!("{users} users: descent ended at cost {:.3}", d.steady.cost));
-        if best.as_ref().is_none_or(|(_, b)| d.steady.cost < b.cost) {
-            best = Some((d.config, d.steady));
+        unchecked_cost = Some(unchecked_cost.map_or(d.steady.cost, |c| c.min(d.steady.cost)));
+        let kept = if options.holdout_seeds == 0 {
+            Some((d.config, d.steady, None))
+        } else {
+            // Walk back from the descent's end (cheapest first) to the first configuration that
+            // passes on the held-out seeds as well; skip what cannot beat the best so far.
+            let mut kept = None;
+            for (config, steady) in d.path.into_iter().rev() {
+                if best.as_ref().is_some_and(|(_, b, _)| steady.cost >= b.cost) {
+                    break;
+                }
+                let check = holdout.steady(workflow, &config);
+                evaluations += 1;
+                if acceptable(&check) {
+                    kept = Some((config, steady, Some(check)));
+                    break;
+                }
+            }
+            kept
+        };
+        match &kept {
+            Some((_, s, _)) => progress(&format!("{users} users: descent ended at cost {:.3}, kept {:.3}", d.steady.cost, s.cost)),
+            None => progress(&format!("{users} users: descent ended at cost {:.3}, nothing cheaper kept", d.steady.cost)),
+        }
+        if let Some(k) = kept
+            && best.as_ref().is_none_or(|(_, b, _)| k.1.cost < b.cost)
+        {
+            best = Some(k);
         }
     }
-    SearchResult { users, steady: best.as_ref().map(|b| b.1), best: best.map(|b| b.0), evaluations }
+    SearchResult { users, steady: best.as_ref().map(|b| b.1), holdout: best.as_ref().and_then(|b| b.2), unchecked_cost, best: best.map(|b| b.0), evaluations }
 }
 
 /// A configuration's figures on each of `seeds` (checking a result away from its own seeds).

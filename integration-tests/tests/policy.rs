@@ -1,6 +1,6 @@
 //! The policy service as a process: errors before a model exists, `faasconf train`, both
 //! `RecommendConfig` paths, model management, a tuning session against a real actuator,
-//! `faasconf recommend` formats, `/metrics`.
+//! convergence and `StopTuning`, `faasconf recommend` formats, `/metrics`.
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 
@@ -21,6 +21,16 @@ fn recommend(workflow: &str, load: Option<v1::Load>) -> v1::RecommendConfigReque
 
 fn start_policy(store: &std::path::Path) -> Server {
     Server::start("faasconf-policy", &["--metrics-addr", "127.0.0.1:0", "--store", store.to_str().unwrap(), "--workflow", "parallel,sequential"])
+}
+
+async fn wait_for_end(client: &mut PolicyClient<tonic::transport::Channel>, session_id: &str) -> v1::TuningStatus {
+    loop {
+        let s = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: session_id.into() }).await.unwrap().into_inner();
+        if !matches!(s.state.as_str(), "pending" | "running") {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,13 +99,7 @@ async fn policy_trains_recommends_and_tunes() {
         .unwrap()
         .into_inner();
     let again = client.start_tuning(v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations: 4, ..Default::default() }).await;
-    let status = loop {
-        let s = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: started.session_id.clone() }).await.unwrap().into_inner();
-        if !matches!(s.state.as_str(), "pending" | "running") {
-            break s;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let status = wait_for_end(&mut client, &started.session_id).await;
     assert!(again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition) || status.state != "running", "one session per workflow");
     assert_eq!(status.state, "budget_spent", "{status:?}");
     assert_eq!(status.iterations, 4);
@@ -106,6 +110,35 @@ async fn policy_trains_recommends_and_tunes() {
     assert_eq!(current.current_config, status.history.last().unwrap().config);
     assert!(current.config_version >= 2, "the session applied configurations");
     assert_eq!(client.get_tuning_status(v1::GetTuningStatusRequest { session_id: "nope".into() }).await.unwrap_err().code(), tonic::Code::NotFound);
+
+    // Convergence: with a patience of one iteration the session ends as soon as the best
+    // QoS-meeting cost does not improve; it runs to its budget only if every iteration improved
+    // it, or none met QoS (nothing to converge to).
+    let session = |max_iterations, converge_after, no_twin_screening| v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations, converge_after, no_twin_screening, seed: 2, ..Default::default() };
+    let converging = client.start_tuning(session(6, 1, false)).await.unwrap().into_inner();
+    let status = wait_for_end(&mut client, &converging.session_id).await;
+    let improved_every_time = status.history.iter().all(|i| i.qos_met) && status.history.windows(2).all(|p| p[1].cost < p[0].cost);
+    let none_met = status.history.iter().all(|i| !i.qos_met);
+    assert!(status.state == "converged" || (status.state == "budget_spent" && (improved_every_time || none_met)), "{status:?}");
+    if status.state == "converged" {
+        assert!(status.iterations < 6 && status.message.contains("not improved"), "{status:?}");
+    }
+
+    // StopTuning ends a long session; nothing more is recorded afterwards.
+    let long = client.start_tuning(session(1000, 0, true)).await.unwrap().into_inner();
+    while client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner().iterations < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stopped = client.stop_tuning(v1::StopTuningRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(stopped.state, "stopped", "{stopped:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let settled = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let later = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
+    assert_eq!((settled.state.as_str(), settled.iterations), (later.state.as_str(), later.iterations), "a stopped session stays stopped");
+    assert!(later.iterations < 1000);
+    let unknown = client.stop_tuning(v1::StopTuningRequest { session_id: "nope".into() }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 
     // faasconf recommend, as a CI job calls it.
     let fragment = common::command("faasconf").args(["recommend", "--endpoint", &policy.endpoint(), "--workflow", "parallel", "--users", "20", "--format", "openfaas"]).output().unwrap();

@@ -9,12 +9,14 @@
 //! - [`planner`] — state -> configuration (policy, SES, twin screening).
 //! - [`recommend`] — the `RecommendConfig` RPC.
 //! - [`tuning`] — tuning sessions.
+//! - [`outcomes`] — what a session learns of the configurations it applied.
 //! - [`jobs`] — training jobs, resumed after a restart.
 //! - [`service`] — the gRPC edge.
 
 pub mod engine;
 pub mod error;
 pub mod jobs;
+pub mod outcomes;
 pub mod planner;
 pub mod recommend;
 pub mod service;

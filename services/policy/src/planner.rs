@@ -14,7 +14,7 @@ use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::{Band, SafeExplorer, SesError};
-use faasconf_training::search::{descend, moves, Evaluation, Steady};
+use faasconf_training::search::{descend, moves, repair, shortfall, Evaluation, Steady};
 use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
@@ -25,6 +25,10 @@ const DESCENTS: usize = 3;
 const SAFE_STARTS: usize = 8;
 /// Random moves of one kick of the iterated local search.
 const KICK_MOVES: usize = 3;
+/// Acceptable configurations checked on held-out twin seeds: the cheapest ones, and ones
+/// spread over the dearer rest.
+const VALIDATION_CHEAPEST: usize = 16;
+const VALIDATION_SPREAD: usize = 32;
 
 /// How candidates are drawn and screened.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,11 +54,18 @@ pub struct PlanOptions {
     /// ...and this share of its windows must meet QoS on their own (a configuration applied for
     /// one window should meet QoS in that window, not only on average).
     pub pass_rate: f64,
+    /// Held-out twin seeds the search's cheapest results are checked on. A window holds a few
+    /// dozen requests, so whether one meets QoS is noisy; a search over thousands of
+    /// configurations finds ones that look better on its seeds than they are, and the check
+    /// needs many more windows than the screening to see through it.
+    pub holdout_seeds: u64,
+    /// Steady windows per held-out seed.
+    pub holdout_windows: u32,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { candidates: 32, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85 }
+        Self { candidates: 32, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85, holdout_seeds: 4, holdout_windows: 25 }
     }
 }
 
@@ -82,6 +93,9 @@ pub struct Plan {
     pub verdict: Option<Verdict>,
     /// Candidates screened.
     pub screened: usize,
+    /// The share of held-out twin windows in which the configuration met QoS (when screened):
+    /// what to expect of it online.
+    pub expected_pass_rate: Option<f64>,
 }
 
 struct Candidate {
@@ -104,7 +118,12 @@ fn filtered(workflow: &Workflow, users: u32, proposed: Vec<[f64; 4]>, explorer: 
 }
 
 /// The configuration for the state `window` at `users` (`incumbent`: the best configuration
-/// seen so far, screened with the candidates).
+/// seen so far, screened with the candidates; `avoid`: configurations that kept missing QoS when
+/// applied, never chosen again however well they screen).
+///
+/// A search on fixed twin seeds ends on the edge of what passes on those seeds' noise, so the
+/// cheapest acceptable configurations it visited are checked again on held-out seeds, cheapest
+/// first, and the first that passes there too is chosen.
 #[allow(clippy::too_many_arguments)] // each is a distinct input of one decision
 pub fn plan(
     workflow: &Workflow,
@@ -114,6 +133,7 @@ pub fn plan(
     qos: &Qos,
     mut explorer: Option<&mut SafeExplorer>,
     incumbent: Option<&WorkflowConfig>,
+    avoid: &[WorkflowConfig],
     options: &PlanOptions,
     rng: &mut Rng,
 ) -> Result<Plan, PolicyError> {
@@ -137,7 +157,7 @@ pub fn plan(
     let config_of = |c: &Candidate| workflow.config_from_actions(&c.actions).map_err(PolicyError::internal);
     if !options.screen {
         let c = candidates.swap_remove(0);
-        return Ok(Plan { config: config_of(&c)?, actions: c.actions, weights, ses_replaced: c.replaced, band: c.band, verdict: None, screened: 0 });
+        return Ok(Plan { config: config_of(&c)?, actions: c.actions, weights, ses_replaced: c.replaced, band: c.band, verdict: None, screened: 0, expected_pass_rate: None });
     }
     let evaluation = Evaluation {
         users: users.max(1),
@@ -149,6 +169,8 @@ pub fn plan(
     };
     let strict = options.tightened(qos);
     let acceptable = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
+    // Lower is closer to acceptable.
+    let score = |s: &Steady| shortfall(s, &strict) - s.pass_rate();
     let mut configs = candidates.iter().map(config_of).collect::<Result<Vec<_>, _>>()?;
     let mut origins: Vec<Option<usize>> = (0..configs.len()).map(Some).collect();
     if let Some(incumbent) = incumbent {
@@ -165,20 +187,36 @@ pub fn plan(
             (true, false) => std::cmp::Ordering::Less,
             (false, true) => std::cmp::Ordering::Greater,
             (true, true) => sa.cost.total_cmp(&sb.cost),
-            (false, false) => (shortfall(sa, &strict) - sa.pass_rate()).total_cmp(&(shortfall(sb, &strict) - sb.pass_rate())),
+            (false, false) => score(sa).total_cmp(&score(sb)),
         }
     });
     let first = *order.first().ok_or_else(|| PolicyError::Internal("no candidate".into()))?;
     let (mut pick, mut config, mut steady) = (first, configs[first].clone(), scored[first]);
     let mut refined = 0;
+    // Every acceptable configuration the search stood on, for the held-out check.
+    let mut visited: Vec<(WorkflowConfig, Steady, Option<usize>)> = (0..screened).filter(|&k| acceptable(&scored[k])).map(|k| (configs[k].clone(), scored[k], Some(k))).collect();
     // Descents from the (up to) three best feasible candidates share the budget: the landscape
     // has many local optima.
     let starts: Vec<usize> = order.iter().copied().filter(|&k| acceptable(&scored[k])).take(DESCENTS).collect();
     for &k in &starts {
         let d = descend(workflow, configs[k].clone(), scored[k], &acceptable, &evaluation, options.refine_budget / (2 * starts.len()));
         refined += d.evaluations;
+        visited.extend(d.path.iter().skip(1).map(|(c, s)| (c.clone(), *s, Some(k))));
         if d.steady.cost < steady.cost || (k == first && d.steady.cost <= steady.cost) {
             (pick, config, steady) = (k, d.config, d.steady);
+        }
+    }
+    // No candidate is acceptable (the policy and the safe history both fall short at this
+    // load): climb back to QoS from the closest one, then descend from there.
+    if !acceptable(&steady) {
+        let r = repair(workflow, config.clone(), steady, &acceptable, &score, &evaluation, options.refine_budget / 2);
+        refined += r.evaluations;
+        (config, steady) = (r.config, r.steady);
+        if acceptable(&steady) {
+            let d = descend(workflow, config.clone(), steady, &acceptable, &evaluation, options.refine_budget / 4);
+            refined += d.evaluations;
+            visited.extend(d.path.iter().map(|(c, s)| (c.clone(), *s, Some(first))));
+            (config, steady) = (d.config, d.steady);
         }
     }
     // Iterated local search: when the best is a local optimum already (typically the session's
@@ -198,21 +236,50 @@ pub fn plan(
         let spent = d.evaluations + 1;
         refined += spent;
         left = left.saturating_sub(spent.max(KICK_MOVES));
+        visited.extend(d.path.iter().filter(|(_, s)| acceptable(s)).map(|(c, s)| (c.clone(), *s, Some(pick))));
         if acceptable(&d.steady) && d.steady.cost < steady.cost {
             (config, steady) = (d.config, d.steady);
         }
+    }
+    // The held-out check: cheapest first, never a configuration to avoid.
+    visited.retain(|(c, s, _)| acceptable(s) && !avoid.contains(c));
+    visited.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
+    visited.dedup_by(|a, b| a.0 == b.0);
+    let holdout = Evaluation { seeds: (0..options.holdout_seeds.max(1)).map(|k| options.twin_seed.wrapping_add(1000 + k)).collect(), windows: options.holdout_windows.max(1), ..evaluation.clone() };
+    // The cheapest ones, then a spread over the dearer rest (earlier steps of the search paths,
+    // further from the edge).
+    let mut chosen: Vec<usize> = (0..visited.len().min(VALIDATION_CHEAPEST)).collect();
+    let rest = visited.len().saturating_sub(VALIDATION_CHEAPEST);
+    chosen.extend((0..VALIDATION_SPREAD.min(rest)).map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)));
+    // The incumbent is always checked: what is chosen is never dearer than an incumbent that
+    // passes.
+    chosen.extend(incumbent.and_then(|i| visited.iter().position(|v| v.0 == *i)));
+    chosen.sort_unstable();
+    chosen.dedup();
+    let checked = holdout.steady_all(workflow, &chosen.iter().map(|&k| visited[k].0.clone()).collect::<Vec<_>>());
+    refined += chosen.len();
+    // The cheapest that passes there too; failing that, the one closest to passing.
+    let passing = chosen.iter().zip(&checked).find(|(_, h)| acceptable(h));
+    let closest = chosen.iter().zip(&checked).min_by(|a, b| score(a.1).total_cmp(&score(b.1)));
+    let mut expected_pass_rate = None;
+    if let Some((&k, h)) = passing.or(closest) {
+        let v = &visited[k];
+        (config, steady, expected_pass_rate) = (v.0.clone(), v.1, Some(h.pass_rate()));
+        pick = v.2.unwrap_or(pick);
+    }
+    // Nothing acceptable was found and the search ended on a configuration to avoid: the best
+    // candidate that is not one.
+    if avoid.contains(&config)
+        && let Some(&k) = order.iter().find(|&&k| !avoid.contains(&configs[k]))
+    {
+        (pick, config, steady, expected_pass_rate) = (k, configs[k].clone(), scored[k], None);
     }
     let (replaced, band) = match origins[pick] {
         Some(k) => (candidates[k].replaced, candidates[k].band),
         None => (false, candidates.first().and_then(|c| c.band)),
     };
     let verdict = Verdict { e2e_mean_seconds: steady.e2e_mean_seconds, success_ratio: steady.success_ratio, cost: steady.cost, qos_met: steady.feasible(qos) };
-    Ok(Plan { actions: workflow.actions_of(&config), config, weights, ses_replaced: replaced, band, verdict: Some(verdict), screened: screened + refined })
-}
-
-/// How far steady-state figures are from QoS (relative latency excess plus success-ratio gap).
-fn shortfall(v: &Steady, qos: &Qos) -> f64 {
-    (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0) + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
+    Ok(Plan { actions: workflow.actions_of(&config), config, weights, ses_replaced: replaced, band, verdict: Some(verdict), screened: screened + refined, expected_pass_rate })
 }
 
 #[cfg(test)]
@@ -240,22 +307,29 @@ mod tests {
         let window = twin.run_window();
         let qos = Qos::default();
         let mut rng = Rng::new(1);
-        let alone = plan(&w, &m, &window, 10, &qos, None, None, &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng).unwrap();
+        let alone = plan(&w, &m, &window, 10, &qos, None, None, &[], &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng).unwrap();
         assert_eq!(alone.verdict, None);
         assert_eq!(alone.config, Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(), "unscreened, the policy's own action");
         assert_eq!(alone.weights.len(), w.len() * w.len());
-        let options = PlanOptions { candidates: 4, refine_budget: 60, screen_windows: 3, ..PlanOptions::default() };
-        let screened = plan(&w, &m, &window, 10, &qos, None, Some(&alone.config), &options, &mut rng).unwrap();
+        let options = PlanOptions { candidates: 4, refine_budget: 60, screen_windows: 3, holdout_seeds: 2, holdout_windows: 4, ..PlanOptions::default() };
+        let screened = plan(&w, &m, &window, 10, &qos, None, Some(&alone.config), &[], &options, &mut rng).unwrap();
         let verdict = screened.verdict.unwrap();
         assert!((verdict.cost - screened.config.cost()).abs() < 1e-9);
         assert!(screened.screened >= 5, "4 candidates and the incumbent at least: {}", screened.screened);
-        // The incumbent was a candidate: what is chosen is acceptable and no dearer, or nothing
-        // was acceptable and the incumbent was not either.
-        let evaluation = Evaluation { users: 10, windows: 3, seeds: vec![options.twin_seed, options.twin_seed + 1], window_seconds: 30.0, threads: 0, qos };
-        let incumbent = evaluation.steady(&w, &alone.config);
+        // The incumbent was a candidate and, when acceptable, is checked on the held-out seeds
+        // too: when it passes both, what is chosen is no dearer.
+        let on = |seeds: Vec<u64>, windows| Evaluation { users: 10, windows, seeds, window_seconds: window.duration_seconds, threads: 0, qos }.steady(&w, &alone.config);
+        let screening = on((0..options.screen_seeds).map(|k| options.twin_seed + k).collect(), options.screen_windows);
+        let holdout = on((0..options.holdout_seeds).map(|k| options.twin_seed + 1000 + k).collect(), options.holdout_windows);
         let ok = |s: &Steady| s.feasible(&qos) && s.pass_rate() >= options.pass_rate;
-        if ok(&incumbent) {
-            assert!(verdict.cost <= incumbent.cost + 1e-9, "{} > {}", verdict.cost, incumbent.cost);
+        if ok(&screening) && ok(&holdout) {
+            assert!(verdict.cost <= alone.config.cost() + 1e-9, "{} > {}", verdict.cost, alone.config.cost());
         }
+        if verdict.qos_met {
+            assert!(screened.expected_pass_rate.is_some(), "a held-out pass rate comes with a screened choice");
+        }
+        // A configuration the session has seen fail is not chosen again.
+        let avoided = plan(&w, &m, &window, 10, &qos, None, Some(&screened.config), std::slice::from_ref(&screened.config), &options, &mut rng).unwrap();
+        assert_ne!(avoided.config, screened.config);
     }
 }

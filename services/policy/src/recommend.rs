@@ -35,6 +35,8 @@ const TWIN_PATH: PlanOptions = PlanOptions {
     latency_margin: 0.0,
     success_margin: 0.0,
     pass_rate: 0.85,
+    holdout_seeds: 2,
+    holdout_windows: 12,
 };
 
 /// A recommendation request, validated.
@@ -110,7 +112,7 @@ pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommen
         Some(window) => {
             let model = lock(&model);
             let mut explorer = lock(&explorer);
-            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), None, &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
+            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), None, &[], &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
         }
         None => twin_path(workflow, &model, &explorer, request, &mut rng)?,
     };
@@ -141,7 +143,7 @@ fn twin_path(
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
-            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &TWIN_PATH, rng)?
+            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &[], &TWIN_PATH, rng)?
         };
         twin.apply_config(step.config.clone()).map_err(PolicyError::internal)?;
         twin.run_window();

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::engine::{lock, Engine};
 use crate::error::PolicyError;
+use crate::outcomes::{Calibration, Outcomes};
 use crate::planner::{plan, PlanOptions};
 
 /// Online updates after each observed transition.
@@ -225,7 +226,9 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
     let mut since_best = 0u32;
     let defaults = PlanOptions::default();
     let mut margin = (defaults.latency_margin, defaults.success_margin, defaults.pass_rate);
-    let mut predicted_ok: Option<bool> = None;
+    let mut predicted: Option<f64> = None; // the held-out pass rate of a configuration screened as acceptable
+    let mut outcomes = Outcomes::default();
+    let mut calibration = Calibration::default();
     let session = lock(&state).id.clone();
     let mut seq = 0u64;
     loop {
@@ -280,13 +283,16 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             })?;
         }
         previous = Some(observation);
-        // The twin said this configuration would meet QoS with margin and it did not: widen the
-        // margin, so later choices keep further from the edge.
-        if !met && predicted_ok == Some(true) {
+        outcomes.observe(&window.config, met);
+        // Configurations the twin passed miss QoS more often than its held-out pass rates said:
+        // widen the margin, so later choices keep further from the edge.
+        if let Some(pass_rate) = predicted
+            && calibration.observe(pass_rate, met)
+        {
             margin = ((margin.0 + 0.02).min(0.2), (margin.1 + 0.01).min(0.06), (margin.2 + 0.05).min(0.95));
             tracing::info!(latency_margin = margin.0, success_margin = margin.1, pass_rate = margin.2, "the twin was optimistic: margin widened");
         }
-        predicted_ok = None;
+        predicted = None;
         if met {
             misses = 0;
             last_good = Some(window.config.clone());
@@ -332,11 +338,12 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             _ => {
                 let options = PlanOptions { screen: spec.screen, twin_seed: spec.seed ^ 0x5c3e, latency_margin: margin.0, success_margin: margin.1, pass_rate: margin.2, ..PlanOptions::default() };
                 let incumbent = lock(&state).best.as_ref().map(|(c, _)| c.clone());
+                let avoid = outcomes.to_avoid(options.pass_rate);
                 let chosen = tokio::task::block_in_place(|| {
                     let mut explorer = lock(&explorer);
-                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), incumbent.as_ref(), &options, &mut rng)
+                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), incumbent.as_ref(), &avoid, &options, &mut rng)
                 })?;
-                predicted_ok = chosen.verdict.map(|v| v.qos_met);
+                predicted = chosen.verdict.filter(|v| v.qos_met).and(chosen.expected_pass_rate);
                 if chosen.ses_replaced {
                     metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
                 }

@@ -82,8 +82,8 @@ impl Evaluation {
 
 /// The moves from `config`: every one-knob move (CPU -200/-100/-50/+50/+100 m, memory
 /// -256/-64/+64 MiB, replicas ±1, concurrency ±1), one replica fewer with 1-3 more concurrency
-/// (capacity kept, cost cut), and every function's CPU scaled by 0.95 or 0.9 at once (within
-/// bounds).
+/// (capacity kept, cost cut), and moves of every function at once: CPU ×0.9, ×0.95 or ×1.1,
+/// memory +64 or +256 MiB, one more replica, one more concurrency (within bounds).
 pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig> {
     let steps: [(Knob, &[i64]); 4] = [(Knob::CpuMillis, &[-200, -100, -50, 50, 100]), (Knob::MemoryMib, &[-256, -64, 64]), (Knob::Replicas, &[-1, 1]), (Knob::Concurrency, &[-1, 1])];
     let mut out = Vec::new();
@@ -114,11 +114,24 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
             }
         }
     }
-    for factor in [0.95, 0.9] {
+    // Moves of every function at once: CPU scaled down (a cheaper balanced configuration) or
+    // up, memory, replicas or concurrency up (the way out of a plateau where one function's
+    // change alone cannot help, e.g. when every function lacks memory).
+    type To = fn(u32) -> i64;
+    let global: [(Knob, To); 7] = [
+        (Knob::CpuMillis, |v| (f64::from(v) * 0.95).round() as i64),
+        (Knob::CpuMillis, |v| (f64::from(v) * 0.9).round() as i64),
+        (Knob::CpuMillis, |v| (f64::from(v) * 1.1).round() as i64),
+        (Knob::MemoryMib, |v| i64::from(v) + 64),
+        (Knob::MemoryMib, |v| i64::from(v) + 256),
+        (Knob::Replicas, |v| i64::from(v) + 1),
+        (Knob::Concurrency, |v| i64::from(v) + 1),
+    ];
+    for (knob, to) in global {
         let mut next = config.clone();
         for (f, spec) in next.0.iter_mut().zip(&workflow.functions) {
-            let range = spec.bounds.range(Knob::CpuMillis);
-            f.cpu_millis = ((f64::from(f.cpu_millis) * factor).round() as u32).clamp(range.min, range.max);
+            let range = spec.bounds.range(knob);
+            f.set(knob, to(f.get(knob)).clamp(i64::from(range.min), i64::from(range.max)) as u32);
         }
         if next != *config {
             out.push(next);
@@ -126,6 +139,12 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
     }
     out.dedup();
     out
+}
+
+/// How far steady-state figures are from QoS: the relative latency excess plus ten times the
+/// success-ratio gap (0 when both are met).
+pub fn shortfall(v: &Steady, qos: &Qos) -> f64 {
+    (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0) + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
 }
 
 /// What a descent did.
@@ -137,6 +156,8 @@ pub struct Descent {
     pub steady: Steady,
     /// Configurations evaluated.
     pub evaluations: usize,
+    /// Every configuration it stood on, the start first and `config` last.
+    pub path: Vec<(WorkflowConfig, Steady)>,
 }
 
 /// From an acceptable `start`, repeatedly takes the cheapest one-knob move that is cheaper and
@@ -144,6 +165,7 @@ pub struct Descent {
 pub fn descend(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, acceptable: &(dyn Fn(&Steady) -> bool + Sync), evaluation: &Evaluation, budget: usize) -> Descent {
     let (mut current, mut steady) = (start, start_steady);
     let mut evaluations = 0;
+    let mut path = vec![(current.clone(), steady)];
     loop {
         let mut candidates = moves(workflow, &current);
         candidates.retain(|c| c.cost() < steady.cost);
@@ -155,7 +177,85 @@ pub fn descend(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady,
         evaluations += candidates.len();
         let scored = evaluation.steady_all(workflow, &candidates);
         let Some((c, s)) = candidates.into_iter().zip(scored).find(|(_, s)| acceptable(s)) else { break };
+        path.push((c.clone(), s));
         (current, steady) = (c, s);
     }
-    Descent { config: current, steady, evaluations }
+    Descent { config: current, steady, evaluations, path }
+}
+
+/// From a `start` that is not `acceptable`, repeatedly takes the move with the lowest `score`
+/// (lower is closer to acceptable) until an acceptable configuration is reached (the cheapest
+/// acceptable move of a step is taken), no move scores better, or `budget` evaluations are
+/// spent. The way back to feasibility when every candidate falls short.
+pub fn repair(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, acceptable: &(dyn Fn(&Steady) -> bool + Sync), score: &dyn Fn(&Steady) -> f64, evaluation: &Evaluation, budget: usize) -> Descent {
+    let (mut current, mut steady) = (start, start_steady);
+    let mut evaluations = 0;
+    let mut path = vec![(current.clone(), steady)];
+    while !acceptable(&steady) {
+        let mut candidates = moves(workflow, &current);
+        candidates.truncate(budget.saturating_sub(evaluations));
+        if candidates.is_empty() {
+            break;
+        }
+        evaluations += candidates.len();
+        let scored: Vec<(WorkflowConfig, Steady)> = candidates.iter().cloned().zip(evaluation.steady_all(workflow, &candidates)).collect();
+        let next = scored.iter().filter(|(_, s)| acceptable(s)).min_by(|a, b| a.1.cost.total_cmp(&b.1.cost)).or_else(|| scored.iter().min_by(|a, b| score(&a.1).total_cmp(&score(&b.1))));
+        let Some((c, s)) = next.cloned() else { break };
+        if !acceptable(&s) && score(&s) >= score(&steady) {
+            break;
+        }
+        path.push((c.clone(), s));
+        (current, steady) = (c, s);
+    }
+    Descent { config: current, steady, evaluations, path }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use faasconf_core::catalog::builtin;
+
+    fn evaluation(qos: Qos) -> Evaluation {
+        Evaluation { users: 10, windows: 2, seeds: vec![3], window_seconds: 20.0, threads: 0, qos }
+    }
+
+    #[test]
+    fn descent_only_takes_cheaper_acceptable_steps_and_records_its_path() {
+        let w = builtin("parallel").unwrap();
+        let qos = Qos::default();
+        let e = evaluation(qos);
+        let start = w.config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; w.len()]).unwrap();
+        let s = e.steady(&w, &start);
+        let acceptable = |s: &Steady| s.feasible(&qos);
+        assert!(acceptable(&s), "a generous start meets QoS at 10 users: {s:?}");
+        let d = descend(&w, start.clone(), s, &acceptable, &e, 150);
+        assert!(d.evaluations <= 150);
+        assert!(d.steady.cost < s.cost, "some move is cheaper and still feasible");
+        assert_eq!(d.path.first().unwrap().0, start);
+        assert_eq!(d.path.last().unwrap().0, d.config);
+        for pair in d.path.windows(2) {
+            assert!(pair[1].1.cost < pair[0].1.cost && acceptable(&pair[1].1));
+        }
+    }
+
+    #[test]
+    fn repair_climbs_from_a_starved_configuration_back_to_qos() {
+        let w = builtin("parallel").unwrap();
+        let qos = Qos::default();
+        let e = evaluation(qos);
+        // Some CPU but one replica of concurrency one everywhere: requests are rejected.
+        let start = w.config_from_actions(&vec![[0.6, 0.3, 0.0, 0.0]; w.len()]).unwrap();
+        let s = e.steady(&w, &start);
+        let acceptable = |s: &Steady| s.feasible(&qos);
+        assert!(!acceptable(&s), "the start misses QoS: {s:?}");
+        let score = |s: &Steady| shortfall(s, &qos);
+        let r = repair(&w, start, s, &acceptable, &score, &e, 3000);
+        assert!(acceptable(&r.steady), "repaired within budget: {:?} after {}", r.steady, r.evaluations);
+        for pair in r.path.windows(2) {
+            assert!(acceptable(&pair[1].1) || score(&pair[1].1) < score(&pair[0].1), "every step gets closer");
+        }
+        assert_eq!(shortfall(&r.steady, &qos), 0.0);
+    }
 }
