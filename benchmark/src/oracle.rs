@@ -15,7 +15,7 @@
 
 use faasconf_core::rng::Rng;
 use faasconf_core::{FunctionConfig, Qos, Workflow, WorkflowConfig};
-use faasconf_training::search::{descend, Evaluation, Steady};
+use faasconf_training::search::{descend, random_configs, Evaluation, Steady};
 use serde::Serialize;
 
 /// Settings of the search.
@@ -63,19 +63,8 @@ pub struct SearchResult {
 /// Searches at `users`.
 pub fn search(workflow: &Workflow, users: u32, qos: &Qos, options: &SearchOptions, progress: &(dyn Fn(&str) + Sync)) -> SearchResult {
     let mut rng = Rng::new(options.seed);
-    let n = workflow.len();
     let evaluation = Evaluation { users, windows: options.windows, seeds: (0..options.seeds).map(|k| options.seed + k).collect(), window_seconds: 30.0, threads: options.threads, qos: *qos };
-    let randoms: Vec<WorkflowConfig> = (0..options.random)
-        .filter_map(|i| {
-            let actions: Vec<[f64; 4]> = if i % 2 == 0 {
-                (0..n).map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()]).collect()
-            } else {
-                let base = [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()];
-                (0..n).map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0))).collect()
-            };
-            workflow.config_from_actions(&actions).ok()
-        })
-        .collect();
+    let randoms = random_configs(workflow, options.random, &mut rng);
     let mut evaluations = randoms.len();
     let scored = evaluation.steady_all(workflow, &randoms);
     let acceptable = |s: &Steady| s.feasible(qos) && s.pass_rate() >= options.pass_rate;

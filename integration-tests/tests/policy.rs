@@ -73,7 +73,7 @@ async fn policy_trains_recommends_and_tunes() {
     let actuator = Server::start("faasconf-actuator", &["--workflow", "parallel", "--clock", "virtual", "--users", "20", "--metrics-addr", "127.0.0.1:0", "--seed", "9"]);
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let window = {
-        let mut stream = act.stream_telemetry(v1::StreamTelemetryRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
+        let mut stream = act.stream_telemetry(v1::StreamTelemetryRequest { workflow: "parallel".into(), lockstep: false }).await.unwrap().into_inner();
         stream.message().await.unwrap().unwrap()
     };
     let fast = client.recommend_config(v1::RecommendConfigRequest { current: Some(window.clone()), ..recommend("parallel", users(20)) }).await.unwrap().into_inner();

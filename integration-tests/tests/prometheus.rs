@@ -146,7 +146,7 @@ async fn prometheus_reads_back_the_twins_windows() {
     eprintln!("prometheus ready at {:?}", started.elapsed());
     let workflow = builtin("parallel").unwrap();
     let mut client = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
-    let mut stream = client.stream_telemetry(StreamTelemetryRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
+    let mut stream = client.stream_telemetry(StreamTelemetryRequest { workflow: "parallel".into(), lockstep: false }).await.unwrap().into_inner();
     let mut problems = Vec::new();
     let mut compared = 0;
     while compared < 3 {

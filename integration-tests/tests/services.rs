@@ -68,7 +68,7 @@ async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
     let missing = client.get_workflow(GetWorkflowRequest { workflow: "sequential".into() }).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
     // Three windows, tagged with the version they were measured under.
-    let mut stream = client.stream_telemetry(StreamTelemetryRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
+    let mut stream = client.stream_telemetry(StreamTelemetryRequest { workflow: "parallel".into(), lockstep: false }).await.unwrap().into_inner();
     for expected in 0..3u64 {
         let w = stream.message().await.unwrap().expect("a window");
         assert_eq!(w.index, expected);

@@ -86,8 +86,10 @@ pub trait Backend: Send + Sync + 'static {
     /// `expected_version`, 0 = unconditional; idempotent; nothing changes for a dry run).
     async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError>;
 
-    /// A new subscriber's window queue; it ends when the backend shuts down.
-    async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError>;
+    /// A new subscriber's window queue; it ends when the backend shuts down. `lockstep`: the
+    /// subscriber decides on every steady window, and a simulated clock that is not paced by
+    /// wall time waits for its `apply` before the next window (real time never waits).
+    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError>;
 
     /// Replaces the workload (simulated backends only).
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError>;

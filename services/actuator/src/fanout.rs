@@ -3,6 +3,8 @@
 //!
 //! - [`Subscribers::offer`] (real clocks, real clusters): a full queue misses the window.
 //! - [`Subscribers::deliver`] (virtual clock): waits until every live subscriber took it.
+//!
+//! A subscriber may ask for lockstep (virtual clock only): see [`Subscribers::lockstep_count`].
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ pub const SUBSCRIBER_QUEUE: usize = 4;
 /// The subscribers of one workflow's telemetry.
 pub struct Subscribers {
     workflow: String,
-    senders: Mutex<Vec<mpsc::Sender<Arc<WindowReport>>>>,
+    senders: Mutex<Vec<(mpsc::Sender<Arc<WindowReport>>, bool)>>, // (queue, lockstep)
     subscribed: Notify,
 }
 
@@ -25,10 +27,11 @@ impl Subscribers {
         Self { workflow: workflow.to_owned(), senders: Mutex::new(Vec::new()), subscribed: Notify::new() }
     }
 
-    /// A new subscriber's window queue.
-    pub async fn subscribe(&self) -> mpsc::Receiver<Arc<WindowReport>> {
+    /// A new subscriber's window queue (`lockstep`: it decides on every steady window, and a
+    /// virtual clock waits for its decision).
+    pub async fn subscribe(&self, lockstep: bool) -> mpsc::Receiver<Arc<WindowReport>> {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.senders.lock().await.push(sender);
+        self.senders.lock().await.push((sender, lockstep));
         self.count().await;
         self.subscribed.notify_one();
         receiver
@@ -37,9 +40,14 @@ impl Subscribers {
     /// Subscribers still listening (the vanished ones are dropped here).
     pub async fn count(&self) -> usize {
         let mut senders = self.senders.lock().await;
-        senders.retain(|s| !s.is_closed());
+        senders.retain(|(s, _)| !s.is_closed());
         metrics::gauge!("faasconf_actuator_subscribers", "workflow" => self.workflow.clone()).set(senders.len() as f64);
         senders.len()
+    }
+
+    /// Live subscribers in lockstep.
+    pub async fn lockstep_count(&self) -> usize {
+        self.senders.lock().await.iter().filter(|(s, lockstep)| *lockstep && !s.is_closed()).count()
     }
 
     /// Resolves when someone subscribes.
@@ -50,7 +58,7 @@ impl Subscribers {
     /// Hands the window to every subscriber with room; a full one misses it.
     pub async fn offer(&self, window: &Arc<WindowReport>) {
         let mut senders = self.senders.lock().await;
-        senders.retain(|s| match s.try_send(window.clone()) {
+        senders.retain(|(s, _)| match s.try_send(window.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!(workflow = %self.workflow, "slow subscriber missed a window");
@@ -62,7 +70,7 @@ impl Subscribers {
 
     /// Waits until every live subscriber has taken the window.
     pub async fn deliver(&self, window: &Arc<WindowReport>) {
-        let senders: Vec<_> = self.senders.lock().await.clone();
+        let senders: Vec<_> = self.senders.lock().await.iter().map(|(s, _)| s.clone()).collect();
         for sender in senders {
             // A subscriber that went away fails at once; the next count drops it.
             let _ = sender.send(window.clone()).await;

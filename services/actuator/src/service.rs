@@ -90,7 +90,7 @@ impl Actuator for ActuatorService {
 
     async fn stream_telemetry(&self, request: Request<v1::StreamTelemetryRequest>) -> Result<Response<Self::StreamTelemetryStream>, Status> {
         let workflow = self.find(&request.get_ref().workflow)?.clone();
-        let receiver = self.backend.subscribe(&workflow.name).await.map_err(status_of)?;
+        let receiver = self.backend.subscribe(&workflow.name, request.get_ref().lockstep).await.map_err(status_of)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |window| Ok(window_to_proto(&workflow, &window)));
         Ok(Response::new(Box::pin(stream)))
     }

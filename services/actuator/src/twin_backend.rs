@@ -4,7 +4,10 @@
 //!   (like a cluster); a subscriber that falls behind misses windows, never blocks others.
 //! - `virtual` clock: windows as fast as they are computed, but only while someone listens, and
 //!   paced by the slowest subscriber (training must not miss windows); a vanished subscriber is
-//!   dropped at once.
+//!   dropped at once. While a subscriber is in lockstep, each steady window waits for an apply
+//!   (its decision) before the next is simulated: without it the clock would run ahead while the
+//!   subscriber thinks, by however many windows the transport buffers, and the configuration
+//!   would change at a point that depends on timing, not on the seed.
 //!
 //! Configuration changes go through [`TwinBackend::apply`]: validated whole first, optimistic
 //! concurrency on the version, idempotent, dry-run capable. A twin applies a valid configuration
@@ -35,7 +38,12 @@ pub struct ManagedTwin {
     workflow: Workflow,
     twin: Mutex<Twin>,
     subscribers: Subscribers,
+    /// Applies so far (dry runs excluded): what a lockstep clock waits on.
+    applies: watch::Sender<u64>,
 }
+
+/// How long a lockstep clock waits for a decision before it goes on without one.
+pub const LOCKSTEP_PATIENCE: Duration = Duration::from_secs(120);
 
 impl ManagedTwin {
     /// The workflow.
@@ -62,11 +70,16 @@ impl ManagedTwin {
             return Err(ApplyError::Stale { current, expected: expected_version });
         }
         let diff = diff(&self.workflow, twin.config(), &config);
+        if !dry_run && diff.is_empty() {
+            // A decision to keep the configuration: it releases a lockstep clock all the same.
+            self.applies.send_modify(|n| *n += 1);
+        }
         if dry_run || diff.is_empty() {
             self.count_apply(if dry_run { "dry_run" } else { "unchanged" });
             return Ok(ApplyOutcome { applied: config, version: current, diff });
         }
         let version = twin.apply_config(config.clone()).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        self.applies.send_modify(|n| *n += 1);
         tracing::info!(workflow = %self.workflow.name, version, changes = diff.len(), "configuration applied");
         self.count_apply("applied");
         Ok(ApplyOutcome { applied: config, version, diff })
@@ -86,9 +99,32 @@ impl ManagedTwin {
         self.twin.lock().await.set_workload(workload).map_err(|e| e.field_errors().to_vec())
     }
 
-    /// A new subscriber's window queue.
-    pub async fn subscribe(&self) -> mpsc::Receiver<Arc<WindowReport>> {
-        self.subscribers.subscribe().await
+    /// A new subscriber's window queue (see the module docs for `lockstep`).
+    pub async fn subscribe(&self, lockstep: bool) -> mpsc::Receiver<Arc<WindowReport>> {
+        self.subscribers.subscribe(lockstep).await
+    }
+
+    /// Waits until an apply beyond the `seen`-th one, while a lockstep subscriber is live, at
+    /// most [`LOCKSTEP_PATIENCE`]; false when shutting down.
+    async fn wait_for_decision(&self, seen: u64, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut applies = self.applies.subscribe();
+        let deadline = tokio::time::Instant::now() + LOCKSTEP_PATIENCE;
+        while self.subscribers.lockstep_count().await > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(workflow = %self.workflow.name, "no decision from the lockstep subscriber: the clock goes on");
+                break;
+            }
+            // Polled: a lockstep subscriber that goes away must release the clock too.
+            tokio::select! {
+                decided = tokio::time::timeout(Duration::from_millis(50), applies.wait_for(|n| *n > seen)) => {
+                    if matches!(decided, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => return false,
+            }
+        }
+        true
     }
 
     /// Subscribers still listening.
@@ -125,10 +161,14 @@ impl ManagedTwin {
                         }
                         continue;
                     }
+                    let seen = *self.applies.borrow();
                     let w = self.next_window().await;
                     tokio::select! {
                         () = self.subscribers.deliver(&w) => {}
                         _ = shutdown.changed() => break,
+                    }
+                    if !w.transient && !self.wait_for_decision(seen, &mut shutdown).await {
+                        break;
                     }
                 }
             }
@@ -163,7 +203,7 @@ impl TwinBackend {
             let config = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
             let options = TwinOptions { window_seconds: settings.window_seconds, seed: settings.seed };
             let twin = Twin::new(workflow.clone(), config, settings.workload.clone(), options)?;
-            let m = Arc::new(ManagedTwin { workflow: workflow.clone(), twin: Mutex::new(twin), subscribers: Subscribers::new(&workflow.name) });
+            let m = Arc::new(ManagedTwin { workflow: workflow.clone(), twin: Mutex::new(twin), subscribers: Subscribers::new(&workflow.name), applies: watch::channel(0).0 });
             tokio::spawn(m.clone().drive(settings.clock, Duration::from_secs_f64(settings.window_seconds), shutdown.clone()));
             managed.insert(workflow.name.clone(), m);
         }
@@ -199,8 +239,8 @@ impl Backend for TwinBackend {
         self.get(workflow).ok_or_else(|| not_managed(workflow))?.apply(config, expected_version, dry_run).await
     }
 
-    async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
-        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.subscribe().await)
+    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.subscribe(lockstep).await)
     }
 
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError> {

@@ -4,17 +4,19 @@
 //! Screening: each candidate configuration is run on the calibrated twin at the observed load
 //! (steady state over several seeds) and the cheapest one the twin predicts to meet QoS with a
 //! safety margin is refined by coordinate descent on the twin (cheaper one-knob moves that keep
-//! the margin, within a budget of evaluations). If no candidate meets the margin, the one
-//! closest to it is used. Candidates come from the policy (its decision, plus Gaussian
-//! exploration around it), the safe-exploration strategy and the session's best configuration
-//! so far, so what the agents learnt decides where the search starts.
+//! the margin, within a budget of evaluations). If no candidate meets the margin, a repair
+//! climb leads from the closest one back to it. The cheapest results are checked again on
+//! held-out twin seeds before one is chosen. Candidates come from the policy (its decision, plus Gaussian
+//! exploration around it), the safe-exploration strategy, the session's best configuration so
+//! far and random restarts, so the search starts where the agents and the history point and
+//! is not confined there.
 
 use faasconf_agents::Decision;
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::{Band, SafeExplorer, SesError};
-use faasconf_training::search::{descend, moves, repair, shortfall, Evaluation, Steady};
+use faasconf_training::search::{descend, moves, random_configs, repair, shortfall, Evaluation, Steady};
 use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
@@ -35,6 +37,9 @@ const VALIDATION_SPREAD: usize = 32;
 pub struct PlanOptions {
     /// Candidates per decision (the policy's own plus noisy ones).
     pub candidates: usize,
+    /// Random configurations screened with them (restarts of the search away from where the
+    /// policy and the history point; 0: none).
+    pub random_starts: usize,
     /// Exploration noise around the policy's action (normalised space).
     pub noise: f64,
     /// Screen candidates on the twin.
@@ -65,7 +70,7 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { candidates: 32, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85, holdout_seeds: 4, holdout_windows: 25 }
+        Self { candidates: 32, random_starts: 128, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85, holdout_seeds: 4, holdout_windows: 25 }
     }
 }
 
@@ -177,6 +182,10 @@ pub fn plan(
         configs.push(incumbent.clone());
         origins.push(None);
     }
+    for random in random_configs(workflow, options.random_starts, rng) {
+        configs.push(random);
+        origins.push(None);
+    }
     let scored = evaluation.steady_all(workflow, &configs);
     let screened = configs.len();
     // Candidates best first: feasible under the margin by cost, then the rest by shortfall.
@@ -258,9 +267,11 @@ pub fn plan(
     chosen.dedup();
     let checked = holdout.steady_all(workflow, &chosen.iter().map(|&k| visited[k].0.clone()).collect::<Vec<_>>());
     refined += chosen.len();
-    // The cheapest that passes there too; failing that, the one closest to passing.
+    // The cheapest that passes there too; failing that, the cheapest of those nearly as close
+    // to passing as the closest (the closest alone is often the dearest).
     let passing = chosen.iter().zip(&checked).find(|(_, h)| acceptable(h));
-    let closest = chosen.iter().zip(&checked).min_by(|a, b| score(a.1).total_cmp(&score(b.1)));
+    let nearest = checked.iter().map(&score).fold(f64::INFINITY, f64::min);
+    let closest = chosen.iter().zip(&checked).find(|(_, h)| score(h) <= nearest + 0.05);
     let mut expected_pass_rate = None;
     if let Some((&k, h)) = passing.or(closest) {
         let v = &visited[k];

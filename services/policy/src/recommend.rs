@@ -26,6 +26,7 @@ pub const TWIN_STEPS: usize = 3;
 /// Screening on the twin path: lighter than a tuning session's (a CI job waits for it).
 const TWIN_PATH: PlanOptions = PlanOptions {
     candidates: 8,
+    random_starts: 0,
     noise: 0.15,
     screen: true,
     screen_windows: 6,

@@ -3,6 +3,7 @@
 //! still meets a QoS target. The policy refines its proposals with it before anything touches
 //! the cluster; the benchmark's reference optimum uses it from random starts.
 
+use faasconf_core::rng::Rng;
 use faasconf_core::{Knob, Qos, Workflow, WorkflowConfig};
 use faasconf_twin::parallel::parallel_map;
 use faasconf_twin::{Twin, TwinOptions, Workload};
@@ -139,6 +140,23 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
     }
     out.dedup();
     out
+}
+
+/// `count` random configurations over the whole space: half with every knob drawn
+/// independently, half balanced (one draw per knob, every function near it).
+pub fn random_configs(workflow: &Workflow, count: usize, rng: &mut Rng) -> Vec<WorkflowConfig> {
+    let n = workflow.len();
+    (0..count)
+        .filter_map(|i| {
+            let actions: Vec<[f64; 4]> = if i % 2 == 0 {
+                (0..n).map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()]).collect()
+            } else {
+                let base = [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()];
+                (0..n).map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0))).collect()
+            };
+            workflow.config_from_actions(&actions).ok()
+        })
+        .collect()
 }
 
 /// How far steady-state figures are from QoS: the relative latency excess plus ten times the

@@ -442,12 +442,13 @@ impl Backend for KubernetesBackend {
         result
     }
 
-    async fn subscribe(&self, workflow: &str) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+    async fn subscribe(&self, workflow: &str, _lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
         let m = self.managed(workflow)?;
         if !self.has_telemetry {
             return Err(ApplyError::Unsupported("no telemetry source: start the actuator with --prometheus-url".into()));
         }
-        Ok(m.subscribers.subscribe().await)
+        // A cluster runs in real time: nobody's decision holds it.
+        Ok(m.subscribers.subscribe(false).await)
     }
 
     async fn set_workload(&self, _workflow: &str, _workload: Workload) -> Result<(), ApplyError> {

@@ -383,7 +383,7 @@ async fn windows_carry_the_version_and_mark_changes_transient() {
     .unwrap();
     let window = Duration::from_millis(300);
     let (backend, _) = start_with(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce, Some(Arc::new(source)), window);
-    let mut windows = backend.subscribe("parallel").await.unwrap();
+    let mut windows = backend.subscribe("parallel", false).await.unwrap();
     let first = windows.recv().await.unwrap();
     assert_eq!((first.config_version, first.transient, &first.config), (1, false, &uniform(1000)));
     assert_eq!((first.workflow.total_requests, first.workflow.success_ratio), (10, 1.0));
@@ -405,7 +405,7 @@ async fn windows_carry_the_version_and_mark_changes_transient() {
 async fn without_a_telemetry_source_streaming_is_a_failed_precondition() {
     let w = builtin("parallel").unwrap();
     let (backend, _) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
-    assert!(matches!(backend.subscribe("parallel").await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url")));
+    assert!(matches!(backend.subscribe("parallel", false).await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url")));
     assert!(matches!(backend.set_workload("parallel", Workload::ClosedLoop { users: 3 }).await, Err(ApplyError::Unsupported(_))));
 }
 

@@ -82,7 +82,7 @@ async fn concurrent_applies_on_one_version_have_exactly_one_winner() {
 async fn virtual_clock_streams_tagged_windows_paced_by_the_reader() {
     let (b, stop) = backend(Clock::Virtual, 30.0);
     let m = b.get("parallel").unwrap();
-    let mut rx = m.subscribe().await;
+    let mut rx = m.subscribe(false).await;
     let first = rx.recv().await.unwrap();
     let (_, v1) = m.current().await;
     assert_eq!(first.config_version, v1);
@@ -106,8 +106,8 @@ async fn virtual_clock_streams_tagged_windows_paced_by_the_reader() {
 async fn a_vanished_subscriber_does_not_block_the_others() {
     let (b, _stop) = backend(Clock::Virtual, 30.0);
     let m = b.get("parallel").unwrap();
-    let gone = m.subscribe().await;
-    let mut alive = m.subscribe().await;
+    let gone = m.subscribe(false).await;
+    let mut alive = m.subscribe(false).await;
     drop(gone);
     for expected in 0..10 {
         let w = tokio::time::timeout(std::time::Duration::from_secs(10), alive.recv()).await.expect("not blocked").unwrap();
@@ -120,8 +120,8 @@ async fn a_vanished_subscriber_does_not_block_the_others() {
 async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
     let (b, stop) = backend(Clock::Real, 30.0);
     let m = b.get("parallel").unwrap().clone();
-    let mut slow = m.subscribe().await;
-    let mut fast = m.subscribe().await;
+    let mut slow = m.subscribe(false).await;
+    let mut fast = m.subscribe(false).await;
     let mut fast_seen = Vec::new();
     for _ in 0..(SUBSCRIBER_QUEUE + 4) {
         fast_seen.push(fast.recv().await.unwrap().index);
@@ -136,4 +136,40 @@ async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
     assert_eq!(slow_seen, (0..SUBSCRIBER_QUEUE as u64).collect::<Vec<_>>());
     stop.send(true).unwrap();
     assert!(fast.recv().await.is_none(), "streams end at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
+    let (b, _stop) = backend(Clock::Virtual, 30.0);
+    let m = b.get("parallel").unwrap().clone();
+    let mut rx = m.subscribe(true).await;
+    let quiet = std::time::Duration::from_millis(300);
+    let first = rx.recv().await.unwrap();
+    assert!(!first.transient);
+    // No decision yet: nothing more is simulated (a free-running clock would have filled the
+    // queue by now).
+    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "the clock waited");
+    // Keeping the configuration is a decision too.
+    let (config, version) = m.current().await;
+    m.apply(config, version, false).await.unwrap();
+    let second = rx.recv().await.unwrap();
+    assert_eq!((second.index, second.config_version), (first.index + 1, version));
+    // A change: its transient window does not wait, the steady one after it does.
+    m.apply(uniform(6, 1500), version, false).await.unwrap();
+    let transient = rx.recv().await.unwrap();
+    assert!(transient.transient);
+    let mut steady = rx.recv().await.unwrap();
+    while steady.transient {
+        steady = rx.recv().await.unwrap();
+    }
+    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "held after the steady window");
+    // Dry runs decide nothing.
+    m.apply(uniform(6, 800), 0, true).await.unwrap();
+    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "a dry run released the clock");
+    // A lockstep subscriber that goes away releases the clock for the others.
+    let mut other = m.subscribe(false).await;
+    drop(rx);
+    for _ in 0..3 {
+        tokio::time::timeout(std::time::Duration::from_secs(10), other.recv()).await.expect("released").unwrap();
+    }
 }
