@@ -70,12 +70,14 @@ impl ManagedTwin {
             return Err(ApplyError::Stale { current, expected: expected_version });
         }
         let diff = diff(&self.workflow, twin.config(), &config);
-        if !dry_run && diff.is_empty() {
+        if dry_run {
+            self.count_apply("dry_run");
+            return Ok(ApplyOutcome { applied: config, version: current, diff });
+        }
+        if diff.is_empty() {
             // A decision to keep the configuration: it releases a lockstep clock all the same.
             self.applies.send_modify(|n| *n += 1);
-        }
-        if dry_run || diff.is_empty() {
-            self.count_apply(if dry_run { "dry_run" } else { "unchanged" });
+            self.count_apply("unchanged");
             return Ok(ApplyOutcome { applied: config, version: current, diff });
         }
         let version = twin.apply_config(config.clone()).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;

@@ -6,10 +6,10 @@
 //! safety margin is refined by coordinate descent on the twin (cheaper one-knob moves that keep
 //! the margin, within a budget of evaluations). If no candidate meets the margin, a repair
 //! climb leads from the closest one back to it. The cheapest results are checked again on
-//! held-out twin seeds before one is chosen. Candidates come from the policy (its decision, plus Gaussian
-//! exploration around it), the safe-exploration strategy, the session's best configuration so
-//! far and random restarts, so the search starts where the agents and the history point and
-//! is not confined there.
+//! held-out twin seeds before one is chosen. Candidates come from the policy (its decision,
+//! plus Gaussian exploration around it), the safe-exploration strategy, the session's best
+//! configuration so far and random restarts, so the search starts where the agents and the
+//! history point and is not confined there.
 
 use faasconf_agents::Decision;
 use faasconf_core::rng::Rng;
