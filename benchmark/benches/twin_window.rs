@@ -1,7 +1,7 @@
 //! Speed of the twin: one 30 s window in steady state (the twin is warmed by one window).
 //! Target (issue 2): TcktApp at 40 closed-loop users in <= 5 ms on one core.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use faasconf_benchmark::{parallel_10_users, tcktapp_40_users};
 
 fn twin_window(c: &mut Criterion) {

@@ -15,7 +15,7 @@
 
 use faasconf_core::rng::Rng;
 use faasconf_core::{FunctionConfig, Qos, Workflow, WorkflowConfig};
-use faasconf_training::search::{descend, random_configs, Evaluation, Steady};
+use faasconf_training::search::{Evaluation, Steady, descend, random_configs};
 use serde::Serialize;
 
 /// Settings of the search.
@@ -61,17 +61,44 @@ pub struct SearchResult {
 }
 
 /// Searches at `users`.
-pub fn search(workflow: &Workflow, users: u32, qos: &Qos, options: &SearchOptions, progress: &(dyn Fn(&str) + Sync)) -> SearchResult {
+pub fn search(
+    workflow: &Workflow,
+    users: u32,
+    qos: &Qos,
+    options: &SearchOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> SearchResult {
     let mut rng = Rng::new(options.seed);
-    let evaluation = Evaluation { users, windows: options.windows, seeds: (0..options.seeds).map(|k| options.seed + k).collect(), window_seconds: 30.0, threads: options.threads, qos: *qos };
+    let evaluation = Evaluation {
+        users,
+        windows: options.windows,
+        seeds: (0..options.seeds).map(|k| options.seed + k).collect(),
+        window_seconds: 30.0,
+        threads: options.threads,
+        qos: *qos,
+    };
     let randoms = random_configs(workflow, options.random, &mut rng);
     let mut evaluations = randoms.len();
     let scored = evaluation.steady_all(workflow, &randoms);
     let acceptable = |s: &Steady| s.feasible(qos) && s.pass_rate() >= options.pass_rate;
-    let mut feasible: Vec<(WorkflowConfig, Steady)> = randoms.into_iter().zip(scored).filter(|(_, s)| acceptable(s)).collect();
+    let mut feasible: Vec<(WorkflowConfig, Steady)> = randoms
+        .into_iter()
+        .zip(scored)
+        .filter(|(_, s)| acceptable(s))
+        .collect();
     feasible.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
-    progress(&format!("{users} users: {} of {} random configurations feasible", feasible.len(), options.random));
-    let holdout = Evaluation { seeds: (0..options.holdout_seeds).map(|k| options.seed + 500 + k).collect(), windows: options.holdout_windows, ..evaluation.clone() };
+    progress(&format!(
+        "{users} users: {} of {} random configurations feasible",
+        feasible.len(),
+        options.random
+    ));
+    let holdout = Evaluation {
+        seeds: (0..options.holdout_seeds)
+            .map(|k| options.seed + 500 + k)
+            .collect(),
+        windows: options.holdout_windows,
+        ..evaluation.clone()
+    };
     let mut best: Option<(WorkflowConfig, Steady, Option<Steady>)> = None;
     let mut unchecked_cost: Option<f64> = None;
     for (start, s) in feasible.into_iter().take(options.starts) {
@@ -98,8 +125,14 @@ pub fn search(workflow: &Workflow, users: u32, qos: &Qos, options: &SearchOption
             kept
         };
         match &kept {
-            Some((_, s, _)) => progress(&format!("{users} users: descent ended at cost {:.3}, kept {:.3}", d.steady.cost, s.cost)),
-            None => progress(&format!("{users} users: descent ended at cost {:.3}, nothing cheaper kept", d.steady.cost)),
+            Some((_, s, _)) => progress(&format!(
+                "{users} users: descent ended at cost {:.3}, kept {:.3}",
+                d.steady.cost, s.cost
+            )),
+            None => progress(&format!(
+                "{users} users: descent ended at cost {:.3}, nothing cheaper kept",
+                d.steady.cost
+            )),
         }
         if let Some(k) = kept
             && best.as_ref().is_none_or(|(_, b, _)| k.1.cost < b.cost)
@@ -107,15 +140,45 @@ pub fn search(workflow: &Workflow, users: u32, qos: &Qos, options: &SearchOption
             best = Some(k);
         }
     }
-    SearchResult { users, steady: best.as_ref().map(|b| b.1), holdout: best.as_ref().and_then(|b| b.2), unchecked_cost, best: best.map(|b| b.0), evaluations }
+    SearchResult {
+        users,
+        steady: best.as_ref().map(|b| b.1),
+        holdout: best.as_ref().and_then(|b| b.2),
+        unchecked_cost,
+        best: best.map(|b| b.0),
+        evaluations,
+    }
 }
 
 /// A configuration's figures on each of `seeds` (checking a result away from its own seeds).
-pub fn verify(workflow: &Workflow, config: &WorkflowConfig, users: u32, windows: u32, seeds: &[u64], qos: &Qos) -> Vec<Steady> {
-    seeds.iter().map(|&s| Evaluation { users, windows, seeds: vec![s], window_seconds: 30.0, threads: 1, qos: *qos }.steady(workflow, config)).collect()
+pub fn verify(
+    workflow: &Workflow,
+    config: &WorkflowConfig,
+    users: u32,
+    windows: u32,
+    seeds: &[u64],
+    qos: &Qos,
+) -> Vec<Steady> {
+    seeds
+        .iter()
+        .map(|&s| {
+            Evaluation {
+                users,
+                windows,
+                seeds: vec![s],
+                window_seconds: 30.0,
+                threads: 1,
+                qos: *qos,
+            }
+            .steady(workflow, config)
+        })
+        .collect()
 }
 
 /// A function configuration as `cpu/mem/replicas/concurrency`.
 pub fn describe(c: &FunctionConfig) -> String {
-    format!("{}m/{}Mi/x{}/c{}", c.cpu_millis, c.memory_mib, c.replicas, c.concurrency)
+    format!(
+        "{}m/{}Mi/x{}/c{}",
+        c.cpu_millis, c.memory_mib, c.replicas, c.concurrency
+    )
 }

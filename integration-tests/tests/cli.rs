@@ -27,16 +27,34 @@ fn sim_evaluate(input: &Path, output: &Path, extra: &[&str]) -> Output {
 fn sim_run_is_deterministic_given_a_seed() {
     let run = |seed: &str| {
         let out = common::command("faasconf")
-            .args(["sim", "run", "--workflow", "parallel", "--users", "10", "--windows", "3", "--seed", seed])
+            .args([
+                "sim",
+                "run",
+                "--workflow",
+                "parallel",
+                "--users",
+                "10",
+                "--windows",
+                "3",
+                "--seed",
+                seed,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let a = run("3");
     assert_eq!(a, run("3"));
     assert_ne!(a, run("4"));
-    let windows: Vec<serde_json::Value> = a.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let windows: Vec<serde_json::Value> = a
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(windows.len(), 3);
     assert_eq!(windows[2]["functions"].as_array().unwrap().len(), 6);
     assert!(windows[2]["workflow"]["total_requests"].as_u64().unwrap() > 0);
@@ -48,20 +66,44 @@ fn sim_evaluate_answers_every_line_by_id() {
     let input = dir.path().join("in.jsonl");
     let output = dir.path().join("out.jsonl");
     let slower = CONFIG.replace("\"cpu_millis\":1800", "\"cpu_millis\":600");
-    fs::write(&input, format!("{{\"id\":\"fast\",\"config\":{CONFIG}}}\n{{\"id\":\"slow\",\"config\":{slower}}}\n")).unwrap();
+    fs::write(
+        &input,
+        format!(
+            "{{\"id\":\"fast\",\"config\":{CONFIG}}}\n{{\"id\":\"slow\",\"config\":{slower}}}\n"
+        ),
+    )
+    .unwrap();
     let out = sim_evaluate(&input, &output, &["--windows", "2", "--seed", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["id"], "fast");
     assert_eq!(lines[1]["id"], "slow");
-    for key in ["e2e_mean_s", "e2e_p95_s", "success_ratio", "requests_total", "throughput_rps", "cost"] {
+    for key in [
+        "e2e_mean_s",
+        "e2e_p95_s",
+        "success_ratio",
+        "requests_total",
+        "throughput_rps",
+        "cost",
+    ] {
         assert!(lines[0][key].is_number(), "{key}");
     }
     for key in ["p75_s", "p95_s", "cpu_util"] {
         assert!(lines[0]["functions"]["resnet"][key].is_number(), "{key}");
     }
-    assert!(lines[1]["functions"]["resnet"]["p75_s"].as_f64() > lines[0]["functions"]["resnet"]["p75_s"].as_f64());
+    assert!(
+        lines[1]["functions"]["resnet"]["p75_s"].as_f64()
+            > lines[0]["functions"]["resnet"]["p75_s"].as_f64()
+    );
     assert!(lines[1]["cost"].as_f64() < lines[0]["cost"].as_f64());
 }
 
@@ -72,28 +114,60 @@ fn sim_evaluate_refuses_a_bad_file_whole_and_lists_every_error() {
     let output = dir.path().join("out.jsonl");
     let lines = [
         format!("{{\"id\":\"ok\",\"config\":{CONFIG}}}"),
-        format!("{{\"id\":\"ghost\",\"config\":{}}}", CONFIG.replace("\"rgb\"", "\"ghost\"")),
-        format!("{{\"id\":\"big\",\"config\":{}}}", CONFIG.replace("\"replicas\":5", "\"replicas\":50")),
+        format!(
+            "{{\"id\":\"ghost\",\"config\":{}}}",
+            CONFIG.replace("\"rgb\"", "\"ghost\"")
+        ),
+        format!(
+            "{{\"id\":\"big\",\"config\":{}}}",
+            CONFIG.replace("\"replicas\":5", "\"replicas\":50")
+        ),
         "{broken".to_owned(),
     ];
     fs::write(&input, lines.join("\n")).unwrap();
     let out = sim_evaluate(&input, &output, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for expected in ["line 2: config.ghost", "line 2: config.rgb", "line 3: config.resnet.replicas", "line 4"] {
+    for expected in [
+        "line 2: config.ghost",
+        "line 2: config.rgb",
+        "line 3: config.resnet.replicas",
+        "line 4",
+    ] {
         assert!(err.contains(expected), "missing {expected} in {err}");
     }
-    assert!(!output.exists(), "nothing is written when the input is refused");
+    assert!(
+        !output.exists(),
+        "nothing is written when the input is refused"
+    );
 }
 
 #[test]
 fn bad_flags_are_named() {
-    let out = common::command("faasconf").args(["sim", "run", "--workflow", "nope", "--users", "3"]).output().unwrap();
+    let out = common::command("faasconf")
+        .args(["sim", "run", "--workflow", "nope", "--users", "3"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workflow nope"));
-    let out = common::command("faasconf").args(["sim", "run", "--workflow", "parallel", "--users", "0"]).output().unwrap();
+    let out = common::command("faasconf")
+        .args(["sim", "run", "--workflow", "parallel", "--users", "0"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("workload.users"));
-    let out = common::command("faasconf").args(["sim", "run", "--workflow", "parallel", "--users", "3", "--rps", "2"]).output().unwrap();
+    let out = common::command("faasconf")
+        .args([
+            "sim",
+            "run",
+            "--workflow",
+            "parallel",
+            "--users",
+            "3",
+            "--rps",
+            "2",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "two loads at once are refused");
 }
 
@@ -102,43 +176,127 @@ fn bad_flags_are_named() {
 fn actuator_flags_are_checked_before_serving() {
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("queries.yaml");
-    std::fs::write(&typo, "queries:\n  running_pods: count(up{namespace=\"${namespce}\"})\n").unwrap();
+    std::fs::write(
+        &typo,
+        "queries:\n  running_pods: count(up{namespace=\"${namespce}\"})\n",
+    )
+    .unwrap();
     let unknown = dir.path().join("unknown.yaml");
     std::fs::write(&unknown, "querys: {}\n").unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["--backend", "twin", "--prometheus-url", "http://127.0.0.1:9"], "--prometheus-url is for --backend kubernetes"),
-        (&["--backend", "kubernetes", "--clock", "virtual"], "--clock virtual is for --backend twin"),
-        (&["--backend", "kubernetes", "--prometheus-url", "prometheus:9090"], "prometheus url"),
-        (&["--backend", "kubernetes", "--prometheus-url", "http://127.0.0.1:9", "--prometheus-queries", typo.to_str().unwrap()], "queries.running_pods"),
-        (&["--backend", "kubernetes", "--prometheus-url", "http://127.0.0.1:9", "--prometheus-queries", unknown.to_str().unwrap()], "unknown field `querys`"),
+        (
+            &[
+                "--backend",
+                "twin",
+                "--prometheus-url",
+                "http://127.0.0.1:9",
+            ],
+            "--prometheus-url is for --backend kubernetes",
+        ),
+        (
+            &["--backend", "kubernetes", "--clock", "virtual"],
+            "--clock virtual is for --backend twin",
+        ),
+        (
+            &[
+                "--backend",
+                "kubernetes",
+                "--prometheus-url",
+                "prometheus:9090",
+            ],
+            "prometheus url",
+        ),
+        (
+            &[
+                "--backend",
+                "kubernetes",
+                "--prometheus-url",
+                "http://127.0.0.1:9",
+                "--prometheus-queries",
+                typo.to_str().unwrap(),
+            ],
+            "queries.running_pods",
+        ),
+        (
+            &[
+                "--backend",
+                "kubernetes",
+                "--prometheus-url",
+                "http://127.0.0.1:9",
+                "--prometheus-queries",
+                unknown.to_str().unwrap(),
+            ],
+            "unknown field `querys`",
+        ),
     ];
     for (args, expected) in cases {
-        let out = common::command("faasconf-actuator").args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]).args(args).output().unwrap();
+        let out = common::command("faasconf-actuator")
+            .args([
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
     }
     // No cluster here: the Kubernetes backend says where it looked.
     let out = common::command("faasconf-actuator")
-        .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--backend", "kubernetes"])
+        .args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--backend",
+            "kubernetes",
+        ])
         .env("KUBECONFIG", dir.path().join("missing-kubeconfig"))
         .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("--backend kubernetes: no usable kubeconfig"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("--backend kubernetes: no usable kubeconfig"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
-    let history = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/parallel_10_train.csv");
+    let history = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/parallel_10_train.csv"
+    );
     let dir = tempfile::tempdir().unwrap();
     // The first 60 rows: a fidelity run on real measurements gives finite figures.
     let text = fs::read_to_string(history).unwrap();
     let head: Vec<&str> = text.lines().take(61).collect();
     let small = dir.path().join("head.csv");
     fs::write(&small, head.join("\n")).unwrap();
-    let out = common::command("faasconf").args(["sim", "fidelity", "--workflow", "parallel", "--windows", "2", "--history"]).arg(&small).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::command("faasconf")
+        .args([
+            "sim",
+            "fidelity",
+            "--workflow",
+            "parallel",
+            "--windows",
+            "2",
+            "--history",
+        ])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows"], 60);
     assert!(report["e2e_spearman"].as_f64().unwrap().is_finite());
@@ -146,7 +304,15 @@ fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
     let mut bad: Vec<String> = head.iter().map(|l| (*l).to_owned()).collect();
     bad[3] = bad[3].replacen("starter", "starterX", 1);
     fs::write(&small, bad.join("\n")).unwrap();
-    let out = common::command("faasconf").args(["sim", "fidelity", "--workflow", "parallel", "--history"]).arg(&small).output().unwrap();
+    let out = common::command("faasconf")
+        .args(["sim", "fidelity", "--workflow", "parallel", "--history"])
+        .arg(&small)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4, column 25 (starter.name)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 4, column 25 (starter.name)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -12,20 +12,45 @@ use faasconf_proto::v1::policy_client::PolicyClient;
 use faasconf_proto::v1::{self, load::Kind};
 
 fn users(n: u32) -> Option<v1::Load> {
-    Some(v1::Load { kind: Some(Kind::ConcurrentUsers(n)) })
+    Some(v1::Load {
+        kind: Some(Kind::ConcurrentUsers(n)),
+    })
 }
 
 fn recommend(workflow: &str, load: Option<v1::Load>) -> v1::RecommendConfigRequest {
-    v1::RecommendConfigRequest { workflow: workflow.into(), load, ..Default::default() }
+    v1::RecommendConfigRequest {
+        workflow: workflow.into(),
+        load,
+        ..Default::default()
+    }
 }
 
 fn start_policy(store: &std::path::Path) -> Server {
-    Server::start("faasconf-policy", &["--metrics-addr", "127.0.0.1:0", "--store", store.to_str().unwrap(), "--workflow", "parallel,sequential"])
+    Server::start(
+        "faasconf-policy",
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--store",
+            store.to_str().unwrap(),
+            "--workflow",
+            "parallel,sequential",
+        ],
+    )
 }
 
-async fn wait_for_end(client: &mut PolicyClient<tonic::transport::Channel>, session_id: &str) -> v1::TuningStatus {
+async fn wait_for_end(
+    client: &mut PolicyClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> v1::TuningStatus {
     loop {
-        let s = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: session_id.into() }).await.unwrap().into_inner();
+        let s = client
+            .get_tuning_status(v1::GetTuningStatusRequest {
+                session_id: session_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         if !matches!(s.state.as_str(), "pending" | "running") {
             return s;
         }
@@ -41,25 +66,84 @@ async fn policy_trains_recommends_and_tunes() {
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
 
     // Before any model: FAILED_PRECONDITION saying how to train; bad inputs name their field.
-    let err = client.recommend_config(recommend("parallel", users(20))).await.unwrap_err();
+    let err = client
+        .recommend_config(recommend("parallel", users(20)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("faasconf train --workflow parallel"), "{}", err.message());
-    assert_eq!(client.recommend_config(recommend("ghost", users(20))).await.unwrap_err().code(), tonic::Code::NotFound);
-    let rps = client.recommend_config(recommend("parallel", Some(v1::Load { kind: Some(Kind::RequestsPerSecond(2.0)) }))).await.unwrap_err();
-    assert_eq!((rps.code(), rps.message().starts_with("load.requests_per_second")), (tonic::Code::InvalidArgument, true), "{rps:?}");
+    assert!(
+        err.message().contains("faasconf train --workflow parallel"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        client
+            .recommend_config(recommend("ghost", users(20)))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
+    let rps = client
+        .recommend_config(recommend(
+            "parallel",
+            Some(v1::Load {
+                kind: Some(Kind::RequestsPerSecond(2.0)),
+            }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (
+            rps.code(),
+            rps.message().starts_with("load.requests_per_second")
+        ),
+        (tonic::Code::InvalidArgument, true),
+        "{rps:?}"
+    );
 
     // Train a small model into the same store (WAL: the running service sees it).
     let out = common::command("faasconf")
-        .args(["train", "--workflow", "parallel", "--samples", "300", "--updates", "100", "--seed", "3", "--store", store.to_str().unwrap()])
+        .args([
+            "train",
+            "--workflow",
+            "parallel",
+            "--samples",
+            "300",
+            "--updates",
+            "100",
+            "--seed",
+            "3",
+            "--store",
+            store.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["model_version"].as_i64(), report["promoted"].as_bool()), (Some(1), Some(true)), "{report}");
+    assert_eq!(
+        (
+            report["model_version"].as_i64(),
+            report["promoted"].as_bool()
+        ),
+        (Some(1), Some(true)),
+        "{report}"
+    );
 
     // The twin path: a configuration with the twin's prediction and the attention map.
-    let twin = client.recommend_config(recommend("parallel", users(20))).await.unwrap().into_inner();
-    assert!(twin.twin_validated && (0.0..=1.0).contains(&twin.predicted_success_ratio), "{twin:?}");
+    let twin = client
+        .recommend_config(recommend("parallel", users(20)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        twin.twin_validated && (0.0..=1.0).contains(&twin.predicted_success_ratio),
+        "{twin:?}"
+    );
     assert_eq!(twin.config.as_ref().unwrap().functions.len(), 6);
     assert_eq!(twin.model_version, "1");
     assert_eq!(twin.attention.len(), 6);
@@ -70,86 +154,281 @@ async fn policy_trains_recommends_and_tunes() {
     assert!(twin.band.is_some(), "twin samples at 20 users give a band");
 
     // The fast path with a window from the actuator.
-    let actuator = Server::start("faasconf-actuator", &["--workflow", "parallel", "--clock", "virtual", "--users", "20", "--metrics-addr", "127.0.0.1:0", "--seed", "9"]);
+    let actuator = Server::start(
+        "faasconf-actuator",
+        &[
+            "--workflow",
+            "parallel",
+            "--clock",
+            "virtual",
+            "--users",
+            "20",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--seed",
+            "9",
+        ],
+    );
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let window = {
-        let mut stream = act.stream_telemetry(v1::StreamTelemetryRequest { workflow: "parallel".into(), lockstep: false }).await.unwrap().into_inner();
+        let mut stream = act
+            .stream_telemetry(v1::StreamTelemetryRequest {
+                workflow: "parallel".into(),
+                lockstep: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
         stream.message().await.unwrap().unwrap()
     };
-    let fast = client.recommend_config(v1::RecommendConfigRequest { current: Some(window.clone()), ..recommend("parallel", users(20)) }).await.unwrap().into_inner();
+    let fast = client
+        .recommend_config(v1::RecommendConfigRequest {
+            current: Some(window.clone()),
+            ..recommend("parallel", users(20))
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!fast.twin_validated);
     assert!(fast.predicted_cost > 0.0);
     let mut bad = window;
     bad.functions[2].function = "ghost".into();
-    let err = client.recommend_config(v1::RecommendConfigRequest { current: Some(bad), ..recommend("parallel", users(20)) }).await.unwrap_err();
+    let err = client
+        .recommend_config(v1::RecommendConfigRequest {
+            current: Some(bad),
+            ..recommend("parallel", users(20))
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("current.functions[2].function"), "{}", err.message());
+    assert!(
+        err.message().contains("current.functions[2].function"),
+        "{}",
+        err.message()
+    );
 
     // Models: listed, promoted; unknown versions are NOT_FOUND.
-    let models = client.list_models(v1::ListModelsRequest { workflow: "parallel".into() }).await.unwrap().into_inner().models;
+    let models = client
+        .list_models(v1::ListModelsRequest {
+            workflow: "parallel".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
     assert_eq!(models.len(), 1);
     assert!(models[0].promoted && models[0].algorithm == "attmf");
-    let missing = client.promote_model(v1::PromoteModelRequest { workflow: "parallel".into(), version: "7".into() }).await.unwrap_err();
+    let missing = client
+        .promote_model(v1::PromoteModelRequest {
+            workflow: "parallel".into(),
+            version: "7".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
 
     // A tuning session of 4 iterations against the actuator.
     let started = client
-        .start_tuning(v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations: 4, seed: 1, ..Default::default() })
+        .start_tuning(v1::StartTuningRequest {
+            workflow: "parallel".into(),
+            actuator_endpoint: actuator.endpoint(),
+            max_iterations: 4,
+            seed: 1,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let again = client.start_tuning(v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations: 4, ..Default::default() }).await;
+    let again = client
+        .start_tuning(v1::StartTuningRequest {
+            workflow: "parallel".into(),
+            actuator_endpoint: actuator.endpoint(),
+            max_iterations: 4,
+            ..Default::default()
+        })
+        .await;
     let status = wait_for_end(&mut client, &started.session_id).await;
-    assert!(again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition) || status.state != "running", "one session per workflow");
+    assert!(
+        again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition)
+            || status.state != "running",
+        "one session per workflow"
+    );
     assert_eq!(status.state, "budget_spent", "{status:?}");
     assert_eq!(status.iterations, 4);
     assert_eq!(status.history.len(), 4);
-    assert_eq!(status.qos_violations as usize, status.history.iter().filter(|i| !i.qos_met).count());
+    assert_eq!(
+        status.qos_violations as usize,
+        status.history.iter().filter(|i| !i.qos_met).count()
+    );
     // The configurations it applied are the ones the actuator holds.
-    let current = act.get_workflow(v1::GetWorkflowRequest { workflow: "parallel".into() }).await.unwrap().into_inner();
-    assert_eq!(current.current_config, status.history.last().unwrap().config);
-    assert!(current.config_version >= 2, "the session applied configurations");
-    assert_eq!(client.get_tuning_status(v1::GetTuningStatusRequest { session_id: "nope".into() }).await.unwrap_err().code(), tonic::Code::NotFound);
+    let current = act
+        .get_workflow(v1::GetWorkflowRequest {
+            workflow: "parallel".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        current.current_config,
+        status.history.last().unwrap().config
+    );
+    assert!(
+        current.config_version >= 2,
+        "the session applied configurations"
+    );
+    assert_eq!(
+        client
+            .get_tuning_status(v1::GetTuningStatusRequest {
+                session_id: "nope".into()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
 
     // Convergence: with a patience of one iteration the session ends as soon as the best
     // QoS-meeting cost does not improve; it runs to its budget only if every iteration improved
     // it, or none met QoS (nothing to converge to).
-    let session = |max_iterations, converge_after, no_twin_screening| v1::StartTuningRequest { workflow: "parallel".into(), actuator_endpoint: actuator.endpoint(), max_iterations, converge_after, no_twin_screening, seed: 2, ..Default::default() };
-    let converging = client.start_tuning(session(6, 1, false)).await.unwrap().into_inner();
+    let session = |max_iterations, converge_after, no_twin_screening| v1::StartTuningRequest {
+        workflow: "parallel".into(),
+        actuator_endpoint: actuator.endpoint(),
+        max_iterations,
+        converge_after,
+        no_twin_screening,
+        seed: 2,
+        ..Default::default()
+    };
+    let converging = client
+        .start_tuning(session(6, 1, false))
+        .await
+        .unwrap()
+        .into_inner();
     let status = wait_for_end(&mut client, &converging.session_id).await;
-    let improved_every_time = status.history.iter().all(|i| i.qos_met) && status.history.windows(2).all(|p| p[1].cost < p[0].cost);
+    let improved_every_time = status.history.iter().all(|i| i.qos_met)
+        && status.history.windows(2).all(|p| p[1].cost < p[0].cost);
     let none_met = status.history.iter().all(|i| !i.qos_met);
-    assert!(status.state == "converged" || (status.state == "budget_spent" && (improved_every_time || none_met)), "{status:?}");
+    assert!(
+        status.state == "converged"
+            || (status.state == "budget_spent" && (improved_every_time || none_met)),
+        "{status:?}"
+    );
     if status.state == "converged" {
-        assert!(status.iterations < 6 && status.message.contains("not improved"), "{status:?}");
+        assert!(
+            status.iterations < 6 && status.message.contains("not improved"),
+            "{status:?}"
+        );
     }
 
     // StopTuning ends a long session; nothing more is recorded afterwards.
-    let long = client.start_tuning(session(1000, 0, true)).await.unwrap().into_inner();
-    while client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner().iterations < 2 {
+    let long = client
+        .start_tuning(session(1000, 0, true))
+        .await
+        .unwrap()
+        .into_inner();
+    while client
+        .get_tuning_status(v1::GetTuningStatusRequest {
+            session_id: long.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .iterations
+        < 2
+    {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let stopped = client.stop_tuning(v1::StopTuningRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
+    let stopped = client
+        .stop_tuning(v1::StopTuningRequest {
+            session_id: long.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(stopped.state, "stopped", "{stopped:?}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let settled = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
+    let settled = client
+        .get_tuning_status(v1::GetTuningStatusRequest {
+            session_id: long.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    let later = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: long.session_id.clone() }).await.unwrap().into_inner();
-    assert_eq!((settled.state.as_str(), settled.iterations), (later.state.as_str(), later.iterations), "a stopped session stays stopped");
+    let later = client
+        .get_tuning_status(v1::GetTuningStatusRequest {
+            session_id: long.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (settled.state.as_str(), settled.iterations),
+        (later.state.as_str(), later.iterations),
+        "a stopped session stays stopped"
+    );
     assert!(later.iterations < 1000);
-    let unknown = client.stop_tuning(v1::StopTuningRequest { session_id: "nope".into() }).await.unwrap_err();
+    let unknown = client
+        .stop_tuning(v1::StopTuningRequest {
+            session_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 
     // faasconf recommend, as a CI job calls it.
-    let fragment = common::command("faasconf").args(["recommend", "--endpoint", &policy.endpoint(), "--workflow", "parallel", "--users", "20", "--format", "openfaas"]).output().unwrap();
-    assert!(fragment.status.success(), "{}", String::from_utf8_lossy(&fragment.stderr));
+    let fragment = common::command("faasconf")
+        .args([
+            "recommend",
+            "--endpoint",
+            &policy.endpoint(),
+            "--workflow",
+            "parallel",
+            "--users",
+            "20",
+            "--format",
+            "openfaas",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        fragment.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fragment.stderr)
+    );
     let text = String::from_utf8_lossy(&fragment.stdout);
-    assert!(text.starts_with("functions:") && text.contains("max_inflight") && text.contains("com.openfaas.scale.min"), "{text}");
-    let patch = common::command("faasconf").args(["recommend", "--endpoint", &policy.endpoint(), "--workflow", "parallel", "--users", "20", "--format", "patch"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&patch.stdout).matches("kind: Deployment").count(), 6);
+    assert!(
+        text.starts_with("functions:")
+            && text.contains("max_inflight")
+            && text.contains("com.openfaas.scale.min"),
+        "{text}"
+    );
+    let patch = common::command("faasconf")
+        .args([
+            "recommend",
+            "--endpoint",
+            &policy.endpoint(),
+            "--workflow",
+            "parallel",
+            "--users",
+            "20",
+            "--format",
+            "patch",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&patch.stdout)
+            .matches("kind: Deployment")
+            .count(),
+        6
+    );
 
     let metrics = policy.scrape();
-    assert!(metrics.contains("faasconf_policy_recommendation_seconds"), "{metrics}");
+    assert!(
+        metrics.contains("faasconf_policy_recommendation_seconds"),
+        "{metrics}"
+    );
     assert!(metrics.contains("faasconf_policy_windows_total"));
     drop(client);
     drop(act);
@@ -165,36 +444,94 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
     let policy = start_policy(&store);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     // 200 samples, 160 epochs of them: 500 updates, a checkpoint every 250.
-    let job = client.start_training(v1::StartTrainingRequest { workflow: "parallel".into(), samples: 200, epochs: 160, seed: 5, algorithm: "mf".into() }).await.unwrap().into_inner();
-    let bad = client.start_training(v1::StartTrainingRequest { workflow: "parallel".into(), algorithm: "sarsa".into(), ..Default::default() }).await.unwrap_err();
-    assert!(bad.code() == tonic::Code::InvalidArgument && bad.message().starts_with("algorithm"), "{bad:?}");
-    let checkpoint = dir.path().join("faasconf.models/parallel/runs/mf-seed5/run.json");
+    let job = client
+        .start_training(v1::StartTrainingRequest {
+            workflow: "parallel".into(),
+            samples: 200,
+            epochs: 160,
+            seed: 5,
+            algorithm: "mf".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bad = client
+        .start_training(v1::StartTrainingRequest {
+            workflow: "parallel".into(),
+            algorithm: "sarsa".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        bad.code() == tonic::Code::InvalidArgument && bad.message().starts_with("algorithm"),
+        "{bad:?}"
+    );
+    let checkpoint = dir
+        .path()
+        .join("faasconf.models/parallel/runs/mf-seed5/run.json");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while !checkpoint.exists() {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(client);
     let mut policy = policy;
     policy.child.kill().unwrap(); // SIGKILL
     policy.child.wait().unwrap();
-    let samples_at_kill = faasconf_store::Store::open(&store).unwrap().count("parallel").unwrap();
-    assert_eq!(samples_at_kill, 200, "the samples were committed before training began");
+    let samples_at_kill = faasconf_store::Store::open(&store)
+        .unwrap()
+        .count("parallel")
+        .unwrap();
+    assert_eq!(
+        samples_at_kill, 200,
+        "the samples were committed before training began"
+    );
 
     let policy = start_policy(&store);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let status = loop {
-        let s = client.get_training_status(v1::GetTrainingStatusRequest { job_id: job.job_id.clone() }).await.unwrap().into_inner();
+        let s = client
+            .get_training_status(v1::GetTrainingStatusRequest {
+                job_id: job.job_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         if matches!(s.state.as_str(), "done" | "failed") {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "the resumed job did not finish: {s:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resumed job did not finish: {s:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(status.state, "done", "{status:?}");
-    assert_eq!(faasconf_store::Store::open(&store).unwrap().count("parallel").unwrap(), 200, "no sample lost or drawn twice");
-    let models = faasconf_store::Store::open(&store).unwrap().models(Some("parallel")).unwrap();
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(&models[0].path).join("report.json")).unwrap()).unwrap();
-    assert!(report["resumed_from"].as_u64().unwrap() >= 250, "{}", report["resumed_from"]);
+    assert_eq!(
+        faasconf_store::Store::open(&store)
+            .unwrap()
+            .count("parallel")
+            .unwrap(),
+        200,
+        "no sample lost or drawn twice"
+    );
+    let models = faasconf_store::Store::open(&store)
+        .unwrap()
+        .models(Some("parallel"))
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(&models[0].path).join("report.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report["resumed_from"].as_u64().unwrap() >= 250,
+        "{}",
+        report["resumed_from"]
+    );
     assert!(policy.terminate().success());
 }

@@ -43,7 +43,11 @@ impl Drop for Prometheus {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_prometheus(target: &str) -> Prometheus {
@@ -54,8 +58,14 @@ fn start_prometheus(target: &str) -> Prometheus {
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let port = free_port();
     let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=warn")
         .stdout(Stdio::null())
@@ -68,12 +78,18 @@ fn start_prometheus(target: &str) -> Prometheus {
         assert!(Instant::now() < deadline, "prometheus did not get ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Prometheus { child, url, _dir: dir }
+    Prometheus {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
 fn ready(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = write!(s, "GET /-/ready HTTP/1.0\r\n\r\n");
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
@@ -91,32 +107,104 @@ fn bucket(bounds: &[f64], x: f64) -> usize {
 }
 
 fn same_bucket(what: &str, bounds: &[f64], prometheus: f64, twin: f64) -> Option<String> {
-    (bucket(bounds, prometheus).abs_diff(bucket(bounds, twin)) > 1).then(|| format!("{what}: prometheus {prometheus:.3} s vs twin {twin:.3} s are more than a bucket apart"))
+    (bucket(bounds, prometheus).abs_diff(bucket(bounds, twin)) > 1).then(|| {
+        format!(
+            "{what}: prometheus {prometheus:.3} s vs twin {twin:.3} s are more than a bucket apart"
+        )
+    })
 }
 
 fn compare_workflow(p: &WorkflowWindow, t: &faasconf_proto::v1::WorkflowMetrics) -> Vec<String> {
     [
-        close("total_requests", p.total_requests as f64, t.total_requests as f64, 0.06, 1.0),
-        close("successful_requests", p.successful_requests as f64, t.successful_requests as f64, 0.06, 1.0),
+        close(
+            "total_requests",
+            p.total_requests as f64,
+            t.total_requests as f64,
+            0.06,
+            1.0,
+        ),
+        close(
+            "successful_requests",
+            p.successful_requests as f64,
+            t.successful_requests as f64,
+            0.06,
+            1.0,
+        ),
         close("success_ratio", p.success_ratio, t.success_ratio, 0.0, 0.01),
-        close("mean_latency_seconds", p.mean_latency_seconds, t.mean_latency_seconds, 0.01, 1e-6),
-        same_bucket("p95_latency_seconds", &faasconf_twin_buckets::REQUEST, p.p95_latency_seconds, t.p95_latency_seconds),
+        close(
+            "mean_latency_seconds",
+            p.mean_latency_seconds,
+            t.mean_latency_seconds,
+            0.01,
+            1e-6,
+        ),
+        same_bucket(
+            "p95_latency_seconds",
+            &faasconf_twin_buckets::REQUEST,
+            p.p95_latency_seconds,
+            t.p95_latency_seconds,
+        ),
     ]
     .into_iter()
     .flatten()
     .collect()
 }
 
-fn compare_function(p: &FunctionWindow, t: &faasconf_proto::v1::FunctionMetrics, twin_answered: f64) -> Vec<String> {
+fn compare_function(
+    p: &FunctionWindow,
+    t: &faasconf_proto::v1::FunctionMetrics,
+    twin_answered: f64,
+) -> Vec<String> {
     let f = &p.function;
     [
-        close(&format!("{f}.answered"), p.requests as f64, twin_answered, 0.06, 1.0),
-        close(&format!("{f}.rejections"), p.rejections as f64, t.rejections as f64, 0.06, 1.0),
-        close(&format!("{f}.cpu_usage_percent"), p.cpu_usage_percent, t.cpu_usage_percent, 0.06, 1.0),
-        close(&format!("{f}.network_rx_bytes_per_second"), p.network_rx_bytes_per_second, t.network_rx_bytes_per_second, 0.06, 1.0),
-        close(&format!("{f}.memory_percent_of_limit"), p.memory_percent_of_limit, t.memory_percent_of_limit, 0.0, 15.0),
-        close(&format!("{f}.ready_replicas"), f64::from(p.ready_replicas), f64::from(t.ready_replicas), 0.0, 0.0),
-        same_bucket(&format!("{f}.latency_p95_seconds"), &faasconf_twin_buckets::GATEWAY, p.latency_p95_seconds, t.latency_p95_seconds),
+        close(
+            &format!("{f}.answered"),
+            p.requests as f64,
+            twin_answered,
+            0.06,
+            1.0,
+        ),
+        close(
+            &format!("{f}.rejections"),
+            p.rejections as f64,
+            t.rejections as f64,
+            0.06,
+            1.0,
+        ),
+        close(
+            &format!("{f}.cpu_usage_percent"),
+            p.cpu_usage_percent,
+            t.cpu_usage_percent,
+            0.06,
+            1.0,
+        ),
+        close(
+            &format!("{f}.network_rx_bytes_per_second"),
+            p.network_rx_bytes_per_second,
+            t.network_rx_bytes_per_second,
+            0.06,
+            1.0,
+        ),
+        close(
+            &format!("{f}.memory_percent_of_limit"),
+            p.memory_percent_of_limit,
+            t.memory_percent_of_limit,
+            0.0,
+            15.0,
+        ),
+        close(
+            &format!("{f}.ready_replicas"),
+            f64::from(p.ready_replicas),
+            f64::from(t.ready_replicas),
+            0.0,
+            0.0,
+        ),
+        same_bucket(
+            &format!("{f}.latency_p95_seconds"),
+            &faasconf_twin_buckets::GATEWAY,
+            p.latency_p95_seconds,
+            t.latency_p95_seconds,
+        ),
     ]
     .into_iter()
     .flatten()
@@ -125,15 +213,34 @@ fn compare_function(p: &FunctionWindow, t: &faasconf_proto::v1::FunctionMetrics,
 
 /// The exporter's bucket bounds (kept here as the test's own copy of what a scrape shows).
 mod faasconf_twin_buckets {
-    pub const GATEWAY: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-    pub const REQUEST: [f64; 18] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0];
+    pub const GATEWAY: [f64; 11] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    pub const REQUEST: [f64; 18] = [
+        0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+        60.0,
+    ];
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_reads_back_the_twins_windows() {
     let started = Instant::now();
     let window = WINDOW_SECONDS.to_string();
-    let actuator = Server::start("faasconf-actuator", &["--workflow", "parallel", "--clock", "real", "--window-seconds", &window, "--users", "10", "--metrics-addr", "127.0.0.1:0"]);
+    let actuator = Server::start(
+        "faasconf-actuator",
+        &[
+            "--workflow",
+            "parallel",
+            "--clock",
+            "real",
+            "--window-seconds",
+            &window,
+            "--users",
+            "10",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
     let prometheus = start_prometheus(actuator.metrics_addr.as_ref().unwrap());
     let source = PrometheusSource::new(PrometheusSettings {
         url: prometheus.url.clone(),
@@ -146,7 +253,14 @@ async fn prometheus_reads_back_the_twins_windows() {
     eprintln!("prometheus ready at {:?}", started.elapsed());
     let workflow = builtin("parallel").unwrap();
     let mut client = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
-    let mut stream = client.stream_telemetry(StreamTelemetryRequest { workflow: "parallel".into(), lockstep: false }).await.unwrap().into_inner();
+    let mut stream = client
+        .stream_telemetry(StreamTelemetryRequest {
+            workflow: "parallel".into(),
+            lockstep: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut problems = Vec::new();
     let mut compared = 0;
     while compared < 3 {
@@ -160,9 +274,15 @@ async fn prometheus_reads_back_the_twins_windows() {
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let end = published + Duration::from_millis(1000);
-        let measured = source.window(&workflow, end, Duration::from_secs(WINDOW_SECONDS)).await.unwrap();
+        let measured = source
+            .window(&workflow, end, Duration::from_secs(WINDOW_SECONDS))
+            .await
+            .unwrap();
         let tw = twin.workflow_metrics.as_ref().unwrap();
-        eprintln!("window {}: e2e prometheus {:?}\n          twin {:?}", twin.index, measured.workflow, tw);
+        eprintln!(
+            "window {}: e2e prometheus {:?}\n          twin {:?}",
+            twin.index, measured.workflow, tw
+        );
         let mut found = compare_workflow(&measured.workflow, tw);
         for (p, t) in measured.functions.iter().zip(&twin.functions) {
             eprintln!("  {}: prometheus {p:?}\n      twin {t:?}", p.function);
@@ -171,10 +291,18 @@ async fn prometheus_reads_back_the_twins_windows() {
             let answered = (t.completed + t.rejections + t.oom_failures + t.unavailable) as f64;
             found.extend(compare_function(p, t, answered));
         }
-        problems.extend(found.into_iter().map(|p| format!("window {}: {p}", twin.index)));
+        problems.extend(
+            found
+                .into_iter()
+                .map(|p| format!("window {}: {p}", twin.index)),
+        );
         compared += 1;
     }
-    assert!(problems.is_empty(), "prometheus and the twin disagree:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "prometheus and the twin disagree:\n{}",
+        problems.join("\n")
+    );
     drop(prometheus);
     assert!(actuator.terminate().success());
     eprintln!("done at {:?}", started.elapsed());

@@ -5,15 +5,29 @@
 //! [--starts K] [--windows W] [--seeds N] [--seed S]
 //! [--pass-rate-percent P] [--holdout-seeds N] [--holdout-windows W]`
 
-use faasconf_benchmark::oracle::{describe, search, verify, SearchOptions};
-use faasconf_core::{catalog, Qos};
+use faasconf_benchmark::oracle::{SearchOptions, describe, search, verify};
+use faasconf_core::{Qos, catalog};
 
 fn main() {
     let mut users = Vec::new();
-    let mut options = SearchOptions { random: 4000, starts: 12, windows: 10, seeds: 3, seed: 1, threads: 0, pass_rate: 0.0, holdout_seeds: 3, holdout_windows: 20 };
+    let mut options = SearchOptions {
+        random: 4000,
+        starts: 12,
+        windows: 10,
+        seeds: 3,
+        seed: 1,
+        threads: 0,
+        pass_rate: 0.0,
+        holdout_seeds: 3,
+        holdout_windows: 20,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = |name: &str| -> u64 { args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number")) };
+        let mut value = |name: &str| -> u64 {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
+        };
         match a.as_str() {
             "--random" => options.random = value("--random") as usize,
             "--starts" => options.starts = value("--starts") as usize,
@@ -22,8 +36,14 @@ fn main() {
             "--seeds" => options.seeds = value("--seeds"),
             "--holdout-seeds" => options.holdout_seeds = value("--holdout-seeds"),
             "--holdout-windows" => options.holdout_windows = value("--holdout-windows") as u32,
-            "--pass-rate-percent" => options.pass_rate = value("--pass-rate-percent") as f64 / 100.0,
-            other => users.push(other.parse::<u32>().unwrap_or_else(|_| panic!("{other}: not a user count or flag"))),
+            "--pass-rate-percent" => {
+                options.pass_rate = value("--pass-rate-percent") as f64 / 100.0
+            }
+            other => users.push(
+                other
+                    .parse::<u32>()
+                    .unwrap_or_else(|_| panic!("{other}: not a user count or flag")),
+            ),
         }
     }
     if users.is_empty() {
@@ -34,7 +54,11 @@ fn main() {
     for u in users {
         let started = std::time::Instant::now();
         let result = search(&workflow, u, &qos, &options, &|m| eprintln!("{m}"));
-        let checks = result.best.as_ref().map(|b| verify(&workflow, b, u, 20, &[1001, 2002, 3003], &qos)).unwrap_or_default();
+        let checks = result
+            .best
+            .as_ref()
+            .map(|b| verify(&workflow, b, u, 20, &[1001, 2002, 3003], &qos))
+            .unwrap_or_default();
         let line = serde_json::json!({
             "users": u,
             "best_cost": result.steady.map(|s| s.cost),

@@ -11,7 +11,10 @@ fn main() {
     let windows: u64 = std::env::args()
         .skip_while(|a| a != "--windows")
         .nth(1)
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("--windows {v}: not a whole number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("--windows {v}: not a whole number"))
+        })
         .unwrap_or(200);
     let before = peak_rss_kib();
     let mut twin = faasconf_benchmark::tcktapp_40_users(1);

@@ -1,7 +1,6 @@
 //! Builds the binaries once per test run and starts them as processes.
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
-
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -17,10 +16,27 @@ pub fn bin_dir() -> PathBuf {
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test executable path");
             // target/<profile>/deps/<test> -> target/<profile>
-            let dir = exe.parent().and_then(|p| p.parent()).expect("target directory").to_path_buf();
-            let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
+            let dir = exe
+                .parent()
+                .and_then(|p| p.parent())
+                .expect("target directory")
+                .to_path_buf();
+            let profile = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("debug")
+                .to_owned();
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "-q", "-p", "faasconf", "-p", "faasconf-actuator", "-p", "faasconf-policy"]);
+            cmd.args([
+                "build",
+                "-q",
+                "-p",
+                "faasconf",
+                "-p",
+                "faasconf-actuator",
+                "-p",
+                "faasconf-policy",
+            ]);
             if profile == "release" {
                 cmd.arg("--release");
             }
@@ -63,26 +79,43 @@ impl Server {
         while !line.starts_with("listening on ") {
             line.clear();
             let read = reader.read_line(&mut line).expect("reading server stdout");
-            assert!(read > 0 && Instant::now() < deadline, "{name} exited or never said where it listens");
+            assert!(
+                read > 0 && Instant::now() < deadline,
+                "{name} exited or never said where it listens"
+            );
             if let Some(addr) = line.trim().strip_prefix("metrics on ") {
                 metrics_addr = Some(addr.to_owned());
             }
         }
         let addr = line.trim().trim_start_matches("listening on ").to_owned();
-        Server { child, addr, metrics_addr }
+        Server {
+            child,
+            addr,
+            metrics_addr,
+        }
     }
 
     /// GET `/metrics` over plain HTTP/1.0; the body.
     pub fn scrape(&self) -> String {
         use std::io::{Read, Write};
-        let addr = self.metrics_addr.as_ref().expect("the server announced a metrics address");
+        let addr = self
+            .metrics_addr
+            .as_ref()
+            .expect("the server announced a metrics address");
         let mut stream = std::net::TcpStream::connect(addr).expect("connecting to /metrics");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("reading /metrics");
+        stream
+            .read_to_string(&mut response)
+            .expect("reading /metrics");
         let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
         body.to_owned()
     }
 
@@ -100,7 +133,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("waiting for server") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

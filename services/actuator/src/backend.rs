@@ -84,12 +84,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Validates `config` whole, then applies it all or nothing (optimistic concurrency on
     /// `expected_version`, 0 = unconditional; idempotent; nothing changes for a dry run).
-    async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError>;
+    async fn apply(
+        &self,
+        workflow: &str,
+        config: WorkflowConfig,
+        expected_version: u64,
+        dry_run: bool,
+    ) -> Result<ApplyOutcome, ApplyError>;
 
     /// A new subscriber's window queue; it ends when the backend shuts down. `lockstep`: the
     /// subscriber decides on every steady window, and a simulated clock that is not paced by
     /// wall time waits for its `apply` before the next window (real time never waits).
-    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError>;
+    async fn subscribe(
+        &self,
+        workflow: &str,
+        lockstep: bool,
+    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError>;
 
     /// Replaces the workload (simulated backends only).
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError>;
@@ -100,12 +110,21 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Every knob that differs between `before` and `after`, in workflow and knob order.
-pub fn diff(workflow: &Workflow, before: &WorkflowConfig, after: &WorkflowConfig) -> Vec<KnobChange> {
+pub fn diff(
+    workflow: &Workflow,
+    before: &WorkflowConfig,
+    after: &WorkflowConfig,
+) -> Vec<KnobChange> {
     let mut changes = Vec::new();
     for (spec, (b, a)) in workflow.functions.iter().zip(before.0.iter().zip(&after.0)) {
         for knob in Knob::ALL {
             if b.get(knob) != a.get(knob) {
-                changes.push(KnobChange { function: spec.name.clone(), knob, from: b.get(knob), to: a.get(knob) });
+                changes.push(KnobChange {
+                    function: spec.name.clone(),
+                    knob,
+                    from: b.get(knob),
+                    to: a.get(knob),
+                });
             }
         }
     }
@@ -115,7 +134,10 @@ pub fn diff(workflow: &Workflow, before: &WorkflowConfig, after: &WorkflowConfig
 /// The error for a workflow name no backend manages (the service answers NOT_FOUND before a
 /// backend is asked; this guards direct callers).
 pub fn not_managed(name: &str) -> ApplyError {
-    ApplyError::Invalid(vec![FieldError::new("workflow", format!("{name:?} is not managed by this actuator"))])
+    ApplyError::Invalid(vec![FieldError::new(
+        "workflow",
+        format!("{name:?} is not managed by this actuator"),
+    )])
 }
 
 /// Counts one apply outcome on `/metrics`.

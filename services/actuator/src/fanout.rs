@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use faasconf_core::telemetry::WindowReport;
-use tokio::sync::{mpsc, Mutex, Notify};
+use tokio::sync::{Mutex, Notify, mpsc};
 
 /// Windows a subscriber may have queued before it counts as slow.
 pub const SUBSCRIBER_QUEUE: usize = 4;
@@ -24,7 +24,11 @@ pub struct Subscribers {
 impl Subscribers {
     /// No subscribers yet.
     pub fn new(workflow: &str) -> Self {
-        Self { workflow: workflow.to_owned(), senders: Mutex::new(Vec::new()), subscribed: Notify::new() }
+        Self {
+            workflow: workflow.to_owned(),
+            senders: Mutex::new(Vec::new()),
+            subscribed: Notify::new(),
+        }
     }
 
     /// A new subscriber's window queue (`lockstep`: it decides on every steady window, and a
@@ -41,13 +45,19 @@ impl Subscribers {
     pub async fn count(&self) -> usize {
         let mut senders = self.senders.lock().await;
         senders.retain(|(s, _)| !s.is_closed());
-        metrics::gauge!("faasconf_actuator_subscribers", "workflow" => self.workflow.clone()).set(senders.len() as f64);
+        metrics::gauge!("faasconf_actuator_subscribers", "workflow" => self.workflow.clone())
+            .set(senders.len() as f64);
         senders.len()
     }
 
     /// Live subscribers in lockstep.
     pub async fn lockstep_count(&self) -> usize {
-        self.senders.lock().await.iter().filter(|(s, lockstep)| *lockstep && !s.is_closed()).count()
+        self.senders
+            .lock()
+            .await
+            .iter()
+            .filter(|(s, lockstep)| *lockstep && !s.is_closed())
+            .count()
     }
 
     /// Resolves when someone subscribes.
@@ -70,7 +80,13 @@ impl Subscribers {
 
     /// Waits until every live subscriber has taken the window.
     pub async fn deliver(&self, window: &Arc<WindowReport>) {
-        let senders: Vec<_> = self.senders.lock().await.iter().map(|(s, _)| s.clone()).collect();
+        let senders: Vec<_> = self
+            .senders
+            .lock()
+            .await
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
         for sender in senders {
             // A subscriber that went away fails at once; the next count drops it.
             let _ = sender.send(window.clone()).await;

@@ -17,7 +17,7 @@ mod twin_backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use faasconf_core::catalog;
 use faasconf_proto::v1::actuator_server::ActuatorServer;
@@ -26,7 +26,7 @@ use tonic::service::Routes;
 
 use crate::backend::Backend;
 use crate::kubernetes::objects::Target;
-use crate::kubernetes::{detect_target, KubernetesBackend, KubernetesSettings, Platform};
+use crate::kubernetes::{KubernetesBackend, KubernetesSettings, Platform, detect_target};
 use crate::service::ActuatorService;
 use crate::twin_backend::{Clock, TwinBackend, TwinSettings};
 
@@ -60,7 +60,12 @@ struct Args {
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
     /// Initial closed-loop users of every workflow (twin).
-    #[arg(long, env = "FAASCONF_USERS", default_value_t = 10, conflicts_with = "rps")]
+    #[arg(
+        long,
+        env = "FAASCONF_USERS",
+        default_value_t = 10,
+        conflicts_with = "rps"
+    )]
     users: u32,
     /// Initial Poisson arrivals per second instead of users (twin).
     #[arg(long, env = "FAASCONF_RPS")]
@@ -84,7 +89,11 @@ struct Args {
     #[arg(long, env = "FAASCONF_PLATFORM", value_enum, default_value_t = Platform::Ce)]
     platform: Platform,
     /// Kubernetes: our server-side apply field manager.
-    #[arg(long, env = "FAASCONF_FIELD_MANAGER", default_value = "faasconf-actuator")]
+    #[arg(
+        long,
+        env = "FAASCONF_FIELD_MANAGER",
+        default_value = "faasconf-actuator"
+    )]
     field_manager: String,
     /// Kubernetes: how long one function's rollout may take before the apply is rolled back.
     #[arg(long, env = "FAASCONF_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
@@ -127,8 +136,10 @@ fn prometheus_source(args: &Args) -> Result<Option<Arc<faasconf_prometheus::Prom
     let overrides = match &args.prometheus_queries {
         None => QueryOverrides::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("--prometheus-queries {}", path.display()))?;
-            serde_yaml_ng::from_str(&text).with_context(|| format!("--prometheus-queries {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--prometheus-queries {}", path.display()))?;
+            serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("--prometheus-queries {}", path.display()))?
         }
     };
     let settings = faasconf_prometheus::PrometheusSettings {
@@ -138,7 +149,10 @@ fn prometheus_source(args: &Args) -> Result<Option<Arc<faasconf_prometheus::Prom
         queries: overrides.queries,
         timeout: std::time::Duration::from_secs(10),
     };
-    Ok(Some(Arc::new(faasconf_prometheus::PrometheusSource::new(settings).context("--prometheus-url / --prometheus-queries")?)))
+    Ok(Some(Arc::new(
+        faasconf_prometheus::PrometheusSource::new(settings)
+            .context("--prometheus-url / --prometheus-queries")?,
+    )))
 }
 
 /// What `/metrics` renders.
@@ -149,10 +163,18 @@ struct MetricsState {
     namespace: Arc<str>,
 }
 
-async fn render_metrics(axum::extract::State(state): axum::extract::State<MetricsState>) -> impl axum::response::IntoResponse {
+async fn render_metrics(
+    axum::extract::State(state): axum::extract::State<MetricsState>,
+) -> impl axum::response::IntoResponse {
     let mut text = state.handle.render();
     text.push_str(&state.backend.cluster_metrics(&state.namespace).await);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
 }
 
 #[tokio::main]
@@ -161,15 +183,27 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     // All configuration is checked before any port is bound.
     if !(args.window_seconds.is_finite() && (1.0..=3600.0).contains(&args.window_seconds)) {
-        bail!("--window-seconds {}: must be in [1, 3600]", args.window_seconds);
+        bail!(
+            "--window-seconds {}: must be in [1, 3600]",
+            args.window_seconds
+        );
     }
     let workload = match args.rps {
-        Some(requests_per_second) => Workload::Poisson { requests_per_second },
+        Some(requests_per_second) => Workload::Poisson {
+            requests_per_second,
+        },
         None => Workload::ClosedLoop { users: args.users },
     };
     workload.validate().context("--users / --rps")?;
-    let names: Vec<String> = if args.workflows.is_empty() { catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect() } else { args.workflows.clone() };
-    let workflows = names.iter().map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}"))).collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = if args.workflows.is_empty() {
+        catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.workflows.clone()
+    };
+    let workflows = names
+        .iter()
+        .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
+        .collect::<Result<Vec<_>>>()?;
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -177,19 +211,34 @@ async fn main() -> Result<()> {
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Twin => {
             if source.is_some() {
-                bail!("--prometheus-url is for --backend kubernetes (the twin reports its own windows)");
+                bail!(
+                    "--prometheus-url is for --backend kubernetes (the twin reports its own windows)"
+                );
             }
-            Arc::new(TwinBackend::start(workflows, &TwinSettings { clock: args.clock, window_seconds: args.window_seconds, workload, seed: args.seed }, stopped.clone())?)
+            Arc::new(TwinBackend::start(
+                workflows,
+                &TwinSettings {
+                    clock: args.clock,
+                    window_seconds: args.window_seconds,
+                    workload,
+                    seed: args.seed,
+                },
+                stopped.clone(),
+            )?)
         }
         BackendKind::Kubernetes => {
             if args.clock == Clock::Virtual {
                 bail!("--clock virtual is for --backend twin: a cluster runs in real time");
             }
-            let client = kube::Client::try_default().await.context("--backend kubernetes: no usable kubeconfig or in-cluster service account")?;
+            let client = kube::Client::try_default().await.context(
+                "--backend kubernetes: no usable kubeconfig or in-cluster service account",
+            )?;
             let target = match args.kubernetes_target {
                 TargetChoice::Deployment => Target::Deployment,
                 TargetChoice::Function => Target::Function,
-                TargetChoice::Auto => detect_target(&client, std::time::Duration::from_secs(10)).await.map_err(|e| anyhow::anyhow!("--kubernetes-target auto: {e}"))?,
+                TargetChoice::Auto => detect_target(&client, std::time::Duration::from_secs(10))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--kubernetes-target auto: {e}"))?,
             };
             tracing::info!(?target, "applying configurations to this object kind");
             let settings = KubernetesSettings {
@@ -202,25 +251,37 @@ async fn main() -> Result<()> {
                 request_timeout: std::time::Duration::from_secs(10),
                 window: std::time::Duration::from_secs_f64(args.window_seconds),
             };
-            KubernetesBackend::start(client, workflows, settings, source, stopped.clone()).map_err(|e| anyhow::anyhow!("{e}"))?
+            KubernetesBackend::start(client, workflows, settings, source, stopped.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?
         }
     };
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let router = axum::Router::new()
         .route("/metrics", axum::routing::get(render_metrics))
-        .with_state(MetricsState { handle, backend: backend.clone(), namespace: args.namespace.into() });
+        .with_state(MetricsState {
+            handle,
+            backend: backend.clone(),
+            namespace: args.namespace.into(),
+        });
     let mut metrics_stop = stopped;
-    let metrics_server = tokio::spawn(faasconf_server::serve_http(router, metrics_listener, async move {
-        let _ = metrics_stop.wait_for(|stop| *stop).await;
-    }));
+    let metrics_server = tokio::spawn(faasconf_server::serve_http(
+        router,
+        metrics_listener,
+        async move {
+            let _ = metrics_stop.wait_for(|stop| *stop).await;
+        },
+    ));
     let routes = Routes::new(ActuatorServer::new(ActuatorService::new(backend)));
     let shutdown = async move {
         faasconf_server::shutdown_signal().await;
         // Ends every clock and with it every telemetry stream, so the server can drain.
         let _ = stop.send(true);
     };
-    faasconf_server::serve::<ActuatorServer<ActuatorService>>("actuator", routes, listener, shutdown).await?;
+    faasconf_server::serve::<ActuatorServer<ActuatorService>>(
+        "actuator", routes, listener, shutdown,
+    )
+    .await?;
     metrics_server.abort();
     Ok(())
 }

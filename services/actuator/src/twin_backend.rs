@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, WindowReport, Workload};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::backend::{count_apply, diff, not_managed, ApplyError, ApplyOutcome, Backend};
+use crate::backend::{ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed};
 use crate::fanout::Subscribers;
 
 /// How windows are paced.
@@ -58,7 +58,12 @@ impl ManagedTwin {
     }
 
     /// Validates and applies `config` (see the module docs).
-    pub async fn apply(&self, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+    pub async fn apply(
+        &self,
+        config: WorkflowConfig,
+        expected_version: u64,
+        dry_run: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
         if let Err(e) = self.workflow.validate_config(&config) {
             self.count_apply("invalid");
             return Err(ApplyError::Invalid(e.field_errors().to_vec()));
@@ -67,24 +72,41 @@ impl ManagedTwin {
         let current = twin.config_version();
         if expected_version != 0 && expected_version != current {
             self.count_apply("stale");
-            return Err(ApplyError::Stale { current, expected: expected_version });
+            return Err(ApplyError::Stale {
+                current,
+                expected: expected_version,
+            });
         }
         let diff = diff(&self.workflow, twin.config(), &config);
         if dry_run {
             self.count_apply("dry_run");
-            return Ok(ApplyOutcome { applied: config, version: current, diff });
+            return Ok(ApplyOutcome {
+                applied: config,
+                version: current,
+                diff,
+            });
         }
         if diff.is_empty() {
             // A decision to keep the configuration: it releases a lockstep clock all the same.
             self.applies.send_modify(|n| *n += 1);
             self.count_apply("unchanged");
-            return Ok(ApplyOutcome { applied: config, version: current, diff });
+            return Ok(ApplyOutcome {
+                applied: config,
+                version: current,
+                diff,
+            });
         }
-        let version = twin.apply_config(config.clone()).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        let version = twin
+            .apply_config(config.clone())
+            .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
         self.applies.send_modify(|n| *n += 1);
         tracing::info!(workflow = %self.workflow.name, version, changes = diff.len(), "configuration applied");
         self.count_apply("applied");
-        Ok(ApplyOutcome { applied: config, version, diff })
+        Ok(ApplyOutcome {
+            applied: config,
+            version,
+            diff,
+        })
     }
 
     fn count_apply(&self, outcome: &'static str) {
@@ -92,13 +114,23 @@ impl ManagedTwin {
     }
 
     /// The simulated cluster's metric families (gateway and cAdvisor names).
-    pub async fn metric_families(&self, namespace: &str) -> Vec<faasconf_twin::exposition::MetricFamily> {
+    pub async fn metric_families(
+        &self,
+        namespace: &str,
+    ) -> Vec<faasconf_twin::exposition::MetricFamily> {
         self.twin.lock().await.metric_families(namespace)
     }
 
     /// Replaces the workload.
-    pub async fn set_workload(&self, workload: Workload) -> Result<(), Vec<faasconf_core::FieldError>> {
-        self.twin.lock().await.set_workload(workload).map_err(|e| e.field_errors().to_vec())
+    pub async fn set_workload(
+        &self,
+        workload: Workload,
+    ) -> Result<(), Vec<faasconf_core::FieldError>> {
+        self.twin
+            .lock()
+            .await
+            .set_workload(workload)
+            .map_err(|e| e.field_errors().to_vec())
     }
 
     /// A new subscriber's window queue (see the module docs for `lockstep`).
@@ -141,7 +173,12 @@ impl ManagedTwin {
     }
 
     /// Runs the clock until `shutdown` turns true; then every stream ends.
-    async fn drive(self: Arc<Self>, clock: Clock, window: Duration, mut shutdown: watch::Receiver<bool>) {
+    async fn drive(
+        self: Arc<Self>,
+        clock: Clock,
+        window: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             if *shutdown.borrow() {
                 break;
@@ -199,14 +236,30 @@ pub struct TwinSettings {
 
 impl TwinBackend {
     /// One twin per workflow, each at the middle of its configuration space, clocks started.
-    pub fn start(workflows: Vec<Workflow>, settings: &TwinSettings, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
+    pub fn start(
+        workflows: Vec<Workflow>,
+        settings: &TwinSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
         let mut managed = BTreeMap::new();
         for workflow in workflows {
             let config = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
-            let options = TwinOptions { window_seconds: settings.window_seconds, seed: settings.seed };
+            let options = TwinOptions {
+                window_seconds: settings.window_seconds,
+                seed: settings.seed,
+            };
             let twin = Twin::new(workflow.clone(), config, settings.workload.clone(), options)?;
-            let m = Arc::new(ManagedTwin { workflow: workflow.clone(), twin: Mutex::new(twin), subscribers: Subscribers::new(&workflow.name), applies: watch::channel(0).0 });
-            tokio::spawn(m.clone().drive(settings.clock, Duration::from_secs_f64(settings.window_seconds), shutdown.clone()));
+            let m = Arc::new(ManagedTwin {
+                workflow: workflow.clone(),
+                twin: Mutex::new(twin),
+                subscribers: Subscribers::new(&workflow.name),
+                applies: watch::channel(0).0,
+            });
+            tokio::spawn(m.clone().drive(
+                settings.clock,
+                Duration::from_secs_f64(settings.window_seconds),
+                shutdown.clone(),
+            ));
             managed.insert(workflow.name.clone(), m);
         }
         Ok(Self { workflows: managed })
@@ -234,19 +287,44 @@ impl Backend for TwinBackend {
     }
 
     async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError> {
-        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.current().await)
+        Ok(self
+            .get(workflow)
+            .ok_or_else(|| not_managed(workflow))?
+            .current()
+            .await)
     }
 
-    async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
-        self.get(workflow).ok_or_else(|| not_managed(workflow))?.apply(config, expected_version, dry_run).await
+    async fn apply(
+        &self,
+        workflow: &str,
+        config: WorkflowConfig,
+        expected_version: u64,
+        dry_run: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        self.get(workflow)
+            .ok_or_else(|| not_managed(workflow))?
+            .apply(config, expected_version, dry_run)
+            .await
     }
 
-    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
-        Ok(self.get(workflow).ok_or_else(|| not_managed(workflow))?.subscribe(lockstep).await)
+    async fn subscribe(
+        &self,
+        workflow: &str,
+        lockstep: bool,
+    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+        Ok(self
+            .get(workflow)
+            .ok_or_else(|| not_managed(workflow))?
+            .subscribe(lockstep)
+            .await)
     }
 
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError> {
-        self.get(workflow).ok_or_else(|| not_managed(workflow))?.set_workload(workload).await.map_err(ApplyError::Invalid)
+        self.get(workflow)
+            .ok_or_else(|| not_managed(workflow))?
+            .set_workload(workload)
+            .await
+            .map_err(ApplyError::Invalid)
     }
 
     async fn cluster_metrics(&self, namespace: &str) -> String {

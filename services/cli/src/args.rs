@@ -43,7 +43,9 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The models directory.
     pub fn models_dir(&self) -> PathBuf {
-        self.models.clone().unwrap_or_else(|| self.store.with_extension("models"))
+        self.models
+            .clone()
+            .unwrap_or_else(|| self.store.with_extension("models"))
     }
 }
 
@@ -110,7 +112,11 @@ pub enum RecommendFormat {
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
     /// The policy service, e.g. http://127.0.0.1:50052.
-    #[arg(long, env = "FAASCONF_ENDPOINT", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "FAASCONF_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub endpoint: String,
     /// The workflow.
     #[arg(long)]

@@ -25,7 +25,9 @@ struct Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -40,16 +42,28 @@ impl Drop for Service {
 
 fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the faasconf executable")?;
-    let path = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
+    let path = exe
+        .parent()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name));
     if !path.exists() {
-        bail!("{} not found beside {}: build the services first (cargo build --release --bins)", name, exe.display());
+        bail!(
+            "{} not found beside {}: build the services first (cargo build --release --bins)",
+            name,
+            exe.display()
+        );
     }
     Ok(path)
 }
 
 fn start(name: &str, args: &[String]) -> Result<Service> {
     let mut child = Command::new(binary(name)?)
-        .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -73,15 +87,26 @@ fn start(name: &str, args: &[String]) -> Result<Service> {
 }
 
 pub async fn demo(args: &DemoArgs) -> Result<()> {
-    let workflow = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
+    let workflow = catalog::resolve(&args.workflow)
+        .with_context(|| format!("--workflow {}", args.workflow))?;
     let (workdir, temporary) = match &args.workdir {
         Some(dir) => (dir.clone(), false),
-        None => (std::env::temp_dir().join(format!("faasconf-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("faasconf-demo-{}", std::process::id())),
+            true,
+        ),
     };
-    std::fs::create_dir_all(&workdir).with_context(|| format!("--workdir {}", workdir.display()))?;
+    std::fs::create_dir_all(&workdir)
+        .with_context(|| format!("--workdir {}", workdir.display()))?;
     let store_path = workdir.join("faasconf.db");
     let models = workdir.join("models");
-    let say = |text: String| if !args.json { println!("{text}") } else { eprintln!("{text}") };
+    let say = |text: String| {
+        if !args.json {
+            println!("{text}")
+        } else {
+            eprintln!("{text}")
+        }
+    };
 
     let started = Instant::now();
     let mut loads = vec![10, 20, 30, args.users];
@@ -91,11 +116,18 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         workflow: workflow.name.clone(),
         samples: args.samples,
         loads,
-        train: TrainOptions { algorithm: algorithm(args.algorithm), updates: args.updates, seed: args.seed, evaluate_every: 0, ..TrainOptions::default() },
+        train: TrainOptions {
+            algorithm: algorithm(args.algorithm),
+            updates: args.updates,
+            seed: args.seed,
+            evaluate_every: 0,
+            ..TrainOptions::default()
+        },
         promote: true,
     };
     let outcome = {
-        let mut store = Store::open(&store_path).with_context(|| format!("store {}", store_path.display()))?;
+        let mut store =
+            Store::open(&store_path).with_context(|| format!("store {}", store_path.display()))?;
         train_with_progress(&mut store, &workflow, &spec, &models, args.json)?
     };
     say(format!(
@@ -109,17 +141,51 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
     ));
 
     let users = args.users.to_string();
-    let actuator = start("faasconf-actuator", &["--backend", "twin", "--clock", "virtual", "--workflow", &workflow.name, "--users", &users, "--seed", &(args.seed + 1).to_string()].map(String::from))?;
-    let policy = start("faasconf-policy", &["--store", &store_path.display().to_string(), "--models", &models.display().to_string(), "--workflow", &workflow.name].map(String::from))?;
-    say(format!("actuator (twin, {} users) at {}; policy at {}", args.users, actuator.endpoint, policy.endpoint));
+    let actuator = start(
+        "faasconf-actuator",
+        &[
+            "--backend",
+            "twin",
+            "--clock",
+            "virtual",
+            "--workflow",
+            &workflow.name,
+            "--users",
+            &users,
+            "--seed",
+            &(args.seed + 1).to_string(),
+        ]
+        .map(String::from),
+    )?;
+    let policy = start(
+        "faasconf-policy",
+        &[
+            "--store",
+            &store_path.display().to_string(),
+            "--models",
+            &models.display().to_string(),
+            "--workflow",
+            &workflow.name,
+        ]
+        .map(String::from),
+    )?;
+    say(format!(
+        "actuator (twin, {} users) at {}; policy at {}",
+        args.users, actuator.endpoint, policy.endpoint
+    ));
 
-    let mut client = PolicyClient::connect(policy.endpoint.clone()).await.context("connecting to the policy")?;
+    let mut client = PolicyClient::connect(policy.endpoint.clone())
+        .await
+        .context("connecting to the policy")?;
     let qos = Qos::default();
     let session = client
         .start_tuning(v1::StartTuningRequest {
             workflow: workflow.name.clone(),
             actuator_endpoint: actuator.endpoint.clone(),
-            qos: Some(v1::Qos { mean_latency_ms: qos.mean_latency_seconds * 1000.0, min_success_ratio: qos.min_success_ratio }),
+            qos: Some(v1::Qos {
+                mean_latency_ms: qos.mean_latency_seconds * 1000.0,
+                min_success_ratio: qos.min_success_ratio,
+            }),
             max_iterations: args.iterations,
             rollback_after_windows: 3,
             no_twin_screening: args.no_twin_screening,
@@ -130,14 +196,44 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("StartTuning: {:?}: {}", s.code(), s.message()))?
         .into_inner();
-    say(format!("tuning session {} on {} at {} users (QoS: mean < {} s, success >= {}):", session.session_id, workflow.name, args.users, qos.mean_latency_seconds, qos.min_success_ratio));
-    say(format!("{:>4} {:>8} {:>10} {:>8} {:>4} {:>4}", "iter", "cost", "e2e_mean_s", "success", "qos", "ses"));
+    say(format!(
+        "tuning session {} on {} at {} users (QoS: mean < {} s, success >= {}):",
+        session.session_id,
+        workflow.name,
+        args.users,
+        qos.mean_latency_seconds,
+        qos.min_success_ratio
+    ));
+    say(format!(
+        "{:>4} {:>8} {:>10} {:>8} {:>4} {:>4}",
+        "iter", "cost", "e2e_mean_s", "success", "qos", "ses"
+    ));
     let mut printed = 0;
     let status = loop {
-        let status = client.get_tuning_status(v1::GetTuningStatusRequest { session_id: session.session_id.clone() }).await.map_err(|s| anyhow::anyhow!("GetTuningStatus: {}", s.message()))?.into_inner();
+        let status = client
+            .get_tuning_status(v1::GetTuningStatusRequest {
+                session_id: session.session_id.clone(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("GetTuningStatus: {}", s.message()))?
+            .into_inner();
         for i in status.history.iter().skip(printed) {
-            let mark = if i.rollback { "rollback" } else if i.ses_replaced { "yes" } else { "no" };
-            say(format!("{:>4} {:>8.3} {:>10.2} {:>8.3} {:>4} {:>4}", i.iteration, i.cost, i.e2e_mean_seconds, i.success_ratio, if i.qos_met { "met" } else { "MISS" }, mark));
+            let mark = if i.rollback {
+                "rollback"
+            } else if i.ses_replaced {
+                "yes"
+            } else {
+                "no"
+            };
+            say(format!(
+                "{:>4} {:>8.3} {:>10.2} {:>8.3} {:>4} {:>4}",
+                i.iteration,
+                i.cost,
+                i.e2e_mean_seconds,
+                i.success_ratio,
+                if i.qos_met { "met" } else { "MISS" },
+                mark
+            ));
         }
         printed = status.history.len();
         if !matches!(status.state.as_str(), "pending" | "running") {
@@ -150,7 +246,10 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
     if status.state == "failed" {
         bail!("the tuning session failed: {}", status.message);
     }
-    let final_config = status.best_config.clone().or_else(|| status.history.last().and_then(|i| i.config.clone()));
+    let final_config = status
+        .best_config
+        .clone()
+        .or_else(|| status.history.last().and_then(|i| i.config.clone()));
     let config_json: serde_json::Map<String, serde_json::Value> = final_config
         .iter()
         .flat_map(|c| c.functions.iter())
@@ -162,13 +261,23 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         status.iterations,
         status.qos_violations,
         status.rollbacks,
-        if status.best_config.is_some() { format!("{:.3}", status.best_cost) } else { "none found".into() },
+        if status.best_config.is_some() {
+            format!("{:.3}", status.best_cost)
+        } else {
+            "none found".into()
+        },
         started.elapsed().as_secs_f64()
     ));
-    say(format!("final configuration: {}", serde_json::to_string_pretty(&config_json)?));
+    say(format!(
+        "final configuration: {}",
+        serde_json::to_string_pretty(&config_json)?
+    ));
     if args.json {
         let iterations: Vec<_> = status.history.iter().map(|i| json!({"iteration": i.iteration, "cost": i.cost, "e2e_mean_s": i.e2e_mean_seconds, "success_ratio": i.success_ratio, "qos_met": i.qos_met})).collect();
-        println!("{}", json!({"iterations": iterations, "final_config": config_json, "best_cost": status.best_config.as_ref().map(|_| status.best_cost), "qos_violations": status.qos_violations, "rollbacks": status.rollbacks, "state": status.state}));
+        println!(
+            "{}",
+            json!({"iterations": iterations, "final_config": config_json, "best_cost": status.best_config.as_ref().map(|_| status.best_cost), "qos_violations": status.qos_violations, "rollbacks": status.rollbacks, "state": status.state})
+        );
     }
     if temporary {
         let _ = std::fs::remove_dir_all(&workdir);

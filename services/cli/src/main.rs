@@ -21,7 +21,11 @@ use crate::args::{Cli, Command, SimCommand, WorkflowsCommand};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match cli.command {
         Command::Train(a) => policy::train(&a),
         Command::Recommend(a) => runtime()?.block_on(policy::recommend(&a)),

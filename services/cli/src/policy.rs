@@ -9,8 +9,8 @@ use faasconf_store::Store;
 use faasconf_training::{JobOutcome, JobSpec, Stage, TrainOptions, import_history, run_job};
 use serde_json::{Value, json};
 
-use crate::sim::progress_bar;
 use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, TrainArgs};
+use crate::sim::progress_bar;
 
 /// The algorithm of a flag.
 pub fn algorithm(choice: AlgorithmChoice) -> Algorithm {
@@ -23,51 +23,96 @@ pub fn algorithm(choice: AlgorithmChoice) -> Algorithm {
 }
 
 /// Runs a training job with progress bars on standard error.
-pub fn train_with_progress(store: &mut Store, workflow: &faasconf_core::Workflow, spec: &JobSpec, models: &std::path::Path, quiet: bool) -> Result<JobOutcome> {
+pub fn train_with_progress(
+    store: &mut Store,
+    workflow: &faasconf_core::Workflow,
+    spec: &JobSpec,
+    models: &std::path::Path,
+    quiet: bool,
+) -> Result<JobOutcome> {
     let sampling = progress_bar(spec.samples, "twin samples");
-    let training = progress_bar(usize::try_from(spec.train.updates).unwrap_or(usize::MAX), "updates");
+    let training = progress_bar(
+        usize::try_from(spec.train.updates).unwrap_or(usize::MAX),
+        "updates",
+    );
     if quiet {
         sampling.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         training.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let outcome = run_job(store, workflow, spec, models, faasconf_agents::default_device(), &mut |stage| match stage {
-        Stage::Sampling(done, _) => sampling.set_position(done as u64),
-        Stage::Training(p) => {
-            if p.update.is_multiple_of(50) || p.update == p.total {
-                training.set_position(p.update);
-                training.set_message(format!("critic {:.4}", p.critic));
+    let outcome = run_job(
+        store,
+        workflow,
+        spec,
+        models,
+        faasconf_agents::default_device(),
+        &mut |stage| match stage {
+            Stage::Sampling(done, _) => sampling.set_position(done as u64),
+            Stage::Training(p) => {
+                if p.update.is_multiple_of(50) || p.update == p.total {
+                    training.set_position(p.update);
+                    training.set_message(format!("critic {:.4}", p.critic));
+                }
             }
-        }
-    })?;
+        },
+    )?;
     sampling.finish_and_clear();
     training.finish_and_clear();
     Ok(outcome)
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let workflow = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
-    let qos = Qos { mean_latency_seconds: args.qos_latency_ms / 1000.0, min_success_ratio: args.min_success_ratio };
-    qos.validate("qos").context("--qos-latency-ms / --min-success-ratio")?;
+    let workflow = catalog::resolve(&args.workflow)
+        .with_context(|| format!("--workflow {}", args.workflow))?;
+    let qos = Qos {
+        mean_latency_seconds: args.qos_latency_ms / 1000.0,
+        min_success_ratio: args.min_success_ratio,
+    };
+    qos.validate("qos")
+        .context("--qos-latency-ms / --min-success-ratio")?;
     if args.loads.is_empty() || args.loads.contains(&0) {
         bail!("--loads: give user levels above 0, e.g. 10,20,30");
     }
-    let mut store = Store::open(&args.store.store).with_context(|| format!("--store {}", args.store.store.display()))?;
+    let mut store = Store::open(&args.store.store)
+        .with_context(|| format!("--store {}", args.store.store.display()))?;
     if let Some(path) = &args.history {
-        let rows = read_history(path, &workflow).with_context(|| format!("--history {}", path.display()))?;
-        let session = format!("history:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("csv"));
+        let rows = read_history(path, &workflow)
+            .with_context(|| format!("--history {}", path.display()))?;
+        let session = format!(
+            "history:{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("csv")
+        );
         let imported = import_history(&mut store, &workflow, &rows, &session, &qos)?;
-        eprintln!("history: {imported} rows imported from {} ({} already stored)", path.display(), if imported == 0 { "all" } else { "none" });
+        eprintln!(
+            "history: {imported} rows imported from {} ({} already stored)",
+            path.display(),
+            if imported == 0 { "all" } else { "none" }
+        );
     }
     let spec = JobSpec {
         workflow: workflow.name.clone(),
         samples: args.samples,
         loads: args.loads.clone(),
-        train: TrainOptions { algorithm: algorithm(args.algorithm), updates: args.updates, qos, seed: args.seed, ..TrainOptions::default() },
+        train: TrainOptions {
+            algorithm: algorithm(args.algorithm),
+            updates: args.updates,
+            qos,
+            seed: args.seed,
+            ..TrainOptions::default()
+        },
         promote: args.promote,
     };
-    let outcome = train_with_progress(&mut store, &workflow, &spec, &args.store.models_dir(), false)?;
+    let outcome = train_with_progress(
+        &mut store,
+        &workflow,
+        &spec,
+        &args.store.models_dir(),
+        false,
+    )?;
     let report = &outcome.report;
-    let promoted = store.models(Some(&workflow.name))?.iter().any(|m| m.version == outcome.version && m.promoted);
+    let promoted = store
+        .models(Some(&workflow.name))?
+        .iter()
+        .any(|m| m.version == outcome.version && m.promoted);
     println!(
         "{}",
         json!({
@@ -91,15 +136,26 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
 /// Calls `RecommendConfig` and prints it.
 pub async fn recommend(args: &RecommendArgs) -> Result<()> {
-    let mut client = PolicyClient::connect(args.endpoint.clone()).await.with_context(|| format!("--endpoint {}: cannot connect", args.endpoint))?;
+    let mut client = PolicyClient::connect(args.endpoint.clone())
+        .await
+        .with_context(|| format!("--endpoint {}: cannot connect", args.endpoint))?;
     let request = v1::RecommendConfigRequest {
         workflow: args.workflow.clone(),
-        load: Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(args.users)) }),
-        qos: Some(v1::Qos { mean_latency_ms: args.qos_latency_ms.unwrap_or(0.0), min_success_ratio: args.min_success_ratio.unwrap_or(0.0) }),
+        load: Some(v1::Load {
+            kind: Some(v1::load::Kind::ConcurrentUsers(args.users)),
+        }),
+        qos: Some(v1::Qos {
+            mean_latency_ms: args.qos_latency_ms.unwrap_or(0.0),
+            min_success_ratio: args.min_success_ratio.unwrap_or(0.0),
+        }),
         current: None,
         model_version: args.model_version.clone(),
     };
-    let response = client.recommend_config(request).await.map_err(|s| anyhow::anyhow!("RecommendConfig: {:?}: {}", s.code(), s.message()))?.into_inner();
+    let response = client
+        .recommend_config(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("RecommendConfig: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
     let text = match args.format {
         RecommendFormat::Json => serde_json::to_string_pretty(&response_json(&response))?,
         RecommendFormat::Openfaas => serde_yaml_ng::to_string(&openfaas_fragment(&response))?,
@@ -154,7 +210,8 @@ pub fn openfaas_fragment(r: &v1::RecommendConfigResponse) -> Value {
 pub fn patches(r: &v1::RecommendConfigResponse, namespace: &str) -> Result<String> {
     let mut out = String::new();
     for f in functions(r) {
-        let resources = json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
+        let resources =
+            json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
         let replicas = f.replicas.to_string();
         let patch = json!({
             "apiVersion": "apps/v1",

@@ -17,19 +17,28 @@ use faasconf_twin::{Twin, TwinOptions, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::args::{CalibrateArgs, EvaluateArgs, FidelityArgs, FailureChoice, LoadArgs, RoutingChoice, RunArgs, TraceArgs, WorkflowArgs};
+use crate::args::{
+    CalibrateArgs, EvaluateArgs, FailureChoice, FidelityArgs, LoadArgs, RoutingChoice, RunArgs,
+    TraceArgs, WorkflowArgs,
+};
 
 /// Formats every field error on its own line.
 fn field_report(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn load_workflow(args: &WorkflowArgs) -> Result<Workflow> {
-    let workflow = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
+    let workflow = catalog::resolve(&args.workflow)
+        .with_context(|| format!("--workflow {}", args.workflow))?;
     match &args.profiles {
         None => Ok(workflow),
         Some(path) => {
-            let set = ProfileSet::read(path).with_context(|| format!("--profiles {}", path.display()))?;
+            let set =
+                ProfileSet::read(path).with_context(|| format!("--profiles {}", path.display()))?;
             Ok(workflow.with_profiles(&set))
         }
     }
@@ -38,10 +47,17 @@ fn load_workflow(args: &WorkflowArgs) -> Result<Workflow> {
 fn workload(load: &LoadArgs, trace: &TraceArgs) -> Result<Workload> {
     let workload = match (load.users, load.rps, &load.trace) {
         (Some(users), None, None) => Workload::ClosedLoop { users },
-        (None, Some(requests_per_second), None) => Workload::Poisson { requests_per_second },
+        (None, Some(requests_per_second), None) => Workload::Poisson {
+            requests_per_second,
+        },
         (None, None, Some(path)) => Workload::Trace {
-            per_minute: read_azure_series(path, trace.trace_row, trace.trace_start, trace.trace_minutes)
-                .with_context(|| format!("--trace {}", path.display()))?,
+            per_minute: read_azure_series(
+                path,
+                trace.trace_row,
+                trace.trace_start,
+                trace.trace_minutes,
+            )
+            .with_context(|| format!("--trace {}", path.display()))?,
             min_users: trace.min_users,
             max_users: trace.max_users,
         },
@@ -93,15 +109,24 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let config = match &args.config {
         None => middle_config(&w)?,
         Some(path) => {
-            let text = fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
-            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("--config {}: malformed JSON", path.display()))?;
-            parse_config(&w, &value, "config").map_err(|e| anyhow::anyhow!("--config {}:\n{}", path.display(), field_report(&e)))?
+            let text =
+                fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("--config {}: malformed JSON", path.display()))?;
+            parse_config(&w, &value, "config").map_err(|e| {
+                anyhow::anyhow!("--config {}:\n{}", path.display(), field_report(&e))
+            })?
         }
     };
-    let options = TwinOptions { window_seconds: args.window_seconds, seed: args.seed };
+    let options = TwinOptions {
+        window_seconds: args.window_seconds,
+        seed: args.seed,
+    };
     let mut twin = Twin::new(w, config, load, options)?;
     let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(fs::File::create(path).with_context(|| format!("--output {}", path.display()))?)),
+        Some(path) => Box::new(BufWriter::new(
+            fs::File::create(path).with_context(|| format!("--output {}", path.display()))?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     for _ in 0..args.windows {
@@ -114,11 +139,21 @@ pub fn run(args: &RunArgs) -> Result<()> {
 }
 
 pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
-    let w = catalog::resolve(&args.workflow).with_context(|| format!("--workflow {}", args.workflow))?;
+    let w = catalog::resolve(&args.workflow)
+        .with_context(|| format!("--workflow {}", args.workflow))?;
     let rows = history_rows(&args.history, &w)?;
-    let mismatched: Vec<String> = rows.iter().filter(|r| r.users.round() as u32 != args.users).take(10).map(|r| format!("line {} (qps {})", r.line, r.users)).collect();
+    let mismatched: Vec<String> = rows
+        .iter()
+        .filter(|r| r.users.round() as u32 != args.users)
+        .take(10)
+        .map(|r| format!("line {} (qps {})", r.line, r.users))
+        .collect();
     if !mismatched.is_empty() {
-        bail!("--users {}: the history's qps column differs on {}", args.users, mismatched.join(", "));
+        bail!(
+            "--users {}: the history's qps column differs on {}",
+            args.users,
+            mismatched.join(", ")
+        );
     }
     let options = CalibrationOptions {
         windows: args.windows,
@@ -143,14 +178,25 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     });
     bar.finish_and_clear();
     let fitted = w.clone().with_profiles(&fit.profiles);
-    let in_sample = Fidelity::measure(&w, &rows, &calibrate::predict_rows(&fitted, &rows, args.report_windows, args.seed, 0));
+    let in_sample = Fidelity::measure(
+        &w,
+        &rows,
+        &calibrate::predict_rows(&fitted, &rows, args.report_windows, args.seed, 0),
+    );
     let cross_validation = if args.folds >= 2 {
         let bar = progress_bar(1, "validating");
-        let cv = calibrate::cross_validate(&w, &rows, args.folds, args.report_windows, &options, &mut |fold, done, total| {
-            bar.set_message(format!("fold {}/{}", fold + 1, args.folds));
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        });
+        let cv = calibrate::cross_validate(
+            &w,
+            &rows,
+            args.folds,
+            args.report_windows,
+            &options,
+            &mut |fold, done, total| {
+                bar.set_message(format!("fold {}/{}", fold + 1, args.folds));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        );
         bar.finish_and_clear();
         Some(cv)
     } else {
@@ -159,7 +205,10 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     let mut profiles = fit.profiles.clone();
     profiles.source = format!(
         "faasconf sim calibrate --history {} --workflow {} --users {} --folds {} --max-evaluations {} --seed {} ({} rows)",
-        args.history.file_name().map_or_else(|| args.history.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        args.history.file_name().map_or_else(
+            || args.history.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
         args.workflow,
         args.users,
         args.folds,
@@ -176,10 +225,21 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
         "cross_validation": cross_validation,
     }));
     write_atomically(&args.out, serde_json::to_string_pretty(&profiles)? + "\n")?;
-    eprintln!("routing {:?}, failure mode {:?}; loss {:.4} (from {:.4}), {} evaluations", profiles.platform.routing, profiles.platform.failure_mode, fit.loss, fit.initial_loss, fit.evaluations);
+    eprintln!(
+        "routing {:?}, failure mode {:?}; loss {:.4} (from {:.4}), {} evaluations",
+        profiles.platform.routing,
+        profiles.platform.failure_mode,
+        fit.loss,
+        fit.initial_loss,
+        fit.evaluations
+    );
     eprintln!("in-sample: {}", summary(&in_sample));
     if let Some(cv) = &cross_validation {
-        eprintln!("{}-fold cross-validated (pooled held-out rows): {}", cv.folds, summary(&cv.pooled));
+        eprintln!(
+            "{}-fold cross-validated (pooled held-out rows): {}",
+            cv.folds,
+            summary(&cv.pooled)
+        );
     }
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -187,7 +247,9 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
 
 fn history_rows(path: &Path, w: &Workflow) -> Result<Vec<faasconf_core::history::HistoryRow>> {
     read_history(path, w).map_err(|e| match e {
-        faasconf_core::Error::Invalid(errors) => anyhow::anyhow!("--history {}:\n{}", path.display(), field_report(&errors)),
+        faasconf_core::Error::Invalid(errors) => {
+            anyhow::anyhow!("--history {}:\n{}", path.display(), field_report(&errors))
+        }
         other => anyhow::Error::new(other).context(format!("--history {}", path.display())),
     })
 }
@@ -224,15 +286,33 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let w = load_workflow(&args.workflow)?;
     let load = Workload::ClosedLoop { users: args.users };
     load.validate().context("--users")?;
-    let text = fs::read_to_string(&args.input).with_context(|| format!("--input {}", args.input.display()))?;
-    let requests = what_if::parse_requests(&w, &text)
-        .map_err(|errors| anyhow::anyhow!("--input {}: {} problem(s), nothing simulated:\n{}", args.input.display(), errors.len(), field_report(&errors)))?;
+    let text = fs::read_to_string(&args.input)
+        .with_context(|| format!("--input {}", args.input.display()))?;
+    let requests = what_if::parse_requests(&w, &text).map_err(|errors| {
+        anyhow::anyhow!(
+            "--input {}: {} problem(s), nothing simulated:\n{}",
+            args.input.display(),
+            errors.len(),
+            field_report(&errors)
+        )
+    })?;
     let bar = progress_bar(requests.len(), "evaluating");
     let done = AtomicUsize::new(0);
-    let outcomes = what_if::evaluate(&w, &requests, &load, args.windows, TwinOptions { window_seconds: 30.0, seed: args.seed }, 0, &|n| {
-        let now = done.fetch_add(n, Ordering::Relaxed) + n;
-        bar.set_position(now as u64);
-    })?;
+    let outcomes = what_if::evaluate(
+        &w,
+        &requests,
+        &load,
+        args.windows,
+        TwinOptions {
+            window_seconds: 30.0,
+            seed: args.seed,
+        },
+        0,
+        &|n| {
+            let now = done.fetch_add(n, Ordering::Relaxed) + n;
+            bar.set_position(now as u64);
+        },
+    )?;
     bar.finish_and_clear();
     let mut text = String::new();
     for o in &outcomes {
@@ -240,6 +320,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         text.push('\n');
     }
     write_atomically(&args.output, text)?;
-    eprintln!("evaluated {} configurations -> {}", outcomes.len(), args.output.display());
+    eprintln!(
+        "evaluated {} configurations -> {}",
+        outcomes.len(),
+        args.output.display()
+    );
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use faasconf_core::Workflow;
-use faasconf_ses::{Sample, SafeExplorer, SesConfig};
+use faasconf_ses::{SafeExplorer, Sample, SesConfig};
 use faasconf_store::{ModelVersion, Store};
 use faasconf_training::Model;
 
@@ -36,7 +36,11 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Engine {
     /// An engine over `workflows`, the store at `store_path` and `models_dir`.
-    pub fn open(workflows: Vec<Workflow>, store_path: PathBuf, models_dir: PathBuf) -> Result<Self, faasconf_store::Error> {
+    pub fn open(
+        workflows: Vec<Workflow>,
+        store_path: PathBuf,
+        models_dir: PathBuf,
+    ) -> Result<Self, faasconf_store::Error> {
         let store = Store::open(&store_path)?;
         Ok(Self {
             store_path,
@@ -59,7 +63,9 @@ impl Engine {
         if name.is_empty() {
             return Err(PolicyError::field("workflow", "missing"));
         }
-        self.workflows.get(name).ok_or_else(|| PolicyError::UnknownWorkflow(name.to_owned()))
+        self.workflows
+            .get(name)
+            .ok_or_else(|| PolicyError::UnknownWorkflow(name.to_owned()))
     }
 
     /// The model versions of `workflow` (all workflows when `None`).
@@ -68,20 +74,55 @@ impl Engine {
     }
 
     /// The model of `workflow`: `version` (empty: the promoted one, else the newest).
-    pub fn model(&self, workflow: &Workflow, version: &str) -> Result<(ModelVersion, SharedModel), PolicyError> {
+    pub fn model(
+        &self,
+        workflow: &Workflow,
+        version: &str,
+    ) -> Result<(ModelVersion, SharedModel), PolicyError> {
         let versions = self.versions(Some(&workflow.name))?;
         let chosen = if version.is_empty() {
-            versions.iter().find(|v| v.promoted).or_else(|| versions.iter().max_by_key(|v| v.version))
+            versions
+                .iter()
+                .find(|v| v.promoted)
+                .or_else(|| versions.iter().max_by_key(|v| v.version))
         } else {
-            let wanted: i64 = version.parse().map_err(|_| PolicyError::field("model_version", format!("{version:?} is not a version number")))?;
-            Some(versions.iter().find(|v| v.version == wanted).ok_or_else(|| PolicyError::NotFound(format!("model version {wanted} of {:?} does not exist", workflow.name)))?)
+            let wanted: i64 = version.parse().map_err(|_| {
+                PolicyError::field(
+                    "model_version",
+                    format!("{version:?} is not a version number"),
+                )
+            })?;
+            Some(
+                versions
+                    .iter()
+                    .find(|v| v.version == wanted)
+                    .ok_or_else(|| {
+                        PolicyError::NotFound(format!(
+                            "model version {wanted} of {:?} does not exist",
+                            workflow.name
+                        ))
+                    })?,
+            )
         };
-        let chosen = chosen.ok_or_else(|| PolicyError::NoModel { workflow: workflow.name.clone() })?.clone();
+        let chosen = chosen
+            .ok_or_else(|| PolicyError::NoModel {
+                workflow: workflow.name.clone(),
+            })?
+            .clone();
         if let Some(m) = lock(&self.models).get(&chosen.version) {
             return Ok((chosen, m.clone()));
         }
-        let model = Model::load(std::path::Path::new(&chosen.path), workflow, faasconf_agents::default_device())
-            .map_err(|e| PolicyError::Internal(format!("model version {} cannot be loaded: {e}", chosen.version)))?;
+        let model = Model::load(
+            std::path::Path::new(&chosen.path),
+            workflow,
+            faasconf_agents::default_device(),
+        )
+        .map_err(|e| {
+            PolicyError::Internal(format!(
+                "model version {} cannot be loaded: {e}",
+                chosen.version
+            ))
+        })?;
         let shared = Arc::new(Mutex::new(model));
         lock(&self.models).insert(chosen.version, shared.clone());
         Ok((chosen, shared))
@@ -98,10 +139,18 @@ impl Engine {
             .map_err(PolicyError::internal)?
             .into_iter()
             .filter(|s| !s.observation.window.transient)
-            .map(|s| Sample { users: s.observation.users, price: s.observation.window.config.cost(), actions: s.observation.actions, qos_met: s.observation.qos_met })
+            .map(|s| Sample {
+                users: s.observation.users,
+                price: s.observation.window.config.cost(),
+                actions: s.observation.actions,
+                qos_met: s.observation.qos_met,
+            })
             .collect();
         let explorer = Arc::new(Mutex::new(SafeExplorer::new(self.ses, samples, 0)));
-        Ok(lock(&self.explorers).entry(workflow.name.clone()).or_insert(explorer).clone())
+        Ok(lock(&self.explorers)
+            .entry(workflow.name.clone())
+            .or_insert(explorer)
+            .clone())
     }
 
     /// Forgets the cached strategy of `workflow` (after new samples were imported).

@@ -10,13 +10,17 @@ pub enum PolicyError {
     #[error("invalid request: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
     /// No such workflow.
-    #[error("workflow {0:?} is not known to this policy (built in: sequential, parallel, branch, tcktapp; or start the service with --workflow FILE)")]
+    #[error(
+        "workflow {0:?} is not known to this policy (built in: sequential, parallel, branch, tcktapp; or start the service with --workflow FILE)"
+    )]
     UnknownWorkflow(String),
     /// No such model version, session or job.
     #[error("{0}")]
     NotFound(String),
     /// The workflow has no trained model yet.
-    #[error("no trained model for {workflow:?}: train one with `faasconf train --workflow {workflow} --samples 2000 --store <the service's --store>` (or StartTraining), then retry")]
+    #[error(
+        "no trained model for {workflow:?}: train one with `faasconf train --workflow {workflow} --samples 2000 --store <the service's --store>` (or StartTraining), then retry"
+    )]
     NoModel {
         /// The workflow.
         workflow: String,
@@ -48,8 +52,12 @@ impl From<PolicyError> for Status {
     fn from(e: PolicyError) -> Self {
         match &e {
             PolicyError::Invalid(errors) => faasconf_proto::status::invalid_argument(errors),
-            PolicyError::UnknownWorkflow(_) | PolicyError::NotFound(_) => Status::not_found(e.to_string()),
-            PolicyError::NoModel { .. } | PolicyError::Precondition(_) => Status::failed_precondition(e.to_string()),
+            PolicyError::UnknownWorkflow(_) | PolicyError::NotFound(_) => {
+                Status::not_found(e.to_string())
+            }
+            PolicyError::NoModel { .. } | PolicyError::Precondition(_) => {
+                Status::failed_precondition(e.to_string())
+            }
             PolicyError::Unavailable(_) => Status::unavailable(e.to_string()),
             PolicyError::Internal(_) => Status::internal(e.to_string()),
         }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use faasconf_training::{run_job, JobSpec, Stage};
+use faasconf_training::{JobSpec, Stage, run_job};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{lock, Engine};
+use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
 
 /// A job's record.
@@ -39,7 +39,10 @@ pub struct Jobs {
 impl Jobs {
     /// Jobs recorded under `models_dir/jobs`.
     pub fn new(models_dir: &std::path::Path) -> Self {
-        Self { dir: models_dir.join("jobs"), jobs: Mutex::new(HashMap::new()) }
+        Self {
+            dir: models_dir.join("jobs"),
+            jobs: Mutex::new(HashMap::new()),
+        }
     }
 
     fn save(&self, record: &JobRecord) {
@@ -55,30 +58,59 @@ impl Jobs {
     }
 
     /// Starts a job.
-    pub fn start(self: &Arc<Self>, engine: Arc<Engine>, spec: JobSpec) -> Result<JobRecord, PolicyError> {
+    pub fn start(
+        self: &Arc<Self>,
+        engine: Arc<Engine>,
+        spec: JobSpec,
+    ) -> Result<JobRecord, PolicyError> {
         engine.workflow(&spec.workflow)?;
-        let id = format!("train-{}-{}-{}", spec.workflow, spec.train.algorithm.name(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
-        let record = JobRecord { id, spec, state: "pending".into(), progress: 0.0, model_version: String::new(), message: String::new() };
+        let id = format!(
+            "train-{}-{}-{}",
+            spec.workflow,
+            spec.train.algorithm.name(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        );
+        let record = JobRecord {
+            id,
+            spec,
+            state: "pending".into(),
+            progress: 0.0,
+            model_version: String::new(),
+            message: String::new(),
+        };
         self.launch(engine, record.clone());
         Ok(record)
     }
 
     /// Restarts the jobs a killed service left running.
     pub fn resume_interrupted(self: &Arc<Self>, engine: Arc<Engine>) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
         let mut resumed = 0;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let Ok(record) = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<JobRecord>(&b).map_err(|e| e.to_string())) else {
+            let Ok(record) = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<JobRecord>(&b).map_err(|e| e.to_string()))
+            else {
                 tracing::warn!(path = %path.display(), "unreadable job record left alone");
                 continue;
             };
             if matches!(record.state.as_str(), "pending" | "running") {
                 tracing::info!(job = %record.id, "resuming an interrupted training job");
-                self.launch(engine.clone(), JobRecord { message: "resumed after a restart".into(), ..record });
+                self.launch(
+                    engine.clone(),
+                    JobRecord {
+                        message: "resumed after a restart".into(),
+                        ..record
+                    },
+                );
                 resumed += 1;
             }
         }
@@ -97,27 +129,45 @@ impl Jobs {
                 r.state = "running".into();
                 jobs.save(&r);
             }
-            let result = engine.workflow(&spec.workflow).map_err(|e| e.to_string()).and_then(|workflow| {
-                let workflow = workflow.clone();
-                // Its own connection: the service's stays free for recommendations.
-                let mut store = faasconf_store::Store::open(&engine.store_path).map_err(|e| e.to_string())?;
-                let progress_state = shared.clone();
-                run_job(&mut store, &workflow, &spec, &engine.models_dir, faasconf_agents::default_device(), &mut |stage| {
-                    let p = match stage {
-                        Stage::Sampling(done, total) => 0.3 * done as f64 / total.max(1) as f64,
-                        Stage::Training(p) => 0.3 + 0.7 * p.update as f64 / p.total.max(1) as f64,
-                    };
-                    lock(&progress_state).progress = p;
-                })
+            let result = engine
+                .workflow(&spec.workflow)
                 .map_err(|e| e.to_string())
-            });
+                .and_then(|workflow| {
+                    let workflow = workflow.clone();
+                    // Its own connection: the service's stays free for recommendations.
+                    let mut store = faasconf_store::Store::open(&engine.store_path)
+                        .map_err(|e| e.to_string())?;
+                    let progress_state = shared.clone();
+                    run_job(
+                        &mut store,
+                        &workflow,
+                        &spec,
+                        &engine.models_dir,
+                        faasconf_agents::default_device(),
+                        &mut |stage| {
+                            let p = match stage {
+                                Stage::Sampling(done, total) => {
+                                    0.3 * done as f64 / total.max(1) as f64
+                                }
+                                Stage::Training(p) => {
+                                    0.3 + 0.7 * p.update as f64 / p.total.max(1) as f64
+                                }
+                            };
+                            lock(&progress_state).progress = p;
+                        },
+                    )
+                    .map_err(|e| e.to_string())
+                });
             let mut r = lock(&shared);
             match result {
                 Ok(outcome) => {
                     r.state = "done".into();
                     r.progress = 1.0;
                     r.model_version = outcome.version.to_string();
-                    r.message = format!("trained on {} transitions in {:.1} s", outcome.report.transitions, outcome.report.seconds);
+                    r.message = format!(
+                        "trained on {} transitions in {:.1} s",
+                        outcome.report.transitions, outcome.report.seconds
+                    );
                     engine.refresh_explorer(&spec.workflow);
                 }
                 Err(e) => {
@@ -132,7 +182,9 @@ impl Jobs {
     /// A job's record.
     pub fn status(&self, id: &str) -> Result<JobRecord, PolicyError> {
         let jobs = lock(&self.jobs);
-        let job = jobs.get(id).ok_or_else(|| PolicyError::NotFound(format!("training job {id:?} does not exist")))?;
+        let job = jobs
+            .get(id)
+            .ok_or_else(|| PolicyError::NotFound(format!("training job {id:?} does not exist")))?;
         Ok(lock(job).clone())
     }
 }

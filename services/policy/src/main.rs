@@ -39,13 +39,25 @@ struct Args {
 async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
-    let names: Vec<String> = if args.workflows.is_empty() { catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect() } else { args.workflows.clone() };
-    let workflows = names.iter().map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}"))).collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = if args.workflows.is_empty() {
+        catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.workflows.clone()
+    };
+    let workflows = names
+        .iter()
+        .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
+        .collect::<Result<Vec<_>>>()?;
     if let Some(url) = &args.actuator {
-        url.parse::<http::Uri>().with_context(|| format!("--actuator {url}: not a URL"))?;
+        url.parse::<http::Uri>()
+            .with_context(|| format!("--actuator {url}: not a URL"))?;
     }
-    let models = args.models.clone().unwrap_or_else(|| args.store.with_extension("models"));
-    let engine = Engine::open(workflows, args.store.clone(), models).with_context(|| format!("--store {}", args.store.display()))?;
+    let models = args
+        .models
+        .clone()
+        .unwrap_or_else(|| args.store.with_extension("models"));
+    let engine = Engine::open(workflows, args.store.clone(), models)
+        .with_context(|| format!("--store {}", args.store.display()))?;
     let handle = faasconf_server::install_metrics_recorder()?;
     faasconf_policy::service::describe_metrics();
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
@@ -54,20 +66,33 @@ async fn main() -> Result<()> {
         "/metrics",
         axum::routing::get(move || {
             let text = handle.render();
-            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    text,
+                )
+            }
         }),
     );
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let metrics_server = tokio::spawn(faasconf_server::serve_http(router, metrics_listener, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let metrics_server = tokio::spawn(faasconf_server::serve_http(
+        router,
+        metrics_listener,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
     let service = PolicyService::new(Arc::new(engine)).with_default_actuator(args.actuator);
     let routes = Routes::new(PolicyServer::new(service));
     let shutdown = async move {
         faasconf_server::shutdown_signal().await;
         let _ = stop.send(true);
     };
-    faasconf_server::serve::<PolicyServer<PolicyService>>("policy", routes, listener, shutdown).await?;
+    faasconf_server::serve::<PolicyServer<PolicyService>>("policy", routes, listener, shutdown)
+        .await?;
     metrics_server.abort();
     Ok(())
 }

@@ -34,7 +34,9 @@ impl Outcomes {
     pub fn to_avoid(&self, pass_rate: f64) -> Vec<WorkflowConfig> {
         self.records
             .iter()
-            .filter(|(_, met, missed)| *missed >= 2 && f64::from(*missed) > (1.0 - pass_rate) * f64::from(met + missed))
+            .filter(|(_, met, missed)| {
+                *missed >= 2 && f64::from(*missed) > (1.0 - pass_rate) * f64::from(met + missed)
+            })
             .map(|(c, _, _)| c.clone())
             .collect()
     }
@@ -70,7 +72,12 @@ mod tests {
     use faasconf_core::FunctionConfig;
 
     fn config(cpu: u32) -> WorkflowConfig {
-        WorkflowConfig(vec![FunctionConfig { cpu_millis: cpu, memory_mib: 256, replicas: 1, concurrency: 1 }])
+        WorkflowConfig(vec![FunctionConfig {
+            cpu_millis: cpu,
+            memory_mib: 256,
+            replicas: 1,
+            concurrency: 1,
+        }])
     }
 
     #[test]
@@ -82,7 +89,10 @@ mod tests {
             o.observe(&config(500), true);
         }
         o.observe(&config(500), false);
-        assert!(o.to_avoid(0.85).is_empty(), "2 misses in 22 windows is within 15%");
+        assert!(
+            o.to_avoid(0.85).is_empty(),
+            "2 misses in 22 windows is within 15%"
+        );
         o.observe(&config(600), false);
         o.observe(&config(600), true);
         o.observe(&config(600), false);
@@ -99,6 +109,9 @@ mod tests {
         let mut c = Calibration::default();
         assert!(!c.observe(1.0, false));
         assert!(c.observe(1.0, false));
-        assert!(!c.observe(1.0, false), "the record starts again after widening");
+        assert!(
+            !c.observe(1.0, false),
+            "the record starts again after widening"
+        );
     }
 }

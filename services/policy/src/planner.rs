@@ -16,7 +16,9 @@ use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::{Band, SafeExplorer, SesError};
-use faasconf_training::search::{descend, moves, random_configs, repair, shortfall, Evaluation, Steady};
+use faasconf_training::search::{
+    Evaluation, Steady, descend, moves, random_configs, repair, shortfall,
+};
 use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
@@ -70,14 +72,31 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { candidates: 32, random_starts: 128, noise: 0.15, screen: true, screen_windows: 8, screen_seeds: 3, twin_seed: 0x7a1, refine_budget: 2000, latency_margin: 0.0, success_margin: 0.0, pass_rate: 0.85, holdout_seeds: 4, holdout_windows: 25 }
+        Self {
+            candidates: 32,
+            random_starts: 128,
+            noise: 0.15,
+            screen: true,
+            screen_windows: 8,
+            screen_seeds: 3,
+            twin_seed: 0x7a1,
+            refine_budget: 2000,
+            latency_margin: 0.0,
+            success_margin: 0.0,
+            pass_rate: 0.85,
+            holdout_seeds: 4,
+            holdout_windows: 25,
+        }
     }
 }
 
 impl PlanOptions {
     /// The QoS target tightened by the margins.
     pub fn tightened(&self, qos: &Qos) -> Qos {
-        Qos { mean_latency_seconds: qos.mean_latency_seconds * (1.0 - self.latency_margin), min_success_ratio: (qos.min_success_ratio + self.success_margin).min(1.0) }
+        Qos {
+            mean_latency_seconds: qos.mean_latency_seconds * (1.0 - self.latency_margin),
+            min_success_ratio: (qos.min_success_ratio + self.success_margin).min(1.0),
+        }
     }
 }
 
@@ -110,14 +129,36 @@ struct Candidate {
 }
 
 fn rows(actions: &[f32]) -> Vec<[f64; 4]> {
-    actions.chunks(4).map(|c| [0, 1, 2, 3].map(|i| f64::from(c.get(i).copied().unwrap_or(0.0)).clamp(0.0, 1.0))).collect()
+    actions
+        .chunks(4)
+        .map(|c| [0, 1, 2, 3].map(|i| f64::from(c.get(i).copied().unwrap_or(0.0)).clamp(0.0, 1.0)))
+        .collect()
 }
 
-fn filtered(workflow: &Workflow, users: u32, proposed: Vec<[f64; 4]>, explorer: &mut Option<&mut SafeExplorer>) -> Result<Candidate, PolicyError> {
-    let Some(explorer) = explorer.as_deref_mut() else { return Ok(Candidate { actions: proposed, replaced: false, band: None }) };
+fn filtered(
+    workflow: &Workflow,
+    users: u32,
+    proposed: Vec<[f64; 4]>,
+    explorer: &mut Option<&mut SafeExplorer>,
+) -> Result<Candidate, PolicyError> {
+    let Some(explorer) = explorer.as_deref_mut() else {
+        return Ok(Candidate {
+            actions: proposed,
+            replaced: false,
+            band: None,
+        });
+    };
     match explorer.filter(workflow, users, proposed.clone()) {
-        Ok(f) => Ok(Candidate { actions: f.actions, replaced: f.replaced, band: Some(f.band) }),
-        Err(SesError::NoSafeHistory) => Ok(Candidate { actions: proposed, replaced: false, band: None }),
+        Ok(f) => Ok(Candidate {
+            actions: f.actions,
+            replaced: f.replaced,
+            band: Some(f.band),
+        }),
+        Err(SesError::NoSafeHistory) => Ok(Candidate {
+            actions: proposed,
+            replaced: false,
+            band: None,
+        }),
         Err(e) => Err(PolicyError::internal(e)),
     }
 }
@@ -142,12 +183,25 @@ pub fn plan(
     options: &PlanOptions,
     rng: &mut Rng,
 ) -> Result<Plan, PolicyError> {
-    let Decision { actions, weights } = model.decide(workflow, window).map_err(|e| PolicyError::field("current", e.to_string()))?;
+    let Decision { actions, weights } = model
+        .decide(workflow, window)
+        .map_err(|e| PolicyError::field("current", e.to_string()))?;
     let greedy = rows(&actions);
-    let count = if options.screen { options.candidates.max(1) } else { 1 };
+    let count = if options.screen {
+        options.candidates.max(1)
+    } else {
+        1
+    };
     let mut candidates = Vec::with_capacity(count);
     for i in 0..count {
-        let proposed = if i == 0 { greedy.clone() } else { greedy.iter().map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0))).collect() };
+        let proposed = if i == 0 {
+            greedy.clone()
+        } else {
+            greedy
+                .iter()
+                .map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0)))
+                .collect()
+        };
         candidates.push(filtered(workflow, users, proposed, &mut explorer)?);
     }
     if options.screen {
@@ -155,19 +209,42 @@ pub fn plan(
         if let Some(explorer) = explorer.as_deref() {
             let band = explorer.band_for(users).cloned();
             let mut safe: Vec<Vec<[f64; 4]>> = explorer.safe_for(users).to_vec();
-            safe.sort_by(|a, b| faasconf_ses::price(workflow, a).unwrap_or(f64::MAX).total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX)));
-            candidates.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate { actions, replaced: true, band }));
+            safe.sort_by(|a, b| {
+                faasconf_ses::price(workflow, a)
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX))
+            });
+            candidates.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate {
+                actions,
+                replaced: true,
+                band,
+            }));
         }
     }
-    let config_of = |c: &Candidate| workflow.config_from_actions(&c.actions).map_err(PolicyError::internal);
+    let config_of = |c: &Candidate| {
+        workflow
+            .config_from_actions(&c.actions)
+            .map_err(PolicyError::internal)
+    };
     if !options.screen {
         let c = candidates.swap_remove(0);
-        return Ok(Plan { config: config_of(&c)?, actions: c.actions, weights, ses_replaced: c.replaced, band: c.band, verdict: None, screened: 0, expected_pass_rate: None });
+        return Ok(Plan {
+            config: config_of(&c)?,
+            actions: c.actions,
+            weights,
+            ses_replaced: c.replaced,
+            band: c.band,
+            verdict: None,
+            screened: 0,
+            expected_pass_rate: None,
+        });
     }
     let evaluation = Evaluation {
         users: users.max(1),
         windows: options.screen_windows,
-        seeds: (0..options.screen_seeds.max(1)).map(|k| options.twin_seed.wrapping_add(k)).collect(),
+        seeds: (0..options.screen_seeds.max(1))
+            .map(|k| options.twin_seed.wrapping_add(k))
+            .collect(),
         window_seconds: window.duration_seconds.clamp(1.0, 3600.0),
         threads: 0,
         qos: *qos,
@@ -176,7 +253,10 @@ pub fn plan(
     let acceptable = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
     // Lower is closer to acceptable.
     let score = |s: &Steady| shortfall(s, &strict) - s.pass_rate();
-    let mut configs = candidates.iter().map(config_of).collect::<Result<Vec<_>, _>>()?;
+    let mut configs = candidates
+        .iter()
+        .map(config_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut origins: Vec<Option<usize>> = (0..configs.len()).map(Some).collect();
     if let Some(incumbent) = incumbent {
         configs.push(incumbent.clone());
@@ -199,16 +279,33 @@ pub fn plan(
             (false, false) => score(sa).total_cmp(&score(sb)),
         }
     });
-    let first = *order.first().ok_or_else(|| PolicyError::Internal("no candidate".into()))?;
+    let first = *order
+        .first()
+        .ok_or_else(|| PolicyError::Internal("no candidate".into()))?;
     let (mut pick, mut config, mut steady) = (first, configs[first].clone(), scored[first]);
     let mut refined = 0;
     // Every acceptable configuration the search stood on, for the held-out check.
-    let mut visited: Vec<(WorkflowConfig, Steady, Option<usize>)> = (0..screened).filter(|&k| acceptable(&scored[k])).map(|k| (configs[k].clone(), scored[k], Some(k))).collect();
+    let mut visited: Vec<(WorkflowConfig, Steady, Option<usize>)> = (0..screened)
+        .filter(|&k| acceptable(&scored[k]))
+        .map(|k| (configs[k].clone(), scored[k], Some(k)))
+        .collect();
     // Descents from the (up to) three best feasible candidates share the budget: the landscape
     // has many local optima.
-    let starts: Vec<usize> = order.iter().copied().filter(|&k| acceptable(&scored[k])).take(DESCENTS).collect();
+    let starts: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&k| acceptable(&scored[k]))
+        .take(DESCENTS)
+        .collect();
     for &k in &starts {
-        let d = descend(workflow, configs[k].clone(), scored[k], &acceptable, &evaluation, options.refine_budget / (2 * starts.len()));
+        let d = descend(
+            workflow,
+            configs[k].clone(),
+            scored[k],
+            &acceptable,
+            &evaluation,
+            options.refine_budget / (2 * starts.len()),
+        );
         refined += d.evaluations;
         visited.extend(d.path.iter().skip(1).map(|(c, s)| (c.clone(), *s, Some(k))));
         if d.steady.cost < steady.cost || (k == first && d.steady.cost <= steady.cost) {
@@ -218,11 +315,26 @@ pub fn plan(
     // No candidate is acceptable (the policy and the safe history both fall short at this
     // load): climb back to QoS from the closest one, then descend from there.
     if !acceptable(&steady) {
-        let r = repair(workflow, config.clone(), steady, &acceptable, &score, &evaluation, options.refine_budget / 2);
+        let r = repair(
+            workflow,
+            config.clone(),
+            steady,
+            &acceptable,
+            &score,
+            &evaluation,
+            options.refine_budget / 2,
+        );
         refined += r.evaluations;
         (config, steady) = (r.config, r.steady);
         if acceptable(&steady) {
-            let d = descend(workflow, config.clone(), steady, &acceptable, &evaluation, options.refine_budget / 4);
+            let d = descend(
+                workflow,
+                config.clone(),
+                steady,
+                &acceptable,
+                &evaluation,
+                options.refine_budget / 4,
+            );
             refined += d.evaluations;
             visited.extend(d.path.iter().map(|(c, s)| (c.clone(), *s, Some(first))));
             (config, steady) = (d.config, d.steady);
@@ -241,11 +353,23 @@ pub fn plan(
             kicked = around[rng.below(around.len())].clone();
         }
         let kicked_steady = evaluation.steady(workflow, &kicked);
-        let d = descend(workflow, kicked, kicked_steady, &acceptable, &evaluation, left.min(options.refine_budget / 4));
+        let d = descend(
+            workflow,
+            kicked,
+            kicked_steady,
+            &acceptable,
+            &evaluation,
+            left.min(options.refine_budget / 4),
+        );
         let spent = d.evaluations + 1;
         refined += spent;
         left = left.saturating_sub(spent.max(KICK_MOVES));
-        visited.extend(d.path.iter().filter(|(_, s)| acceptable(s)).map(|(c, s)| (c.clone(), *s, Some(pick))));
+        visited.extend(
+            d.path
+                .iter()
+                .filter(|(_, s)| acceptable(s))
+                .map(|(c, s)| (c.clone(), *s, Some(pick))),
+        );
         if acceptable(&d.steady) && d.steady.cost < steady.cost {
             (config, steady) = (d.config, d.steady);
         }
@@ -254,24 +378,42 @@ pub fn plan(
     visited.retain(|(c, s, _)| acceptable(s) && !avoid.contains(c));
     visited.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
     visited.dedup_by(|a, b| a.0 == b.0);
-    let holdout = Evaluation { seeds: (0..options.holdout_seeds.max(1)).map(|k| options.twin_seed.wrapping_add(1000 + k)).collect(), windows: options.holdout_windows.max(1), ..evaluation.clone() };
+    let holdout = Evaluation {
+        seeds: (0..options.holdout_seeds.max(1))
+            .map(|k| options.twin_seed.wrapping_add(1000 + k))
+            .collect(),
+        windows: options.holdout_windows.max(1),
+        ..evaluation.clone()
+    };
     // The cheapest ones, then a spread over the dearer rest (earlier steps of the search paths,
     // further from the edge).
     let mut chosen: Vec<usize> = (0..visited.len().min(VALIDATION_CHEAPEST)).collect();
     let rest = visited.len().saturating_sub(VALIDATION_CHEAPEST);
-    chosen.extend((0..VALIDATION_SPREAD.min(rest)).map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)));
+    chosen.extend(
+        (0..VALIDATION_SPREAD.min(rest))
+            .map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)),
+    );
     // The incumbent is always checked: what is chosen is never dearer than an incumbent that
     // passes.
     chosen.extend(incumbent.and_then(|i| visited.iter().position(|v| v.0 == *i)));
     chosen.sort_unstable();
     chosen.dedup();
-    let checked = holdout.steady_all(workflow, &chosen.iter().map(|&k| visited[k].0.clone()).collect::<Vec<_>>());
+    let checked = holdout.steady_all(
+        workflow,
+        &chosen
+            .iter()
+            .map(|&k| visited[k].0.clone())
+            .collect::<Vec<_>>(),
+    );
     refined += chosen.len();
     // The cheapest that passes there too; failing that, the cheapest of those nearly as close
     // to passing as the closest (the closest alone is often the dearest).
     let passing = chosen.iter().zip(&checked).find(|(_, h)| acceptable(h));
     let nearest = checked.iter().map(&score).fold(f64::INFINITY, f64::min);
-    let closest = chosen.iter().zip(&checked).find(|(_, h)| score(h) <= nearest + 0.05);
+    let closest = chosen
+        .iter()
+        .zip(&checked)
+        .find(|(_, h)| score(h) <= nearest + 0.05);
     let mut expected_pass_rate = None;
     if let Some((&k, h)) = passing.or(closest) {
         let v = &visited[k];
@@ -289,8 +431,22 @@ pub fn plan(
         Some(k) => (candidates[k].replaced, candidates[k].band),
         None => (false, candidates.first().and_then(|c| c.band)),
     };
-    let verdict = Verdict { e2e_mean_seconds: steady.e2e_mean_seconds, success_ratio: steady.success_ratio, cost: steady.cost, qos_met: steady.feasible(qos) };
-    Ok(Plan { actions: workflow.actions_of(&config), config, weights, ses_replaced: replaced, band, verdict: Some(verdict), screened: screened + refined, expected_pass_rate })
+    let verdict = Verdict {
+        e2e_mean_seconds: steady.e2e_mean_seconds,
+        success_ratio: steady.success_ratio,
+        cost: steady.cost,
+        qos_met: steady.feasible(qos),
+    };
+    Ok(Plan {
+        actions: workflow.actions_of(&config),
+        config,
+        weights,
+        ses_replaced: replaced,
+        band,
+        verdict: Some(verdict),
+        screened: screened + refined,
+        expected_pass_rate,
+    })
 }
 
 #[cfg(test)]
@@ -299,14 +455,36 @@ mod tests {
 
     use super::*;
     use faasconf_core::catalog::builtin;
-    use faasconf_training::{train, twin_samples, SampleOptions, TrainOptions};
+    use faasconf_training::{SampleOptions, TrainOptions, train, twin_samples};
     use faasconf_twin::{Twin, TwinOptions, Workload};
 
     fn model(workflow: &Workflow) -> Model {
-        let obs = twin_samples(workflow, &SampleOptions { samples: 60, episode_length: 10, ..SampleOptions::default() }, &|_| {}).unwrap();
+        let obs = twin_samples(
+            workflow,
+            &SampleOptions {
+                samples: 60,
+                episode_length: 10,
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let options = TrainOptions { updates: 20, evaluate_every: 0, ..TrainOptions::default() };
-        train(workflow, &obs, &options, dir.path(), faasconf_agents::default_device(), &mut |_| {}).unwrap().0
+        let options = TrainOptions {
+            updates: 20,
+            evaluate_every: 0,
+            ..TrainOptions::default()
+        };
+        train(
+            workflow,
+            &obs,
+            &options,
+            dir.path(),
+            faasconf_agents::default_device(),
+            &mut |_| {},
+        )
+        .unwrap()
+        .0
     }
 
     #[test]
@@ -314,33 +492,121 @@ mod tests {
         let w = builtin("parallel").unwrap();
         let m = model(&w);
         let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
-        let mut twin = Twin::new(w.clone(), start, Workload::ClosedLoop { users: 10 }, TwinOptions::default()).unwrap();
+        let mut twin = Twin::new(
+            w.clone(),
+            start,
+            Workload::ClosedLoop { users: 10 },
+            TwinOptions::default(),
+        )
+        .unwrap();
         let window = twin.run_window();
         let qos = Qos::default();
         let mut rng = Rng::new(1);
-        let alone = plan(&w, &m, &window, 10, &qos, None, None, &[], &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng).unwrap();
+        let alone = plan(
+            &w,
+            &m,
+            &window,
+            10,
+            &qos,
+            None,
+            None,
+            &[],
+            &PlanOptions {
+                screen: false,
+                ..PlanOptions::default()
+            },
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(alone.verdict, None);
-        assert_eq!(alone.config, Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(), "unscreened, the policy's own action");
+        assert_eq!(
+            alone.config,
+            Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(),
+            "unscreened, the policy's own action"
+        );
         assert_eq!(alone.weights.len(), w.len() * w.len());
-        let options = PlanOptions { candidates: 4, refine_budget: 60, screen_windows: 3, holdout_seeds: 2, holdout_windows: 4, ..PlanOptions::default() };
-        let screened = plan(&w, &m, &window, 10, &qos, None, Some(&alone.config), &[], &options, &mut rng).unwrap();
+        let options = PlanOptions {
+            candidates: 4,
+            refine_budget: 60,
+            screen_windows: 3,
+            holdout_seeds: 2,
+            holdout_windows: 4,
+            ..PlanOptions::default()
+        };
+        let screened = plan(
+            &w,
+            &m,
+            &window,
+            10,
+            &qos,
+            None,
+            Some(&alone.config),
+            &[],
+            &options,
+            &mut rng,
+        )
+        .unwrap();
         let verdict = screened.verdict.unwrap();
         assert!((verdict.cost - screened.config.cost()).abs() < 1e-9);
-        assert!(screened.screened >= 5, "4 candidates and the incumbent at least: {}", screened.screened);
+        assert!(
+            screened.screened >= 5,
+            "4 candidates and the incumbent at least: {}",
+            screened.screened
+        );
         // The incumbent was a candidate and, when acceptable, is checked on the held-out seeds
         // too: when it passes both, what is chosen is no dearer.
-        let on = |seeds: Vec<u64>, windows| Evaluation { users: 10, windows, seeds, window_seconds: window.duration_seconds, threads: 0, qos }.steady(&w, &alone.config);
-        let screening = on((0..options.screen_seeds).map(|k| options.twin_seed + k).collect(), options.screen_windows);
-        let holdout = on((0..options.holdout_seeds).map(|k| options.twin_seed + 1000 + k).collect(), options.holdout_windows);
+        let on = |seeds: Vec<u64>, windows| {
+            Evaluation {
+                users: 10,
+                windows,
+                seeds,
+                window_seconds: window.duration_seconds,
+                threads: 0,
+                qos,
+            }
+            .steady(&w, &alone.config)
+        };
+        let screening = on(
+            (0..options.screen_seeds)
+                .map(|k| options.twin_seed + k)
+                .collect(),
+            options.screen_windows,
+        );
+        let holdout = on(
+            (0..options.holdout_seeds)
+                .map(|k| options.twin_seed + 1000 + k)
+                .collect(),
+            options.holdout_windows,
+        );
         let ok = |s: &Steady| s.feasible(&qos) && s.pass_rate() >= options.pass_rate;
         if ok(&screening) && ok(&holdout) {
-            assert!(verdict.cost <= alone.config.cost() + 1e-9, "{} > {}", verdict.cost, alone.config.cost());
+            assert!(
+                verdict.cost <= alone.config.cost() + 1e-9,
+                "{} > {}",
+                verdict.cost,
+                alone.config.cost()
+            );
         }
         if verdict.qos_met {
-            assert!(screened.expected_pass_rate.is_some(), "a held-out pass rate comes with a screened choice");
+            assert!(
+                screened.expected_pass_rate.is_some(),
+                "a held-out pass rate comes with a screened choice"
+            );
         }
         // A configuration the session has seen fail is not chosen again.
-        let avoided = plan(&w, &m, &window, 10, &qos, None, Some(&screened.config), std::slice::from_ref(&screened.config), &options, &mut rng).unwrap();
+        let avoided = plan(
+            &w,
+            &m,
+            &window,
+            10,
+            &qos,
+            None,
+            Some(&screened.config),
+            std::slice::from_ref(&screened.config),
+            &options,
+            &mut rng,
+        )
+        .unwrap();
         assert_ne!(avoided.config, screened.config);
     }
 }

@@ -16,9 +16,9 @@ use faasconf_ses::Band;
 use faasconf_training::Verdict;
 use faasconf_twin::{Twin, TwinOptions, Workload};
 
-use crate::engine::{lock, Engine};
+use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
-use crate::planner::{plan, Plan, PlanOptions};
+use crate::planner::{Plan, PlanOptions, plan};
 
 /// Policy steps taken on the twin when no window is given.
 pub const TWIN_STEPS: usize = 3;
@@ -94,18 +94,35 @@ pub fn attention_rows(workflow: &Workflow, weights: &[f32]) -> Vec<AttentionRow>
         .enumerate()
         .map(|(j, f)| AttentionRow {
             function: f.name.clone(),
-            neighbours: (0..n).filter(|&k| mask[j][k] > 0.0).map(|k| (workflow.functions[k].name.clone(), f64::from(weights.get(j * n + k).copied().unwrap_or(0.0)))).collect(),
+            neighbours: (0..n)
+                .filter(|&k| mask[j][k] > 0.0)
+                .map(|k| {
+                    (
+                        workflow.functions[k].name.clone(),
+                        f64::from(weights.get(j * n + k).copied().unwrap_or(0.0)),
+                    )
+                })
+                .collect(),
         })
         .collect()
 }
 
 /// Answers a recommendation request.
-pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommendation, PolicyError> {
+pub fn recommend(
+    engine: &Engine,
+    request: &RecommendRequest,
+) -> Result<Recommendation, PolicyError> {
     let workflow = engine.workflow(&request.workflow)?;
     if request.users == 0 {
-        return Err(PolicyError::field("load.concurrent_users", "must be at least 1"));
+        return Err(PolicyError::field(
+            "load.concurrent_users",
+            "must be at least 1",
+        ));
     }
-    request.qos.validate("qos").map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
+    request
+        .qos
+        .validate("qos")
+        .map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
     let (version, model) = engine.model(workflow, &request.model_version)?;
     let explorer = engine.explorer(workflow)?;
     let mut rng = Rng::new(request.users.into());
@@ -113,7 +130,21 @@ pub fn recommend(engine: &Engine, request: &RecommendRequest) -> Result<Recommen
         Some(window) => {
             let model = lock(&model);
             let mut explorer = lock(&explorer);
-            plan(workflow, &model, window, request.users, &request.qos, Some(&mut explorer), None, &[], &PlanOptions { screen: false, ..PlanOptions::default() }, &mut rng)?
+            plan(
+                workflow,
+                &model,
+                window,
+                request.users,
+                &request.qos,
+                Some(&mut explorer),
+                None,
+                &[],
+                &PlanOptions {
+                    screen: false,
+                    ..PlanOptions::default()
+                },
+                &mut rng,
+            )?
         }
         None => twin_path(workflow, &model, &explorer, request, &mut rng)?,
     };
@@ -135,8 +166,18 @@ fn twin_path(
     request: &RecommendRequest,
     rng: &mut Rng,
 ) -> Result<Plan, PolicyError> {
-    let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()]).map_err(PolicyError::internal)?;
-    let mut twin = Twin::new(workflow.clone(), start, Workload::ClosedLoop { users: request.users }, TwinOptions::default()).map_err(PolicyError::internal)?;
+    let start = workflow
+        .config_from_actions(&vec![[0.5; 4]; workflow.len()])
+        .map_err(PolicyError::internal)?;
+    let mut twin = Twin::new(
+        workflow.clone(),
+        start,
+        Workload::ClosedLoop {
+            users: request.users,
+        },
+        TwinOptions::default(),
+    )
+    .map_err(PolicyError::internal)?;
     twin.run_window();
     let mut window = twin.run_window();
     let mut best: Option<Plan> = None;
@@ -144,9 +185,21 @@ fn twin_path(
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
-            plan(workflow, &model, &window, request.users, &request.qos, Some(&mut explorer), best.as_ref().map(|b: &Plan| &b.config), &[], &TWIN_PATH, rng)?
+            plan(
+                workflow,
+                &model,
+                &window,
+                request.users,
+                &request.qos,
+                Some(&mut explorer),
+                best.as_ref().map(|b: &Plan| &b.config),
+                &[],
+                &TWIN_PATH,
+                rng,
+            )?
         };
-        twin.apply_config(step.config.clone()).map_err(PolicyError::internal)?;
+        twin.apply_config(step.config.clone())
+            .map_err(PolicyError::internal)?;
         twin.run_window();
         window = twin.run_window();
         let better = match (&best, &step.verdict) {

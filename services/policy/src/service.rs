@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::Engine;
 use crate::error::PolicyError;
 use crate::jobs::{JobRecord, Jobs};
-use crate::recommend::{recommend, RecommendRequest};
+use crate::recommend::{RecommendRequest, recommend};
 use crate::tuning::{Sessions, TuningSpec, TuningState};
 
 /// The policy service.
@@ -34,7 +34,12 @@ impl PolicyService {
         if resumed > 0 {
             tracing::info!(resumed, "interrupted training jobs resumed");
         }
-        Self { engine, sessions: Arc::new(Sessions::default()), jobs, default_actuator: None }
+        Self {
+            engine,
+            sessions: Arc::new(Sessions::default()),
+            jobs,
+            default_actuator: None,
+        }
     }
 
     /// The actuator a `StartTuning` without an endpoint tunes against.
@@ -46,15 +51,43 @@ impl PolicyService {
 
 /// Describes the service's own metrics (the RPC layer describes the RPC ones).
 pub fn describe_metrics() {
-    metrics::describe_histogram!("faasconf_policy_recommendation_seconds", metrics::Unit::Seconds, "RecommendConfig latency inside the service, by path (window, twin).");
-    metrics::describe_counter!("faasconf_policy_windows_total", "Steady telemetry windows observed by tuning sessions, by QoS outcome.");
-    metrics::describe_counter!("faasconf_policy_qos_violations_total", "Tuning-session windows that missed QoS.");
-    metrics::describe_counter!("faasconf_policy_rollbacks_total", "Tuning-session reverts to the last QoS-meeting configuration.");
-    metrics::describe_counter!("faasconf_policy_ses_replacements_total", "Proposals safe exploration replaced.");
-    metrics::describe_gauge!("faasconf_policy_cost", "Cost of the configuration in the latest observed window.");
-    metrics::describe_gauge!("faasconf_policy_reward", "Reward of the latest observed window.");
-    metrics::describe_gauge!("faasconf_policy_critic_loss", "Critic TD loss of the latest online update.");
-    metrics::describe_gauge!("faasconf_policy_actor_loss", "Actor loss of the latest online update.");
+    metrics::describe_histogram!(
+        "faasconf_policy_recommendation_seconds",
+        metrics::Unit::Seconds,
+        "RecommendConfig latency inside the service, by path (window, twin)."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_windows_total",
+        "Steady telemetry windows observed by tuning sessions, by QoS outcome."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_qos_violations_total",
+        "Tuning-session windows that missed QoS."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_rollbacks_total",
+        "Tuning-session reverts to the last QoS-meeting configuration."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_ses_replacements_total",
+        "Proposals safe exploration replaced."
+    );
+    metrics::describe_gauge!(
+        "faasconf_policy_cost",
+        "Cost of the configuration in the latest observed window."
+    );
+    metrics::describe_gauge!(
+        "faasconf_policy_reward",
+        "Reward of the latest observed window."
+    );
+    metrics::describe_gauge!(
+        "faasconf_policy_critic_loss",
+        "Critic TD loss of the latest online update."
+    );
+    metrics::describe_gauge!(
+        "faasconf_policy_actor_loss",
+        "Actor loss of the latest online update."
+    );
 }
 
 /// The QoS of a request: the reference target where absent.
@@ -63,8 +96,16 @@ pub fn qos_from_proto(qos: Option<&v1::Qos>) -> Qos {
     match qos {
         None => default,
         Some(q) => Qos {
-            mean_latency_seconds: if q.mean_latency_ms == 0.0 { default.mean_latency_seconds } else { q.mean_latency_ms / 1000.0 },
-            min_success_ratio: if q.min_success_ratio == 0.0 { default.min_success_ratio } else { q.min_success_ratio },
+            mean_latency_seconds: if q.mean_latency_ms == 0.0 {
+                default.mean_latency_seconds
+            } else {
+                q.mean_latency_ms / 1000.0
+            },
+            min_success_ratio: if q.min_success_ratio == 0.0 {
+                default.min_success_ratio
+            } else {
+                q.min_success_ratio
+            },
         },
     }
 }
@@ -72,8 +113,14 @@ pub fn qos_from_proto(qos: Option<&v1::Qos>) -> Qos {
 fn users_from_proto(load: Option<&v1::Load>) -> Result<u32, PolicyError> {
     match load.and_then(|l| l.kind.as_ref()) {
         Some(v1::load::Kind::ConcurrentUsers(u)) if *u > 0 => Ok(*u),
-        Some(v1::load::Kind::ConcurrentUsers(_)) => Err(PolicyError::field("load.concurrent_users", "must be at least 1")),
-        Some(v1::load::Kind::RequestsPerSecond(_)) => Err(PolicyError::field("load.requests_per_second", "the policy is trained on closed-loop users: give load.concurrent_users")),
+        Some(v1::load::Kind::ConcurrentUsers(_)) => Err(PolicyError::field(
+            "load.concurrent_users",
+            "must be at least 1",
+        )),
+        Some(v1::load::Kind::RequestsPerSecond(_)) => Err(PolicyError::field(
+            "load.requests_per_second",
+            "the policy is trained on closed-loop users: give load.concurrent_users",
+        )),
         None => Err(PolicyError::field("load", "missing: give concurrent_users")),
     }
 }
@@ -111,53 +158,107 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
 }
 
 fn job_to_proto(r: &JobRecord) -> v1::TrainingStatus {
-    v1::TrainingStatus { job_id: r.id.clone(), state: r.state.clone(), progress: r.progress, model_version: r.model_version.clone(), message: r.message.clone() }
+    v1::TrainingStatus {
+        job_id: r.id.clone(),
+        state: r.state.clone(),
+        progress: r.progress,
+        model_version: r.model_version.clone(),
+        message: r.message.clone(),
+    }
 }
 
 #[tonic::async_trait]
 impl Policy for PolicyService {
-    async fn recommend_config(&self, request: Request<v1::RecommendConfigRequest>) -> Result<Response<v1::RecommendConfigResponse>, Status> {
+    async fn recommend_config(
+        &self,
+        request: Request<v1::RecommendConfigRequest>,
+    ) -> Result<Response<v1::RecommendConfigResponse>, Status> {
         let started = Instant::now();
         let r = request.into_inner();
         let workflow = self.engine.workflow(&r.workflow)?.clone();
         let users = users_from_proto(r.load.as_ref())?;
         let qos = qos_from_proto(r.qos.as_ref());
-        let current = r.current.as_ref().map(|w| window_from_proto(&workflow, w, "current")).transpose().map_err(PolicyError::Invalid)?;
+        let current = r
+            .current
+            .as_ref()
+            .map(|w| window_from_proto(&workflow, w, "current"))
+            .transpose()
+            .map_err(PolicyError::Invalid)?;
         let twin_path = current.is_none();
-        let request = RecommendRequest { workflow: r.workflow, users, qos, current, model_version: r.model_version };
+        let request = RecommendRequest {
+            workflow: r.workflow,
+            users,
+            qos,
+            current,
+            model_version: r.model_version,
+        };
         let engine = self.engine.clone();
         // The twin path simulates; keep it off the async workers.
-        let answer = if twin_path { tokio::task::spawn_blocking(move || recommend(&engine, &request)).await.map_err(|e| Status::internal(e.to_string()))? } else { recommend(&engine, &request) }?;
+        let answer = if twin_path {
+            tokio::task::spawn_blocking(move || recommend(&engine, &request))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+        } else {
+            recommend(&engine, &request)
+        }?;
         let path = if twin_path { "twin" } else { "window" };
-        metrics::histogram!("faasconf_policy_recommendation_seconds", "path" => path).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("faasconf_policy_recommendation_seconds", "path" => path)
+            .record(started.elapsed().as_secs_f64());
         if answer.ses_replaced {
             metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
         }
         Ok(Response::new(v1::RecommendConfigResponse {
             config: Some(config_to_proto(&workflow, &answer.config)),
             predicted_cost: answer.cost,
-            predicted_mean_latency_ms: answer.predicted.map_or(0.0, |v| v.e2e_mean_seconds * 1000.0),
+            predicted_mean_latency_ms: answer
+                .predicted
+                .map_or(0.0, |v| v.e2e_mean_seconds * 1000.0),
             predicted_success_ratio: answer.predicted.map_or(0.0, |v| v.success_ratio),
             ses_replaced: answer.ses_replaced,
-            band: answer.band.map(|b| v1::PriceBand { lower: b.lower, upper: b.upper, source_load: Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(b.users)) }) }),
+            band: answer.band.map(|b| v1::PriceBand {
+                lower: b.lower,
+                upper: b.upper,
+                source_load: Some(v1::Load {
+                    kind: Some(v1::load::Kind::ConcurrentUsers(b.users)),
+                }),
+            }),
             model_version: answer.model_version.to_string(),
             attention: answer
                 .attention
                 .into_iter()
-                .map(|row| v1::AttentionWeights { function: row.function, neighbours: row.neighbours.iter().map(|(n, _)| n.clone()).collect(), weights: row.neighbours.iter().map(|(_, w)| *w).collect() })
+                .map(|row| v1::AttentionWeights {
+                    function: row.function,
+                    neighbours: row.neighbours.iter().map(|(n, _)| n.clone()).collect(),
+                    weights: row.neighbours.iter().map(|(_, w)| *w).collect(),
+                })
                 .collect(),
             twin_validated: answer.predicted.is_some(),
         }))
     }
 
-    async fn start_tuning(&self, request: Request<v1::StartTuningRequest>) -> Result<Response<v1::TuningStatus>, Status> {
+    async fn start_tuning(
+        &self,
+        request: Request<v1::StartTuningRequest>,
+    ) -> Result<Response<v1::TuningStatus>, Status> {
         let r = request.into_inner();
         let spec = TuningSpec {
             workflow: r.workflow,
-            actuator: if r.actuator_endpoint.is_empty() { self.default_actuator.clone().unwrap_or_default() } else { r.actuator_endpoint },
+            actuator: if r.actuator_endpoint.is_empty() {
+                self.default_actuator.clone().unwrap_or_default()
+            } else {
+                r.actuator_endpoint
+            },
             qos: qos_from_proto(r.qos.as_ref()),
-            max_iterations: if r.max_iterations == 0 { 15 } else { r.max_iterations },
-            rollback_after: if r.rollback_after_windows == 0 { 3 } else { r.rollback_after_windows },
+            max_iterations: if r.max_iterations == 0 {
+                15
+            } else {
+                r.max_iterations
+            },
+            rollback_after: if r.rollback_after_windows == 0 {
+                3
+            } else {
+                r.rollback_after_windows
+            },
             screen: !r.no_twin_screening,
             model_version: r.model_version,
             converge_after: r.converge_after,
@@ -167,51 +268,128 @@ impl Policy for PolicyService {
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))
     }
 
-    async fn stop_tuning(&self, request: Request<v1::StopTuningRequest>) -> Result<Response<v1::TuningStatus>, Status> {
+    async fn stop_tuning(
+        &self,
+        request: Request<v1::StopTuningRequest>,
+    ) -> Result<Response<v1::TuningStatus>, Status> {
         let state = self.sessions.stop(&request.into_inner().session_id)?;
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))
     }
 
-    async fn get_tuning_status(&self, request: Request<v1::GetTuningStatusRequest>) -> Result<Response<v1::TuningStatus>, Status> {
+    async fn get_tuning_status(
+        &self,
+        request: Request<v1::GetTuningStatusRequest>,
+    ) -> Result<Response<v1::TuningStatus>, Status> {
         let state = self.sessions.status(&request.into_inner().session_id)?;
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))
     }
 
-    async fn start_training(&self, request: Request<v1::StartTrainingRequest>) -> Result<Response<v1::TrainingStatus>, Status> {
+    async fn start_training(
+        &self,
+        request: Request<v1::StartTrainingRequest>,
+    ) -> Result<Response<v1::TrainingStatus>, Status> {
         let r = request.into_inner();
         self.engine.workflow(&r.workflow)?;
-        let algorithm: Algorithm = if r.algorithm.is_empty() { Algorithm::AttMf } else { r.algorithm.parse().map_err(|e: String| PolicyError::field("algorithm", e))? };
-        let samples = if r.samples == 0 { 2000 } else { r.samples as usize };
+        let algorithm: Algorithm = if r.algorithm.is_empty() {
+            Algorithm::AttMf
+        } else {
+            r.algorithm
+                .parse()
+                .map_err(|e: String| PolicyError::field("algorithm", e))?
+        };
+        let samples = if r.samples == 0 {
+            2000
+        } else {
+            r.samples as usize
+        };
         let defaults = TrainOptions::default();
-        let updates = if r.epochs == 0 { defaults.updates } else { (u64::from(r.epochs) * samples as u64).div_ceil(defaults.batch_size as u64).max(1) };
-        let spec = JobSpec { workflow: r.workflow, samples, loads: vec![10, 20, 30], train: TrainOptions { algorithm, updates, seed: r.seed, ..defaults }, promote: false };
+        let updates = if r.epochs == 0 {
+            defaults.updates
+        } else {
+            (u64::from(r.epochs) * samples as u64)
+                .div_ceil(defaults.batch_size as u64)
+                .max(1)
+        };
+        let spec = JobSpec {
+            workflow: r.workflow,
+            samples,
+            loads: vec![10, 20, 30],
+            train: TrainOptions {
+                algorithm,
+                updates,
+                seed: r.seed,
+                ..defaults
+            },
+            promote: false,
+        };
         let record = self.jobs.start(self.engine.clone(), spec)?;
         Ok(Response::new(job_to_proto(&record)))
     }
 
-    async fn get_training_status(&self, request: Request<v1::GetTrainingStatusRequest>) -> Result<Response<v1::TrainingStatus>, Status> {
-        Ok(Response::new(job_to_proto(&self.jobs.status(&request.into_inner().job_id)?)))
+    async fn get_training_status(
+        &self,
+        request: Request<v1::GetTrainingStatusRequest>,
+    ) -> Result<Response<v1::TrainingStatus>, Status> {
+        Ok(Response::new(job_to_proto(
+            &self.jobs.status(&request.into_inner().job_id)?,
+        )))
     }
 
-    async fn list_models(&self, request: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
+    async fn list_models(
+        &self,
+        request: Request<v1::ListModelsRequest>,
+    ) -> Result<Response<v1::ListModelsResponse>, Status> {
         let r = request.into_inner();
-        let filter = if r.workflow.is_empty() { None } else { Some(self.engine.workflow(&r.workflow)?.name.as_str()) };
-        let models = self.engine.versions(filter)?.iter().map(model_to_proto).collect();
+        let filter = if r.workflow.is_empty() {
+            None
+        } else {
+            Some(self.engine.workflow(&r.workflow)?.name.as_str())
+        };
+        let models = self
+            .engine
+            .versions(filter)?
+            .iter()
+            .map(model_to_proto)
+            .collect();
         Ok(Response::new(v1::ListModelsResponse { models }))
     }
 
-    async fn promote_model(&self, request: Request<v1::PromoteModelRequest>) -> Result<Response<v1::ModelInfo>, Status> {
+    async fn promote_model(
+        &self,
+        request: Request<v1::PromoteModelRequest>,
+    ) -> Result<Response<v1::ModelInfo>, Status> {
         let r = request.into_inner();
         let workflow = self.engine.workflow(&r.workflow)?.clone();
-        let version: i64 = r.version.parse().map_err(|_| PolicyError::field("version", format!("{:?} is not a version number", r.version)))?;
-        let found = self.engine.versions(Some(&workflow.name))?.into_iter().find(|m| m.version == version);
+        let version: i64 = r.version.parse().map_err(|_| {
+            PolicyError::field(
+                "version",
+                format!("{:?} is not a version number", r.version),
+            )
+        })?;
+        let found = self
+            .engine
+            .versions(Some(&workflow.name))?
+            .into_iter()
+            .find(|m| m.version == version);
         if found.is_none() {
-            return Err(PolicyError::NotFound(format!("model version {version} of {:?} does not exist", workflow.name)).into());
+            return Err(PolicyError::NotFound(format!(
+                "model version {version} of {:?} does not exist",
+                workflow.name
+            ))
+            .into());
         }
         // Loads it first: a version that cannot be loaded is not promoted.
         self.engine.model(&workflow, &r.version)?;
-        self.engine.store().promote(version).map_err(PolicyError::internal)?;
-        let promoted = self.engine.versions(Some(&workflow.name))?.into_iter().find(|m| m.version == version).ok_or_else(|| PolicyError::Internal("promoted version vanished".into()))?;
+        self.engine
+            .store()
+            .promote(version)
+            .map_err(PolicyError::internal)?;
+        let promoted = self
+            .engine
+            .versions(Some(&workflow.name))?
+            .into_iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| PolicyError::Internal("promoted version vanished".into()))?;
         Ok(Response::new(model_to_proto(&promoted)))
     }
 }
@@ -221,9 +399,16 @@ fn model_to_proto(m: &faasconf_store::ModelVersion) -> v1::ModelInfo {
     v1::ModelInfo {
         version: m.version.to_string(),
         workflow: m.workflow.clone(),
-        algorithm: get("algorithm").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+        algorithm: get("algorithm")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
         promoted: m.promoted,
-        created_unix_seconds: get("created_unix_seconds").and_then(serde_json::Value::as_f64).unwrap_or_default(),
-        samples: get("samples").and_then(serde_json::Value::as_u64).unwrap_or_default(),
+        created_unix_seconds: get("created_unix_seconds")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_default(),
+        samples: get("samples")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_default(),
     }
 }

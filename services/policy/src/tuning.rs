@@ -18,16 +18,16 @@ use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
 use faasconf_proto::window::window_from_proto;
 use faasconf_ses::Sample;
 use faasconf_store::{Observation, Source};
-use faasconf_training::replay::{transitions, ReplayBuffer, Transition};
 use faasconf_training::Model;
+use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tracing::Instrument;
 
-use crate::engine::{lock, Engine};
+use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
 use crate::outcomes::{Calibration, Outcomes};
-use crate::planner::{plan, PlanOptions};
+use crate::planner::{PlanOptions, plan};
 
 /// Online updates after each observed transition.
 pub const ONLINE_UPDATES: usize = 16;
@@ -128,29 +128,57 @@ impl Sessions {
     pub fn start(&self, engine: Arc<Engine>, spec: TuningSpec) -> Result<TuningState, PolicyError> {
         let workflow = engine.workflow(&spec.workflow)?.clone();
         if spec.actuator.is_empty() {
-            return Err(PolicyError::field("actuator_endpoint", "missing (e.g. http://127.0.0.1:50051)"));
+            return Err(PolicyError::field(
+                "actuator_endpoint",
+                "missing (e.g. http://127.0.0.1:50051)",
+            ));
         }
         if spec.max_iterations == 0 {
             return Err(PolicyError::field("max_iterations", "must be at least 1"));
         }
-        spec.qos.validate("qos").map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
+        spec.qos
+            .validate("qos")
+            .map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
         let (version, _) = engine.model(&workflow, &spec.model_version)?;
         let mut sessions = lock(&self.sessions);
         if let Some((id, _)) = sessions.iter().find(|(_, s)| {
             let s = lock(&s.state);
             s.spec.workflow == spec.workflow && matches!(s.state, "pending" | "running")
         }) {
-            return Err(PolicyError::Precondition(format!("session {id} is already tuning {:?}; stop it first", spec.workflow)));
+            return Err(PolicyError::Precondition(format!(
+                "session {id} is already tuning {:?}; stop it first",
+                spec.workflow
+            )));
         }
-        let id = format!("tune-{}-{}", spec.workflow, self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
-        let state = TuningState { id: id.clone(), spec: spec.clone(), state: "pending", history: Vec::new(), best: None, rollbacks: 0, message: String::new(), model_version: version.version.to_string() };
+        let id = format!(
+            "tune-{}-{}",
+            spec.workflow,
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        );
+        let state = TuningState {
+            id: id.clone(),
+            spec: spec.clone(),
+            state: "pending",
+            history: Vec::new(),
+            best: None,
+            rollbacks: 0,
+            message: String::new(),
+            model_version: version.version.to_string(),
+        };
         let shared = Arc::new(Mutex::new(state.clone()));
         let (stop, stopped) = watch::channel(false);
         let task_state = shared.clone();
         let span = tracing::info_span!("tuning_session", session = %id, workflow = %spec.workflow);
         tokio::spawn(
             async move {
-                let result = run(engine, workflow, version.path.into(), task_state.clone(), stopped).await;
+                let result = run(
+                    engine,
+                    workflow,
+                    version.path.into(),
+                    task_state.clone(),
+                    stopped,
+                )
+                .await;
                 let mut s = lock(&task_state);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "tuning session failed");
@@ -160,21 +188,31 @@ impl Sessions {
             }
             .instrument(span),
         );
-        sessions.insert(id, Session { state: shared, stop });
+        sessions.insert(
+            id,
+            Session {
+                state: shared,
+                stop,
+            },
+        );
         Ok(state)
     }
 
     /// The state of a session.
     pub fn status(&self, id: &str) -> Result<TuningState, PolicyError> {
         let sessions = lock(&self.sessions);
-        let s = sessions.get(id).ok_or_else(|| PolicyError::NotFound(format!("tuning session {id:?} does not exist")))?;
+        let s = sessions.get(id).ok_or_else(|| {
+            PolicyError::NotFound(format!("tuning session {id:?} does not exist"))
+        })?;
         Ok(lock(&s.state).clone())
     }
 
     /// Asks a session to stop (it finishes the step in hand).
     pub fn stop(&self, id: &str) -> Result<TuningState, PolicyError> {
         let sessions = lock(&self.sessions);
-        let s = sessions.get(id).ok_or_else(|| PolicyError::NotFound(format!("tuning session {id:?} does not exist")))?;
+        let s = sessions.get(id).ok_or_else(|| {
+            PolicyError::NotFound(format!("tuning session {id:?} does not exist"))
+        })?;
         let _ = s.stop.send(true);
         let mut state = lock(&s.state);
         if matches!(state.state, "pending" | "running") {
@@ -191,8 +229,12 @@ fn unavailable(e: impl std::fmt::Display) -> PolicyError {
 
 fn from_status(s: tonic::Status) -> PolicyError {
     match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => PolicyError::Unavailable(s.message().to_owned()),
-        _ => PolicyError::Precondition(format!("actuator answered {:?}: {}", s.code(), s.message())),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            PolicyError::Unavailable(s.message().to_owned())
+        }
+        _ => {
+            PolicyError::Precondition(format!("actuator answered {:?}: {}", s.code(), s.message()))
+        }
     }
 }
 
@@ -202,29 +244,60 @@ fn traced<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::PathBuf, state: Arc<Mutex<TuningState>>, mut stopped: watch::Receiver<bool>) -> Result<(), PolicyError> {
+async fn run(
+    engine: Arc<Engine>,
+    workflow: Workflow,
+    model_dir: std::path::PathBuf,
+    state: Arc<Mutex<TuningState>>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), PolicyError> {
     let spec = lock(&state).spec.clone();
-    let mut client = ActuatorClient::connect(spec.actuator.clone()).await.map_err(unavailable)?;
-    let remote = client.get_workflow(traced(v1::GetWorkflowRequest { workflow: workflow.name.clone() })).await.map_err(from_status)?.into_inner();
+    let mut client = ActuatorClient::connect(spec.actuator.clone())
+        .await
+        .map_err(unavailable)?;
+    let remote = client
+        .get_workflow(traced(v1::GetWorkflowRequest {
+            workflow: workflow.name.clone(),
+        }))
+        .await
+        .map_err(from_status)?
+        .into_inner();
     let remote_functions = remote.workflow.map(|w| w.functions).unwrap_or_default();
     if remote_functions != workflow.function_names() {
-        return Err(PolicyError::Precondition(format!("the actuator's {:?} has functions {remote_functions:?}; this policy knows {:?}", workflow.name, workflow.function_names())));
+        return Err(PolicyError::Precondition(format!(
+            "the actuator's {:?} has functions {remote_functions:?}; this policy knows {:?}",
+            workflow.name,
+            workflow.function_names()
+        )));
     }
     let mut version = remote.config_version;
     // The actuator's configuration must fit this policy's workflow (bounds included).
-    config_from_proto(&workflow, remote.current_config.as_ref(), "current_config").map_err(PolicyError::Invalid)?;
+    config_from_proto(&workflow, remote.current_config.as_ref(), "current_config")
+        .map_err(PolicyError::Invalid)?;
     // A private copy: online learning must not change the stored version others are served.
-    let mut model = Model::load(&model_dir, &workflow, faasconf_agents::default_device()).map_err(PolicyError::internal)?;
+    let mut model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
+        .map_err(PolicyError::internal)?;
     let explorer = engine.explorer(&workflow)?;
     let mut replay = ReplayBuffer::new(50_000);
     {
-        let stored = engine.store().observations(&workflow.name).map_err(PolicyError::internal)?;
+        let stored = engine
+            .store()
+            .observations(&workflow.name)
+            .map_err(PolicyError::internal)?;
         let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
-        replay.extend(transitions(&workflow, &model.encoder, &refs).map_err(PolicyError::internal)?);
+        replay
+            .extend(transitions(&workflow, &model.encoder, &refs).map_err(PolicyError::internal)?);
     }
     // Lockstep: a virtual-clock twin waits for each decision, so a session is reproducible from
     // its seed whatever the planning takes (a cluster does not wait).
-    let mut stream = client.stream_telemetry(traced(v1::StreamTelemetryRequest { workflow: workflow.name.clone(), lockstep: true })).await.map_err(from_status)?.into_inner();
+    let mut stream = client
+        .stream_telemetry(traced(v1::StreamTelemetryRequest {
+            workflow: workflow.name.clone(),
+            lockstep: true,
+        }))
+        .await
+        .map_err(from_status)?
+        .into_inner();
     lock(&state).state = "running";
     let mut rng = Rng::stream(spec.seed, 42);
     let mut previous: Option<Observation> = None;
@@ -233,7 +306,11 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
     let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
     let mut since_best = 0u32;
     let defaults = PlanOptions::default();
-    let mut margin = (defaults.latency_margin, defaults.success_margin, defaults.pass_rate);
+    let mut margin = (
+        defaults.latency_margin,
+        defaults.success_margin,
+        defaults.pass_rate,
+    );
     let mut predicted: Option<f64> = None; // the held-out pass rate of a configuration screened as acceptable
     let mut outcomes = Outcomes::default();
     let mut calibration = Calibration::default();
@@ -245,10 +322,17 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             _ = stopped.wait_for(|s| *s) => return Ok(()),
         };
         let Some(message) = message else {
-            return Err(PolicyError::Unavailable("the actuator ended the telemetry stream".into()));
+            return Err(PolicyError::Unavailable(
+                "the actuator ended the telemetry stream".into(),
+            ));
         };
         let message = message.map_err(from_status)?;
-        let window = window_from_proto(&workflow, &message, "telemetry").map_err(|e| PolicyError::Internal(format!("the actuator sent a bad window: {}", PolicyError::Invalid(e))))?;
+        let window = window_from_proto(&workflow, &message, "telemetry").map_err(|e| {
+            PolicyError::Internal(format!(
+                "the actuator sent a bad window: {}",
+                PolicyError::Invalid(e)
+            ))
+        })?;
         if window.config_version > version {
             return Err(PolicyError::Precondition(format!(
                 "the configuration of {:?} was changed outside this session (version {} after this session's {version})",
@@ -258,7 +342,11 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
         if window.transient || window.config_version != version {
             continue;
         }
-        let step = tracing::info_span!("tuning_step", iteration = lock(&state).history.len() + 1, users = window.users);
+        let step = tracing::info_span!(
+            "tuning_step",
+            iteration = lock(&state).history.len() + 1,
+            users = window.users
+        );
         let met = spec.qos.met(&window.workflow);
         let reward = spec.qos.reward(&window.workflow);
         let observation = Observation {
@@ -273,23 +361,46 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             qos_met: met,
         };
         seq += 1;
-        engine.store().record(std::slice::from_ref(&observation)).map_err(PolicyError::internal)?;
-        lock(&explorer).observe(Sample { users: window.users, actions: observation.actions.clone(), price: window.config.cost(), qos_met: met });
+        engine
+            .store()
+            .record(std::slice::from_ref(&observation))
+            .map_err(PolicyError::internal)?;
+        lock(&explorer).observe(Sample {
+            users: window.users,
+            actions: observation.actions.clone(),
+            price: window.config.cost(),
+            qos_met: met,
+        });
         metrics::counter!("faasconf_policy_windows_total", "workflow" => workflow.name.clone(), "qos" => if met { "met" } else { "missed" }).increment(1);
-        metrics::gauge!("faasconf_policy_cost", "workflow" => workflow.name.clone()).set(window.workflow.cost);
+        metrics::gauge!("faasconf_policy_cost", "workflow" => workflow.name.clone())
+            .set(window.workflow.cost);
         metrics::gauge!("faasconf_policy_reward", "workflow" => workflow.name.clone()).set(reward);
         if let Some(before) = &previous {
             let t = Transition {
-                state: model.encoder.encode(&workflow, &before.window).map_err(PolicyError::internal)?,
-                action: observation.actions.iter().flatten().map(|&a| a as f32).collect(),
+                state: model
+                    .encoder
+                    .encode(&workflow, &before.window)
+                    .map_err(PolicyError::internal)?,
+                action: observation
+                    .actions
+                    .iter()
+                    .flatten()
+                    .map(|&a| a as f32)
+                    .collect(),
                 reward: reward as f32,
-                next_state: model.encoder.encode(&workflow, &window).map_err(PolicyError::internal)?,
+                next_state: model
+                    .encoder
+                    .encode(&workflow, &window)
+                    .map_err(PolicyError::internal)?,
             };
             replay.push(t);
             let batch = model.learner.config().batch_size;
             tokio::task::block_in_place(|| -> Result<(), PolicyError> {
                 for _ in 0..ONLINE_UPDATES {
-                    let losses = model.learner.update(&replay.sample(batch, &mut rng)).map_err(PolicyError::internal)?;
+                    let losses = model
+                        .learner
+                        .update(&replay.sample(batch, &mut rng))
+                        .map_err(PolicyError::internal)?;
                     metrics::gauge!("faasconf_policy_critic_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.critic));
                     metrics::gauge!("faasconf_policy_actor_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.actor));
                 }
@@ -303,8 +414,17 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
         if let Some(pass_rate) = predicted
             && calibration.observe(pass_rate, met)
         {
-            margin = ((margin.0 + 0.02).min(0.2), (margin.1 + 0.01).min(0.06), (margin.2 + 0.05).min(MAX_PASS_RATE));
-            tracing::info!(latency_margin = margin.0, success_margin = margin.1, pass_rate = margin.2, "the twin was optimistic: margin widened");
+            margin = (
+                (margin.0 + 0.02).min(0.2),
+                (margin.1 + 0.01).min(0.06),
+                (margin.2 + 0.05).min(MAX_PASS_RATE),
+            );
+            tracing::info!(
+                latency_margin = margin.0,
+                success_margin = margin.1,
+                pass_rate = margin.2,
+                "the twin was optimistic: margin widened"
+            );
         }
         predicted = None;
         if met {
@@ -317,8 +437,21 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
         if let Some((ses_replaced, rollback)) = pending.take() {
             let mut s = lock(&state);
             let iteration = s.history.len() as u32 + 1;
-            s.history.push(Iteration { iteration, config: window.config.clone(), cost: window.config.cost(), e2e_mean_seconds: window.workflow.mean_latency_seconds, success_ratio: window.workflow.success_ratio, qos_met: met, ses_replaced, rollback, reward });
-            let improved = met && s.best.as_ref().is_none_or(|(_, c)| window.config.cost() < *c);
+            s.history.push(Iteration {
+                iteration,
+                config: window.config.clone(),
+                cost: window.config.cost(),
+                e2e_mean_seconds: window.workflow.mean_latency_seconds,
+                success_ratio: window.workflow.success_ratio,
+                qos_met: met,
+                ses_replaced,
+                rollback,
+                reward,
+            });
+            let improved = met
+                && s.best
+                    .as_ref()
+                    .is_none_or(|(_, c)| window.config.cost() < *c);
             if improved {
                 s.best = Some((window.config.clone(), window.config.cost()));
                 since_best = 0;
@@ -343,21 +476,45 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
             Some(good) if misses >= spec.rollback_after.max(1) && *good != window.config => {
                 let mut s = lock(&state);
                 s.rollbacks += 1;
-                s.message = format!("rolled back after {misses} consecutive QoS misses to the last QoS-meeting configuration (cost {:.3})", good.cost());
+                s.message = format!(
+                    "rolled back after {misses} consecutive QoS misses to the last QoS-meeting configuration (cost {:.3})",
+                    good.cost()
+                );
                 tracing::info!(misses, "rolling back to the last QoS-meeting configuration");
                 metrics::counter!("faasconf_policy_rollbacks_total", "workflow" => workflow.name.clone()).increment(1);
                 misses = 0;
                 (good.clone(), false, true)
             }
             _ => {
-                let options = PlanOptions { screen: spec.screen, twin_seed: spec.seed ^ 0x5c3e, latency_margin: margin.0, success_margin: margin.1, pass_rate: margin.2, ..PlanOptions::default() };
+                let options = PlanOptions {
+                    screen: spec.screen,
+                    twin_seed: spec.seed ^ 0x5c3e,
+                    latency_margin: margin.0,
+                    success_margin: margin.1,
+                    pass_rate: margin.2,
+                    ..PlanOptions::default()
+                };
                 let incumbent = lock(&state).best.as_ref().map(|(c, _)| c.clone());
                 let avoid = outcomes.to_avoid(options.pass_rate);
                 let chosen = tokio::task::block_in_place(|| {
                     let mut explorer = lock(&explorer);
-                    plan(&workflow, &model, &window, window.users, &spec.qos, Some(&mut explorer), incumbent.as_ref(), &avoid, &options, &mut rng)
+                    plan(
+                        &workflow,
+                        &model,
+                        &window,
+                        window.users,
+                        &spec.qos,
+                        Some(&mut explorer),
+                        incumbent.as_ref(),
+                        &avoid,
+                        &options,
+                        &mut rng,
+                    )
                 })?;
-                predicted = chosen.verdict.filter(|v| v.qos_met).and(chosen.expected_pass_rate);
+                predicted = chosen
+                    .verdict
+                    .filter(|v| v.qos_met)
+                    .and(chosen.expected_pass_rate);
                 if chosen.ses_replaced {
                     metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
                 }
@@ -370,7 +527,12 @@ async fn run(engine: Arc<Engine>, workflow: Workflow, model_dir: std::path::Path
         {
             let request = {
                 let _entered = step.enter();
-                traced(v1::ApplyConfigRequest { workflow: workflow.name.clone(), config: Some(config_to_proto(&workflow, &next)), dry_run: false, expected_version: version })
+                traced(v1::ApplyConfigRequest {
+                    workflow: workflow.name.clone(),
+                    config: Some(config_to_proto(&workflow, &next)),
+                    dry_run: false,
+                    expected_version: version,
+                })
             };
             let applied = client
                 .apply_config(request)

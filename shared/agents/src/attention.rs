@@ -23,7 +23,14 @@ pub struct Attention {
 impl Attention {
     /// Projections from `state_dim` features to `width`.
     pub fn new(state_dim: usize, width: usize, device: &Device) -> Self {
-        Self { query: LinearConfig::new(state_dim, width).with_bias(false).init(device), key: LinearConfig::new(state_dim, width).with_bias(false).init(device) }
+        Self {
+            query: LinearConfig::new(state_dim, width)
+                .with_bias(false)
+                .init(device),
+            key: LinearConfig::new(state_dim, width)
+                .with_bias(false)
+                .init(device),
+        }
     }
 
     /// Weights `[batch, n, n]` of `states` `[batch, n, state_dim]` under `mask` `[1, n, n]`
@@ -42,7 +49,10 @@ impl Attention {
             Scoring::MaskedSoftmax => {
                 let [batch, n, _] = scores.dims();
                 let outside = mask.expand([batch, n, n]).equal_elem(0.0);
-                burn::tensor::activation::softmax((scores / width.sqrt()).mask_fill(outside, f32::NEG_INFINITY), 2)
+                burn::tensor::activation::softmax(
+                    (scores / width.sqrt()).mask_fill(outside, f32::NEG_INFINITY),
+                    2,
+                )
             }
         }
     }
@@ -62,7 +72,16 @@ pub fn neighbourhood(adjacency: &[Vec<u8>]) -> Vec<Vec<f32>> {
         .enumerate()
         .map(|(j, row)| {
             let lonely = row.iter().enumerate().all(|(k, &a)| a == 0 || k == j);
-            row.iter().enumerate().map(|(k, &a)| if (a != 0 && k != j) || (lonely && k == j) { 1.0 } else { 0.0 }).collect()
+            row.iter()
+                .enumerate()
+                .map(|(k, &a)| {
+                    if (a != 0 && k != j) || (lonely && k == j) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
         })
         .collect()
 }
@@ -73,7 +92,12 @@ mod tests {
 
     fn mask(device: &Device) -> Tensor<3> {
         // 0 - 1 - 2, and 3 alone.
-        let a = neighbourhood(&[vec![0, 1, 0, 0], vec![1, 0, 1, 0], vec![0, 1, 0, 0], vec![0, 0, 0, 0]]);
+        let a = neighbourhood(&[
+            vec![0, 1, 0, 0],
+            vec![1, 0, 1, 0],
+            vec![0, 1, 0, 0],
+            vec![0, 0, 0, 0],
+        ]);
         let flat: Vec<f32> = a.into_iter().flatten().collect();
         Tensor::<1>::from_floats(flat.as_slice(), device).reshape([1, 4, 4])
     }
@@ -82,12 +106,19 @@ mod tests {
     fn weights_are_distributions_over_the_neighbours() {
         let device = Device::flex();
         let attention = Attention::new(3, 8, &device);
-        let states = Tensor::<3>::random([5, 4, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let states = Tensor::<3>::random(
+            [5, 4, 3],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         for scoring in [Scoring::SquaredMasked, Scoring::MaskedSoftmax] {
             let w = attention.weights(states.clone(), mask(&device), scoring);
             let values: Vec<f32> = w.clone().into_data().try_to_vec::<f32>().unwrap();
             let sums: Vec<f32> = w.sum_dim(2).into_data().try_to_vec::<f32>().unwrap();
-            assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{scoring:?}: rows sum to {sums:?}");
+            assert!(
+                sums.iter().all(|s| (s - 1.0).abs() < 1e-5),
+                "{scoring:?}: rows sum to {sums:?}"
+            );
             for b in 0..5 {
                 let at = |j: usize, k: usize| values[b * 16 + j * 4 + k];
                 assert_eq!(at(0, 2), 0.0, "not a neighbour");
@@ -101,7 +132,10 @@ mod tests {
     #[test]
     fn uniform_weights_split_evenly() {
         let device = Device::flex();
-        let w: Vec<f32> = uniform_weights(mask(&device)).into_data().try_to_vec::<f32>().unwrap();
+        let w: Vec<f32> = uniform_weights(mask(&device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(&w[4..8], &[0.5, 0.0, 0.5, 0.0]);
     }
 }

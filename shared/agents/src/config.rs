@@ -18,7 +18,12 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, in the order of the paper's ablation.
-    pub const ALL: [Algorithm; 4] = [Algorithm::AttMf, Algorithm::Mf, Algorithm::Maddpg, Algorithm::Ddpg];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::AttMf,
+        Algorithm::Mf,
+        Algorithm::Maddpg,
+        Algorithm::Ddpg,
+    ];
 
     /// The name used on the command line, in RPCs and in model metadata.
     pub fn name(self) -> &'static str {
@@ -35,10 +40,12 @@ impl std::str::FromStr for Algorithm {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| format!("unknown algorithm {s:?}; expected attmf, mf, maddpg or ddpg"))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("unknown algorithm {s:?}; expected attmf, mf, maddpg or ddpg"))
     }
 }
-
 
 /// How attention scores become weights.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

@@ -97,13 +97,25 @@ impl Learner {
     pub fn new(config: AgentConfig, adjacency: &[Vec<u8>], device: Device) -> Result<Self, Error> {
         let n = adjacency.len();
         if n == 0 || n > config.max_functions {
-            return Err(invalid("adjacency", format!("{n} functions; 1..={} supported (raise max_functions)", config.max_functions)));
+            return Err(invalid(
+                "adjacency",
+                format!(
+                    "{n} functions; 1..={} supported (raise max_functions)",
+                    config.max_functions
+                ),
+            ));
         }
         if let Some(j) = adjacency.iter().position(|row| row.len() != n) {
-            return Err(invalid("adjacency", format!("row {j} has {} entries, expected {n}", adjacency[j].len())));
+            return Err(invalid(
+                "adjacency",
+                format!("row {j} has {} entries, expected {n}", adjacency[j].len()),
+            ));
         }
         if config.state_dim == 0 || config.action_dim == 0 {
-            return Err(invalid("config", "state_dim and action_dim must be positive".into()));
+            return Err(invalid(
+                "config",
+                "state_dim and action_dim must be positive".into(),
+            ));
         }
         let device = device.autodiff();
         let mut rng = Rng::stream(config.seed, 0);
@@ -151,10 +163,23 @@ impl Learner {
         self.noise
     }
 
-    fn tensor3(&self, values: &[f32], batch: usize, width: usize, field: &'static str) -> Result<Tensor<3>, Error> {
+    fn tensor3(
+        &self,
+        values: &[f32],
+        batch: usize,
+        width: usize,
+        field: &'static str,
+    ) -> Result<Tensor<3>, Error> {
         let expected = batch * self.functions * width;
         if values.len() != expected {
-            return Err(invalid(field, format!("{} values, expected {expected} ({batch} x {} functions x {width})", values.len(), self.functions)));
+            return Err(invalid(
+                field,
+                format!(
+                    "{} values, expected {expected} ({batch} x {} functions x {width})",
+                    values.len(),
+                    self.functions
+                ),
+            ));
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(invalid(field, format!("value {i} is not finite")));
@@ -169,9 +194,19 @@ impl Learner {
     /// The policy's decision for one state `[n, state_dim]`, without noise.
     pub fn act(&self, states: &[f32]) -> Result<Decision, Error> {
         let s = self.tensor3(states, 1, self.config.state_dim, "states")?;
-        let (actions, weights) = self.actor.forward(s, self.batch_ids(1), self.mask.clone(), &self.config);
-        let to_vec = |t: Tensor<3>| -> Vec<f32> { t.detach().into_data().try_to_vec::<f32>().unwrap_or_default() };
-        Ok(Decision { actions: to_vec(actions), weights: to_vec(weights) })
+        let (actions, weights) =
+            self.actor
+                .forward(s, self.batch_ids(1), self.mask.clone(), &self.config);
+        let to_vec = |t: Tensor<3>| -> Vec<f32> {
+            t.detach()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        Ok(Decision {
+            actions: to_vec(actions),
+            weights: to_vec(weights),
+        })
     }
 
     /// The decision plus Gaussian exploration noise, clipped to `[0, 1]`.
@@ -196,30 +231,47 @@ impl Learner {
         if let Some(i) = batch.rewards.iter().position(|r| !r.is_finite()) {
             return Err(invalid("rewards", format!("reward {i} is not finite")));
         }
-        let r = Tensor::<1>::from_floats(batch.rewards.as_slice(), &self.device).reshape([len, 1, 1]);
+        let r =
+            Tensor::<1>::from_floats(batch.rewards.as_slice(), &self.device).reshape([len, 1, 1]);
         let ids = self.batch_ids(len);
         let mask = self.mask.clone();
 
-        let (a2, _) = self.actor_target.forward(s2.clone(), ids.clone(), mask.clone(), c);
-        let q2 = self.critic_target.forward(s2, a2.detach(), ids.clone(), mask.clone(), c).detach();
+        let (a2, _) = self
+            .actor_target
+            .forward(s2.clone(), ids.clone(), mask.clone(), c);
+        let q2 = self
+            .critic_target
+            .forward(s2, a2.detach(), ids.clone(), mask.clone(), c)
+            .detach();
         let target = (q2 * c.gamma + r).detach();
-        let q = self.critic.forward(s.clone(), a, ids.clone(), mask.clone(), c);
+        let q = self
+            .critic
+            .forward(s.clone(), a, ids.clone(), mask.clone(), c);
         let critic_loss = (q - target).powf_scalar(2.0).mean();
         let critic_value = critic_loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(critic_loss.backward(), &self.critic);
-        self.critic = self.critic_optim.step(c.critic_learning_rate.unwrap_or(c.learning_rate), self.critic.clone(), grads);
+        self.critic = self.critic_optim.step(
+            c.critic_learning_rate.unwrap_or(c.learning_rate),
+            self.critic.clone(),
+            grads,
+        );
 
         let (policy, _) = self.actor.forward(s.clone(), ids.clone(), mask.clone(), c);
         let actor_loss = -self.critic.forward(s, policy, ids, mask, c).mean();
         let actor_value = actor_loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(actor_loss.backward(), &self.actor);
-        self.actor = self.actor_optim.step(c.learning_rate, self.actor.clone(), grads);
+        self.actor = self
+            .actor_optim
+            .step(c.learning_rate, self.actor.clone(), grads);
 
         self.actor_target = soft_update(&self.actor, self.actor_target.clone(), c.tau);
         self.critic_target = soft_update(&self.critic, self.critic_target.clone(), c.tau);
         self.noise *= c.noise_decay;
         self.updates += 1;
-        Ok(Losses { critic: critic_value, actor: actor_value })
+        Ok(Losses {
+            critic: critic_value,
+            actor: actor_value,
+        })
     }
 }
 
@@ -229,7 +281,8 @@ fn soft_update<M: Module>(online: &M, target: M, tau: f64) -> M {
     struct Collect(HashMap<ParamId, Tensor<1>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.insert(param.id, param.val().detach().flatten(0, D - 1));
+            self.0
+                .insert(param.id, param.val().detach().flatten(0, D - 1));
         }
     }
     struct Blend {
@@ -238,7 +291,9 @@ fn soft_update<M: Module>(online: &M, target: M, tau: f64) -> M {
     }
     impl ModuleMapper for Blend {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let Some(online) = self.online.remove(&param.id) else { return param };
+            let Some(online) = self.online.remove(&param.id) else {
+                return param;
+            };
             let tau = self.tau;
             param.map(|t| {
                 let shape = t.shape();
@@ -248,7 +303,10 @@ fn soft_update<M: Module>(online: &M, target: M, tau: f64) -> M {
     }
     let mut collect = Collect(HashMap::new());
     online.visit(&mut collect);
-    target.map(&mut Blend { online: collect.0, tau })
+    target.map(&mut Blend {
+        online: collect.0,
+        tau,
+    })
 }
 
 /// Draws every weight again from `rng`: uniform in `±1/sqrt(fan_in)` for matrices (as burn's
@@ -285,7 +343,11 @@ fn reinitialise<M: Module>(module: M, rng: &mut Rng, device: &Device) -> M {
             })
         }
     }
-    module.map(&mut Draw { rng, device: device.clone(), path: Vec::new() })
+    module.map(&mut Draw {
+        rng,
+        device: device.clone(),
+        path: Vec::new(),
+    })
 }
 
 mod checkpoint;

@@ -19,7 +19,7 @@ pub mod state;
 
 pub use config::{AgentConfig, Algorithm, Scoring};
 pub use learner::{Batch, Decision, Error, Learner, Losses};
-pub use state::{StateEncoder, STATE_DIM};
+pub use state::{STATE_DIM, StateEncoder};
 
 /// The device the agents run on: CUDA device 0 when built with `cuda`, else the CPU.
 pub fn default_device() -> burn::prelude::Device {

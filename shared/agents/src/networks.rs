@@ -7,10 +7,12 @@
 //! one agent over the flattened workflow. Layer normalisation works per row; the reference's
 //! batch normalisation over all agents' rows mixed their statistics.
 
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
+use burn::nn::{
+    Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu,
+};
 use burn::prelude::*;
 
-use crate::attention::{uniform_weights, Attention};
+use crate::attention::{Attention, uniform_weights};
 use crate::config::{AgentConfig, Algorithm};
 
 /// Two hidden layers with ReLU; normalisation after the first.
@@ -45,7 +47,12 @@ impl Mlp {
 
 /// Neighbour weights `[batch, n, n]` for `states`: attention, uniform for `mf`, none (zeros) for
 /// the ablations that do not use a mean field.
-fn neighbour_weights(attention: &Option<Attention>, states: Tensor<3>, mask: Tensor<3>, config: &AgentConfig) -> Tensor<3> {
+fn neighbour_weights(
+    attention: &Option<Attention>,
+    states: Tensor<3>,
+    mask: Tensor<3>,
+    config: &AgentConfig,
+) -> Tensor<3> {
     let [batch, n, _] = states.dims();
     match (config.algorithm, attention) {
         (Algorithm::AttMf, Some(attention)) => attention.weights(states, mask, config.scoring),
@@ -55,17 +62,20 @@ fn neighbour_weights(attention: &Option<Attention>, states: Tensor<3>, mask: Ten
 }
 
 fn identity(config: &AgentConfig, device: &Device) -> Option<Embedding> {
-    (config.algorithm != Algorithm::Ddpg).then(|| EmbeddingConfig::new(config.max_functions, config.identity).init(device))
+    (config.algorithm != Algorithm::Ddpg)
+        .then(|| EmbeddingConfig::new(config.max_functions, config.identity).init(device))
 }
 
 fn attention(config: &AgentConfig, device: &Device) -> Option<Attention> {
-    (config.algorithm == Algorithm::AttMf).then(|| Attention::new(config.state_dim, config.attention, device))
+    (config.algorithm == Algorithm::AttMf)
+        .then(|| Attention::new(config.state_dim, config.attention, device))
 }
 
 /// Every row's features side by side, repeated for each row: `[batch, n, n * width]`.
 fn whole_workflow(x: Tensor<3>) -> Tensor<3> {
     let [batch, n, width] = x.dims();
-    x.reshape([batch, 1, n * width]).expand([batch, n, n * width])
+    x.reshape([batch, 1, n * width])
+        .expand([batch, n, n * width])
 }
 
 /// The policy: state (+ mean field + identity) -> normalised action in `[0, 1]`.
@@ -85,19 +95,35 @@ impl Actor {
             Algorithm::Maddpg => (s + id, a),
             Algorithm::Ddpg => (functions * s, functions * a),
         };
-        Self { attention: attention(config, device), identity: identity(config, device), mlp: Mlp::new(inputs, config.hidden, outputs, device) }
+        Self {
+            attention: attention(config, device),
+            identity: identity(config, device),
+            mlp: Mlp::new(inputs, config.hidden, outputs, device),
+        }
     }
 
     /// Actions `[batch, n, action_dim]` and the neighbour weights used `[batch, n, n]`.
-    pub fn forward(&self, states: Tensor<3>, ids: Tensor<2, Int>, mask: Tensor<3>, config: &AgentConfig) -> (Tensor<3>, Tensor<3>) {
+    pub fn forward(
+        &self,
+        states: Tensor<3>,
+        ids: Tensor<2, Int>,
+        mask: Tensor<3>,
+        config: &AgentConfig,
+    ) -> (Tensor<3>, Tensor<3>) {
         let [batch, n, width] = states.dims();
         let weights = neighbour_weights(&self.attention, states.clone(), mask, config);
         let raw = match (config.algorithm, &self.identity) {
-            (Algorithm::Ddpg, _) | (_, None) => self.mlp.forward(states.reshape([batch, 1, n * width])).reshape([batch, n, config.action_dim]),
-            (Algorithm::Maddpg, Some(identity)) => self.mlp.forward(Tensor::cat(vec![states, identity.forward(ids)], 2)),
+            (Algorithm::Ddpg, _) | (_, None) => self
+                .mlp
+                .forward(states.reshape([batch, 1, n * width]))
+                .reshape([batch, n, config.action_dim]),
+            (Algorithm::Maddpg, Some(identity)) => self
+                .mlp
+                .forward(Tensor::cat(vec![states, identity.forward(ids)], 2)),
             (Algorithm::AttMf | Algorithm::Mf, Some(identity)) => {
                 let field = weights.clone().matmul(states.clone());
-                self.mlp.forward(Tensor::cat(vec![states, field, identity.forward(ids)], 2))
+                self.mlp
+                    .forward(Tensor::cat(vec![states, field, identity.forward(ids)], 2))
             }
         };
         (burn::tensor::activation::sigmoid(raw), weights)
@@ -122,27 +148,52 @@ impl Critic {
             Algorithm::Maddpg => row + functions * row + id,
             Algorithm::Ddpg => functions * row,
         };
-        Self { attention: attention(config, device), identity: identity(config, device), mlp: Mlp::new(inputs, config.hidden, 1, device) }
+        Self {
+            attention: attention(config, device),
+            identity: identity(config, device),
+            mlp: Mlp::new(inputs, config.hidden, 1, device),
+        }
     }
 
     /// Q values `[batch, n, 1]` (`ddpg`'s single Q repeated on every row).
-    pub fn forward(&self, states: Tensor<3>, actions: Tensor<3>, ids: Tensor<2, Int>, mask: Tensor<3>, config: &AgentConfig) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        states: Tensor<3>,
+        actions: Tensor<3>,
+        ids: Tensor<2, Int>,
+        mask: Tensor<3>,
+        config: &AgentConfig,
+    ) -> Tensor<3> {
         let [batch, n, _] = states.dims();
         match (config.algorithm, &self.identity) {
             (Algorithm::Ddpg, _) | (_, None) => {
                 let rows = Tensor::cat(vec![states, actions], 2);
                 let width = rows.dims()[2];
-                self.mlp.forward(rows.reshape([batch, 1, n * width])).expand([batch, n, 1])
+                self.mlp
+                    .forward(rows.reshape([batch, 1, n * width]))
+                    .expand([batch, n, 1])
             }
             (Algorithm::Maddpg, Some(identity)) => {
                 let rows = Tensor::cat(vec![states, actions], 2);
-                self.mlp.forward(Tensor::cat(vec![rows.clone(), whole_workflow(rows), identity.forward(ids)], 2))
+                self.mlp.forward(Tensor::cat(
+                    vec![rows.clone(), whole_workflow(rows), identity.forward(ids)],
+                    2,
+                ))
             }
             (Algorithm::AttMf | Algorithm::Mf, Some(identity)) => {
                 let weights = neighbour_weights(&self.attention, states.clone(), mask, config);
                 let field_states = weights.clone().matmul(states.clone());
                 let field_actions = weights.matmul(actions.clone());
-                self.mlp.forward(Tensor::cat(vec![states, actions, field_states, field_actions, identity.forward(ids)], 2))
+                self.mlp.forward(Tensor::cat(
+                    vec![
+                        states,
+                        actions,
+                        field_states,
+                        field_actions,
+                        identity.forward(ids),
+                    ],
+                    2,
+                ))
             }
         }
     }

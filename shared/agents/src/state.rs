@@ -7,8 +7,8 @@
 //! tailed ones on a log scale) and clipped to ±[`CLIP`]; the rejected share and the normalised
 //! configuration are already in `[0, 1]`.
 
-use faasconf_core::telemetry::WindowReport;
 use faasconf_core::Workflow;
+use faasconf_core::telemetry::WindowReport;
 use serde::{Deserialize, Serialize};
 
 use crate::learner::Error;
@@ -20,8 +20,20 @@ pub const STATE_DIM: usize = MEASURED + 1 + 4;
 /// Standardised values are clipped to this many deviations.
 pub const CLIP: f64 = 5.0;
 /// Names of the features, in order.
-pub const FEATURES: [&str; STATE_DIM] =
-    ["cpu_percent", "throttled_periods", "memory_percent", "network_rx", "p75", "p95", "users", "rejected_share", "cpu", "memory", "replicas", "concurrency"];
+pub const FEATURES: [&str; STATE_DIM] = [
+    "cpu_percent",
+    "throttled_periods",
+    "memory_percent",
+    "network_rx",
+    "p75",
+    "p95",
+    "users",
+    "rejected_share",
+    "cpu",
+    "memory",
+    "replicas",
+    "concurrency",
+];
 
 fn measured(window: &WindowReport, j: usize) -> [f64; MEASURED] {
     let f = &window.functions[j];
@@ -55,7 +67,10 @@ impl StateEncoder {
     pub fn fit(workflow: &Workflow, windows: &[&WindowReport]) -> Result<Self, Error> {
         let n = workflow.len();
         for (i, w) in windows.iter().enumerate() {
-            check(workflow, w).map_err(|message| Error::Invalid { field: "windows", message: format!("window {i}: {message}") })?;
+            check(workflow, w).map_err(|message| Error::Invalid {
+                field: "windows",
+                message: format!("window {i}: {message}"),
+            })?;
         }
         let mut mean = vec![[0.0; MEASURED]; n];
         let mut sd = vec![[1.0; MEASURED]; n];
@@ -71,19 +86,38 @@ impl StateEncoder {
                 }
             }
         }
-        Ok(Self { functions: workflow.functions.iter().map(|f| f.name.clone()).collect(), mean, sd, windows: windows.len() })
+        Ok(Self {
+            functions: workflow.functions.iter().map(|f| f.name.clone()).collect(),
+            mean,
+            sd,
+            windows: windows.len(),
+        })
     }
 
     /// The state `[n * STATE_DIM]` of a window.
     pub fn encode(&self, workflow: &Workflow, window: &WindowReport) -> Result<Vec<f32>, Error> {
-        if self.functions.len() != workflow.len() || workflow.functions.iter().zip(&self.functions).any(|(f, name)| &f.name != name) {
-            return Err(Error::Invalid { field: "workflow", message: format!("the encoder was fitted for {:?}", self.functions) });
+        if self.functions.len() != workflow.len()
+            || workflow
+                .functions
+                .iter()
+                .zip(&self.functions)
+                .any(|(f, name)| &f.name != name)
+        {
+            return Err(Error::Invalid {
+                field: "workflow",
+                message: format!("the encoder was fitted for {:?}", self.functions),
+            });
         }
-        check(workflow, window).map_err(|message| Error::Invalid { field: "window", message })?;
+        check(workflow, window).map_err(|message| Error::Invalid {
+            field: "window",
+            message,
+        })?;
         let mut out = Vec::with_capacity(workflow.len() * STATE_DIM);
         for (j, spec) in workflow.functions.iter().enumerate() {
             let values = measured(window, j);
-            out.extend((0..MEASURED).map(|k| ((values[k] - self.mean[j][k]) / self.sd[j][k]).clamp(-CLIP, CLIP) as f32));
+            out.extend((0..MEASURED).map(|k| {
+                ((values[k] - self.mean[j][k]) / self.sd[j][k]).clamp(-CLIP, CLIP) as f32
+            }));
             let f = &window.functions[j];
             out.push((f.rejections as f64 / f.requests.max(1) as f64).clamp(0.0, 1.0) as f32);
             out.extend(spec.bounds.to_action(&window.config.0[j]).map(|a| a as f32));
@@ -94,14 +128,41 @@ impl StateEncoder {
 
 fn check(workflow: &Workflow, window: &WindowReport) -> Result<(), String> {
     if window.functions.len() != workflow.len() || window.config.0.len() != workflow.len() {
-        return Err(format!("{} function rows and {} configurations; the workflow has {} functions", window.functions.len(), window.config.0.len(), workflow.len()));
+        return Err(format!(
+            "{} function rows and {} configurations; the workflow has {} functions",
+            window.functions.len(),
+            window.config.0.len(),
+            workflow.len()
+        ));
     }
-    if let Some((f, spec)) = window.functions.iter().zip(&workflow.functions).find(|(f, spec)| f.function != spec.name) {
-        return Err(format!("function {:?} where {:?} was expected", f.function, spec.name));
+    if let Some((f, spec)) = window
+        .functions
+        .iter()
+        .zip(&workflow.functions)
+        .find(|(f, spec)| f.function != spec.name)
+    {
+        return Err(format!(
+            "function {:?} where {:?} was expected",
+            f.function, spec.name
+        ));
     }
     let bad = |v: f64| !v.is_finite();
-    if let Some(f) = window.functions.iter().find(|f| [f.cpu_usage_percent, f.cpu_throttled_periods, f.memory_percent_of_limit, f.network_rx_bytes_per_second, f.latency_p75_seconds, f.latency_p95_seconds].into_iter().any(bad)) {
-        return Err(format!("function {:?} has a value that is not finite", f.function));
+    if let Some(f) = window.functions.iter().find(|f| {
+        [
+            f.cpu_usage_percent,
+            f.cpu_throttled_periods,
+            f.memory_percent_of_limit,
+            f.network_rx_bytes_per_second,
+            f.latency_p75_seconds,
+            f.latency_p95_seconds,
+        ]
+        .into_iter()
+        .any(bad)
+    }) {
+        return Err(format!(
+            "function {:?} has a value that is not finite",
+            f.function
+        ));
     }
     Ok(())
 }
@@ -113,7 +174,9 @@ mod tests {
     use faasconf_core::telemetry::{FunctionWindow, WorkflowWindow};
 
     fn window(workflow: &Workflow, cpu: f64, users: u32) -> WindowReport {
-        let config = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()]).unwrap();
+        let config = workflow
+            .config_from_actions(&vec![[0.5; 4]; workflow.len()])
+            .unwrap();
         let functions = workflow
             .functions
             .iter()
@@ -134,8 +197,26 @@ mod tests {
                 ready_replicas: 1,
             })
             .collect();
-        let workflow_window = WorkflowWindow { mean_latency_seconds: 10.0, p95_latency_seconds: 12.0, successful_requests: 8, total_requests: 10, success_ratio: 0.8, throughput_rps: 0.3, cost: 5.0 };
-        WindowReport { index: 0, start_seconds: 0.0, duration_seconds: 30.0, config_version: 1, transient: false, config, users, workflow: workflow_window, functions }
+        let workflow_window = WorkflowWindow {
+            mean_latency_seconds: 10.0,
+            p95_latency_seconds: 12.0,
+            successful_requests: 8,
+            total_requests: 10,
+            success_ratio: 0.8,
+            throughput_rps: 0.3,
+            cost: 5.0,
+        };
+        WindowReport {
+            index: 0,
+            start_seconds: 0.0,
+            duration_seconds: 30.0,
+            config_version: 1,
+            transient: false,
+            config,
+            users,
+            workflow: workflow_window,
+            functions,
+        }
     }
 
     #[test]
@@ -145,14 +226,26 @@ mod tests {
         let encoder = StateEncoder::fit(&w, &[&a, &b]).unwrap();
         let s = encoder.encode(&w, &b).unwrap();
         assert_eq!(s.len(), w.len() * STATE_DIM);
-        assert!((s[0] - 1.0).abs() < 1e-6, "cpu one deviation above the mean: {}", s[0]);
+        assert!(
+            (s[0] - 1.0).abs() < 1e-6,
+            "cpu one deviation above the mean: {}",
+            s[0]
+        );
         assert!((s[6] - 1.0).abs() < 1e-6, "users one deviation above");
         assert_eq!(s[1], 0.0, "a constant feature standardises to zero");
         assert!((s[7] - 0.2).abs() < 1e-6, "2 of 10 calls rejected");
-        assert!(s[8..12].iter().all(|a| (a - 0.5).abs() < 0.1), "normalised knobs: {:?}", &s[8..12]);
+        assert!(
+            s[8..12].iter().all(|a| (a - 0.5).abs() < 0.1),
+            "normalised knobs: {:?}",
+            &s[8..12]
+        );
         let mut wild = b.clone();
         wild.functions[0].cpu_usage_percent = 1e9;
-        assert_eq!(encoder.encode(&w, &wild).unwrap()[0], CLIP as f32, "outliers are clipped");
+        assert_eq!(
+            encoder.encode(&w, &wild).unwrap()[0],
+            CLIP as f32,
+            "outliers are clipped"
+        );
     }
 
     #[test]
@@ -160,10 +253,28 @@ mod tests {
         let w = builtin("parallel").unwrap();
         let mut a = window(&w, 50.0, 10);
         a.functions.swap(0, 1);
-        assert!(matches!(StateEncoder::fit(&w, &[&a]), Err(Error::Invalid { field: "windows", .. })));
+        assert!(matches!(
+            StateEncoder::fit(&w, &[&a]),
+            Err(Error::Invalid {
+                field: "windows",
+                ..
+            })
+        ));
         let encoder = StateEncoder::fit(&w, &[]).unwrap();
-        assert!(matches!(encoder.encode(&w, &a), Err(Error::Invalid { field: "window", .. })));
+        assert!(matches!(
+            encoder.encode(&w, &a),
+            Err(Error::Invalid {
+                field: "window",
+                ..
+            })
+        ));
         let other = builtin("sequential").unwrap();
-        assert!(matches!(encoder.encode(&other, &window(&other, 1.0, 1)), Err(Error::Invalid { field: "workflow", .. })));
+        assert!(matches!(
+            encoder.encode(&other, &window(&other, 1.0, 1)),
+            Err(Error::Invalid {
+                field: "workflow",
+                ..
+            })
+        ));
     }
 }

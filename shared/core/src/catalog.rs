@@ -37,26 +37,38 @@ pub struct ProfileSet {
 impl ProfileSet {
     /// Parses a profile set from JSON text; `origin` names it in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        let set: ProfileSet =
-            serde_json::from_str(text).map_err(|e| Error::Parse { path: origin.to_owned(), message: e.to_string() })?;
+        let set: ProfileSet = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
         let mut errors = set.platform.validate("platform");
         for (name, p) in &set.functions {
             errors.extend(p.validate(&format!("functions.{name}")));
         }
-        if errors.is_empty() { Ok(set) } else { Err(Error::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(Error::Invalid(errors))
+        }
     }
 
     /// Reads a profile set from a JSON file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_json(&text, &path.display().to_string())
     }
 
     /// The shipped calibrated profiles of the ML functions.
     pub fn shipped_ml() -> Self {
         // The file is part of the crate and checked by a test; a broken file is a build defect.
-        Self::from_json(include_str!("../profiles/ml-parallel-10.json"), "profiles/ml-parallel-10.json")
-            .unwrap_or_else(|e| panic!("shipped profiles are invalid: {e}"))
+        Self::from_json(
+            include_str!("../profiles/ml-parallel-10.json"),
+            "profiles/ml-parallel-10.json",
+        )
+        .unwrap_or_else(|e| panic!("shipped profiles are invalid: {e}"))
     }
 }
 
@@ -85,11 +97,22 @@ fn ml_function(name: &str, set: &ProfileSet) -> FunctionSpec {
 /// A built-in workflow by name.
 pub fn builtin(name: &str) -> Result<Workflow> {
     let ml = ProfileSet::shipped_ml();
-    let functions = |names: &[&str]| names.iter().map(|n| ml_function(n, &ml)).collect::<Vec<_>>();
+    let functions = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| ml_function(n, &ml))
+            .collect::<Vec<_>>()
+    };
     match name {
         "sequential" => {
             let names = ["starter", "load", "resize", "update", "resnet"];
-            Workflow::new(name, functions(&names), Stage::chain(&names), None, ml.platform)
+            Workflow::new(
+                name,
+                functions(&names),
+                Stage::chain(&names),
+                None,
+                ml.platform,
+            )
         }
         "parallel" => {
             let names = ["starter", "rgb", "resize", "update", "resnet", "mobilenet"];
@@ -103,12 +126,26 @@ pub fn builtin(name: &str) -> Result<Workflow> {
             Workflow::new(name, functions(&names), plan, None, ml.platform)
         }
         "branch" => {
-            let names = ["starter", "rgb", "resize", "update", "mobilenet", "load", "resnet"];
+            let names = [
+                "starter",
+                "rgb",
+                "resize",
+                "update",
+                "mobilenet",
+                "load",
+                "resnet",
+            ];
             let plan = Stage::Sequence(vec![
                 Stage::call("starter"),
                 Stage::Branch(vec![
-                    BranchArm { weight: 2.0, stage: Stage::chain(&["rgb", "resize", "update", "mobilenet"]) },
-                    BranchArm { weight: 3.0, stage: Stage::chain(&["load", "resnet"]) },
+                    BranchArm {
+                        weight: 2.0,
+                        stage: Stage::chain(&["rgb", "resize", "update", "mobilenet"]),
+                    },
+                    BranchArm {
+                        weight: 3.0,
+                        stage: Stage::chain(&["load", "resnet"]),
+                    },
                 ]),
             ]);
             Workflow::new(name, functions(&names), plan, None, ml.platform)
@@ -177,7 +214,12 @@ fn tcktapp() -> Result<Workflow> {
             Stage::call(n(10)),
             Stage::nested(
                 n(11),
-                Stage::Sequence(vec![Stage::call(n(10)), Stage::call(n(3)), Stage::call(n(6)), Stage::call(n(2))]),
+                Stage::Sequence(vec![
+                    Stage::call(n(10)),
+                    Stage::call(n(3)),
+                    Stage::call(n(6)),
+                    Stage::call(n(2)),
+                ]),
             ),
             Stage::call(n(3)),
             Stage::call(n(6)),
@@ -193,7 +235,10 @@ fn tcktapp() -> Result<Workflow> {
             ),
         ]),
     );
-    let platform = PlatformProfile { user_think_seconds: 1.0, ..PlatformProfile::default() };
+    let platform = PlatformProfile {
+        user_think_seconds: 1.0,
+        ..PlatformProfile::default()
+    };
     Workflow::new("tcktapp", functions, plan, None, platform)
 }
 
@@ -229,14 +274,22 @@ struct EdgeEntry {
 
 /// Loads a workflow from a topology file: `.json` as JSON, anything else as YAML (a superset).
 pub fn load_file(path: &Path) -> Result<Workflow> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     parse_topology(&text, is_json, &path.display().to_string())
 }
 
 /// Parses topology text; `origin` names it in errors.
 pub fn parse_topology(text: &str, is_json: bool, origin: &str) -> Result<Workflow> {
-    let parse_error = |message: String| Error::Parse { path: origin.to_owned(), message };
+    let parse_error = |message: String| Error::Parse {
+        path: origin.to_owned(),
+        message,
+    };
     // YAML is read into the JSON data model first so both formats share one schema
     // (serde_yaml_ng would otherwise want YAML tags for the stage enum).
     let value: serde_json::Value = if is_json {
@@ -244,7 +297,8 @@ pub fn parse_topology(text: &str, is_json: bool, origin: &str) -> Result<Workflo
     } else {
         serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?
     };
-    let file: TopologyFile = serde_json::from_value(value).map_err(|e| parse_error(e.to_string()))?;
+    let file: TopologyFile =
+        serde_json::from_value(value).map_err(|e| parse_error(e.to_string()))?;
     let functions = file
         .functions
         .into_iter()
@@ -254,8 +308,16 @@ pub fn parse_topology(text: &str, is_json: bool, origin: &str) -> Result<Workflo
             profile: f.profile.unwrap_or_default(),
         })
         .collect();
-    let edges = file.edges.map(|es| es.into_iter().map(|e| (e.from, e.to)).collect());
-    Workflow::new(file.name, functions, file.plan, edges, file.platform.unwrap_or_default())
+    let edges = file
+        .edges
+        .map(|es| es.into_iter().map(|e| (e.from, e.to)).collect());
+    Workflow::new(
+        file.name,
+        functions,
+        file.plan,
+        edges,
+        file.platform.unwrap_or_default(),
+    )
 }
 
 /// A built-in workflow by name, or a topology file when `name_or_path` names an existing file.
@@ -265,8 +327,14 @@ pub fn resolve(name_or_path: &str) -> Result<Workflow> {
         builtin(name_or_path)
     } else if path.is_file() {
         load_file(path)
-    } else if name_or_path.ends_with(".yaml") || name_or_path.ends_with(".yml") || name_or_path.ends_with(".json") {
-        Err(Error::Invalid(vec![FieldError::new("workflow", format!("topology file {name_or_path:?} does not exist"))]))
+    } else if name_or_path.ends_with(".yaml")
+        || name_or_path.ends_with(".yml")
+        || name_or_path.ends_with(".json")
+    {
+        Err(Error::Invalid(vec![FieldError::new(
+            "workflow",
+            format!("topology file {name_or_path:?} does not exist"),
+        )]))
     } else {
         Err(Error::UnknownWorkflow(name_or_path.to_owned()))
     }

@@ -26,7 +26,12 @@ pub enum Knob {
 
 impl Knob {
     /// All knobs, in the order of the normalised action vector.
-    pub const ALL: [Knob; 4] = [Knob::CpuMillis, Knob::MemoryMib, Knob::Replicas, Knob::Concurrency];
+    pub const ALL: [Knob; 4] = [
+        Knob::CpuMillis,
+        Knob::MemoryMib,
+        Knob::Replicas,
+        Knob::Concurrency,
+    ];
 
     /// The field name used in files, JSON and RPCs.
     pub fn name(self) -> &'static str {
@@ -170,7 +175,10 @@ impl FunctionBounds {
                 ));
             }
             if range.min == 0 {
-                errors.push(FieldError::new(format!("{prefix}.{knob}.min"), "must be at least 1"));
+                errors.push(FieldError::new(
+                    format!("{prefix}.{knob}.min"),
+                    "must be at least 1",
+                ));
             }
         }
         errors
@@ -185,7 +193,10 @@ impl FunctionBounds {
                 (!range.contains(value)).then(|| {
                     FieldError::new(
                         format!("{prefix}.{knob}"),
-                        format!("{value} is outside the bounds {}..={}", range.min, range.max),
+                        format!(
+                            "{value} is outside the bounds {}..={}",
+                            range.min, range.max
+                        ),
                     )
                 })
             })
@@ -194,15 +205,27 @@ impl FunctionBounds {
 
     /// Maps a normalised action (cpu, memory, replicas, concurrency in `[0,1]`) to a configuration.
     pub fn from_action(&self, action: [f64; 4]) -> Result<FunctionConfig> {
-        let mut config = FunctionConfig { cpu_millis: 0, memory_mib: 0, replicas: 0, concurrency: 0 };
+        let mut config = FunctionConfig {
+            cpu_millis: 0,
+            memory_mib: 0,
+            replicas: 0,
+            concurrency: 0,
+        };
         for (knob, a) in Knob::ALL.into_iter().zip(action) {
             if !(0.0..=1.0).contains(&a) {
-                return Err(Error::field(format!("action.{knob}"), format!("{a} is not in [0, 1]")));
+                return Err(Error::field(
+                    format!("action.{knob}"),
+                    format!("{a} is not in [0, 1]"),
+                ));
             }
             let range = self.range(knob);
             let raw = a * range.span() + f64::from(range.min);
             // A small tolerance keeps `to_action` -> `from_action` an exact round trip for floors.
-            let value = if knob.rounds() { raw.round_ties_even() } else { (raw + 1e-9).floor() };
+            let value = if knob.rounds() {
+                raw.round_ties_even()
+            } else {
+                (raw + 1e-9).floor()
+            };
             // In range by construction: raw lies in [min, max].
             config.set(knob, (value as u32).clamp(range.min, range.max));
         }
@@ -216,7 +239,8 @@ impl FunctionBounds {
             if range.max == range.min {
                 0.0
             } else {
-                (f64::from(config.get(knob).clamp(range.min, range.max)) - f64::from(range.min)) / range.span()
+                (f64::from(config.get(knob).clamp(range.min, range.max)) - f64::from(range.min))
+                    / range.span()
             }
         })
     }
@@ -239,7 +263,11 @@ impl WorkflowConfig {
 
     /// The smallest capacity (concurrency x replicas) over the functions.
     pub fn min_capacity(&self) -> u32 {
-        self.0.iter().map(FunctionConfig::capacity).min().unwrap_or(0)
+        self.0
+            .iter()
+            .map(FunctionConfig::capacity)
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -251,40 +279,101 @@ mod tests {
     #[test]
     fn action_mapping_matches_the_data_set_formulas() {
         // cpu = round(x*1750+250), mem = round(x*1792+256), replicas = floor(x*7+1), conc = floor(x*9+1)
-        let c = FunctionBounds::ML.from_action([0.2973842115819504, 0.7141507340758059, 0.5579962325721194, 0.42184179380859455]).unwrap();
-        assert_eq!(c, FunctionConfig { cpu_millis: 770, memory_mib: 1536, replicas: 4, concurrency: 4 });
-        let floor = FunctionBounds::ML.from_action([0.2, 0.2, 0.2, 0.2]).unwrap();
-        assert_eq!(floor, FunctionConfig { cpu_millis: 600, memory_mib: 614, replicas: 2, concurrency: 2 });
+        let c = FunctionBounds::ML
+            .from_action([
+                0.2973842115819504,
+                0.7141507340758059,
+                0.5579962325721194,
+                0.42184179380859455,
+            ])
+            .unwrap();
+        assert_eq!(
+            c,
+            FunctionConfig {
+                cpu_millis: 770,
+                memory_mib: 1536,
+                replicas: 4,
+                concurrency: 4
+            }
+        );
+        let floor = FunctionBounds::ML
+            .from_action([0.2, 0.2, 0.2, 0.2])
+            .unwrap();
+        assert_eq!(
+            floor,
+            FunctionConfig {
+                cpu_millis: 600,
+                memory_mib: 614,
+                replicas: 2,
+                concurrency: 2
+            }
+        );
         let top = FunctionBounds::ML.from_action([1.0; 4]).unwrap();
-        assert_eq!(top, FunctionConfig { cpu_millis: 2000, memory_mib: 2048, replicas: 8, concurrency: 10 });
+        assert_eq!(
+            top,
+            FunctionConfig {
+                cpu_millis: 2000,
+                memory_mib: 2048,
+                replicas: 8,
+                concurrency: 10
+            }
+        );
     }
 
     #[test]
     fn actions_outside_the_unit_interval_are_refused_by_field() {
-        let err = FunctionBounds::ML.from_action([0.5, f64::NAN, 0.5, 0.5]).unwrap_err();
+        let err = FunctionBounds::ML
+            .from_action([0.5, f64::NAN, 0.5, 0.5])
+            .unwrap_err();
         assert_eq!(err.field_errors()[0].field, "action.memory_mib");
-        let err = FunctionBounds::ML.from_action([0.5, 0.5, 1.5, 0.5]).unwrap_err();
+        let err = FunctionBounds::ML
+            .from_action([0.5, 0.5, 1.5, 0.5])
+            .unwrap_err();
         assert_eq!(err.field_errors()[0].field, "action.replicas");
     }
 
     #[test]
     fn check_names_every_knob_out_of_bounds() {
-        let c = FunctionConfig { cpu_millis: 100, memory_mib: 512, replicas: 9, concurrency: 0 };
-        let fields: Vec<_> = FunctionBounds::ML.check(&c, "config.starter").into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["config.starter.cpu_millis", "config.starter.replicas", "config.starter.concurrency"]);
+        let c = FunctionConfig {
+            cpu_millis: 100,
+            memory_mib: 512,
+            replicas: 9,
+            concurrency: 0,
+        };
+        let fields: Vec<_> = FunctionBounds::ML
+            .check(&c, "config.starter")
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "config.starter.cpu_millis",
+                "config.starter.replicas",
+                "config.starter.concurrency"
+            ]
+        );
     }
 
     #[test]
     fn inverted_bounds_are_reported() {
         let mut b = FunctionBounds::ML;
         b.replicas = Range::new(5, 2);
-        assert_eq!(b.validate("functions[0].bounds")[0].field, "functions[0].bounds.replicas");
+        assert_eq!(
+            b.validate("functions[0].bounds")[0].field,
+            "functions[0].bounds.replicas"
+        );
     }
 
     fn any_config() -> impl Strategy<Value = FunctionConfig> {
-        (250u32..=2000, 256u32..=2048, 1u32..=8, 1u32..=10).prop_map(|(cpu_millis, memory_mib, replicas, concurrency)| {
-            FunctionConfig { cpu_millis, memory_mib, replicas, concurrency }
-        })
+        (250u32..=2000, 256u32..=2048, 1u32..=8, 1u32..=10).prop_map(
+            |(cpu_millis, memory_mib, replicas, concurrency)| FunctionConfig {
+                cpu_millis,
+                memory_mib,
+                replicas,
+                concurrency,
+            },
+        )
     }
 
     proptest! {

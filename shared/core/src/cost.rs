@@ -11,7 +11,8 @@ pub const PRICE_PER_MIB: f64 = 0.000012;
 
 /// Cost of one function's configuration.
 pub fn function_cost(config: &FunctionConfig) -> f64 {
-    (f64::from(config.cpu_millis) * PRICE_PER_MILLICORE + f64::from(config.memory_mib) * PRICE_PER_MIB)
+    (f64::from(config.cpu_millis) * PRICE_PER_MILLICORE
+        + f64::from(config.memory_mib) * PRICE_PER_MIB)
         * f64::from(config.replicas)
 }
 
@@ -26,9 +27,21 @@ mod tests {
 
     #[test]
     fn cost_matches_the_formula_by_hand() {
-        let c = FunctionConfig { cpu_millis: 1000, memory_mib: 1000, replicas: 2, concurrency: 3 };
+        let c = FunctionConfig {
+            cpu_millis: 1000,
+            memory_mib: 1000,
+            replicas: 2,
+            concurrency: 3,
+        };
         assert!((function_cost(&c) - (0.173 + 0.012) * 2.0).abs() < 1e-12);
-        let d = FunctionConfig { cpu_millis: 250, memory_mib: 256, replicas: 1, concurrency: 1 };
-        assert!((workflow_cost([&c, &d]) - (0.37 + 250.0 * 0.000173 + 256.0 * 0.000012)).abs() < 1e-12);
+        let d = FunctionConfig {
+            cpu_millis: 250,
+            memory_mib: 256,
+            replicas: 1,
+            concurrency: 1,
+        };
+        assert!(
+            (workflow_cost([&c, &d]) - (0.37 + 250.0 * 0.000173 + 256.0 * 0.000012)).abs() < 1e-12
+        );
     }
 }

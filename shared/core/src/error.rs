@@ -14,7 +14,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -31,7 +34,9 @@ pub enum Error {
     #[error("invalid input: {}", join(.0))]
     Invalid(Vec<FieldError>),
     /// No workflow of that name is built in.
-    #[error("unknown workflow {0:?} (built in: sequential, parallel, branch, tcktapp; or give a topology file)")]
+    #[error(
+        "unknown workflow {0:?} (built in: sequential, parallel, branch, tcktapp; or give a topology file)"
+    )]
     UnknownWorkflow(String),
     /// A file could not be read.
     #[error("cannot read {path}")]
@@ -53,7 +58,11 @@ pub enum Error {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {

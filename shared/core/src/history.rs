@@ -62,18 +62,42 @@ impl HistoryRow {
 
     /// Successful / total requests (0 when no request finished).
     pub fn success_ratio(&self) -> f64 {
-        if self.total > 0.0 { self.successful / self.total } else { 0.0 }
+        if self.total > 0.0 {
+            self.successful / self.total
+        } else {
+            0.0
+        }
     }
 }
 
-const FUNCTION_FIELDS: [&str; 10] =
-    ["name", "cpu", "mem", "replicas", "cpu_metric", "thr_metric", "mem_metric", "network_metric", "latency_p75", "latency_p95"];
-const TAIL_FIELDS: [&str; 6] = ["e2e_latency", "p95_latency", "successful", "total_request", "price", "qps"];
+const FUNCTION_FIELDS: [&str; 10] = [
+    "name",
+    "cpu",
+    "mem",
+    "replicas",
+    "cpu_metric",
+    "thr_metric",
+    "mem_metric",
+    "network_metric",
+    "latency_p75",
+    "latency_p95",
+];
+const TAIL_FIELDS: [&str; 6] = [
+    "e2e_latency",
+    "p95_latency",
+    "successful",
+    "total_request",
+    "price",
+    "qps",
+];
 
 /// Reads a history CSV for `workflow`. Every bad row and field is reported (line, column, name);
 /// nothing is returned unless the whole file is valid.
 pub fn read_history(path: &Path, workflow: &Workflow) -> Result<Vec<HistoryRow>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_history(file, workflow)
 }
 
@@ -81,7 +105,10 @@ pub fn read_history(path: &Path, workflow: &Workflow) -> Result<Vec<HistoryRow>>
 pub fn parse_history(reader: impl std::io::Read, workflow: &Workflow) -> Result<Vec<HistoryRow>> {
     let n = workflow.len();
     let width = 14 * n + 6;
-    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (i, record) in csv.records().enumerate() {
@@ -114,7 +141,11 @@ pub fn parse_history(reader: impl std::io::Read, workflow: &Workflow) -> Result<
     Ok(rows)
 }
 
-fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Result<HistoryRow, Vec<FieldError>> {
+fn parse_row(
+    record: &csv::StringRecord,
+    line: usize,
+    workflow: &Workflow,
+) -> Result<HistoryRow, Vec<FieldError>> {
     let n = workflow.len();
     let mut errors = Vec::new();
     let mut number = |col: usize, name: &str| -> f64 {
@@ -122,7 +153,10 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
         match text.parse::<f64>() {
             Ok(v) if v.is_finite() => v,
             _ => {
-                errors.push(FieldError::new(format!("line {line}, column {} ({name})", col + 1), format!("{text:?} is not a finite number")));
+                errors.push(FieldError::new(
+                    format!("line {line}, column {} ({name})", col + 1),
+                    format!("{text:?} is not a finite number"),
+                ));
                 f64::NAN
             }
         }
@@ -138,7 +172,9 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
     let mut values = Vec::with_capacity(n);
     for (j, spec) in workflow.functions.iter().enumerate() {
         let base = 4 * n + 10 * j;
-        let v: Vec<f64> = (1..10).map(|k| number(base + k, &format!("{}.{}", spec.name, FUNCTION_FIELDS[k]))).collect();
+        let v: Vec<f64> = (1..10)
+            .map(|k| number(base + k, &format!("{}.{}", spec.name, FUNCTION_FIELDS[k])))
+            .collect();
         values.push(v);
     }
     let tail: Vec<f64> = (0..6).map(|k| number(14 * n + k, TAIL_FIELDS[k])).collect();
@@ -148,7 +184,10 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
         if name != spec.name {
             errors.push(FieldError::new(
                 format!("line {line}, column {} ({}.name)", col + 1, spec.name),
-                format!("found {name:?}, the workflow's function {j} is {:?}", spec.name),
+                format!(
+                    "found {name:?}, the workflow's function {j} is {:?}",
+                    spec.name
+                ),
             ));
         }
     }
@@ -160,16 +199,30 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
         let v = &values[j];
         let prefix = format!("line {line}, {}", spec.name);
         // The concurrency is only in the action columns; CPU, memory, replicas are also recorded.
-        let from_action = match spec.bounds.from_action(actions[j]) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.extend(e.field_errors().iter().map(|f| FieldError::new(format!("{prefix}.{}", f.field), f.message.clone())));
-                continue;
+        let from_action =
+            match spec.bounds.from_action(actions[j]) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.extend(e.field_errors().iter().map(|f| {
+                        FieldError::new(format!("{prefix}.{}", f.field), f.message.clone())
+                    }));
+                    continue;
+                }
+            };
+        let as_u32 = |x: f64| {
+            if x >= 0.0 && x <= f64::from(u32::MAX) && x.fract() == 0.0 {
+                Some(x as u32)
+            } else {
+                None
             }
         };
-        let as_u32 = |x: f64| if x >= 0.0 && x <= f64::from(u32::MAX) && x.fract() == 0.0 { Some(x as u32) } else { None };
         let recorded = [(v[0], "cpu"), (v[1], "mem"), (v[2], "replicas")].map(|(x, name)| {
-            as_u32(x).ok_or_else(|| FieldError::new(format!("{prefix}.{name}"), format!("{x} is not a whole non-negative number")))
+            as_u32(x).ok_or_else(|| {
+                FieldError::new(
+                    format!("{prefix}.{name}"),
+                    format!("{x} is not a whole non-negative number"),
+                )
+            })
         });
         let [cpu, mem, replicas] = match recorded {
             [Ok(c), Ok(m), Ok(r)] => [c, m, r],
@@ -178,7 +231,12 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
                 continue;
             }
         };
-        let config = FunctionConfig { cpu_millis: cpu, memory_mib: mem, replicas, concurrency: from_action.concurrency };
+        let config = FunctionConfig {
+            cpu_millis: cpu,
+            memory_mib: mem,
+            replicas,
+            concurrency: from_action.concurrency,
+        };
         errors.extend(spec.bounds.check(&config, &prefix));
         functions.push(FunctionSample {
             config,
@@ -191,7 +249,10 @@ fn parse_row(record: &csv::StringRecord, line: usize, workflow: &Workflow) -> Re
         });
     }
     if tail[3] < tail[2] {
-        errors.push(FieldError::new(format!("line {line}, total_request"), format!("{} is below successful {}", tail[3], tail[2])));
+        errors.push(FieldError::new(
+            format!("line {line}, total_request"),
+            format!("{} is below successful {}", tail[3], tail[2]),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -221,12 +282,23 @@ mod tests {
     #[test]
     fn cost_reproduces_the_price_column_on_every_row() {
         let w = builtin("parallel").unwrap();
-        let rows = read_history(&data_file(), &w).expect("the shared data file beside the repository");
+        let rows =
+            read_history(&data_file(), &w).expect("the shared data file beside the repository");
         assert!(rows.len() > 100);
         for row in &rows {
             let cost = row.config().cost();
-            assert!(((cost - row.price) / row.price).abs() <= 1e-9, "line {}: cost {cost} vs price {}", row.line, row.price);
-            assert_eq!(row.config(), w.config_from_actions(&row.actions).unwrap(), "line {}", row.line);
+            assert!(
+                ((cost - row.price) / row.price).abs() <= 1e-9,
+                "line {}: cost {cost} vs price {}",
+                row.line,
+                row.price
+            );
+            assert_eq!(
+                row.config(),
+                w.config_from_actions(&row.actions).unwrap(),
+                "line {}",
+                row.line
+            );
         }
     }
 
@@ -241,7 +313,18 @@ mod tests {
         lines[2] = cells.join(",");
         lines[3] = "1,2,3".to_owned();
         let err = parse_history(lines.join("\n").as_bytes(), &w).unwrap_err();
-        let fields: Vec<&str> = err.field_errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["line 2, column 25 (starter.name)", "line 3, column 1 (starter.action.cpu)", "line 4"]);
+        let fields: Vec<&str> = err
+            .field_errors()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "line 2, column 25 (starter.name)",
+                "line 3, column 1 (starter.action.cpu)",
+                "line 4"
+            ]
+        );
     }
 }

@@ -27,6 +27,6 @@ pub mod topology;
 
 pub use config::{FunctionBounds, FunctionConfig, Knob, Range, WorkflowConfig};
 pub use error::{Error, FieldError, Result};
-pub use qos::Qos;
 pub use profile::{FailureMode, FunctionProfile, PlatformProfile, Routing};
+pub use qos::Qos;
 pub use topology::{Stage, Workflow};

@@ -9,7 +9,12 @@ fn out_of_range(prefix: &str, fields: &[(&str, f64, f64, f64)]) -> Vec<FieldErro
     fields
         .iter()
         .filter(|&&(_, v, lo, hi)| !(v.is_finite() && v >= lo && v <= hi))
-        .map(|&(name, v, lo, hi)| FieldError::new(format!("{prefix}.{name}"), format!("{v} is not in [{lo}, {hi}]")))
+        .map(|&(name, v, lo, hi)| {
+            FieldError::new(
+                format!("{prefix}.{name}"),
+                format!("{v} is not in [{lo}, {hi}]"),
+            )
+        })
         .collect()
 }
 
@@ -74,7 +79,12 @@ impl FunctionProfile {
             ("io_cv", self.io_cv, 0.0, 10.0),
             ("throttle_waste", self.throttle_waste, 0.0, 100.0),
             ("memory_base_mib", self.memory_base_mib, 0.0, f64::MAX),
-            ("memory_per_request_mib", self.memory_per_request_mib, 0.0, f64::MAX),
+            (
+                "memory_per_request_mib",
+                self.memory_per_request_mib,
+                0.0,
+                f64::MAX,
+            ),
             ("network_rx_bytes", self.network_rx_bytes, 0.0, f64::MAX),
             ("cold_start_seconds", self.cold_start_seconds, 0.0, 3600.0),
         ];
@@ -89,9 +99,23 @@ mod tests {
     #[test]
     fn default_profile_is_valid_and_bad_fields_are_named() {
         assert!(FunctionProfile::default().validate("p").is_empty());
-        let bad = FunctionProfile { parallelism: 0.0, io_seconds: f64::NAN, ..Default::default() };
-        let fields: Vec<_> = bad.validate("functions[1].profile").into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["functions[1].profile.parallelism", "functions[1].profile.io_seconds"]);
+        let bad = FunctionProfile {
+            parallelism: 0.0,
+            io_seconds: f64::NAN,
+            ..Default::default()
+        };
+        let fields: Vec<_> = bad
+            .validate("functions[1].profile")
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "functions[1].profile.parallelism",
+                "functions[1].profile.io_seconds"
+            ]
+        );
     }
 }
 
@@ -159,7 +183,12 @@ impl PlatformProfile {
     /// Every field out of its domain, under `prefix`.
     pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
         let fields = [
-            ("gateway_overhead_seconds", self.gateway_overhead_seconds, 0.0, 60.0),
+            (
+                "gateway_overhead_seconds",
+                self.gateway_overhead_seconds,
+                0.0,
+                60.0,
+            ),
             ("call_failure_ratio", self.call_failure_ratio, 0.0, 1.0),
             ("interference_sigma", self.interference_sigma, 0.0, 3.0),
             ("user_think_seconds", self.user_think_seconds, 0.0, 3600.0),

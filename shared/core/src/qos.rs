@@ -18,7 +18,10 @@ pub struct Qos {
 impl Default for Qos {
     /// The reference's target for the ML workflows: mean latency 13 s, success ratio 0.9.
     fn default() -> Self {
-        Self { mean_latency_seconds: 13.0, min_success_ratio: 0.9 }
+        Self {
+            mean_latency_seconds: 13.0,
+            min_success_ratio: 0.9,
+        }
     }
 }
 
@@ -32,17 +35,29 @@ impl Qos {
     pub fn validate(&self, prefix: &str) -> Result<()> {
         let mut errors = Vec::new();
         if !(self.mean_latency_seconds.is_finite() && self.mean_latency_seconds > 0.0) {
-            errors.push(FieldError::new(format!("{prefix}.mean_latency"), format!("{} is not a positive latency", self.mean_latency_seconds)));
+            errors.push(FieldError::new(
+                format!("{prefix}.mean_latency"),
+                format!("{} is not a positive latency", self.mean_latency_seconds),
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_success_ratio) {
-            errors.push(FieldError::new(format!("{prefix}.min_success_ratio"), format!("{} is not in 0..=1", self.min_success_ratio)));
+            errors.push(FieldError::new(
+                format!("{prefix}.min_success_ratio"),
+                format!("{} is not in 0..=1", self.min_success_ratio),
+            ));
         }
-        if errors.is_empty() { Ok(()) } else { Err(crate::Error::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Invalid(errors))
+        }
     }
 
     /// Whether a window met the target. A window in which no request finished did not.
     pub fn met(&self, window: &WorkflowWindow) -> bool {
-        window.total_requests > 0 && window.mean_latency_seconds < self.mean_latency_seconds && window.success_ratio >= self.min_success_ratio
+        window.total_requests > 0
+            && window.mean_latency_seconds < self.mean_latency_seconds
+            && window.success_ratio >= self.min_success_ratio
     }
 
     /// The shared reward of a window: `-0.1 * cost`, minus `0.5` when QoS was missed (the
@@ -57,24 +72,47 @@ mod tests {
     use super::*;
 
     fn window(mean: f64, ratio: f64, total: u64, cost: f64) -> WorkflowWindow {
-        WorkflowWindow { mean_latency_seconds: mean, p95_latency_seconds: mean, successful_requests: 0, total_requests: total, success_ratio: ratio, throughput_rps: 0.0, cost }
+        WorkflowWindow {
+            mean_latency_seconds: mean,
+            p95_latency_seconds: mean,
+            successful_requests: 0,
+            total_requests: total,
+            success_ratio: ratio,
+            throughput_rps: 0.0,
+            cost,
+        }
     }
 
     #[test]
     fn qos_needs_latency_below_and_ratio_at_least_the_target() {
         let qos = Qos::default();
         assert!(qos.met(&window(12.9, 0.9, 10, 3.0)));
-        assert!(!qos.met(&window(13.0, 1.0, 10, 3.0)), "latency must stay below");
+        assert!(
+            !qos.met(&window(13.0, 1.0, 10, 3.0)),
+            "latency must stay below"
+        );
         assert!(!qos.met(&window(5.0, 0.89, 10, 3.0)));
-        assert!(!qos.met(&window(0.0, 0.0, 0, 3.0)), "an empty window proves nothing");
+        assert!(
+            !qos.met(&window(0.0, 0.0, 0, 3.0)),
+            "an empty window proves nothing"
+        );
         assert!((qos.reward(&window(5.0, 1.0, 10, 3.0)) + 0.3).abs() < 1e-12);
         assert!((qos.reward(&window(50.0, 1.0, 10, 3.0)) + 0.8).abs() < 1e-12);
     }
 
     #[test]
     fn bad_targets_name_their_field() {
-        let err = Qos { mean_latency_seconds: -1.0, min_success_ratio: 1.5 }.validate("qos").unwrap_err();
-        let fields: Vec<&str> = err.field_errors().iter().map(|e| e.field.as_str()).collect();
+        let err = Qos {
+            mean_latency_seconds: -1.0,
+            min_success_ratio: 1.5,
+        }
+        .validate("qos")
+        .unwrap_err();
+        let fields: Vec<&str> = err
+            .field_errors()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
         assert_eq!(fields, ["qos.mean_latency", "qos.min_success_ratio"]);
     }
 }

@@ -19,7 +19,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Self { s: [next(), next(), next(), next()] }
+        Self {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     /// Stream `stream` of `seed`: independent generators for independent sources of
@@ -30,7 +32,10 @@ impl Rng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let result = self.s[0].wrapping_add(self.s[3]).rotate_left(23).wrapping_add(self.s[0]);
+        let result = self.s[0]
+            .wrapping_add(self.s[3])
+            .rotate_left(23)
+            .wrapping_add(self.s[0]);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
         self.s[3] ^= self.s[1];
@@ -78,7 +83,11 @@ impl Rng {
 
     /// A log-normal factor with median 1 and log standard deviation `sigma`.
     pub fn lognormal_factor(&mut self, sigma: f64) -> f64 {
-        if sigma <= 0.0 { 1.0 } else { (self.normal() * sigma).exp() }
+        if sigma <= 0.0 {
+            1.0
+        } else {
+            (self.normal() * sigma).exp()
+        }
     }
 }
 
@@ -97,7 +106,10 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.lognormal_mean_cv(3.0, 0.5)).collect();
         let m = xs.iter().sum::<f64>() / n as f64;
         let sd = (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64).sqrt();
-        assert!((m - 3.0).abs() < 0.03 && (sd / m - 0.5).abs() < 0.02, "{m} {sd}");
+        assert!(
+            (m - 3.0).abs() < 0.03 && (sd / m - 0.5).abs() < 0.02,
+            "{m} {sd}"
+        );
         assert!((0..n).all(|_| r.below(3) < 3));
     }
 }

@@ -29,17 +29,20 @@ pub struct Call {
 #[serde(untagged)]
 enum CallSpec {
     Name(String),
-    Nested {
-        function: String,
-        calls: Box<Stage>,
-    },
+    Nested { function: String, calls: Box<Stage> },
 }
 
 impl From<CallSpec> for Call {
     fn from(spec: CallSpec) -> Self {
         match spec {
-            CallSpec::Name(function) => Call { function, calls: None },
-            CallSpec::Nested { function, calls } => Call { function, calls: Some(calls) },
+            CallSpec::Name(function) => Call {
+                function,
+                calls: None,
+            },
+            CallSpec::Nested { function, calls } => Call {
+                function,
+                calls: Some(calls),
+            },
         }
     }
 }
@@ -48,7 +51,10 @@ impl From<Call> for CallSpec {
     fn from(call: Call) -> Self {
         match call.calls {
             None => CallSpec::Name(call.function),
-            Some(calls) => CallSpec::Nested { function: call.function, calls },
+            Some(calls) => CallSpec::Nested {
+                function: call.function,
+                calls,
+            },
         }
     }
 }
@@ -80,12 +86,18 @@ pub enum Stage {
 impl Stage {
     /// A plain call of `function`.
     pub fn call(function: &str) -> Stage {
-        Stage::Call(Call { function: function.to_owned(), calls: None })
+        Stage::Call(Call {
+            function: function.to_owned(),
+            calls: None,
+        })
     }
 
     /// A call of `function` that then calls `calls` synchronously.
     pub fn nested(function: &str, calls: Stage) -> Stage {
-        Stage::Call(Call { function: function.to_owned(), calls: Some(Box::new(calls)) })
+        Stage::Call(Call {
+            function: function.to_owned(),
+            calls: Some(Box::new(calls)),
+        })
     }
 
     /// A sequence of plain calls.
@@ -117,7 +129,9 @@ impl Stage {
     fn direct_calls(&self) -> Vec<&str> {
         match self {
             Stage::Call(call) => vec![&call.function],
-            Stage::Sequence(stages) | Stage::Parallel(stages) => stages.iter().flat_map(Stage::direct_calls).collect(),
+            Stage::Sequence(stages) | Stage::Parallel(stages) => {
+                stages.iter().flat_map(Stage::direct_calls).collect()
+            }
             Stage::Branch(arms) => arms.iter().flat_map(|a| a.stage.direct_calls()).collect(),
         }
     }
@@ -156,7 +170,9 @@ impl Stage {
                     nested.collect_calls(out);
                 }
             }
-            Stage::Sequence(stages) | Stage::Parallel(stages) => stages.iter().for_each(|s| s.collect_calls(out)),
+            Stage::Sequence(stages) | Stage::Parallel(stages) => {
+                stages.iter().for_each(|s| s.collect_calls(out))
+            }
             Stage::Branch(arms) => arms.iter().for_each(|a| a.stage.collect_calls(out)),
         }
     }
@@ -165,16 +181,26 @@ impl Stage {
         match self {
             Stage::Call(call) => {
                 if !known.contains(&call.function.as_str()) {
-                    errors.push(FieldError::new(format!("{path}.call"), format!("unknown function {:?}", call.function)));
+                    errors.push(FieldError::new(
+                        format!("{path}.call"),
+                        format!("unknown function {:?}", call.function),
+                    ));
                 }
                 if let Some(nested) = &call.calls {
                     nested.validate(&format!("{path}.call.calls"), known, errors);
                 }
             }
             Stage::Sequence(stages) | Stage::Parallel(stages) => {
-                let kind = if matches!(self, Stage::Sequence(_)) { "sequence" } else { "parallel" };
+                let kind = if matches!(self, Stage::Sequence(_)) {
+                    "sequence"
+                } else {
+                    "parallel"
+                };
                 if stages.is_empty() {
-                    errors.push(FieldError::new(format!("{path}.{kind}"), "must hold at least one stage"));
+                    errors.push(FieldError::new(
+                        format!("{path}.{kind}"),
+                        "must hold at least one stage",
+                    ));
                 }
                 for (i, s) in stages.iter().enumerate() {
                     s.validate(&format!("{path}.{kind}[{i}]"), known, errors);
@@ -182,7 +208,10 @@ impl Stage {
             }
             Stage::Branch(arms) => {
                 if arms.is_empty() {
-                    errors.push(FieldError::new(format!("{path}.branch"), "must hold at least one arm"));
+                    errors.push(FieldError::new(
+                        format!("{path}.branch"),
+                        "must hold at least one arm",
+                    ));
                 }
                 for (i, arm) in arms.iter().enumerate() {
                     if !(arm.weight.is_finite() && arm.weight > 0.0) {
@@ -191,7 +220,8 @@ impl Stage {
                             format!("{} is not a positive number", arm.weight),
                         ));
                     }
-                    arm.stage.validate(&format!("{path}.branch[{i}].stage"), known, errors);
+                    arm.stage
+                        .validate(&format!("{path}.branch[{i}].stage"), known, errors);
                 }
             }
         }
@@ -214,7 +244,9 @@ impl Stage {
     fn nested_only_edges<'a>(&'a self, out: &mut Vec<(&'a str, &'a str, f64)>) {
         match self {
             Stage::Call(call) => call.nested_edges(out),
-            Stage::Sequence(stages) | Stage::Parallel(stages) => stages.iter().for_each(|s| s.nested_only_edges(out)),
+            Stage::Sequence(stages) | Stage::Parallel(stages) => {
+                stages.iter().for_each(|s| s.nested_only_edges(out))
+            }
             Stage::Branch(arms) => arms.iter().for_each(|a| a.stage.nested_only_edges(out)),
         }
     }
@@ -272,14 +304,23 @@ impl Workflow {
             errors.push(FieldError::new("name", "must not be empty"));
         }
         if functions.is_empty() {
-            errors.push(FieldError::new("functions", "must list at least one function"));
+            errors.push(FieldError::new(
+                "functions",
+                "must list at least one function",
+            ));
         }
         for (i, f) in functions.iter().enumerate() {
             if f.name.trim().is_empty() {
-                errors.push(FieldError::new(format!("functions[{i}].name"), "must not be empty"));
+                errors.push(FieldError::new(
+                    format!("functions[{i}].name"),
+                    "must not be empty",
+                ));
             }
             if functions[..i].iter().any(|g| g.name == f.name) {
-                errors.push(FieldError::new(format!("functions[{i}].name"), format!("{:?} is listed twice", f.name)));
+                errors.push(FieldError::new(
+                    format!("functions[{i}].name"),
+                    format!("{:?} is listed twice", f.name),
+                ));
             }
             errors.extend(f.bounds.validate(&format!("functions[{i}].bounds")));
             errors.extend(f.profile.validate(&format!("functions[{i}].profile")));
@@ -290,7 +331,10 @@ impl Workflow {
         let called: Vec<&str> = plan.calls().iter().map(|c| c.function.as_str()).collect();
         for (i, f) in functions.iter().enumerate() {
             if !called.contains(&f.name.as_str()) {
-                errors.push(FieldError::new(format!("functions[{i}]"), format!("{:?} is never called by the plan", f.name)));
+                errors.push(FieldError::new(
+                    format!("functions[{i}]"),
+                    format!("{:?} is never called by the plan", f.name),
+                ));
             }
         }
         let index = |n: &str| known.iter().position(|k| *k == n);
@@ -299,10 +343,23 @@ impl Workflow {
             Some(explicit) => {
                 for (i, (from, to)) in explicit.iter().enumerate() {
                     match (index(from), index(to)) {
-                        (Some(f), Some(t)) if f != t => resolved.push(Edge { from: f, to: t, weight: 1.0 }),
-                        (Some(_), Some(_)) => errors.push(FieldError::new(format!("edges[{i}]"), "an edge must join two different functions")),
-                        (None, _) => errors.push(FieldError::new(format!("edges[{i}].from"), format!("unknown function {from:?}"))),
-                        (_, None) => errors.push(FieldError::new(format!("edges[{i}].to"), format!("unknown function {to:?}"))),
+                        (Some(f), Some(t)) if f != t => resolved.push(Edge {
+                            from: f,
+                            to: t,
+                            weight: 1.0,
+                        }),
+                        (Some(_), Some(_)) => errors.push(FieldError::new(
+                            format!("edges[{i}]"),
+                            "an edge must join two different functions",
+                        )),
+                        (None, _) => errors.push(FieldError::new(
+                            format!("edges[{i}].from"),
+                            format!("unknown function {from:?}"),
+                        )),
+                        (_, None) => errors.push(FieldError::new(
+                            format!("edges[{i}].to"),
+                            format!("unknown function {to:?}"),
+                        )),
                     }
                 }
             }
@@ -314,7 +371,11 @@ impl Workflow {
                         && f != t
                         && !resolved.iter().any(|e: &Edge| e.from == f && e.to == t)
                     {
-                        resolved.push(Edge { from: f, to: t, weight });
+                        resolved.push(Edge {
+                            from: f,
+                            to: t,
+                            weight,
+                        });
                     }
                 }
             }
@@ -322,7 +383,13 @@ impl Workflow {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        Ok(Self { name, functions, plan, edges: resolved, platform })
+        Ok(Self {
+            name,
+            functions,
+            plan,
+            edges: resolved,
+            platform,
+        })
     }
 
     /// Number of functions.
@@ -367,33 +434,57 @@ impl Workflow {
         if config.0.len() != self.len() {
             errors.push(FieldError::new(
                 "config",
-                format!("has {} functions, workflow {} has {}", config.0.len(), self.name, self.len()),
+                format!(
+                    "has {} functions, workflow {} has {}",
+                    config.0.len(),
+                    self.name,
+                    self.len()
+                ),
             ));
         }
         for (spec, c) in self.functions.iter().zip(&config.0) {
             errors.extend(spec.bounds.check(c, &format!("config.{}", spec.name)));
         }
-        if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(errors))
+        }
     }
 
     /// Builds a configuration from `(function name, config)` pairs: every function exactly once,
     /// every knob within bounds. All problems are reported together.
-    pub fn config_from_named<'a>(&self, named: impl IntoIterator<Item = (&'a str, FunctionConfig)>) -> Result<WorkflowConfig> {
+    pub fn config_from_named<'a>(
+        &self,
+        named: impl IntoIterator<Item = (&'a str, FunctionConfig)>,
+    ) -> Result<WorkflowConfig> {
         let mut slots: Vec<Option<FunctionConfig>> = vec![None; self.len()];
         let mut errors = Vec::new();
         for (name, c) in named {
             match self.function_index(name) {
-                None => errors.push(FieldError::new(format!("config.{name}"), format!("unknown function of workflow {}", self.name))),
-                Some(i) if slots[i].is_some() => errors.push(FieldError::new(format!("config.{name}"), "given twice")),
+                None => errors.push(FieldError::new(
+                    format!("config.{name}"),
+                    format!("unknown function of workflow {}", self.name),
+                )),
+                Some(i) if slots[i].is_some() => {
+                    errors.push(FieldError::new(format!("config.{name}"), "given twice"))
+                }
                 Some(i) => {
-                    errors.extend(self.functions[i].bounds.check(&c, &format!("config.{name}")));
+                    errors.extend(
+                        self.functions[i]
+                            .bounds
+                            .check(&c, &format!("config.{name}")),
+                    );
                     slots[i] = Some(c);
                 }
             }
         }
         for (spec, slot) in self.functions.iter().zip(&slots) {
             if slot.is_none() {
-                errors.push(FieldError::new(format!("config.{}", spec.name), "missing: every function needs a configuration"));
+                errors.push(FieldError::new(
+                    format!("config.{}", spec.name),
+                    "missing: every function needs a configuration",
+                ));
             }
         }
         if !errors.is_empty() {
@@ -405,13 +496,30 @@ impl Workflow {
     /// Maps one normalised action per function (`n x 4`) to a configuration.
     pub fn config_from_actions(&self, actions: &[[f64; 4]]) -> Result<WorkflowConfig> {
         if actions.len() != self.len() {
-            return Err(Error::field("actions", format!("has {} rows, workflow {} has {} functions", actions.len(), self.name, self.len())));
+            return Err(Error::field(
+                "actions",
+                format!(
+                    "has {} rows, workflow {} has {} functions",
+                    actions.len(),
+                    self.name,
+                    self.len()
+                ),
+            ));
         }
-        self.functions.iter().zip(actions).map(|(f, a)| f.bounds.from_action(*a)).collect::<Result<Vec<_>>>().map(WorkflowConfig)
+        self.functions
+            .iter()
+            .zip(actions)
+            .map(|(f, a)| f.bounds.from_action(*a))
+            .collect::<Result<Vec<_>>>()
+            .map(WorkflowConfig)
     }
 
     /// The normalised actions of a configuration.
     pub fn actions_of(&self, config: &WorkflowConfig) -> Vec<[f64; 4]> {
-        self.functions.iter().zip(&config.0).map(|(f, c)| f.bounds.to_action(c)).collect()
+        self.functions
+            .iter()
+            .zip(&config.0)
+            .map(|(f, c)| f.bounds.to_action(c))
+            .collect()
     }
 }

@@ -19,8 +19,8 @@ pub mod queries;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use faasconf_core::telemetry::{FunctionWindow, WorkflowWindow};
 use faasconf_core::Workflow;
+use faasconf_core::telemetry::{FunctionWindow, WorkflowWindow};
 use serde::Deserialize;
 
 pub use queries::{Labels, Queries};
@@ -130,7 +130,10 @@ impl PrometheusSource {
     pub fn new(settings: PrometheusSettings) -> Result<Self, Error> {
         let url = settings.url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Settings { field: "prometheus url".into(), message: format!("{url:?} is not an http:// or https:// URL") });
+            return Err(Error::Settings {
+                field: "prometheus url".into(),
+                message: format!("{url:?} is not an http:// or https:// URL"),
+            });
         }
         let q = &settings.queries;
         for (name, template) in [
@@ -139,7 +142,10 @@ impl PrometheusSource {
             ("cpu_usage_percent", &q.cpu_usage_percent),
             ("cpu_throttled_periods", &q.cpu_throttled_periods),
             ("memory_percent_of_limit", &q.memory_percent_of_limit),
-            ("network_rx_bytes_per_second", &q.network_rx_bytes_per_second),
+            (
+                "network_rx_bytes_per_second",
+                &q.network_rx_bytes_per_second,
+            ),
             ("running_pods", &q.running_pods),
             ("workflow_requests", &q.workflow_requests),
             ("workflow_latency_sum", &q.workflow_latency_sum),
@@ -147,74 +153,197 @@ impl PrometheusSource {
         ] {
             let unknown = queries::unknown_placeholders(template);
             if !unknown.is_empty() {
-                return Err(Error::Settings { field: format!("queries.{name}"), message: format!("unknown placeholders {unknown:?}") });
+                return Err(Error::Settings {
+                    field: format!("queries.{name}"),
+                    message: format!("unknown placeholders {unknown:?}"),
+                });
             }
         }
-        let http = reqwest::Client::builder().timeout(settings.timeout).build().map_err(|source| Error::Http { url: url.clone(), source })?;
-        Ok(Self { query_url: format!("{url}/api/v1/query"), settings, http })
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|source| Error::Http {
+                url: url.clone(),
+                source,
+            })?;
+        Ok(Self {
+            query_url: format!("{url}/api/v1/query"),
+            settings,
+            http,
+        })
     }
 
     /// Runs one instant query at `time`.
-    async fn query(&self, name: &'static str, promql: String, time: SystemTime) -> Result<Vector, Error> {
-        let at = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    async fn query(
+        &self,
+        name: &'static str,
+        promql: String,
+        time: SystemTime,
+    ) -> Result<Vector, Error> {
+        let at = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let timeout = format!("{}ms", self.settings.timeout.as_millis());
         let response = self
             .http
             .get(&self.query_url)
-            .query(&[("query", promql.as_str()), ("time", &format!("{at:.3}")), ("timeout", &timeout)])
+            .query(&[
+                ("query", promql.as_str()),
+                ("time", &format!("{at:.3}")),
+                ("timeout", &timeout),
+            ])
             .send()
             .await
-            .map_err(|source| Error::Http { url: self.query_url.clone(), source })?;
+            .map_err(|source| Error::Http {
+                url: self.query_url.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
-        let envelope: Envelope = response.json().await.map_err(|e| Error::Shape { name, message: format!("HTTP {status}, not a Prometheus API answer: {e}") })?;
+        let envelope: Envelope = response.json().await.map_err(|e| Error::Shape {
+            name,
+            message: format!("HTTP {status}, not a Prometheus API answer: {e}"),
+        })?;
         if envelope.status != "success" {
-            return Err(Error::Query { name, status, error_type: envelope.error_type, error: envelope.error });
+            return Err(Error::Query {
+                name,
+                status,
+                error_type: envelope.error_type,
+                error: envelope.error,
+            });
         }
-        let data = envelope.data.ok_or_else(|| Error::Shape { name, message: "no data".into() })?;
+        let data = envelope.data.ok_or_else(|| Error::Shape {
+            name,
+            message: "no data".into(),
+        })?;
         if data.result_type != "vector" {
-            return Err(Error::Shape { name, message: format!("a {} result where an instant vector belongs", data.result_type) });
+            return Err(Error::Shape {
+                name,
+                message: format!(
+                    "a {} result where an instant vector belongs",
+                    data.result_type
+                ),
+            });
         }
-        let samples: Vec<Sample> = serde_json::from_value(data.result).map_err(|e| Error::Shape { name, message: e.to_string() })?;
-        Ok(samples.into_iter().map(|s| (s.metric, parse_value(&s.value.1))).collect())
+        let samples: Vec<Sample> =
+            serde_json::from_value(data.result).map_err(|e| Error::Shape {
+                name,
+                message: e.to_string(),
+            })?;
+        Ok(samples
+            .into_iter()
+            .map(|s| (s.metric, parse_value(&s.value.1)))
+            .collect())
     }
 
     /// The window of `duration` ending at `end` for `workflow`.
-    pub async fn window(&self, workflow: &Workflow, end: SystemTime, duration: Duration) -> Result<Measured, Error> {
+    pub async fn window(
+        &self,
+        workflow: &Workflow,
+        end: SystemTime,
+        duration: Duration,
+    ) -> Result<Measured, Error> {
         let functions: Vec<String> = workflow.functions.iter().map(|f| f.name.clone()).collect();
         let s = &self.settings;
-        let b = queries::Bindings { labels: &s.labels, namespace: &s.namespace, workflow: &workflow.name, functions: &functions, window: duration };
+        let b = queries::Bindings {
+            labels: &s.labels,
+            namespace: &s.namespace,
+            workflow: &workflow.name,
+            functions: &functions,
+            window: duration,
+        };
         let q = &s.queries;
         let r = |template: &str, quantile: f64| queries::render(template, &b, quantile);
-        let (invocations, p75, p95, cpu, throttled, memory, network, pods, requests, latency_sum, e2e_p95) = tokio::try_join!(
+        let (
+            invocations,
+            p75,
+            p95,
+            cpu,
+            throttled,
+            memory,
+            network,
+            pods,
+            requests,
+            latency_sum,
+            e2e_p95,
+        ) = tokio::try_join!(
             self.query("invocations", r(&q.invocations, 0.0), end),
-            self.query("function_latency_quantile", r(&q.function_latency_quantile, 0.75), end),
-            self.query("function_latency_quantile", r(&q.function_latency_quantile, 0.95), end),
+            self.query(
+                "function_latency_quantile",
+                r(&q.function_latency_quantile, 0.75),
+                end
+            ),
+            self.query(
+                "function_latency_quantile",
+                r(&q.function_latency_quantile, 0.95),
+                end
+            ),
             self.query("cpu_usage_percent", r(&q.cpu_usage_percent, 0.0), end),
-            self.query("cpu_throttled_periods", r(&q.cpu_throttled_periods, 0.0), end),
-            self.query("memory_percent_of_limit", r(&q.memory_percent_of_limit, 0.0), end),
-            self.query("network_rx_bytes_per_second", r(&q.network_rx_bytes_per_second, 0.0), end),
+            self.query(
+                "cpu_throttled_periods",
+                r(&q.cpu_throttled_periods, 0.0),
+                end
+            ),
+            self.query(
+                "memory_percent_of_limit",
+                r(&q.memory_percent_of_limit, 0.0),
+                end
+            ),
+            self.query(
+                "network_rx_bytes_per_second",
+                r(&q.network_rx_bytes_per_second, 0.0),
+                end
+            ),
             self.query("running_pods", r(&q.running_pods, 0.0), end),
             self.query("workflow_requests", r(&q.workflow_requests, 0.0), end),
             self.query("workflow_latency_sum", r(&q.workflow_latency_sum, 0.0), end),
-            self.query("workflow_latency_quantile", r(&q.workflow_latency_quantile, 0.95), end),
+            self.query(
+                "workflow_latency_quantile",
+                r(&q.workflow_latency_quantile, 0.95),
+                end
+            ),
         )?;
         let gateway_name = |f: &str| format!("{f}.{}", s.namespace);
-        let by_label = |v: &Vector, label: &str, value: &str| -> f64 { v.iter().filter(|(m, _)| m.get(label).map(String::as_str) == Some(value)).map(|(_, x)| finite(*x)).sum() };
+        let by_label = |v: &Vector, label: &str, value: &str| -> f64 {
+            v.iter()
+                .filter(|(m, _)| m.get(label).map(String::as_str) == Some(value))
+                .map(|(_, x)| finite(*x))
+                .sum()
+        };
         let per_function = functions
             .iter()
             .map(|f| {
                 let calls: Vec<(u16, f64)> = invocations
                     .iter()
                     .filter(|(m, _)| m.get(&s.labels.function) == Some(&gateway_name(f)))
-                    .map(|(m, x)| (m.get("code").and_then(|c| c.parse().ok()).unwrap_or(0), finite(*x)))
+                    .map(|(m, x)| {
+                        (
+                            m.get("code").and_then(|c| c.parse().ok()).unwrap_or(0),
+                            finite(*x),
+                        )
+                    })
                     .collect();
-                let count = |keep: &dyn Fn(u16) -> bool| calls.iter().filter(|(c, _)| keep(*c)).map(|(_, x)| x).sum::<f64>().round() as u64;
+                let count = |keep: &dyn Fn(u16) -> bool| {
+                    calls
+                        .iter()
+                        .filter(|(c, _)| keep(*c))
+                        .map(|(_, x)| x)
+                        .sum::<f64>()
+                        .round() as u64
+                };
                 FunctionWindow {
                     function: f.clone(),
                     cpu_usage_percent: by_label(&cpu, &s.labels.container, f),
                     cpu_throttled_periods: by_label(&throttled, &s.labels.container, f).round(),
                     memory_percent_of_limit: by_label(&memory, &s.labels.container, f),
-                    network_rx_bytes_per_second: network.iter().filter(|(m, _)| m.get(&s.labels.pod).is_some_and(|p| pod_function(p, &functions) == Some(f.as_str()))).map(|(_, x)| finite(*x)).sum(),
+                    network_rx_bytes_per_second: network
+                        .iter()
+                        .filter(|(m, _)| {
+                            m.get(&s.labels.pod)
+                                .is_some_and(|p| pod_function(p, &functions) == Some(f.as_str()))
+                        })
+                        .map(|(_, x)| finite(*x))
+                        .sum(),
                     requests: count(&|_| true),
                     rejections: count(&|c| c == 429),
                     rejections_with_room: 0,
@@ -228,10 +357,18 @@ impl PrometheusSource {
             })
             .collect();
         let total: f64 = requests.iter().map(|(_, x)| finite(*x)).sum();
-        let successful: f64 = requests.iter().filter(|(m, _)| m.get("code").is_some_and(|c| c.starts_with('2'))).map(|(_, x)| finite(*x)).sum();
+        let successful: f64 = requests
+            .iter()
+            .filter(|(m, _)| m.get("code").is_some_and(|c| c.starts_with('2')))
+            .map(|(_, x)| finite(*x))
+            .sum();
         let latency_sum: f64 = latency_sum.iter().map(|(_, x)| finite(*x)).sum();
         let workflow_window = WorkflowWindow {
-            mean_latency_seconds: if total > 0.0 { latency_sum / total } else { 0.0 },
+            mean_latency_seconds: if total > 0.0 {
+                latency_sum / total
+            } else {
+                0.0
+            },
             p95_latency_seconds: e2e_p95.first().map(|(_, x)| finite(*x)).unwrap_or(0.0),
             successful_requests: successful.round() as u64,
             total_requests: total.round() as u64,
@@ -239,7 +376,10 @@ impl PrometheusSource {
             throughput_rps: successful / duration.as_secs_f64().max(1e-9),
             cost: 0.0,
         };
-        Ok(Measured { workflow: workflow_window, functions: per_function })
+        Ok(Measured {
+            workflow: workflow_window,
+            functions: per_function,
+        })
     }
 }
 
@@ -260,7 +400,14 @@ fn finite(x: f64) -> f64 {
 /// The function a pod belongs to: the longest function name the pod name starts with, followed by
 /// a dash (`resnet-7c9f-x2` -> `resnet`).
 pub fn pod_function<'a>(pod: &str, functions: &'a [String]) -> Option<&'a str> {
-    functions.iter().filter(|f| pod.strip_prefix(f.as_str()).is_some_and(|rest| rest.starts_with('-'))).max_by_key(|f| f.len()).map(String::as_str)
+    functions
+        .iter()
+        .filter(|f| {
+            pod.strip_prefix(f.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
+        })
+        .max_by_key(|f| f.len())
+        .map(String::as_str)
 }
 
 #[cfg(test)]

@@ -29,7 +29,13 @@ pub struct Labels {
 
 impl Default for Labels {
     fn default() -> Self {
-        Self { function: "function_name".into(), container: "container".into(), pod: "pod".into(), namespace: "namespace".into(), workflow: "workflow".into() }
+        Self {
+            function: "function_name".into(),
+            container: "container".into(),
+            pod: "pod".into(),
+            namespace: "namespace".into(),
+            workflow: "workflow".into(),
+        }
     }
 }
 
@@ -59,7 +65,8 @@ pub struct Queries {
     pub workflow_latency_quantile: String,
 }
 
-const CADVISOR: &str = r#"${namespace_label}="${namespace}", ${container_label}=~"${containers}", image!="""#;
+const CADVISOR: &str =
+    r#"${namespace_label}="${namespace}", ${container_label}=~"${containers}", image!="""#;
 
 impl Default for Queries {
     fn default() -> Self {
@@ -112,8 +119,18 @@ fn regex_literal(s: &str) -> String {
 
 /// `template` with every placeholder filled (`quantile` for the quantile templates).
 pub fn render(template: &str, b: &Bindings<'_>, quantile: f64) -> String {
-    let gateway = b.functions.iter().map(|f| regex_literal(&format!("{f}.{}", b.namespace))).collect::<Vec<_>>().join("|");
-    let containers = b.functions.iter().map(|f| regex_literal(f)).collect::<Vec<_>>().join("|");
+    let gateway = b
+        .functions
+        .iter()
+        .map(|f| regex_literal(&format!("{f}.{}", b.namespace)))
+        .collect::<Vec<_>>()
+        .join("|");
+    let containers = b
+        .functions
+        .iter()
+        .map(|f| regex_literal(f))
+        .collect::<Vec<_>>()
+        .join("|");
     let pairs = [
         ("${window}", format!("{}ms", b.window.as_millis().max(1))),
         ("${quantile}", format!("{quantile}")),
@@ -127,14 +144,27 @@ pub fn render(template: &str, b: &Bindings<'_>, quantile: f64) -> String {
         ("${namespace_label}", b.labels.namespace.clone()),
         ("${workflow_label}", b.labels.workflow.clone()),
     ];
-    pairs.iter().fold(template.to_owned(), |q, (k, v)| q.replace(k, v))
+    pairs
+        .iter()
+        .fold(template.to_owned(), |q, (k, v)| q.replace(k, v))
 }
 
 /// Placeholders of `template` that [`render`] does not know (a typo would otherwise reach
 /// Prometheus as text).
 pub fn unknown_placeholders(template: &str) -> Vec<String> {
-    const KNOWN: [&str; 11] =
-        ["window", "quantile", "namespace", "workflow", "gateway_functions", "containers", "function_label", "container_label", "pod_label", "namespace_label", "workflow_label"];
+    const KNOWN: [&str; 11] = [
+        "window",
+        "quantile",
+        "namespace",
+        "workflow",
+        "gateway_functions",
+        "containers",
+        "function_label",
+        "container_label",
+        "pod_label",
+        "namespace_label",
+        "workflow_label",
+    ];
     let mut unknown = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("${") {
@@ -159,15 +189,38 @@ mod tests {
     fn defaults_render_to_plain_promql() {
         let labels = Labels::default();
         let functions = vec!["resnet".to_owned(), "img.resize".to_owned()];
-        let b = Bindings { labels: &labels, namespace: "openfaas-fn", workflow: "parallel", functions: &functions, window: Duration::from_secs(30) };
+        let b = Bindings {
+            labels: &labels,
+            namespace: "openfaas-fn",
+            workflow: "parallel",
+            functions: &functions,
+            window: Duration::from_secs(30),
+        };
         let q = render(&Queries::default().invocations, &b, 0.0);
-        assert_eq!(q, r#"sum by (function_name, code) (increase(gateway_function_invocation_total{function_name=~"resnet\\.openfaas-fn|img\\.resize\\.openfaas-fn"}[30000ms]))"#);
+        assert_eq!(
+            q,
+            r#"sum by (function_name, code) (increase(gateway_function_invocation_total{function_name=~"resnet\\.openfaas-fn|img\\.resize\\.openfaas-fn"}[30000ms]))"#
+        );
         let q = render(&Queries::default().cpu_usage_percent, &b, 0.0);
-        assert_eq!(q, r#"100 * avg by (container) (rate(container_cpu_usage_seconds_total{namespace="openfaas-fn", container=~"resnet|img\\.resize", image!=""}[30000ms]))"#);
+        assert_eq!(
+            q,
+            r#"100 * avg by (container) (rate(container_cpu_usage_seconds_total{namespace="openfaas-fn", container=~"resnet|img\\.resize", image!=""}[30000ms]))"#
+        );
         let q = render(&Queries::default().workflow_latency_quantile, &b, 0.95);
         assert!(q.starts_with("histogram_quantile(0.95, "), "{q}");
         let d = Queries::default();
-        for t in [&d.invocations, &d.function_latency_quantile, &d.cpu_usage_percent, &d.cpu_throttled_periods, &d.memory_percent_of_limit, &d.network_rx_bytes_per_second, &d.running_pods, &d.workflow_requests, &d.workflow_latency_sum, &d.workflow_latency_quantile] {
+        for t in [
+            &d.invocations,
+            &d.function_latency_quantile,
+            &d.cpu_usage_percent,
+            &d.cpu_throttled_periods,
+            &d.memory_percent_of_limit,
+            &d.network_rx_bytes_per_second,
+            &d.running_pods,
+            &d.workflow_requests,
+            &d.workflow_latency_sum,
+            &d.workflow_latency_quantile,
+        ] {
             assert!(unknown_placeholders(t).is_empty(), "{t}");
             assert!(!render(t, &b, 0.5).contains("${"), "{t}");
         }
@@ -175,6 +228,9 @@ mod tests {
 
     #[test]
     fn typos_in_templates_are_found() {
-        assert_eq!(unknown_placeholders("rate(x{a=\"${namespce}\"}[${window}]) ${oops"), ["namespce", "oops"]);
+        assert_eq!(
+            unknown_placeholders("rate(x{a=\"${namespce}\"}[${window}]) ${oops"),
+            ["namespce", "oops"]
+        );
     }
 }

@@ -26,7 +26,11 @@ pub fn config_to_proto(workflow: &Workflow, config: &WorkflowConfig) -> v1::Work
 
 /// A proto configuration validated against `workflow`: every function exactly once, every knob
 /// set (0 counts as missing: no knob may be 0) and within bounds. `field` prefixes the paths.
-pub fn config_from_proto(workflow: &Workflow, config: Option<&v1::WorkflowConfig>, field: &str) -> Result<WorkflowConfig, Vec<FieldError>> {
+pub fn config_from_proto(
+    workflow: &Workflow,
+    config: Option<&v1::WorkflowConfig>,
+    field: &str,
+) -> Result<WorkflowConfig, Vec<FieldError>> {
     let Some(config) = config else {
         return Err(vec![FieldError::new(field, "missing")]);
     };
@@ -38,14 +42,27 @@ pub fn config_from_proto(workflow: &Workflow, config: Option<&v1::WorkflowConfig
             errors.push(FieldError::new(format!("{path}.function"), "missing"));
             continue;
         }
-        for (knob, value) in [("cpu_millis", f.cpu_millis), ("memory_mib", f.memory_mib), ("replicas", f.replicas), ("concurrency", f.concurrency)] {
+        for (knob, value) in [
+            ("cpu_millis", f.cpu_millis),
+            ("memory_mib", f.memory_mib),
+            ("replicas", f.replicas),
+            ("concurrency", f.concurrency),
+        ] {
             if value == 0 {
-                errors.push(FieldError::new(format!("{path}.{knob}"), format!("missing (0) for function {:?}", f.function)));
+                errors.push(FieldError::new(
+                    format!("{path}.{knob}"),
+                    format!("missing (0) for function {:?}", f.function),
+                ));
             }
         }
         named.push((
             f.function.as_str(),
-            FunctionConfig { cpu_millis: f.cpu_millis, memory_mib: f.memory_mib, replicas: f.replicas, concurrency: f.concurrency },
+            FunctionConfig {
+                cpu_millis: f.cpu_millis,
+                memory_mib: f.memory_mib,
+                replicas: f.replicas,
+                concurrency: f.concurrency,
+            },
         ));
     }
     if !errors.is_empty() {
@@ -54,13 +71,24 @@ pub fn config_from_proto(workflow: &Workflow, config: Option<&v1::WorkflowConfig
     workflow.config_from_named(named).map_err(|e| {
         e.field_errors()
             .iter()
-            .map(|f| FieldError::new(format!("{field}.{}", f.field.strip_prefix("config.").unwrap_or(&f.field)), f.message.clone()))
+            .map(|f| {
+                FieldError::new(
+                    format!(
+                        "{field}.{}",
+                        f.field.strip_prefix("config.").unwrap_or(&f.field)
+                    ),
+                    f.message.clone(),
+                )
+            })
             .collect()
     })
 }
 
 fn range_to_proto(r: Range) -> Option<v1::Range> {
-    Some(v1::Range { min: r.min, max: r.max })
+    Some(v1::Range {
+        min: r.min,
+        max: r.max,
+    })
 }
 
 fn bounds_to_proto(spec: &FunctionSpec) -> v1::FunctionBounds {
@@ -83,9 +111,18 @@ pub fn workflow_to_proto(workflow: &Workflow) -> v1::Workflow {
         edges: workflow
             .edges
             .iter()
-            .map(|e| v1::Edge { from: workflow.functions[e.from].name.clone(), to: workflow.functions[e.to].name.clone(), weight: e.weight })
+            .map(|e| v1::Edge {
+                from: workflow.functions[e.from].name.clone(),
+                to: workflow.functions[e.to].name.clone(),
+                weight: e.weight,
+            })
             .collect(),
-        adjacency: workflow.adjacency().into_iter().flatten().map(u32::from).collect(),
+        adjacency: workflow
+            .adjacency()
+            .into_iter()
+            .flatten()
+            .map(u32::from)
+            .collect(),
         bounds: workflow.functions.iter().map(bounds_to_proto).collect(),
     }
 }
@@ -96,7 +133,15 @@ mod tests {
     use faasconf_core::catalog::builtin;
 
     fn proto_config(w: &Workflow) -> v1::WorkflowConfig {
-        let c = WorkflowConfig(vec![FunctionConfig { cpu_millis: 1000, memory_mib: 1024, replicas: 2, concurrency: 3 }; w.len()]);
+        let c = WorkflowConfig(vec![
+            FunctionConfig {
+                cpu_millis: 1000,
+                memory_mib: 1024,
+                replicas: 2,
+                concurrency: 3
+            };
+            w.len()
+        ]);
         config_to_proto(w, &c)
     }
 
@@ -114,15 +159,32 @@ mod tests {
         let mut p = proto_config(&w);
         p.functions[1].replicas = 0;
         p.functions[2].function.clear();
-        let fields: Vec<String> = config_from_proto(&w, Some(&p), "config").unwrap_err().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["config.functions[1].replicas", "config.functions[2].function"]);
+        let fields: Vec<String> = config_from_proto(&w, Some(&p), "config")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "config.functions[1].replicas",
+                "config.functions[2].function"
+            ]
+        );
 
         let mut p = proto_config(&w);
         p.functions[4].cpu_millis = 9000;
         p.functions.pop();
-        let fields: Vec<String> = config_from_proto(&w, Some(&p), "config").unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = config_from_proto(&w, Some(&p), "config")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["config.resnet.cpu_millis", "config.mobilenet"]);
-        assert_eq!(config_from_proto(&w, None, "config").unwrap_err()[0].field, "config");
+        assert_eq!(
+            config_from_proto(&w, None, "config").unwrap_err()[0].field,
+            "config"
+        );
     }
 
     use proptest::prelude::*;
@@ -159,7 +221,10 @@ mod tests {
             knob_around(b.concurrency.min, b.concurrency.max),
         )
             .prop_map(|(c, m, r, k)| [c, m, r, k]);
-        (proptest::collection::vec(entry(), 6), proptest::collection::vec(knobs, 6))
+        (
+            proptest::collection::vec(entry(), 6),
+            proptest::collection::vec(knobs, 6),
+        )
     }
 
     proptest! {
@@ -234,7 +299,16 @@ mod tests {
         let w = builtin("tcktapp").unwrap();
         let p = workflow_to_proto(&w);
         assert_eq!(p.adjacency.len(), 144);
-        assert_eq!(p.adjacency[1], 1, "get-left-trip-tickets calls get-left-ticket-of-interval");
-        assert_eq!(p.bounds[0].cpu_millis, Some(v1::Range { min: 250, max: 1000 }));
+        assert_eq!(
+            p.adjacency[1], 1,
+            "get-left-trip-tickets calls get-left-ticket-of-interval"
+        );
+        assert_eq!(
+            p.bounds[0].cpu_millis,
+            Some(v1::Range {
+                min: 250,
+                max: 1000
+            })
+        );
     }
 }

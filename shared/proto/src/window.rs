@@ -16,7 +16,9 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
         duration_seconds: w.duration_seconds,
         config_version: w.config_version,
         transient: w.transient,
-        load: Some(v1::Load { kind: Some(v1::load::Kind::ConcurrentUsers(w.users)) }),
+        load: Some(v1::Load {
+            kind: Some(v1::load::Kind::ConcurrentUsers(w.users)),
+        }),
         workflow_metrics: Some(v1::WorkflowMetrics {
             mean_latency_seconds: w.workflow.mean_latency_seconds,
             p95_latency_seconds: w.workflow.p95_latency_seconds,
@@ -53,10 +55,17 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
 /// A telemetry message validated against `workflow`: its name, one row per function in the
 /// workflow's order, finite non-negative measurements, a valid configuration. `field` prefixes
 /// the paths of every problem.
-pub fn window_from_proto(workflow: &Workflow, w: &v1::TelemetryWindow, field: &str) -> Result<WindowReport, Vec<FieldError>> {
+pub fn window_from_proto(
+    workflow: &Workflow,
+    w: &v1::TelemetryWindow,
+    field: &str,
+) -> Result<WindowReport, Vec<FieldError>> {
     let mut errors = Vec::new();
     if !w.workflow.is_empty() && w.workflow != workflow.name {
-        errors.push(FieldError::new(format!("{field}.workflow"), format!("{:?} is not {:?}", w.workflow, workflow.name)));
+        errors.push(FieldError::new(
+            format!("{field}.workflow"),
+            format!("{:?} is not {:?}", w.workflow, workflow.name),
+        ));
     }
     let users = match w.load.as_ref().and_then(|l| l.kind.as_ref()) {
         Some(v1::load::Kind::ConcurrentUsers(u)) => *u,
@@ -66,18 +75,40 @@ pub fn window_from_proto(workflow: &Workflow, w: &v1::TelemetryWindow, field: &s
             0
         }
     };
-    let bad = |path: String, v: f64| (!(v.is_finite() && v >= 0.0)).then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")));
+    let bad = |path: String, v: f64| {
+        (!(v.is_finite() && v >= 0.0))
+            .then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")))
+    };
     let metrics = w.workflow_metrics.unwrap_or_default();
-    errors.extend(bad(format!("{field}.workflow_metrics.mean_latency_seconds"), metrics.mean_latency_seconds));
-    errors.extend(bad(format!("{field}.workflow_metrics.success_ratio"), metrics.success_ratio));
+    errors.extend(bad(
+        format!("{field}.workflow_metrics.mean_latency_seconds"),
+        metrics.mean_latency_seconds,
+    ));
+    errors.extend(bad(
+        format!("{field}.workflow_metrics.success_ratio"),
+        metrics.success_ratio,
+    ));
     errors.extend(bad(format!("{field}.duration_seconds"), w.duration_seconds));
     if w.functions.len() != workflow.len() {
-        errors.push(FieldError::new(format!("{field}.functions"), format!("{} rows; the workflow has {} functions", w.functions.len(), workflow.len())));
+        errors.push(FieldError::new(
+            format!("{field}.functions"),
+            format!(
+                "{} rows; the workflow has {} functions",
+                w.functions.len(),
+                workflow.len()
+            ),
+        ));
     }
     for (i, (f, spec)) in w.functions.iter().zip(&workflow.functions).enumerate() {
         let path = format!("{field}.functions[{i}]");
         if f.function != spec.name {
-            errors.push(FieldError::new(format!("{path}.function"), format!("{:?} where {:?} was expected (workflow order)", f.function, spec.name)));
+            errors.push(FieldError::new(
+                format!("{path}.function"),
+                format!(
+                    "{:?} where {:?} was expected (workflow order)",
+                    f.function, spec.name
+                ),
+            ));
         }
         for (name, v) in [
             ("cpu_usage_percent", f.cpu_usage_percent),
@@ -94,7 +125,9 @@ pub fn window_from_proto(workflow: &Workflow, w: &v1::TelemetryWindow, field: &s
     if let Err(e) = &config {
         errors.extend(e.iter().cloned());
     }
-    let (Ok(config), true) = (config, errors.is_empty()) else { return Err(errors) };
+    let (Ok(config), true) = (config, errors.is_empty()) else {
+        return Err(errors);
+    };
     Ok(WindowReport {
         index: w.index,
         start_seconds: w.start_seconds,
@@ -141,7 +174,9 @@ mod tests {
     use faasconf_core::catalog::builtin;
 
     fn window(workflow: &Workflow) -> WindowReport {
-        let config = workflow.config_from_actions(&vec![[0.4; 4]; workflow.len()]).unwrap();
+        let config = workflow
+            .config_from_actions(&vec![[0.4; 4]; workflow.len()])
+            .unwrap();
         let functions = workflow
             .functions
             .iter()
@@ -163,15 +198,36 @@ mod tests {
                 ready_replicas: 2,
             })
             .collect();
-        let w = WorkflowWindow { mean_latency_seconds: 9.5, p95_latency_seconds: 14.0, successful_requests: 18, total_requests: 20, success_ratio: 0.9, throughput_rps: 0.6, cost: 4.2 };
-        WindowReport { index: 7, start_seconds: 210.0, duration_seconds: 30.0, config_version: 3, transient: false, config, users: 20, workflow: w, functions }
+        let w = WorkflowWindow {
+            mean_latency_seconds: 9.5,
+            p95_latency_seconds: 14.0,
+            successful_requests: 18,
+            total_requests: 20,
+            success_ratio: 0.9,
+            throughput_rps: 0.6,
+            cost: 4.2,
+        };
+        WindowReport {
+            index: 7,
+            start_seconds: 210.0,
+            duration_seconds: 30.0,
+            config_version: 3,
+            transient: false,
+            config,
+            users: 20,
+            workflow: w,
+            functions,
+        }
     }
 
     #[test]
     fn windows_round_trip() {
         let w = builtin("parallel").unwrap();
         let report = window(&w);
-        assert_eq!(window_from_proto(&w, &window_to_proto(&w, &report), "current").unwrap(), report);
+        assert_eq!(
+            window_from_proto(&w, &window_to_proto(&w, &report), "current").unwrap(),
+            report
+        );
     }
 
     #[test]
@@ -185,12 +241,30 @@ mod tests {
         if let Some(c) = msg.config.as_mut() {
             c.functions[0].replicas = 99;
         }
-        let fields: Vec<String> = window_from_proto(&w, &msg, "current").unwrap_err().into_iter().map(|e| e.field).collect();
-        for expected in ["current.workflow", "current.load", "current.functions[1].function", "current.functions[2].latency_p95_seconds", "current.config.starter.replicas"] {
-            assert!(fields.iter().any(|f| f == expected), "missing {expected} in {fields:?}");
+        let fields: Vec<String> = window_from_proto(&w, &msg, "current")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        for expected in [
+            "current.workflow",
+            "current.load",
+            "current.functions[1].function",
+            "current.functions[2].latency_p95_seconds",
+            "current.config.starter.replicas",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == expected),
+                "missing {expected} in {fields:?}"
+            );
         }
         msg = window_to_proto(&w, &window(&w));
         msg.functions.pop();
-        assert!(window_from_proto(&w, &msg, "current").unwrap_err().iter().any(|e| e.field == "current.functions"));
+        assert!(
+            window_from_proto(&w, &msg, "current")
+                .unwrap_err()
+                .iter()
+                .any(|e| e.field == "current.functions")
+        );
     }
 }

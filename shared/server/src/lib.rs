@@ -6,15 +6,15 @@
 pub mod rpc_layer;
 pub mod traces;
 
-pub use traces::{init_tracing, TracingGuard};
+pub use traces::{TracingGuard, init_tracing};
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -29,7 +29,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 
 /// Buckets of every latency histogram the services record, seconds.
-pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// Installs the process-wide metrics recorder; its handle renders the Prometheus text.
 pub fn install_metrics_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
@@ -38,19 +40,35 @@ pub fn install_metrics_recorder() -> Result<metrics_exporter_prometheus::Prometh
         .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
-    metrics::describe_counter!("faasconf_rpc_requests_total", "RPCs answered, by method and gRPC code.");
-    metrics::describe_histogram!("faasconf_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer an RPC (to the response headers: the first message of a stream).");
+    metrics::describe_counter!(
+        "faasconf_rpc_requests_total",
+        "RPCs answered, by method and gRPC code."
+    );
+    metrics::describe_histogram!(
+        "faasconf_rpc_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an RPC (to the response headers: the first message of a stream)."
+    );
     Ok(handle)
 }
 
 /// Serves `router` (e.g. `/metrics`) over HTTP/1 on `listener` until `shutdown` resolves.
-pub async fn serve_http(router: axum::Router, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("metrics HTTP server")
+pub async fn serve_http(
+    router: axum::Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("metrics HTTP server")
 }
 
 /// Binds the metrics address and prints `metrics on <addr>` to stdout.
 pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind metrics address {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind metrics address {addr}"))?;
     let local = listener.local_addr()?;
     println!("metrics on {local}");
     Ok(listener)
@@ -58,7 +76,9 @@ pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener> {
 
 /// Binds `addr` and prints `listening on <addr>` to stdout (the real port when 0 was asked).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
     println!("listening on {local}");
     tracing::info!(%local, "listening");
@@ -90,7 +110,12 @@ pub async fn shutdown_signal() {
 
 /// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
 /// `S` is the main service, reported SERVING while the server runs.
-pub async fn serve<S: NamedService>(service: &'static str, routes: Routes, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve<S: NamedService>(
+    service: &'static str,
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -136,11 +161,15 @@ pub async fn serve<S: NamedService>(service: &'static str, routes: Routes, liste
 async fn drain_on<S: NamedService>(health: HealthReporter, shutdown: impl Future<Output = ()>) {
     shutdown.await;
     health.set_not_serving::<S>().await;
-    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
 }
 
 /// Turns Nagle's algorithm off on an accepted connection (RPCs are small request/response pairs).
-fn no_delay(stream: std::io::Result<tokio::net::TcpStream>) -> std::io::Result<tokio::net::TcpStream> {
+fn no_delay(
+    stream: std::io::Result<tokio::net::TcpStream>,
+) -> std::io::Result<tokio::net::TcpStream> {
     if let Ok(s) = &stream
         && let Err(e) = s.set_nodelay(true)
     {

@@ -32,7 +32,10 @@ impl<S> Layer<S> for RpcObserveLayer {
     type Service = RpcObserve<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcObserve { inner, service: self.service }
+        RpcObserve {
+            inner,
+            service: self.service,
+        }
     }
 }
 
@@ -45,7 +48,10 @@ pub struct RpcObserve<S> {
 
 /// The gRPC code name (as tonic's `Code` debug-prints it) of a `grpc-status` header value.
 pub fn code_name(header: Option<&http::HeaderValue>) -> String {
-    match header.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
+    match header
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+    {
         None | Some(0) => "OK".to_owned(),
         Some(n) => format!("{:?}", tonic::Code::from_i32(n)),
     }
@@ -118,31 +124,60 @@ mod tests {
 
     #[test]
     fn paths_and_codes_read_as_labels() {
-        assert_eq!(faasconf_method("/faasconf.v1.Actuator/ApplyConfig"), Some("ApplyConfig"));
+        assert_eq!(
+            faasconf_method("/faasconf.v1.Actuator/ApplyConfig"),
+            Some("ApplyConfig")
+        );
         assert_eq!(faasconf_method("/grpc.health.v1.Health/Check"), None);
         assert_eq!(faasconf_method("/faasconf.v1.Actuator/"), None);
         assert_eq!(code_name(None), "OK");
         assert_eq!(code_name(Some(&http::HeaderValue::from_static("0"))), "OK");
-        assert_eq!(code_name(Some(&http::HeaderValue::from_static("10"))), "Aborted");
-        assert_eq!(code_name(Some(&http::HeaderValue::from_static("3"))), "InvalidArgument");
+        assert_eq!(
+            code_name(Some(&http::HeaderValue::from_static("10"))),
+            "Aborted"
+        );
+        assert_eq!(
+            code_name(Some(&http::HeaderValue::from_static("3"))),
+            "InvalidArgument"
+        );
     }
 
     #[test]
     fn counts_each_call_by_method_and_code() {
-        let _serial = LAYER_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = LAYER_TESTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let answer = tower::service_fn(|request: http::Request<()>| async move {
-            let status = if request.uri().path().ends_with("ApplyConfig") { "10" } else { "0" };
-            Ok::<_, std::convert::Infallible>(http::Response::builder().header("grpc-status", status).body(()).unwrap())
+            let status = if request.uri().path().ends_with("ApplyConfig") {
+                "10"
+            } else {
+                "0"
+            };
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("grpc-status", status)
+                    .body(())
+                    .unwrap(),
+            )
         });
         let mut service = RpcObserveLayer::new("actuator").layer(answer);
         metrics::with_local_recorder(&recorder, || {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
             runtime.block_on(async {
-                for path in ["/faasconf.v1.Actuator/ApplyConfig", "/faasconf.v1.Actuator/ApplyConfig", "/faasconf.v1.Actuator/GetWorkflow", "/grpc.health.v1.Health/Check"] {
+                for path in [
+                    "/faasconf.v1.Actuator/ApplyConfig",
+                    "/faasconf.v1.Actuator/ApplyConfig",
+                    "/faasconf.v1.Actuator/GetWorkflow",
+                    "/grpc.health.v1.Health/Check",
+                ] {
                     let request = http::Request::builder().uri(path).body(()).unwrap();
-                    std::future::poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+                    std::future::poll_fn(|cx| service.poll_ready(cx))
+                        .await
+                        .unwrap();
                     service.call(request).await.unwrap();
                 }
             });

@@ -40,8 +40,15 @@ pub enum BandError {
 pub type Actions = Vec<[f64; 4]>;
 
 /// The band of `samples` (one workload) and the safe configurations behind it.
-pub fn derive_band(samples: &[Sample], users: u32, config: &SesConfig) -> Result<(Band, Vec<Actions>), BandError> {
-    let mut met: Vec<&Sample> = samples.iter().filter(|s| s.qos_met && s.price.is_finite()).collect();
+pub fn derive_band(
+    samples: &[Sample],
+    users: u32,
+    config: &SesConfig,
+) -> Result<(Band, Vec<Actions>), BandError> {
+    let mut met: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.qos_met && s.price.is_finite())
+        .collect();
     if met.is_empty() {
         return Err(BandError::NoQosMeetingSamples);
     }
@@ -49,8 +56,20 @@ pub fn derive_band(samples: &[Sample], users: u32, config: &SesConfig) -> Result
     let keep = ((met.len() as f64 * config.cheapest_fraction).ceil() as usize).clamp(1, met.len());
     let cheapest = &met[..keep];
     let mean = cheapest.iter().map(|s| s.price).sum::<f64>() / keep as f64;
-    let sd = (cheapest.iter().map(|s| (s.price - mean).powi(2)).sum::<f64>() / keep as f64).sqrt();
+    let sd = (cheapest
+        .iter()
+        .map(|s| (s.price - mean).powi(2))
+        .sum::<f64>()
+        / keep as f64)
+        .sqrt();
     let half = (config.k_sigma * sd).max(config.min_half_width_fraction * mean.abs());
-    let band = Band { users, lower: mean - half, upper: mean + half, mean, sd, support: keep };
+    let band = Band {
+        users,
+        lower: mean - half,
+        upper: mean + half,
+        mean,
+        sd,
+        support: keep,
+    };
     Ok((band, cheapest.iter().map(|s| s.actions.clone()).collect()))
 }

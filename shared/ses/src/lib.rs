@@ -13,12 +13,12 @@
 
 mod band;
 
-pub use band::{derive_band, Actions, Band, BandError};
+pub use band::{Actions, Band, BandError, derive_band};
 
 use std::collections::BTreeMap;
 
-use faasconf_core::rng::Rng;
 use faasconf_core::Workflow;
+use faasconf_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the strategy.
@@ -41,7 +41,14 @@ pub struct SesConfig {
 
 impl Default for SesConfig {
     fn default() -> Self {
-        Self { cheapest_fraction: 0.2, k_sigma: 2.0, min_half_width_fraction: 0.05, noise_sd: 0.05, rederive_after: 3, recent: 200 }
+        Self {
+            cheapest_fraction: 0.2,
+            k_sigma: 2.0,
+            min_half_width_fraction: 0.05,
+            noise_sd: 0.05,
+            rederive_after: 3,
+            recent: 200,
+        }
     }
 }
 
@@ -106,7 +113,12 @@ impl SafeExplorer {
         for s in history {
             by_users.entry(s.users).or_default().push(s);
         }
-        let mut explorer = Self { config, history: by_users, records: BTreeMap::new(), rng: Rng::new(seed) };
+        let mut explorer = Self {
+            config,
+            history: by_users,
+            records: BTreeMap::new(),
+            rng: Rng::new(seed),
+        };
         let workloads: Vec<u32> = explorer.history.keys().copied().collect();
         for users in workloads {
             explorer.derive(users, usize::MAX);
@@ -116,12 +128,21 @@ impl SafeExplorer {
 
     /// (Re)derives the band of `users` from its last `recent` samples; false when none met QoS.
     fn derive(&mut self, users: u32, recent: usize) -> bool {
-        let Some(samples) = self.history.get(&users) else { return false };
+        let Some(samples) = self.history.get(&users) else {
+            return false;
+        };
         let start = samples.len().saturating_sub(recent);
         let window = &samples[start..];
         match derive_band(window, users, &self.config) {
             Ok((band, safe)) => {
-                self.records.insert(users, Record { band, safe, violations: 0 });
+                self.records.insert(
+                    users,
+                    Record {
+                        band,
+                        safe,
+                        violations: 0,
+                    },
+                );
                 true
             }
             Err(_) => false,
@@ -140,21 +161,42 @@ impl SafeExplorer {
     }
 
     fn nearest(&self, users: u32) -> Option<&Record> {
-        self.records.iter().min_by_key(|(u, _)| (u.abs_diff(users), **u)).map(|(_, r)| r)
+        self.records
+            .iter()
+            .min_by_key(|(u, _)| (u.abs_diff(users), **u))
+            .map(|(_, r)| r)
     }
 
     /// Keeps `proposed` when its price is in the band for `users`, else replaces it by a safe
     /// configuration plus noise.
-    pub fn filter(&mut self, workflow: &Workflow, users: u32, proposed: Vec<[f64; 4]>) -> Result<Filtered, SesError> {
+    pub fn filter(
+        &mut self,
+        workflow: &Workflow,
+        users: u32,
+        proposed: Vec<[f64; 4]>,
+    ) -> Result<Filtered, SesError> {
         let proposed_price = price(workflow, &proposed)?;
         let record = self.nearest(users).ok_or(SesError::NoSafeHistory)?.clone();
         if record.band.contains(proposed_price) {
-            return Ok(Filtered { actions: proposed, replaced: false, band: record.band, proposed_price });
+            return Ok(Filtered {
+                actions: proposed,
+                replaced: false,
+                band: record.band,
+                proposed_price,
+            });
         }
         let base = &record.safe[self.rng.below(record.safe.len())];
         let sd = self.config.noise_sd;
-        let actions = base.iter().map(|a| a.map(|x| (x + sd * self.rng.normal()).clamp(0.0, 1.0))).collect();
-        Ok(Filtered { actions, replaced: true, band: record.band, proposed_price })
+        let actions = base
+            .iter()
+            .map(|a| a.map(|x| (x + sd * self.rng.normal()).clamp(0.0, 1.0)))
+            .collect();
+        Ok(Filtered {
+            actions,
+            replaced: true,
+            band: record.band,
+            proposed_price,
+        })
     }
 
     /// Records what an applied configuration did; re-derives the band of its workload after
@@ -166,7 +208,9 @@ impl SafeExplorer {
         if !self.records.contains_key(&users) {
             return self.derive(users, self.config.recent);
         }
-        let Some(record) = self.records.get_mut(&users) else { return false };
+        let Some(record) = self.records.get_mut(&users) else {
+            return false;
+        };
         if violated {
             record.violations += 1;
         }
@@ -187,7 +231,9 @@ impl SafeExplorer {
 
 /// The price of normalised `actions` on `workflow` (the cost model).
 pub fn price(workflow: &Workflow, actions: &[[f64; 4]]) -> Result<f64, SesError> {
-    let config = workflow.config_from_actions(actions).map_err(|e| SesError::Actions(e.to_string()))?;
+    let config = workflow
+        .config_from_actions(actions)
+        .map_err(|e| SesError::Actions(e.to_string()))?;
     Ok(config.cost())
 }
 

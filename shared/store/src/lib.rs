@@ -10,10 +10,10 @@
 
 use std::path::Path;
 
+use faasconf_core::Workflow;
 use faasconf_core::history::HistoryRow;
 use faasconf_core::telemetry::{FunctionWindow, WindowReport, WorkflowWindow};
-use faasconf_core::Workflow;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// Why the store failed.
@@ -166,10 +166,18 @@ impl Store {
     fn init(connection: Connection) -> Result<Self> {
         // WAL: a committed transaction survives the process being killed; NORMAL sync is enough
         // for that (only a power loss could drop the last commits).
-        connection.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
-        connection.pragma_update(None, "synchronous", "NORMAL").map_err(sql("set synchronous"))?;
-        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql("set busy timeout"))?;
-        connection.execute_batch(SCHEMA).map_err(sql("create schema"))?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("enable WAL"))?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("set synchronous"))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(sql("create schema"))?;
         Ok(Self { connection })
     }
 
@@ -182,9 +190,23 @@ impl Store {
                 .prepare_cached("INSERT INTO observations (workflow, source, session, seq, users, price, reward, qos_met, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
                 .map_err(sql("prepare insert"))?;
             for o in observations {
-                let payload = serde_json::to_string(o).map_err(|e| Error::Corrupt { table: "observations", id: 0, message: e.to_string() })?;
+                let payload = serde_json::to_string(o).map_err(|e| Error::Corrupt {
+                    table: "observations",
+                    id: 0,
+                    message: e.to_string(),
+                })?;
                 insert
-                    .execute(params![o.workflow, o.source.as_str(), o.session, o.seq as i64, o.users, o.window.workflow.cost, o.reward, o.qos_met, payload])
+                    .execute(params![
+                        o.workflow,
+                        o.source.as_str(),
+                        o.session,
+                        o.seq as i64,
+                        o.users,
+                        o.window.workflow.cost,
+                        o.reward,
+                        o.qos_met,
+                        payload
+                    ])
                     .map_err(sql("insert observation"))?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -195,12 +217,23 @@ impl Store {
 
     /// Every observation of `workflow`, in insertion order.
     pub fn observations(&self, workflow: &str) -> Result<Vec<Stored>> {
-        let mut query = self.connection.prepare_cached("SELECT id, payload FROM observations WHERE workflow = ?1 ORDER BY id").map_err(sql("prepare select"))?;
-        let rows = query.query_map(params![workflow], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(sql("select observations"))?;
+        let mut query = self
+            .connection
+            .prepare_cached("SELECT id, payload FROM observations WHERE workflow = ?1 ORDER BY id")
+            .map_err(sql("prepare select"))?;
+        let rows = query
+            .query_map(params![workflow], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql("select observations"))?;
         let mut out = Vec::new();
         for row in rows {
             let (id, payload) = row.map_err(sql("read observation"))?;
-            let observation = serde_json::from_str(&payload).map_err(|e| Error::Corrupt { table: "observations", id, message: e.to_string() })?;
+            let observation = serde_json::from_str(&payload).map_err(|e| Error::Corrupt {
+                table: "observations",
+                id,
+                message: e.to_string(),
+            })?;
             out.push(Stored { id, observation });
         }
         Ok(out)
@@ -208,38 +241,88 @@ impl Store {
 
     /// How many observations `workflow` has.
     pub fn count(&self, workflow: &str) -> Result<u64> {
-        self.connection.query_row("SELECT COUNT(*) FROM observations WHERE workflow = ?1", params![workflow], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(sql("count"))
+        self.connection
+            .query_row(
+                "SELECT COUNT(*) FROM observations WHERE workflow = ?1",
+                params![workflow],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(sql("count"))
     }
 
     /// Records a band (any serialisable record) for `(workflow, users)`.
     pub fn record_band(&mut self, workflow: &str, users: u32, band: &impl Serialize) -> Result<()> {
-        let text = serde_json::to_string(band).map_err(|e| Error::Corrupt { table: "bands", id: 0, message: e.to_string() })?;
-        self.connection.execute("INSERT INTO bands (workflow, users, band) VALUES (?1, ?2, ?3)", params![workflow, users, text]).map_err(sql("insert band"))?;
+        let text = serde_json::to_string(band).map_err(|e| Error::Corrupt {
+            table: "bands",
+            id: 0,
+            message: e.to_string(),
+        })?;
+        self.connection
+            .execute(
+                "INSERT INTO bands (workflow, users, band) VALUES (?1, ?2, ?3)",
+                params![workflow, users, text],
+            )
+            .map_err(sql("insert band"))?;
         Ok(())
     }
 
     /// The latest band recorded for `(workflow, users)`.
-    pub fn latest_band<T: for<'de> Deserialize<'de>>(&self, workflow: &str, users: u32) -> Result<Option<T>> {
+    pub fn latest_band<T: for<'de> Deserialize<'de>>(
+        &self,
+        workflow: &str,
+        users: u32,
+    ) -> Result<Option<T>> {
         let row: Option<(i64, String)> = self
             .connection
             .query_row("SELECT id, band FROM bands WHERE workflow = ?1 AND users = ?2 ORDER BY id DESC LIMIT 1", params![workflow, users], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(sql("select band"))?;
-        row.map(|(id, text)| serde_json::from_str(&text).map_err(|e| Error::Corrupt { table: "bands", id, message: e.to_string() })).transpose()
+        row.map(|(id, text)| {
+            serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+                table: "bands",
+                id,
+                message: e.to_string(),
+            })
+        })
+        .transpose()
     }
 
     /// Registers a checkpoint; its version.
-    pub fn add_model(&mut self, workflow: &str, path: &str, metadata: &serde_json::Value) -> Result<i64> {
-        self.connection.execute("INSERT INTO models (workflow, path, metadata) VALUES (?1, ?2, ?3)", params![workflow, path, metadata.to_string()]).map_err(sql("insert model"))?;
+    pub fn add_model(
+        &mut self,
+        workflow: &str,
+        path: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<i64> {
+        self.connection
+            .execute(
+                "INSERT INTO models (workflow, path, metadata) VALUES (?1, ?2, ?3)",
+                params![workflow, path, metadata.to_string()],
+            )
+            .map_err(sql("insert model"))?;
         Ok(self.connection.last_insert_rowid())
     }
 
     /// Makes `version` the serving model of its workflow (and no other); false if unknown.
     pub fn promote(&mut self, version: i64) -> Result<bool> {
         let tx = self.connection.transaction().map_err(sql("begin"))?;
-        let workflow: Option<String> = tx.query_row("SELECT workflow FROM models WHERE version = ?1", params![version], |r| r.get(0)).optional().map_err(sql("select model"))?;
-        let Some(workflow) = workflow else { return Ok(false) };
-        tx.execute("UPDATE models SET promoted = (version = ?1) WHERE workflow = ?2", params![version, workflow]).map_err(sql("promote"))?;
+        let workflow: Option<String> = tx
+            .query_row(
+                "SELECT workflow FROM models WHERE version = ?1",
+                params![version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("select model"))?;
+        let Some(workflow) = workflow else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE models SET promoted = (version = ?1) WHERE workflow = ?2",
+            params![version, workflow],
+        )
+        .map_err(sql("promote"))?;
         tx.commit().map_err(sql("commit"))?;
         Ok(true)
     }
@@ -251,20 +334,44 @@ impl Store {
             .prepare_cached("SELECT version, workflow, path, metadata, promoted FROM models WHERE ?1 IS NULL OR workflow = ?1 ORDER BY version")
             .map_err(sql("prepare models"))?;
         let rows = query
-            .query_map(params![workflow], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, bool>(4)?)))
+            .query_map(params![workflow], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
             .map_err(sql("select models"))?;
         let mut out = Vec::new();
         for row in rows {
             let (version, workflow, path, metadata, promoted) = row.map_err(sql("read model"))?;
-            let metadata = serde_json::from_str(&metadata).map_err(|e| Error::Corrupt { table: "models", id: version, message: e.to_string() })?;
-            out.push(ModelVersion { version, workflow, path, metadata, promoted });
+            let metadata = serde_json::from_str(&metadata).map_err(|e| Error::Corrupt {
+                table: "models",
+                id: version,
+                message: e.to_string(),
+            })?;
+            out.push(ModelVersion {
+                version,
+                workflow,
+                path,
+                metadata,
+                promoted,
+            });
         }
         Ok(out)
     }
 }
 
 /// A history row as an observation (`session` names the import; rows are independent windows).
-pub fn observation_from_history(workflow: &Workflow, row: &HistoryRow, session: &str, reward: f64, qos_met: bool) -> Observation {
+pub fn observation_from_history(
+    workflow: &Workflow,
+    row: &HistoryRow,
+    session: &str,
+    reward: f64,
+    qos_met: bool,
+) -> Observation {
     let config = row.config();
     let functions = workflow
         .functions
@@ -307,7 +414,17 @@ pub fn observation_from_history(workflow: &Workflow, row: &HistoryRow, session: 
         },
         functions,
     };
-    Observation { workflow: workflow.name.clone(), source: Source::History, session: session.to_owned(), seq: row.line as u64, users, actions: row.actions.clone(), window, reward, qos_met }
+    Observation {
+        workflow: workflow.name.clone(),
+        source: Source::History,
+        session: session.to_owned(),
+        seq: row.line as u64,
+        users,
+        actions: row.actions.clone(),
+        window,
+        reward,
+        qos_met,
+    }
 }
 
 #[cfg(test)]

@@ -6,17 +6,27 @@ use faasconf_core::history::read_history;
 
 use super::*;
 
-const HISTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/parallel_10_train.csv");
+const HISTORY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/parallel_10_train.csv"
+);
 
 fn history() -> &'static [faasconf_core::history::HistoryRow] {
-    static ROWS: std::sync::OnceLock<Vec<faasconf_core::history::HistoryRow>> = std::sync::OnceLock::new();
+    static ROWS: std::sync::OnceLock<Vec<faasconf_core::history::HistoryRow>> =
+        std::sync::OnceLock::new();
     ROWS.get_or_init(|| read_history(Path::new(HISTORY), &builtin("parallel").unwrap()).unwrap())
 }
 
 fn observation(i: u64) -> Observation {
     let w = builtin("parallel").unwrap();
     let rows = history();
-    let mut o = observation_from_history(&w, &rows[(i as usize) % rows.len()], "test", -0.1 * i as f64, i.is_multiple_of(2));
+    let mut o = observation_from_history(
+        &w,
+        &rows[(i as usize) % rows.len()],
+        "test",
+        -0.1 * i as f64,
+        i.is_multiple_of(2),
+    );
     o.seq = i;
     o
 }
@@ -28,7 +38,12 @@ fn observations_round_trip_in_order() {
     let ids = store.record(&batch).unwrap();
     assert_eq!(ids.len(), 5);
     let back = store.observations("parallel").unwrap();
-    assert_eq!(back.iter().map(|s| s.observation.clone()).collect::<Vec<_>>(), batch);
+    assert_eq!(
+        back.iter()
+            .map(|s| s.observation.clone())
+            .collect::<Vec<_>>(),
+        batch
+    );
     assert_eq!(store.count("parallel").unwrap(), 5);
     assert_eq!(store.count("tcktapp").unwrap(), 0);
 }
@@ -37,31 +52,85 @@ fn observations_round_trip_in_order() {
 fn the_whole_history_file_imports() {
     let w = builtin("parallel").unwrap();
     let rows = history();
-    let observations: Vec<Observation> = rows.iter().map(|r| observation_from_history(&w, r, "import", 0.0, true)).collect();
+    let observations: Vec<Observation> = rows
+        .iter()
+        .map(|r| observation_from_history(&w, r, "import", 0.0, true))
+        .collect();
     let mut store = Store::in_memory().unwrap();
     store.record(&observations).unwrap();
     let back = store.observations("parallel").unwrap();
     assert_eq!(back.len(), rows.len());
     let first = &back[0].observation;
-    assert_eq!((first.window.config.clone(), first.users, first.window.workflow.cost), (rows[0].config(), rows[0].users.round() as u32, rows[0].price));
+    assert_eq!(
+        (
+            first.window.config.clone(),
+            first.users,
+            first.window.workflow.cost
+        ),
+        (
+            rows[0].config(),
+            rows[0].users.round() as u32,
+            rows[0].price
+        )
+    );
 }
 
 #[test]
 fn bands_and_models_are_versioned() {
     let mut store = Store::in_memory().unwrap();
-    store.record_band("parallel", 20, &serde_json::json!({ "lower": 1.0, "upper": 2.0 })).unwrap();
-    store.record_band("parallel", 20, &serde_json::json!({ "lower": 1.5, "upper": 2.5 })).unwrap();
+    store
+        .record_band(
+            "parallel",
+            20,
+            &serde_json::json!({ "lower": 1.0, "upper": 2.0 }),
+        )
+        .unwrap();
+    store
+        .record_band(
+            "parallel",
+            20,
+            &serde_json::json!({ "lower": 1.5, "upper": 2.5 }),
+        )
+        .unwrap();
     let latest: serde_json::Value = store.latest_band("parallel", 20).unwrap().unwrap();
     assert_eq!(latest["lower"], 1.5);
-    assert!(store.latest_band::<serde_json::Value>("parallel", 30).unwrap().is_none());
-    let v1 = store.add_model("parallel", "models/1", &serde_json::json!({ "algorithm": "attmf" })).unwrap();
-    let v2 = store.add_model("parallel", "models/2", &serde_json::json!({ "algorithm": "mf" })).unwrap();
-    let other = store.add_model("tcktapp", "models/3", &serde_json::json!({})).unwrap();
+    assert!(
+        store
+            .latest_band::<serde_json::Value>("parallel", 30)
+            .unwrap()
+            .is_none()
+    );
+    let v1 = store
+        .add_model(
+            "parallel",
+            "models/1",
+            &serde_json::json!({ "algorithm": "attmf" }),
+        )
+        .unwrap();
+    let v2 = store
+        .add_model(
+            "parallel",
+            "models/2",
+            &serde_json::json!({ "algorithm": "mf" }),
+        )
+        .unwrap();
+    let other = store
+        .add_model("tcktapp", "models/3", &serde_json::json!({}))
+        .unwrap();
     assert!(store.promote(v1).unwrap() && store.promote(other).unwrap());
     assert!(store.promote(v2).unwrap());
     assert!(!store.promote(99).unwrap());
-    let promoted: Vec<(i64, bool)> = store.models(None).unwrap().iter().map(|m| (m.version, m.promoted)).collect();
-    assert_eq!(promoted, [(v1, false), (v2, true), (other, true)], "one promoted version per workflow");
+    let promoted: Vec<(i64, bool)> = store
+        .models(None)
+        .unwrap()
+        .iter()
+        .map(|m| (m.version, m.promoted))
+        .collect();
+    assert_eq!(
+        promoted,
+        [(v1, false), (v2, true), (other, true)],
+        "one promoted version per workflow"
+    );
     assert_eq!(store.models(Some("parallel")).unwrap().len(), 2);
 }
 
@@ -84,7 +153,12 @@ fn a_killed_writer_loses_nothing_it_committed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tests::a_killed_writer_loses_nothing_it_committed", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "tests::a_killed_writer_loses_nothing_it_committed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FAASCONF_STORE_WRITER", &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -104,7 +178,19 @@ fn a_killed_writer_loses_nothing_it_committed() {
     assert!(committed >= 40, "the writer stopped early");
     let store = Store::open(&path).unwrap();
     let stored = store.count("parallel").unwrap();
-    assert!(stored >= committed, "{committed} committed, {stored} found after the kill");
-    let seqs: Vec<u64> = store.observations("parallel").unwrap().iter().map(|s| s.observation.seq).collect();
-    assert_eq!(seqs, (0..stored).collect::<Vec<_>>(), "nothing missing, nothing torn");
+    assert!(
+        stored >= committed,
+        "{committed} committed, {stored} found after the kill"
+    );
+    let seqs: Vec<u64> = store
+        .observations("parallel")
+        .unwrap()
+        .iter()
+        .map(|s| s.observation.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..stored).collect::<Vec<_>>(),
+        "nothing missing, nothing torn"
+    );
 }

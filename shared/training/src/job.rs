@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Device;
 use faasconf_core::history::HistoryRow;
 use faasconf_core::{Qos, Workflow};
-use faasconf_store::{observation_from_history, Source, Store};
+use faasconf_store::{Source, Store, observation_from_history};
 use serde::{Deserialize, Serialize};
 
-use crate::samples::{twin_samples, SampleOptions};
-use crate::train::{train, Progress, TrainOptions, TrainReport};
 use crate::Error;
+use crate::samples::{SampleOptions, twin_samples};
+use crate::train::{Progress, TrainOptions, TrainReport, train};
 
 /// What to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,8 +53,18 @@ pub struct JobOutcome {
 
 /// Imports `rows` of history as observations of session `session`, unless that session is
 /// already stored. Returns how many were imported.
-pub fn import_history(store: &mut Store, workflow: &Workflow, rows: &[HistoryRow], session: &str, qos: &Qos) -> Result<usize, Error> {
-    if store.observations(&workflow.name)?.iter().any(|s| s.observation.source == Source::History && s.observation.session == session) {
+pub fn import_history(
+    store: &mut Store,
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    session: &str,
+    qos: &Qos,
+) -> Result<usize, Error> {
+    if store
+        .observations(&workflow.name)?
+        .iter()
+        .any(|s| s.observation.source == Source::History && s.observation.session == session)
+    {
         return Ok(0);
     }
     let observations: Vec<_> = rows
@@ -71,15 +81,40 @@ pub fn import_history(store: &mut Store, workflow: &Workflow, rows: &[HistoryRow
 }
 
 /// Runs `spec` against `store`, writing under `models_dir`.
-pub fn run_job(store: &mut Store, workflow: &Workflow, spec: &JobSpec, models_dir: &Path, device: Device, progress: &mut (dyn FnMut(Stage) + Send)) -> Result<JobOutcome, Error> {
+pub fn run_job(
+    store: &mut Store,
+    workflow: &Workflow,
+    spec: &JobSpec,
+    models_dir: &Path,
+    device: Device,
+    progress: &mut (dyn FnMut(Stage) + Send),
+) -> Result<JobOutcome, Error> {
     if spec.workflow != workflow.name {
-        return Err(Error::invalid("workflow", format!("the job is for {:?}, not {:?}", spec.workflow, workflow.name)));
+        return Err(Error::invalid(
+            "workflow",
+            format!(
+                "the job is for {:?}, not {:?}",
+                spec.workflow, workflow.name
+            ),
+        ));
     }
     let prefix = format!("twin-{}-", spec.train.seed);
-    let stored = store.observations(&workflow.name)?.iter().filter(|s| s.observation.source == Source::Twin && s.observation.session.starts_with(&prefix)).count();
+    let stored = store
+        .observations(&workflow.name)?
+        .iter()
+        .filter(|s| {
+            s.observation.source == Source::Twin && s.observation.session.starts_with(&prefix)
+        })
+        .count();
     let mut drawn = 0;
     if stored < spec.samples {
-        let options = SampleOptions { loads: spec.loads.clone(), samples: spec.samples, qos: spec.train.qos, seed: spec.train.seed, ..SampleOptions::default() };
+        let options = SampleOptions {
+            loads: spec.loads.clone(),
+            samples: spec.samples,
+            qos: spec.train.qos,
+            seed: spec.train.seed,
+            ..SampleOptions::default()
+        };
         let done = std::sync::atomic::AtomicUsize::new(0);
         let total = spec.samples;
         let progress_cell = std::sync::Mutex::new(&mut *progress);
@@ -96,24 +131,63 @@ pub fn run_job(store: &mut Store, workflow: &Workflow, spec: &JobSpec, models_di
             .filter(|s| s.observation.source == Source::Twin)
             .map(|s| (s.observation.session, s.observation.seq))
             .collect();
-        let fresh: Vec<_> = observations.into_iter().filter(|o| !have.contains(&(o.session.clone(), o.seq))).collect();
+        let fresh: Vec<_> = observations
+            .into_iter()
+            .filter(|o| !have.contains(&(o.session.clone(), o.seq)))
+            .collect();
         drawn = fresh.len();
         for chunk in fresh.chunks(500) {
             store.record(chunk)?;
         }
     }
-    let observations: Vec<_> = store.observations(&workflow.name)?.into_iter().map(|s| s.observation).collect();
-    let workdir = models_dir.join(&workflow.name).join("runs").join(format!("{}-seed{}", spec.train.algorithm.name(), spec.train.seed));
-    let (model, report) = train(workflow, &observations, &spec.train, &workdir, device, &mut |p| progress(Stage::Training(p)))?;
+    let observations: Vec<_> = store
+        .observations(&workflow.name)?
+        .into_iter()
+        .map(|s| s.observation)
+        .collect();
+    let workdir = models_dir.join(&workflow.name).join("runs").join(format!(
+        "{}-seed{}",
+        spec.train.algorithm.name(),
+        spec.train.seed
+    ));
+    let (model, report) = train(
+        workflow,
+        &observations,
+        &spec.train,
+        &workdir,
+        device,
+        &mut |p| progress(Stage::Training(p)),
+    )?;
     let version = model.register(models_dir, store)?;
-    let path = PathBuf::from(store.models(Some(&workflow.name))?.into_iter().find(|m| m.version == version).map(|m| m.path).unwrap_or_default());
-    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Io { path: "report.json".into(), message: e.to_string() })?;
-    std::fs::write(path.join("report.json"), text).map_err(|e| Error::Io { path: path.join("report.json").display().to_string(), message: e.to_string() })?;
-    let first = store.models(Some(&workflow.name))?.iter().all(|m| !m.promoted);
+    let path = PathBuf::from(
+        store
+            .models(Some(&workflow.name))?
+            .into_iter()
+            .find(|m| m.version == version)
+            .map(|m| m.path)
+            .unwrap_or_default(),
+    );
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Io {
+        path: "report.json".into(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path.join("report.json"), text).map_err(|e| Error::Io {
+        path: path.join("report.json").display().to_string(),
+        message: e.to_string(),
+    })?;
+    let first = store
+        .models(Some(&workflow.name))?
+        .iter()
+        .all(|m| !m.promoted);
     if spec.promote || first {
         store.promote(version)?;
     }
     // The finished run's checkpoint is not resumed by a later job.
     let _ = std::fs::remove_dir_all(&workdir);
-    Ok(JobOutcome { version, path, drawn, report })
+    Ok(JobOutcome {
+        version,
+        path,
+        drawn,
+        report,
+    })
 }

@@ -18,10 +18,10 @@ pub mod samples;
 pub mod search;
 pub mod train;
 
-pub use job::{import_history, run_job, JobOutcome, JobSpec, Stage};
+pub use job::{JobOutcome, JobSpec, Stage, import_history, run_job};
 pub use model::{Model, ModelMeta, Verdict};
-pub use samples::{twin_samples, SampleOptions};
-pub use train::{train, Progress, TrainOptions, TrainReport};
+pub use samples::{SampleOptions, twin_samples};
+pub use train::{Progress, TrainOptions, TrainReport, train};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), message: message.into() }
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

@@ -44,7 +44,10 @@ pub struct Model {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.display().to_string(), message: e.to_string() }
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl Model {
@@ -56,33 +59,66 @@ impl Model {
     /// Writes the model into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         self.learner.save(&dir.join("learner"))?;
-        let encoder = serde_json::to_string(&self.encoder).map_err(|e| Error::Io { path: "encoder.json".into(), message: e.to_string() })?;
+        let encoder = serde_json::to_string(&self.encoder).map_err(|e| Error::Io {
+            path: "encoder.json".into(),
+            message: e.to_string(),
+        })?;
         std::fs::write(dir.join("encoder.json"), encoder).map_err(io(&dir.join("encoder.json")))?;
-        let meta = serde_json::to_string_pretty(&self.meta).map_err(|e| Error::Io { path: "model.json".into(), message: e.to_string() })?;
+        let meta = serde_json::to_string_pretty(&self.meta).map_err(|e| Error::Io {
+            path: "model.json".into(),
+            message: e.to_string(),
+        })?;
         std::fs::write(dir.join("model.json"), meta).map_err(io(&dir.join("model.json")))
     }
 
     /// Reads a model saved by [`Model::save`] for `workflow`.
     pub fn load(dir: &Path, workflow: &Workflow, device: Device) -> Result<Self, Error> {
-        let read = |name: &str| -> Result<String, Error> { std::fs::read_to_string(dir.join(name)).map_err(io(&dir.join(name))) };
-        let parse = |name: &str, e: serde_json::Error| Error::Io { path: dir.join(name).display().to_string(), message: e.to_string() };
-        let encoder: StateEncoder = serde_json::from_str(&read("encoder.json")?).map_err(|e| parse("encoder.json", e))?;
-        let meta: ModelMeta = serde_json::from_str(&read("model.json")?).map_err(|e| parse("model.json", e))?;
+        let read = |name: &str| -> Result<String, Error> {
+            std::fs::read_to_string(dir.join(name)).map_err(io(&dir.join(name)))
+        };
+        let parse = |name: &str, e: serde_json::Error| Error::Io {
+            path: dir.join(name).display().to_string(),
+            message: e.to_string(),
+        };
+        let encoder: StateEncoder =
+            serde_json::from_str(&read("encoder.json")?).map_err(|e| parse("encoder.json", e))?;
+        let meta: ModelMeta =
+            serde_json::from_str(&read("model.json")?).map_err(|e| parse("model.json", e))?;
         if meta.workflow != workflow.name {
-            return Err(Error::invalid("workflow", format!("the model in {} was trained for {:?}, not {:?}", dir.display(), meta.workflow, workflow.name)));
+            return Err(Error::invalid(
+                "workflow",
+                format!(
+                    "the model in {} was trained for {:?}, not {:?}",
+                    dir.display(),
+                    meta.workflow,
+                    workflow.name
+                ),
+            ));
         }
         let learner = Learner::load(&dir.join("learner"), &workflow.adjacency(), device)?;
-        Ok(Self { learner, encoder, meta })
+        Ok(Self {
+            learner,
+            encoder,
+            meta,
+        })
     }
 
     /// Saves the model under `root/<workflow>/` as a new version registered in `store`; returns
     /// the version.
     pub fn register(&self, root: &Path, store: &mut Store) -> Result<i64, Error> {
-        let stamp = format!("{}-{}-{}", self.meta.algorithm, (self.meta.created_unix_seconds * 1000.0) as u64, std::process::id());
+        let stamp = format!(
+            "{}-{}-{}",
+            self.meta.algorithm,
+            (self.meta.created_unix_seconds * 1000.0) as u64,
+            std::process::id()
+        );
         let dir: PathBuf = root.join(&self.meta.workflow).join(stamp);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         self.save(&dir)?;
-        let meta = serde_json::to_value(&self.meta).map_err(|e| Error::Io { path: "model.json".into(), message: e.to_string() })?;
+        let meta = serde_json::to_value(&self.meta).map_err(|e| Error::Io {
+            path: "model.json".into(),
+            message: e.to_string(),
+        })?;
         Ok(store.add_model(&self.meta.workflow, &dir.display().to_string(), &meta)?)
     }
 
@@ -94,19 +130,37 @@ impl Model {
 
     /// The configuration a decision stands for.
     pub fn config_of(workflow: &Workflow, decision: &Decision) -> Result<WorkflowConfig, Error> {
-        let actions: Vec<[f64; 4]> = decision.actions.chunks(4).map(|c| [c[0], c[1], c[2], c[3]].map(|a| f64::from(a).clamp(0.0, 1.0))).collect();
+        let actions: Vec<[f64; 4]> = decision
+            .actions
+            .chunks(4)
+            .map(|c| [c[0], c[1], c[2], c[3]].map(|a| f64::from(a).clamp(0.0, 1.0)))
+            .collect();
         Ok(workflow.config_from_actions(&actions)?)
     }
 
     /// Follows the policy on the twin for `steps` changes from `start` at `users`: each step
     /// decides on the last steady window, applies, drops the transient window and observes the
     /// next. Returns every steady window, the start's first.
-    pub fn rollout(&self, workflow: &Workflow, start: WorkflowConfig, users: u32, steps: usize, options: TwinOptions) -> Result<Vec<WindowReport>, Error> {
-        let mut twin = Twin::new(workflow.clone(), start, Workload::ClosedLoop { users }, options)?;
+    pub fn rollout(
+        &self,
+        workflow: &Workflow,
+        start: WorkflowConfig,
+        users: u32,
+        steps: usize,
+        options: TwinOptions,
+    ) -> Result<Vec<WindowReport>, Error> {
+        let mut twin = Twin::new(
+            workflow.clone(),
+            start,
+            Workload::ClosedLoop { users },
+            options,
+        )?;
         twin.run_window();
         let mut windows = vec![twin.run_window()];
         for _ in 0..steps {
-            let last = windows.last().ok_or_else(|| Error::invalid("steps", "no window"))?;
+            let last = windows
+                .last()
+                .ok_or_else(|| Error::invalid("steps", "no window"))?;
             let config = Self::config_of(workflow, &self.decide(workflow, last)?)?;
             twin.apply_config(config)?;
             twin.run_window();

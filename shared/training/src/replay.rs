@@ -6,8 +6,8 @@
 //! Transient windows (an apply finished inside them) are skipped, never learnt from.
 
 use faasconf_agents::{Batch, StateEncoder};
-use faasconf_core::rng::Rng;
 use faasconf_core::Workflow;
+use faasconf_core::rng::Rng;
 use faasconf_store::Observation;
 
 use crate::Error;
@@ -26,9 +26,19 @@ pub struct Transition {
 }
 
 /// The transitions of `observations` (any order; grouped by session, ordered by `seq`).
-pub fn transitions(workflow: &Workflow, encoder: &StateEncoder, observations: &[&Observation]) -> Result<Vec<Transition>, Error> {
-    let mut steady: Vec<&Observation> = observations.iter().copied().filter(|o| !o.window.transient && o.workflow == workflow.name).collect();
-    steady.sort_by(|a, b| (a.source as u8, &a.session, a.seq).cmp(&(b.source as u8, &b.session, b.seq)));
+pub fn transitions(
+    workflow: &Workflow,
+    encoder: &StateEncoder,
+    observations: &[&Observation],
+) -> Result<Vec<Transition>, Error> {
+    let mut steady: Vec<&Observation> = observations
+        .iter()
+        .copied()
+        .filter(|o| !o.window.transient && o.workflow == workflow.name)
+        .collect();
+    steady.sort_by(|a, b| {
+        (a.source as u8, &a.session, a.seq).cmp(&(b.source as u8, &b.session, b.seq))
+    });
     let mut out = Vec::new();
     for pair in steady.windows(2) {
         let (before, after) = (pair[0], pair[1]);
@@ -56,7 +66,11 @@ pub struct ReplayBuffer {
 impl ReplayBuffer {
     /// An empty buffer holding at most `capacity` transitions.
     pub fn new(capacity: usize) -> Self {
-        Self { items: Vec::new(), capacity: capacity.max(1), next: 0 }
+        Self {
+            items: Vec::new(),
+            capacity: capacity.max(1),
+            next: 0,
+        }
     }
 
     /// Transitions held.
@@ -107,13 +121,23 @@ impl Extend<Transition> for ReplayBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{twin_samples, SampleOptions};
+    use crate::samples::{SampleOptions, twin_samples};
     use faasconf_core::catalog::builtin;
 
     #[test]
     fn transitions_pair_consecutive_steady_windows_of_one_session() {
         let w = builtin("parallel").unwrap();
-        let mut obs = twin_samples(&w, &SampleOptions { samples: 12, episode_length: 4, loads: vec![10], ..SampleOptions::default() }, &|_| {}).unwrap();
+        let mut obs = twin_samples(
+            &w,
+            &SampleOptions {
+                samples: 12,
+                episode_length: 4,
+                loads: vec![10],
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
         obs[1].window.transient = true;
         obs.reverse();
         let refs: Vec<&Observation> = obs.iter().collect();
@@ -122,19 +146,42 @@ mod tests {
         let t = transitions(&w, &encoder, &refs).unwrap();
         // 3 sessions of 4 give 3 each; the transient window in the first leaves 0->2 and 2->3.
         assert_eq!(t.len(), 8);
-        let first: Vec<f32> = obs.iter().rev().nth(2).unwrap().actions.iter().flatten().map(|&a| a as f32).collect();
-        assert_eq!(t[0].action, first, "the action of 0 -> 2 is the configuration of 2");
+        let first: Vec<f32> = obs
+            .iter()
+            .rev()
+            .nth(2)
+            .unwrap()
+            .actions
+            .iter()
+            .flatten()
+            .map(|&a| a as f32)
+            .collect();
+        assert_eq!(
+            t[0].action, first,
+            "the action of 0 -> 2 is the configuration of 2"
+        );
     }
 
     #[test]
     fn the_buffer_is_bounded_and_samples_whole_transitions() {
         let mut buffer = ReplayBuffer::new(3);
         for i in 0..5 {
-            buffer.push(Transition { state: vec![i as f32; 2], action: vec![0.0; 4], reward: i as f32, next_state: vec![0.0; 2] });
+            buffer.push(Transition {
+                state: vec![i as f32; 2],
+                action: vec![0.0; 4],
+                reward: i as f32,
+                next_state: vec![0.0; 2],
+            });
         }
         assert_eq!(buffer.len(), 3);
         let batch = buffer.sample(50, &mut Rng::new(1));
-        assert_eq!((batch.states.len(), batch.actions.len(), batch.rewards.len()), (100, 200, 50));
-        assert!(batch.rewards.iter().all(|&r| r >= 2.0), "the two oldest were replaced");
+        assert_eq!(
+            (batch.states.len(), batch.actions.len(), batch.rewards.len()),
+            (100, 200, 50)
+        );
+        assert!(
+            batch.rewards.iter().all(|&r| r >= 2.0),
+            "the two oldest were replaced"
+        );
     }
 }

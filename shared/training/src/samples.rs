@@ -36,15 +36,32 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self { loads: vec![10, 20, 30], samples: 2000, episode_length: 20, jump_probability: 0.3, step_sd: 0.15, window_seconds: 30.0, qos: Qos::default(), seed: 0, threads: 0 }
+        Self {
+            loads: vec![10, 20, 30],
+            samples: 2000,
+            episode_length: 20,
+            jump_probability: 0.3,
+            step_sd: 0.15,
+            window_seconds: 30.0,
+            qos: Qos::default(),
+            seed: 0,
+            threads: 0,
+        }
     }
 }
 
 /// Draws `options.samples` observations of `workflow` on the twin; `progress` is told about
 /// every finished episode with its number of observations.
-pub fn twin_samples(workflow: &Workflow, options: &SampleOptions, progress: &(dyn Fn(usize) + Sync)) -> Result<Vec<Observation>, Error> {
+pub fn twin_samples(
+    workflow: &Workflow,
+    options: &SampleOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Observation>, Error> {
     if options.loads.is_empty() || options.loads.contains(&0) {
-        return Err(Error::invalid("loads", "give at least one user level, each above 0"));
+        return Err(Error::invalid(
+            "loads",
+            "give at least one user level, each above 0",
+        ));
     }
     if options.episode_length == 0 {
         return Err(Error::invalid("episode_length", "must be at least 1"));
@@ -52,7 +69,9 @@ pub fn twin_samples(workflow: &Workflow, options: &SampleOptions, progress: &(dy
     options.qos.validate("qos")?;
     let episodes: Vec<usize> = (0..options.samples.div_ceil(options.episode_length)).collect();
     let per_episode = |&e: &usize| -> Result<Vec<Observation>, Error> {
-        let length = options.episode_length.min(options.samples - e * options.episode_length);
+        let length = options
+            .episode_length
+            .min(options.samples - e * options.episode_length);
         let out = episode(workflow, options, e as u64, length)?;
         progress(out.len());
         Ok(out)
@@ -64,7 +83,12 @@ pub fn twin_samples(workflow: &Workflow, options: &SampleOptions, progress: &(dy
     Ok(all)
 }
 
-fn episode(workflow: &Workflow, options: &SampleOptions, index: u64, length: usize) -> Result<Vec<Observation>, Error> {
+fn episode(
+    workflow: &Workflow,
+    options: &SampleOptions,
+    index: u64,
+    length: usize,
+) -> Result<Vec<Observation>, Error> {
     let mut rng = Rng::stream(options.seed, 1000 + index);
     let users = options.loads[rng.below(options.loads.len())];
     // A fresh configuration: independent knobs, or (half the time) one random knob setting for
@@ -72,15 +96,27 @@ fn episode(workflow: &Workflow, options: &SampleOptions, index: u64, length: usi
     // some function; the balanced ones cover the region where QoS can be met.
     let uniform = |rng: &mut Rng| -> Vec<[f64; 4]> {
         if rng.uniform() < 0.5 {
-            (0..workflow.len()).map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()]).collect()
+            (0..workflow.len())
+                .map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()])
+                .collect()
         } else {
             let base = [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()];
-            (0..workflow.len()).map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0))).collect()
+            (0..workflow.len())
+                .map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0)))
+                .collect()
         }
     };
     let mut actions = uniform(&mut rng);
-    let twin_options = TwinOptions { window_seconds: options.window_seconds, seed: options.seed.wrapping_mul(1_000_003).wrapping_add(index) };
-    let mut twin = Twin::new(workflow.clone(), workflow.config_from_actions(&actions)?, Workload::ClosedLoop { users }, twin_options)?;
+    let twin_options = TwinOptions {
+        window_seconds: options.window_seconds,
+        seed: options.seed.wrapping_mul(1_000_003).wrapping_add(index),
+    };
+    let mut twin = Twin::new(
+        workflow.clone(),
+        workflow.config_from_actions(&actions)?,
+        Workload::ClosedLoop { users },
+        twin_options,
+    )?;
     twin.run_window();
     let session = format!("twin-{}-{index}", options.seed);
     let mut out = Vec::with_capacity(length);
@@ -89,7 +125,10 @@ fn episode(workflow: &Workflow, options: &SampleOptions, index: u64, length: usi
             actions = if rng.uniform() < options.jump_probability {
                 uniform(&mut rng)
             } else {
-                actions.iter().map(|a| a.map(|x| (x + options.step_sd * rng.normal()).clamp(0.0, 1.0))).collect()
+                actions
+                    .iter()
+                    .map(|a| a.map(|x| (x + options.step_sd * rng.normal()).clamp(0.0, 1.0)))
+                    .collect()
             };
             twin.apply_config(workflow.config_from_actions(&actions)?)?;
             twin.run_window();
@@ -120,17 +159,41 @@ mod tests {
     #[test]
     fn samples_are_steady_seeded_and_cover_the_loads() {
         let w = builtin("parallel").unwrap();
-        let options = SampleOptions { samples: 30, episode_length: 7, threads: 2, ..SampleOptions::default() };
+        let options = SampleOptions {
+            samples: 30,
+            episode_length: 7,
+            threads: 2,
+            ..SampleOptions::default()
+        };
         let a = twin_samples(&w, &options, &|_| {}).unwrap();
-        let b = twin_samples(&w, &SampleOptions { threads: 1, ..options.clone() }, &|_| {}).unwrap();
+        let b = twin_samples(
+            &w,
+            &SampleOptions {
+                threads: 1,
+                ..options.clone()
+            },
+            &|_| {},
+        )
+        .unwrap();
         assert_eq!(a.len(), 30);
-        let balanced = |o: &Observation| o.actions.iter().all(|x| (x[3] - o.actions[0][3]).abs() < 0.5);
-        assert!(a.iter().filter(|o| balanced(o)).count() >= 5, "balanced configurations are drawn too");
+        let balanced = |o: &Observation| {
+            o.actions
+                .iter()
+                .all(|x| (x[3] - o.actions[0][3]).abs() < 0.5)
+        };
+        assert!(
+            a.iter().filter(|o| balanced(o)).count() >= 5,
+            "balanced configurations are drawn too"
+        );
         assert_eq!(a, b, "same seed, same samples, whatever the threads");
-        assert!(a.iter().all(|o| !o.window.transient), "observations are steady windows");
+        assert!(
+            a.iter().all(|o| !o.window.transient),
+            "observations are steady windows"
+        );
         let loads: std::collections::BTreeSet<u32> = a.iter().map(|o| o.users).collect();
         assert!(loads.len() >= 2, "{loads:?}");
-        let sessions: std::collections::BTreeSet<&str> = a.iter().map(|o| o.session.as_str()).collect();
+        let sessions: std::collections::BTreeSet<&str> =
+            a.iter().map(|o| o.session.as_str()).collect();
         assert_eq!(sessions.len(), 5);
         for o in &a {
             assert_eq!(o.reward, options.qos.reward(&o.window.workflow));
@@ -142,7 +205,15 @@ mod tests {
     #[test]
     fn bad_options_name_the_field() {
         let w = builtin("parallel").unwrap();
-        let err = twin_samples(&w, &SampleOptions { loads: vec![], ..SampleOptions::default() }, &|_| {}).unwrap_err();
+        let err = twin_samples(
+            &w,
+            &SampleOptions {
+                loads: vec![],
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("loads:"), "{err}");
     }
 }

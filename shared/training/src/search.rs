@@ -32,7 +32,8 @@ impl Steady {
 
     /// Whether QoS is met in steady state.
     pub fn feasible(&self, qos: &Qos) -> bool {
-        self.e2e_mean_seconds < qos.mean_latency_seconds && self.success_ratio >= qos.min_success_ratio
+        self.e2e_mean_seconds < qos.mean_latency_seconds
+            && self.success_ratio >= qos.min_success_ratio
     }
 }
 
@@ -59,8 +60,22 @@ impl Evaluation {
         let (mut latency, mut total, mut ok, mut met) = (0.0, 0u64, 0u64, 0u32);
         let windows = self.windows * self.seeds.len() as u32;
         for &seed in &self.seeds {
-            let Ok(mut twin) = Twin::new(workflow.clone(), config.clone(), Workload::ClosedLoop { users: self.users }, TwinOptions { window_seconds: self.window_seconds, seed }) else {
-                return Steady { e2e_mean_seconds: f64::INFINITY, success_ratio: 0.0, cost: config.cost(), windows, windows_met: 0 };
+            let Ok(mut twin) = Twin::new(
+                workflow.clone(),
+                config.clone(),
+                Workload::ClosedLoop { users: self.users },
+                TwinOptions {
+                    window_seconds: self.window_seconds,
+                    seed,
+                },
+            ) else {
+                return Steady {
+                    e2e_mean_seconds: f64::INFINITY,
+                    success_ratio: 0.0,
+                    cost: config.cost(),
+                    windows,
+                    windows_met: 0,
+                };
             };
             twin.run_window();
             for _ in 0..self.windows {
@@ -72,7 +87,17 @@ impl Evaluation {
             }
         }
         let t = total.max(1) as f64;
-        Steady { e2e_mean_seconds: if total == 0 { f64::INFINITY } else { latency / t }, success_ratio: ok as f64 / t, cost: config.cost(), windows, windows_met: met }
+        Steady {
+            e2e_mean_seconds: if total == 0 {
+                f64::INFINITY
+            } else {
+                latency / t
+            },
+            success_ratio: ok as f64 / t,
+            cost: config.cost(),
+            windows,
+            windows_met: met,
+        }
     }
 
     /// Figures of every configuration, in order.
@@ -86,7 +111,12 @@ impl Evaluation {
 /// (capacity kept, cost cut), and moves of every function at once: CPU ×0.9, ×0.95 or ×1.1,
 /// memory +64 or +256 MiB, one more replica, one more concurrency (within bounds).
 pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig> {
-    let steps: [(Knob, &[i64]); 4] = [(Knob::CpuMillis, &[-200, -100, -50, 50, 100]), (Knob::MemoryMib, &[-256, -64, 64]), (Knob::Replicas, &[-1, 1]), (Knob::Concurrency, &[-1, 1])];
+    let steps: [(Knob, &[i64]); 4] = [
+        (Knob::CpuMillis, &[-200, -100, -50, 50, 100]),
+        (Knob::MemoryMib, &[-256, -64, 64]),
+        (Knob::Replicas, &[-1, 1]),
+        (Knob::Concurrency, &[-1, 1]),
+    ];
     let mut out = Vec::new();
     for (j, spec) in workflow.functions.iter().enumerate() {
         for (knob, deltas) in steps {
@@ -101,7 +131,10 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
                 }
             }
         }
-        let (replicas, concurrency) = (spec.bounds.range(Knob::Replicas), spec.bounds.range(Knob::Concurrency));
+        let (replicas, concurrency) = (
+            spec.bounds.range(Knob::Replicas),
+            spec.bounds.range(Knob::Concurrency),
+        );
         let f = config.0[j];
         if f.replicas > replicas.min {
             for more in 1..=3 {
@@ -132,7 +165,10 @@ pub fn moves(workflow: &Workflow, config: &WorkflowConfig) -> Vec<WorkflowConfig
         let mut next = config.clone();
         for (f, spec) in next.0.iter_mut().zip(&workflow.functions) {
             let range = spec.bounds.range(knob);
-            f.set(knob, to(f.get(knob)).clamp(i64::from(range.min), i64::from(range.max)) as u32);
+            f.set(
+                knob,
+                to(f.get(knob)).clamp(i64::from(range.min), i64::from(range.max)) as u32,
+            );
         }
         if next != *config {
             out.push(next);
@@ -149,10 +185,14 @@ pub fn random_configs(workflow: &Workflow, count: usize, rng: &mut Rng) -> Vec<W
     (0..count)
         .filter_map(|i| {
             let actions: Vec<[f64; 4]> = if i % 2 == 0 {
-                (0..n).map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()]).collect()
+                (0..n)
+                    .map(|_| [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()])
+                    .collect()
             } else {
                 let base = [rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()];
-                (0..n).map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0))).collect()
+                (0..n)
+                    .map(|_| base.map(|b| (b + 0.1 * rng.normal()).clamp(0.0, 1.0)))
+                    .collect()
             };
             workflow.config_from_actions(&actions).ok()
         })
@@ -162,7 +202,8 @@ pub fn random_configs(workflow: &Workflow, count: usize, rng: &mut Rng) -> Vec<W
 /// How far steady-state figures are from QoS: the relative latency excess plus ten times the
 /// success-ratio gap (0 when both are met).
 pub fn shortfall(v: &Steady, qos: &Qos) -> f64 {
-    (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0) + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
+    (v.e2e_mean_seconds / qos.mean_latency_seconds - 1.0).max(0.0)
+        + (qos.min_success_ratio - v.success_ratio).max(0.0) * 10.0
 }
 
 /// What a descent did.
@@ -180,7 +221,14 @@ pub struct Descent {
 
 /// From an acceptable `start`, repeatedly takes the cheapest one-knob move that is cheaper and
 /// still `acceptable`, until none is or `budget` evaluations are spent.
-pub fn descend(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, acceptable: &(dyn Fn(&Steady) -> bool + Sync), evaluation: &Evaluation, budget: usize) -> Descent {
+pub fn descend(
+    workflow: &Workflow,
+    start: WorkflowConfig,
+    start_steady: Steady,
+    acceptable: &(dyn Fn(&Steady) -> bool + Sync),
+    evaluation: &Evaluation,
+    budget: usize,
+) -> Descent {
     let (mut current, mut steady) = (start, start_steady);
     let mut evaluations = 0;
     let mut path = vec![(current.clone(), steady)];
@@ -194,18 +242,37 @@ pub fn descend(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady,
         }
         evaluations += candidates.len();
         let scored = evaluation.steady_all(workflow, &candidates);
-        let Some((c, s)) = candidates.into_iter().zip(scored).find(|(_, s)| acceptable(s)) else { break };
+        let Some((c, s)) = candidates
+            .into_iter()
+            .zip(scored)
+            .find(|(_, s)| acceptable(s))
+        else {
+            break;
+        };
         path.push((c.clone(), s));
         (current, steady) = (c, s);
     }
-    Descent { config: current, steady, evaluations, path }
+    Descent {
+        config: current,
+        steady,
+        evaluations,
+        path,
+    }
 }
 
 /// From a `start` that is not `acceptable`, repeatedly takes the move with the lowest `score`
 /// (lower is closer to acceptable) until an acceptable configuration is reached (the cheapest
 /// acceptable move of a step is taken), no move scores better, or `budget` evaluations are
 /// spent. The way back to feasibility when every candidate falls short.
-pub fn repair(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, acceptable: &(dyn Fn(&Steady) -> bool + Sync), score: &dyn Fn(&Steady) -> f64, evaluation: &Evaluation, budget: usize) -> Descent {
+pub fn repair(
+    workflow: &Workflow,
+    start: WorkflowConfig,
+    start_steady: Steady,
+    acceptable: &(dyn Fn(&Steady) -> bool + Sync),
+    score: &dyn Fn(&Steady) -> f64,
+    evaluation: &Evaluation,
+    budget: usize,
+) -> Descent {
     let (mut current, mut steady) = (start, start_steady);
     let mut evaluations = 0;
     let mut path = vec![(current.clone(), steady)];
@@ -216,8 +283,20 @@ pub fn repair(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, 
             break;
         }
         evaluations += candidates.len();
-        let scored: Vec<(WorkflowConfig, Steady)> = candidates.iter().cloned().zip(evaluation.steady_all(workflow, &candidates)).collect();
-        let next = scored.iter().filter(|(_, s)| acceptable(s)).min_by(|a, b| a.1.cost.total_cmp(&b.1.cost)).or_else(|| scored.iter().min_by(|a, b| score(&a.1).total_cmp(&score(&b.1))));
+        let scored: Vec<(WorkflowConfig, Steady)> = candidates
+            .iter()
+            .cloned()
+            .zip(evaluation.steady_all(workflow, &candidates))
+            .collect();
+        let next = scored
+            .iter()
+            .filter(|(_, s)| acceptable(s))
+            .min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))
+            .or_else(|| {
+                scored
+                    .iter()
+                    .min_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
+            });
         let Some((c, s)) = next.cloned() else { break };
         if !acceptable(&s) && score(&s) >= score(&steady) {
             break;
@@ -225,7 +304,12 @@ pub fn repair(workflow: &Workflow, start: WorkflowConfig, start_steady: Steady, 
         path.push((c.clone(), s));
         (current, steady) = (c, s);
     }
-    Descent { config: current, steady, evaluations, path }
+    Descent {
+        config: current,
+        steady,
+        evaluations,
+        path,
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +320,14 @@ mod tests {
     use faasconf_core::catalog::builtin;
 
     fn evaluation(qos: Qos) -> Evaluation {
-        Evaluation { users: 10, windows: 2, seeds: vec![3], window_seconds: 20.0, threads: 0, qos }
+        Evaluation {
+            users: 10,
+            windows: 2,
+            seeds: vec![3],
+            window_seconds: 20.0,
+            threads: 0,
+            qos,
+        }
     }
 
     #[test]
@@ -244,13 +335,21 @@ mod tests {
         let w = builtin("parallel").unwrap();
         let qos = Qos::default();
         let e = evaluation(qos);
-        let start = w.config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; w.len()]).unwrap();
+        let start = w
+            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; w.len()])
+            .unwrap();
         let s = e.steady(&w, &start);
         let acceptable = |s: &Steady| s.feasible(&qos);
-        assert!(acceptable(&s), "a generous start meets QoS at 10 users: {s:?}");
+        assert!(
+            acceptable(&s),
+            "a generous start meets QoS at 10 users: {s:?}"
+        );
         let d = descend(&w, start.clone(), s, &acceptable, &e, 150);
         assert!(d.evaluations <= 150);
-        assert!(d.steady.cost < s.cost, "some move is cheaper and still feasible");
+        assert!(
+            d.steady.cost < s.cost,
+            "some move is cheaper and still feasible"
+        );
         assert_eq!(d.path.first().unwrap().0, start);
         assert_eq!(d.path.last().unwrap().0, d.config);
         for pair in d.path.windows(2) {
@@ -264,15 +363,25 @@ mod tests {
         let qos = Qos::default();
         let e = evaluation(qos);
         // Some CPU but one replica of concurrency one everywhere: requests are rejected.
-        let start = w.config_from_actions(&vec![[0.6, 0.3, 0.0, 0.0]; w.len()]).unwrap();
+        let start = w
+            .config_from_actions(&vec![[0.6, 0.3, 0.0, 0.0]; w.len()])
+            .unwrap();
         let s = e.steady(&w, &start);
         let acceptable = |s: &Steady| s.feasible(&qos);
         assert!(!acceptable(&s), "the start misses QoS: {s:?}");
         let score = |s: &Steady| shortfall(s, &qos);
         let r = repair(&w, start, s, &acceptable, &score, &e, 3000);
-        assert!(acceptable(&r.steady), "repaired within budget: {:?} after {}", r.steady, r.evaluations);
+        assert!(
+            acceptable(&r.steady),
+            "repaired within budget: {:?} after {}",
+            r.steady,
+            r.evaluations
+        );
         for pair in r.path.windows(2) {
-            assert!(acceptable(&pair[1].1) || score(&pair[1].1) < score(&pair[0].1), "every step gets closer");
+            assert!(
+                acceptable(&pair[1].1) || score(&pair[1].1) < score(&pair[0].1),
+                "every step gets closer"
+            );
         }
         assert_eq!(shortfall(&r.steady, &qos), 0.0);
     }

@@ -6,16 +6,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::Device;
-use faasconf_agents::{AgentConfig, Algorithm, Learner, Scoring, StateEncoder, STATE_DIM};
+use faasconf_agents::{AgentConfig, Algorithm, Learner, STATE_DIM, Scoring, StateEncoder};
 use faasconf_core::rng::Rng;
 use faasconf_core::{Qos, Workflow};
 use faasconf_store::Observation;
 use faasconf_twin::TwinOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Model, ModelMeta};
-use crate::replay::{transitions, ReplayBuffer};
 use crate::Error;
+use crate::model::{Model, ModelMeta};
+use crate::replay::{ReplayBuffer, transitions};
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,26 +136,51 @@ pub fn agent_config(options: &TrainOptions) -> AgentConfig {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Trains on `observations`. `workdir` keeps the run's checkpoint: a run with the same options
 /// and a checkpoint there continues from it.
-pub fn train(workflow: &Workflow, observations: &[Observation], options: &TrainOptions, workdir: &Path, device: Device, progress: &mut dyn FnMut(Progress)) -> Result<(Model, TrainReport), Error> {
+pub fn train(
+    workflow: &Workflow,
+    observations: &[Observation],
+    options: &TrainOptions,
+    workdir: &Path,
+    device: Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Model, TrainReport), Error> {
     options.qos.validate("qos")?;
     if options.batch_size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1"));
     }
     let started = Instant::now();
-    let mine: Vec<&Observation> = observations.iter().filter(|o| o.workflow == workflow.name).collect();
+    let mine: Vec<&Observation> = observations
+        .iter()
+        .filter(|o| o.workflow == workflow.name)
+        .collect();
     let resume = Resume::read(workdir, options)?;
     let encoder = match &resume {
         Some(r) => r.encoder.clone(),
-        None => StateEncoder::fit(workflow, &mine.iter().filter(|o| !o.window.transient).map(|o| &o.window).collect::<Vec<_>>())?,
+        None => StateEncoder::fit(
+            workflow,
+            &mine
+                .iter()
+                .filter(|o| !o.window.transient)
+                .map(|o| &o.window)
+                .collect::<Vec<_>>(),
+        )?,
     };
     let all = transitions(workflow, &encoder, &mine)?;
     if all.is_empty() {
-        return Err(Error::invalid("samples", format!("no transitions for {:?}: give at least two consecutive steady observations of one session", workflow.name)));
+        return Err(Error::invalid(
+            "samples",
+            format!(
+                "no transitions for {:?}: give at least two consecutive steady observations of one session",
+                workflow.name
+            ),
+        ));
     }
     let count = all.len();
     let mut buffer = ReplayBuffer::new(count);
@@ -165,8 +190,21 @@ pub fn train(workflow: &Workflow, observations: &[Observation], options: &TrainO
         None => Learner::new(agent_config(options), &workflow.adjacency(), device)?,
     };
     let mut report = match resume {
-        Some(r) => TrainReport { resumed_from: learner.updates(), samples: mine.len(), transitions: count, ..r.report },
-        None => TrainReport { options: options.clone(), samples: mine.len(), transitions: count, resumed_from: 0, seconds: 0.0, losses: Vec::new(), rewards: Vec::new() },
+        Some(r) => TrainReport {
+            resumed_from: learner.updates(),
+            samples: mine.len(),
+            transitions: count,
+            ..r.report
+        },
+        None => TrainReport {
+            options: options.clone(),
+            samples: mine.len(),
+            transitions: count,
+            resumed_from: 0,
+            seconds: 0.0,
+            losses: Vec::new(),
+            rewards: Vec::new(),
+        },
     };
     let mut rng = Rng::stream(options.seed, 7 + learner.updates());
     let (mut critic_sum, mut actor_sum, mut since) = (0.0f64, 0.0f64, 0u64);
@@ -185,15 +223,30 @@ pub fn train(workflow: &Workflow, observations: &[Observation], options: &TrainO
         actor_sum += f64::from(losses.actor);
         since += 1;
         let done = learner.updates();
-        progress(Progress { update: done, total: options.updates, critic: losses.critic });
+        progress(Progress {
+            update: done,
+            total: options.updates,
+            critic: losses.critic,
+        });
         let every = |k: u64| k > 0 && done % k == 0;
         if every(options.checkpoint_every.max(1).min(options.updates)) || done == options.updates {
-            report.losses.push(LossPoint { update: done, critic: critic_sum / since as f64, actor: actor_sum / since as f64 });
+            report.losses.push(LossPoint {
+                update: done,
+                critic: critic_sum / since as f64,
+                actor: actor_sum / since as f64,
+            });
             (critic_sum, actor_sum, since) = (0.0, 0.0, 0);
         }
-        if every(options.evaluate_every) || (options.evaluate_every > 0 && done == options.updates) {
-            let model = Model { learner, encoder: encoder.clone(), meta: meta_placeholder() };
-            report.rewards.extend(reward_curve(workflow, &model, options, done)?);
+        if every(options.evaluate_every) || (options.evaluate_every > 0 && done == options.updates)
+        {
+            let model = Model {
+                learner,
+                encoder: encoder.clone(),
+                meta: meta_placeholder(),
+            };
+            report
+                .rewards
+                .extend(reward_curve(workflow, &model, options, done)?);
             learner = model.learner;
         }
         if every(options.checkpoint_every) && done < options.updates {
@@ -204,21 +257,57 @@ pub fn train(workflow: &Workflow, observations: &[Observation], options: &TrainO
     }
     report.seconds += started.elapsed().as_secs_f64();
     let meta = meta(&learner);
-    Ok((Model { learner, encoder, meta }, report))
+    Ok((
+        Model {
+            learner,
+            encoder,
+            meta,
+        },
+        report,
+    ))
 }
 
 fn meta_placeholder() -> ModelMeta {
-    ModelMeta { workflow: String::new(), algorithm: String::new(), transitions: 0, samples: 0, updates: 0, seed: 0, created_unix_seconds: 0.0 }
+    ModelMeta {
+        workflow: String::new(),
+        algorithm: String::new(),
+        transitions: 0,
+        samples: 0,
+        updates: 0,
+        seed: 0,
+        created_unix_seconds: 0.0,
+    }
 }
 
 /// The greedy policy after 3 steps on the twin from the middle configuration, at each load.
-fn reward_curve(workflow: &Workflow, model: &Model, options: &TrainOptions, update: u64) -> Result<Vec<RewardPoint>, Error> {
+fn reward_curve(
+    workflow: &Workflow,
+    model: &Model,
+    options: &TrainOptions,
+    update: u64,
+) -> Result<Vec<RewardPoint>, Error> {
     let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
     let mut out = Vec::new();
     for &users in &options.evaluate_loads {
-        let windows = model.rollout(workflow, start.clone(), users, 3, TwinOptions { window_seconds: 30.0, seed: options.seed ^ 0x5eed })?;
+        let windows = model.rollout(
+            workflow,
+            start.clone(),
+            users,
+            3,
+            TwinOptions {
+                window_seconds: 30.0,
+                seed: options.seed ^ 0x5eed,
+            },
+        )?;
         if let Some(w) = windows.last() {
-            out.push(RewardPoint { update, users, reward: options.qos.reward(&w.workflow), cost: w.workflow.cost, e2e_mean_seconds: w.workflow.mean_latency_seconds, success_ratio: w.workflow.success_ratio });
+            out.push(RewardPoint {
+                update,
+                users,
+                reward: options.qos.reward(&w.workflow),
+                cost: w.workflow.cost,
+                e2e_mean_seconds: w.workflow.mean_latency_seconds,
+                success_ratio: w.workflow.success_ratio,
+            });
         }
     }
     Ok(out)
@@ -233,49 +322,107 @@ struct Resume {
 impl Resume {
     fn read(workdir: &Path, options: &TrainOptions) -> Result<Option<Self>, Error> {
         let path = workdir.join("run.json");
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-        let (encoder, report): (StateEncoder, TrainReport) = serde_json::from_str(&text).map_err(|e| Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let (encoder, report): (StateEncoder, TrainReport) =
+            serde_json::from_str(&text).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         // A checkpoint of other options is not this run's: start afresh.
         Ok((report.options == *options).then_some(Self { encoder, report }))
     }
 
-    fn write(workdir: &Path, learner: &Learner, encoder: &StateEncoder, report: &TrainReport) -> Result<(), Error> {
-        std::fs::create_dir_all(workdir).map_err(|e| Error::Io { path: workdir.display().to_string(), message: e.to_string() })?;
+    fn write(
+        workdir: &Path,
+        learner: &Learner,
+        encoder: &StateEncoder,
+        report: &TrainReport,
+    ) -> Result<(), Error> {
+        std::fs::create_dir_all(workdir).map_err(|e| Error::Io {
+            path: workdir.display().to_string(),
+            message: e.to_string(),
+        })?;
         learner.save(&workdir.join("checkpoint"))?;
-        let text = serde_json::to_string(&(encoder, report)).map_err(|e| Error::Io { path: "run.json".into(), message: e.to_string() })?;
+        let text = serde_json::to_string(&(encoder, report)).map_err(|e| Error::Io {
+            path: "run.json".into(),
+            message: e.to_string(),
+        })?;
         let (tmp, path) = (workdir.join("run.json.tmp"), workdir.join("run.json"));
-        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| Error::Io { path: path.display().to_string(), message: e.to_string() })
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{twin_samples, SampleOptions};
+    use crate::samples::{SampleOptions, twin_samples};
     use faasconf_core::catalog::builtin;
 
     fn options() -> TrainOptions {
-        TrainOptions { updates: 30, batch_size: 16, checkpoint_every: 10, evaluate_every: 15, evaluate_loads: vec![10], ..TrainOptions::default() }
+        TrainOptions {
+            updates: 30,
+            batch_size: 16,
+            checkpoint_every: 10,
+            evaluate_every: 15,
+            evaluate_loads: vec![10],
+            ..TrainOptions::default()
+        }
     }
 
     #[test]
     fn a_killed_run_resumes_from_its_last_checkpoint() {
         let w = builtin("parallel").unwrap();
-        let obs = twin_samples(&w, &SampleOptions { samples: 40, episode_length: 10, ..SampleOptions::default() }, &|_| {}).unwrap();
+        let obs = twin_samples(
+            &w,
+            &SampleOptions {
+                samples: 40,
+                episode_length: 10,
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         // The "kill": the run dies at update 25, after the checkpoint of update 20.
         let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train(&w, &obs, &options(), dir.path(), Device::flex(), &mut |p| assert!(p.update < 25, "killed"))
+            train(&w, &obs, &options(), dir.path(), Device::flex(), &mut |p| {
+                assert!(p.update < 25, "killed")
+            })
         }));
         assert!(killed.is_err());
-        let (model, report) = train(&w, &obs, &options(), dir.path(), Device::flex(), &mut |_| {}).unwrap();
+        let (model, report) = train(
+            &w,
+            &obs,
+            &options(),
+            dir.path(),
+            Device::flex(),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(report.resumed_from, 20);
         assert_eq!(model.learner.updates(), 30);
         assert_eq!(report.transitions, 36, "4 sessions of 10 observations");
-        assert_eq!(report.losses.iter().map(|l| l.update).collect::<Vec<_>>(), [10, 20, 30], "the curve survives the kill");
-        assert_eq!(report.rewards.iter().map(|r| r.update).collect::<Vec<_>>(), [15, 30]);
+        assert_eq!(
+            report.losses.iter().map(|l| l.update).collect::<Vec<_>>(),
+            [10, 20, 30],
+            "the curve survives the kill"
+        );
+        assert_eq!(
+            report.rewards.iter().map(|r| r.update).collect::<Vec<_>>(),
+            [15, 30]
+        );
         // Other options do not resume someone else's run.
-        let other = TrainOptions { seed: 9, ..options() };
+        let other = TrainOptions {
+            seed: 9,
+            ..options()
+        };
         let (_, fresh) = train(&w, &obs, &other, dir.path(), Device::flex(), &mut |_| {}).unwrap();
         assert_eq!(fresh.resumed_from, 0);
     }
@@ -283,16 +430,43 @@ mod tests {
     #[test]
     fn models_round_trip_through_the_store() {
         let w = builtin("parallel").unwrap();
-        let obs = twin_samples(&w, &SampleOptions { samples: 20, episode_length: 10, ..SampleOptions::default() }, &|_| {}).unwrap();
+        let obs = twin_samples(
+            &w,
+            &SampleOptions {
+                samples: 20,
+                episode_length: 10,
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (model, _) = train(&w, &obs, &TrainOptions { updates: 5, evaluate_every: 0, ..options() }, &dir.path().join("run"), Device::flex(), &mut |_| {}).unwrap();
+        let (model, _) = train(
+            &w,
+            &obs,
+            &TrainOptions {
+                updates: 5,
+                evaluate_every: 0,
+                ..options()
+            },
+            &dir.path().join("run"),
+            Device::flex(),
+            &mut |_| {},
+        )
+        .unwrap();
         let mut store = faasconf_store::Store::in_memory().unwrap();
-        let version = model.register(&dir.path().join("models"), &mut store).unwrap();
+        let version = model
+            .register(&dir.path().join("models"), &mut store)
+            .unwrap();
         let stored = store.models(Some("parallel")).unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].version, version);
-        let loaded = Model::load(std::path::Path::new(&stored[0].path), &w, Device::flex()).unwrap();
-        assert_eq!(loaded.decide(&w, &obs[3].window).unwrap(), model.decide(&w, &obs[3].window).unwrap());
+        let loaded =
+            Model::load(std::path::Path::new(&stored[0].path), &w, Device::flex()).unwrap();
+        assert_eq!(
+            loaded.decide(&w, &obs[3].window).unwrap(),
+            model.decide(&w, &obs[3].window).unwrap()
+        );
         assert_eq!(loaded.meta, model.meta);
         let seq = builtin("sequential").unwrap();
         assert!(Model::load(std::path::Path::new(&stored[0].path), &seq, Device::flex()).is_err());
@@ -301,7 +475,16 @@ mod tests {
     #[test]
     fn no_transitions_is_a_clear_error() {
         let w = builtin("parallel").unwrap();
-        let err = train(&w, &[], &options(), tempfile::tempdir().unwrap().path(), Device::flex(), &mut |_| {}).err().unwrap();
+        let err = train(
+            &w,
+            &[],
+            &options(),
+            tempfile::tempdir().unwrap().path(),
+            Device::flex(),
+            &mut |_| {},
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().starts_with("samples:"), "{err}");
     }
 }

@@ -16,7 +16,7 @@ use faasconf_core::history::HistoryRow;
 use faasconf_core::{FailureMode, FunctionProfile, PlatformProfile, Routing, Workflow};
 use serde::{Deserialize, Serialize};
 
-use crate::fidelity::{predict_row, Fidelity, Prediction};
+use crate::fidelity::{Fidelity, Prediction, predict_row};
 
 /// Options of a calibration run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,7 +41,16 @@ pub struct CalibrationOptions {
 
 impl Default for CalibrationOptions {
     fn default() -> Self {
-        Self { windows: 2, seed: 1, max_evaluations: 600, initial_step: 0.4, min_step: 0.02, threads: 0, routing: None, failure_mode: None }
+        Self {
+            windows: 2,
+            seed: 1,
+            max_evaluations: 600,
+            initial_step: 0.4,
+            min_step: 0.02,
+            threads: 0,
+            routing: None,
+            failure_mode: None,
+        }
     }
 }
 
@@ -165,9 +174,16 @@ fn working_set_fit(rows: &[HistoryRow], j: usize, window: f64) -> (f64, f64) {
     let n = points.len() as f64;
     let fallback = (median(points.iter().map(|p| p.1).collect()).max(1.0), 0.0);
     if points.len() < 10 {
-        return if fallback.0.is_finite() { fallback } else { (64.0, 8.0) };
+        return if fallback.0.is_finite() {
+            fallback
+        } else {
+            (64.0, 8.0)
+        };
     }
-    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     if sxx <= f64::EPSILON {
@@ -178,18 +194,47 @@ fn working_set_fit(rows: &[HistoryRow], j: usize, window: f64) -> (f64, f64) {
 }
 
 /// The data-driven starting point (see the module docs).
-pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing, failure_mode: FailureMode) -> Workflow {
+pub fn initial_guess(
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    routing: Routing,
+    failure_mode: FailureMode,
+) -> Workflow {
     let mut w = workflow.clone();
     // Nothing is carried over from the workflow's current profiles: the result depends on the
     // history alone. Fields the history cannot inform keep documented assumptions.
-    w.platform = PlatformProfile { interference_sigma: 0.1, routing, failure_mode, ..PlatformProfile::default() };
+    w.platform = PlatformProfile {
+        interference_sigma: 0.1,
+        routing,
+        failure_mode,
+        ..PlatformProfile::default()
+    };
     let window = 30.0;
     for (j, spec) in w.functions.iter_mut().enumerate() {
-        spec.profile = FunctionProfile { cpu_cv: 0.4, io_cv: 0.5, cold_start_seconds: ASSUMED_COLD_START_SECONDS, ..FunctionProfile::default() };
-        let per_request = |r: &HistoryRow, v: f64| v * f64::from(r.functions[j].config.replicas) * window / r.total.max(1.0);
-        let high_cpu: Vec<&HistoryRow> = rows.iter().filter(|r| r.functions[j].config.cpu_millis >= 1400).collect();
-        let sample = if high_cpu.len() >= 10 { high_cpu } else { rows.iter().collect() };
-        let cpu = median(sample.iter().map(|r| per_request(r, r.functions[j].cpu_percent / 100.0)).collect());
+        spec.profile = FunctionProfile {
+            cpu_cv: 0.4,
+            io_cv: 0.5,
+            cold_start_seconds: ASSUMED_COLD_START_SECONDS,
+            ..FunctionProfile::default()
+        };
+        let per_request = |r: &HistoryRow, v: f64| {
+            v * f64::from(r.functions[j].config.replicas) * window / r.total.max(1.0)
+        };
+        let high_cpu: Vec<&HistoryRow> = rows
+            .iter()
+            .filter(|r| r.functions[j].config.cpu_millis >= 1400)
+            .collect();
+        let sample = if high_cpu.len() >= 10 {
+            high_cpu
+        } else {
+            rows.iter().collect()
+        };
+        let cpu = median(
+            sample
+                .iter()
+                .map(|r| per_request(r, r.functions[j].cpu_percent / 100.0))
+                .collect(),
+        );
         let p = &mut spec.profile;
         if cpu.is_finite() && cpu > 0.0 {
             p.cpu_core_seconds = cpu;
@@ -202,64 +247,125 @@ pub fn initial_guess(workflow: &Workflow, rows: &[HistoryRow], routing: Routing,
         p.memory_base_mib = base;
         p.memory_per_request_mib = per_request;
         // Network is summed over pods and per second: bytes per request = rate * window / requests.
-        let bytes = median(rows.iter().map(|r| r.functions[j].network_rx_bytes_per_second * window / r.total.max(1.0)).collect());
+        let bytes = median(
+            rows.iter()
+                .map(|r| r.functions[j].network_rx_bytes_per_second * window / r.total.max(1.0))
+                .collect(),
+        );
         if bytes.is_finite() {
             p.network_rx_bytes = bytes.max(0.0);
         }
     }
-    let think = median(rows.iter().map(|r| r.users * window / r.total.max(1.0) - r.e2e_mean_seconds).collect());
-    w.platform.user_think_seconds = if think.is_finite() { think.clamp(0.01, 60.0) } else { 1.0 };
+    let think = median(
+        rows.iter()
+            .map(|r| r.users * window / r.total.max(1.0) - r.e2e_mean_seconds)
+            .collect(),
+    );
+    w.platform.user_think_seconds = if think.is_finite() {
+        think.clamp(0.01, 60.0)
+    } else {
+        1.0
+    };
     // Failures that capacity cannot explain: rows where every function holds twice the users.
     let roomy: Vec<f64> = rows
         .iter()
         .filter(|r| f64::from(r.config().min_capacity()) >= 2.0 * r.users)
         .map(HistoryRow::success_ratio)
         .collect();
-    let sr = if roomy.len() >= 5 { median(roomy) } else { 0.98 };
+    let sr = if roomy.len() >= 5 {
+        median(roomy)
+    } else {
+        0.98
+    };
     let calls = workflow.plan.calls().len() as f64;
     w.platform.call_failure_ratio = match w.platform.routing {
         // Random routing already rejects below capacity: start from few other failures.
         Routing::Random => 0.002,
-        Routing::LeastInflight => (1.0 - sr.clamp(0.5, 0.9995).powf(1.0 / calls)).clamp(0.0005, 0.5),
+        Routing::LeastInflight => {
+            (1.0 - sr.clamp(0.5, 0.9995).powf(1.0 / calls)).clamp(0.0005, 0.5)
+        }
     };
     w.platform.gateway_overhead_seconds = 0.05;
     w
 }
 
 /// Predicts every row, spreading rows over `threads` threads.
-pub fn predict_rows(workflow: &Workflow, rows: &[HistoryRow], windows: u32, seed: u64, threads: usize) -> Vec<Prediction> {
+pub fn predict_rows(
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    windows: u32,
+    seed: u64,
+    threads: usize,
+) -> Vec<Prediction> {
     crate::parallel::parallel_map(rows, threads, |r| predict_row(workflow, r, windows, seed))
 }
 
 /// The calibration objective of predictions against rows (lower is better).
 pub fn loss(rows: &[HistoryRow], predictions: &[Prediction]) -> f64 {
     let log_err = |sim: f64, obs: f64| {
-        if sim > 0.0 && obs > 0.0 { (sim.ln() - obs.ln()).powi(2) } else { 4.0 }
+        if sim > 0.0 && obs > 0.0 {
+            (sim.ln() - obs.ln()).powi(2)
+        } else {
+            4.0
+        }
     };
     let mut total = 0.0;
     for (r, p) in rows.iter().zip(predictions) {
         let n = r.functions.len() as f64;
-        let functions: f64 = r.functions.iter().zip(&p.p75_seconds).map(|(f, s)| log_err(*s, f.p75_seconds)).sum::<f64>() / n;
+        let functions: f64 = r
+            .functions
+            .iter()
+            .zip(&p.p75_seconds)
+            .map(|(f, s)| log_err(*s, f.p75_seconds))
+            .sum::<f64>()
+            / n;
         // End-to-end latency is what QoS is judged on: it weighs double.
-        total += functions + 2.0 * log_err(p.e2e_mean_seconds, r.e2e_mean_seconds) + (p.success_ratio - r.success_ratio()).powi(2);
+        total += functions
+            + 2.0 * log_err(p.e2e_mean_seconds, r.e2e_mean_seconds)
+            + (p.success_ratio - r.success_ratio()).powi(2);
     }
     total / rows.len().max(1) as f64
 }
 
 /// Fits profiles to `rows`, for each platform structure allowed by `options`, and keeps the
 /// best. `progress(done, total)` is called after every evaluation.
-pub fn calibrate(workflow: &Workflow, rows: &[HistoryRow], options: &CalibrationOptions, progress: &mut dyn FnMut(usize, usize)) -> Calibration {
-    let routings = options.routing.map_or(vec![Routing::LeastInflight, Routing::Random], |r| vec![r]);
-    let modes = options.failure_mode.map_or(vec![FailureMode::FailFast, FailureMode::RunToEnd], |m| vec![m]);
-    let structures: Vec<(Routing, FailureMode)> = routings.iter().flat_map(|&r| modes.iter().map(move |&m| (r, m))).collect();
+pub fn calibrate(
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    options: &CalibrationOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Calibration {
+    let routings = options
+        .routing
+        .map_or(vec![Routing::LeastInflight, Routing::Random], |r| vec![r]);
+    let modes = options
+        .failure_mode
+        .map_or(vec![FailureMode::FailFast, FailureMode::RunToEnd], |m| {
+            vec![m]
+        });
+    let structures: Vec<(Routing, FailureMode)> = routings
+        .iter()
+        .flat_map(|&r| modes.iter().map(move |&m| (r, m)))
+        .collect();
     let total = structures.len() * options.max_evaluations.max(2);
     let mut fits = Vec::new();
     let mut evaluations = 0;
     let mut best: Option<Calibration> = None;
     for (k, &(routing, failure_mode)) in structures.iter().enumerate() {
         let offset = k * options.max_evaluations.max(2);
-        let fit = fit_structure(workflow, rows, options, routing, failure_mode, &mut |done, _| progress(offset + done, total));
-        fits.push(StructureFit { routing, failure_mode, loss: fit.loss });
+        let fit = fit_structure(
+            workflow,
+            rows,
+            options,
+            routing,
+            failure_mode,
+            &mut |done, _| progress(offset + done, total),
+        );
+        fits.push(StructureFit {
+            routing,
+            failure_mode,
+            loss: fit.loss,
+        });
         evaluations += fit.evaluations;
         if best.as_ref().is_none_or(|b| fit.loss < b.loss) {
             best = Some(fit);
@@ -284,7 +390,12 @@ fn fit_structure(
     let mut w = initial_guess(workflow, rows, routing, failure_mode);
     let mut fields = Vec::new();
     for j in 0..w.len() {
-        fields.extend([Field::Cpu(j), Field::Io(j), Field::Parallelism(j), Field::Waste(j)]);
+        fields.extend([
+            Field::Cpu(j),
+            Field::Io(j),
+            Field::Parallelism(j),
+            Field::Waste(j),
+        ]);
     }
     fields.extend([Field::Think, Field::Overhead, Field::Failure]);
     let budget = options.max_evaluations.max(2);
@@ -292,7 +403,10 @@ fn fit_structure(
     let mut evaluate = |w: &Workflow, evaluations: &mut usize| {
         *evaluations += 1;
         progress((*evaluations).min(budget), budget);
-        loss(rows, &predict_rows(w, rows, options.windows, options.seed, options.threads))
+        loss(
+            rows,
+            &predict_rows(w, rows, options.windows, options.seed, options.threads),
+        )
     };
     let initial_loss = evaluate(&w, &mut evaluations);
     let mut best = initial_loss;
@@ -300,7 +414,10 @@ fn fit_structure(
     // that one request alone at the function's median CPU limit keeps its latency. Coordinate
     // moves cannot find these joint changes (more parallelism alone explodes latency).
     for j in 0..w.len() {
-        let mut cores: Vec<f64> = rows.iter().map(|r| f64::from(r.functions[j].config.cpu_millis) / 1000.0).collect();
+        let mut cores: Vec<f64> = rows
+            .iter()
+            .map(|r| f64::from(r.functions[j].config.cpu_millis) / 1000.0)
+            .collect();
         let reference = median(std::mem::take(&mut cores));
         let current = w.functions[j].profile;
         for parallelism in SHAPE_PARALLELISM {
@@ -310,7 +427,8 @@ fn fit_structure(
                 }
                 let mut candidate = w.clone();
                 let p = &mut candidate.functions[j].profile;
-                p.cpu_core_seconds = current.cpu_core_seconds * alone_factor(&current, reference) / alone_factor_with(parallelism, waste, reference);
+                p.cpu_core_seconds = current.cpu_core_seconds * alone_factor(&current, reference)
+                    / alone_factor_with(parallelism, waste, reference);
                 p.parallelism = parallelism;
                 p.throttle_waste = waste;
                 let l = evaluate(&candidate, &mut evaluations);
@@ -349,7 +467,11 @@ fn fit_structure(
                     break;
                 }
             }
-            steps[i] = if moved { (steps[i] * 1.5).min(1.0) } else { steps[i] / 2.0 };
+            steps[i] = if moved {
+                (steps[i] * 1.5).min(1.0)
+            } else {
+                steps[i] / 2.0
+            };
         }
         if !any_active {
             break;
@@ -358,10 +480,20 @@ fn fit_structure(
     let profiles = ProfileSet {
         source: String::new(),
         platform: w.platform,
-        functions: w.functions.iter().map(|f| (f.name.clone(), f.profile)).collect(),
+        functions: w
+            .functions
+            .iter()
+            .map(|f| (f.name.clone(), f.profile))
+            .collect(),
         fit: None,
     };
-    Calibration { profiles, initial_loss, loss: best, evaluations, structures: Vec::new() }
+    Calibration {
+        profiles,
+        initial_loss,
+        loss: best,
+        evaluations,
+        structures: Vec::new(),
+    }
 }
 
 /// Cross-validated fit quality: per fold, and pooled over every held-out row.
@@ -398,15 +530,27 @@ pub fn cross_validate(
         let (test, train): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| i % folds == k);
         let train_rows: Vec<HistoryRow> = train.iter().map(|&i| rows[i].clone()).collect();
         let test_rows: Vec<HistoryRow> = test.iter().map(|&i| rows[i].clone()).collect();
-        let fit = calibrate(workflow, &train_rows, options, &mut |done, total| progress(k, done, total));
+        let fit = calibrate(workflow, &train_rows, options, &mut |done, total| {
+            progress(k, done, total)
+        });
         let fitted = workflow.clone().with_profiles(&fit.profiles);
-        let predictions = predict_rows(&fitted, &test_rows, report_windows, options.seed, options.threads);
+        let predictions = predict_rows(
+            &fitted,
+            &test_rows,
+            report_windows,
+            options.seed,
+            options.threads,
+        );
         per_fold.push(Fidelity::measure(workflow, &test_rows, &predictions));
         held_rows.extend(test_rows);
         held_predictions.extend(predictions);
     }
     let pooled = Fidelity::measure(workflow, &held_rows, &held_predictions);
-    CrossValidation { folds, per_fold, pooled }
+    CrossValidation {
+        folds,
+        per_fold,
+        pooled,
+    }
 }
 
 #[cfg(test)]
@@ -433,9 +577,20 @@ platform: { gateway_overhead_seconds: 0.05, user_think_seconds: 1.0, interferenc
         let mut rng = crate::rng::Rng::new(seed);
         (0..n)
             .map(|i| {
-                let actions: Vec<[f64; 4]> = (0..w.len()).map(|_| [0.0; 4].map(|_| 0.2 + 0.8 * rng.uniform())).collect();
+                let actions: Vec<[f64; 4]> = (0..w.len())
+                    .map(|_| [0.0; 4].map(|_| 0.2 + 0.8 * rng.uniform()))
+                    .collect();
                 let config = w.config_from_actions(&actions).unwrap();
-                let mut twin = Twin::new(w.clone(), config.clone(), Workload::ClosedLoop { users: 8 }, TwinOptions { window_seconds: 30.0, seed: seed + i as u64 }).unwrap();
+                let mut twin = Twin::new(
+                    w.clone(),
+                    config.clone(),
+                    Workload::ClosedLoop { users: 8 },
+                    TwinOptions {
+                        window_seconds: 30.0,
+                        seed: seed + i as u64,
+                    },
+                )
+                .unwrap();
                 twin.run_window();
                 let r = twin.run_window();
                 HistoryRow {
@@ -476,9 +631,20 @@ platform: { gateway_overhead_seconds: 0.05, user_think_seconds: 1.0, interferenc
         for f in &mut blank.functions {
             f.profile = FunctionProfile::default();
         }
-        let options = CalibrationOptions { max_evaluations: 120, routing: Some(Routing::Random), failure_mode: Some(FailureMode::RunToEnd), threads: 2, ..Default::default() };
+        let options = CalibrationOptions {
+            max_evaluations: 120,
+            routing: Some(Routing::Random),
+            failure_mode: Some(FailureMode::RunToEnd),
+            threads: 2,
+            ..Default::default()
+        };
         let fit = calibrate(&blank, &train, &options, &mut |_, _| {});
-        assert!(fit.loss < 0.6 * fit.initial_loss, "loss {} from {}", fit.loss, fit.initial_loss);
+        assert!(
+            fit.loss < 0.6 * fit.initial_loss,
+            "loss {} from {}",
+            fit.loss,
+            fit.initial_loss
+        );
         assert_eq!(fit.structures.len(), 1);
         let fitted = blank.clone().with_profiles(&fit.profiles);
         let predictions = predict_rows(&fitted, &test, 4, 3, 2);

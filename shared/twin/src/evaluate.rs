@@ -57,7 +57,10 @@ pub struct EvaluationOutcome {
 }
 
 /// Parses and validates every line; returns all problems (line and field) if any.
-pub fn parse_requests(workflow: &Workflow, text: &str) -> Result<Vec<EvaluationRequest>, Vec<FieldError>> {
+pub fn parse_requests(
+    workflow: &Workflow,
+    text: &str,
+) -> Result<Vec<EvaluationRequest>, Vec<FieldError>> {
     let mut requests = Vec::new();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -70,16 +73,25 @@ pub fn parse_requests(workflow: &Workflow, text: &str) -> Result<Vec<EvaluationR
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(FieldError::new(format!("line {number}"), format!("malformed JSON: {e}")));
+                errors.push(FieldError::new(
+                    format!("line {number}"),
+                    format!("malformed JSON: {e}"),
+                ));
                 continue;
             }
         };
         let Some(object) = value.as_object() else {
-            errors.push(FieldError::new(format!("line {number}"), "must be a JSON object"));
+            errors.push(FieldError::new(
+                format!("line {number}"),
+                "must be a JSON object",
+            ));
             continue;
         };
         for key in object.keys().filter(|k| *k != "id" && *k != "config") {
-            errors.push(FieldError::new(at(key), "unknown field (expected id and config)"));
+            errors.push(FieldError::new(
+                at(key),
+                "unknown field (expected id and config)",
+            ));
         }
         let id = match object.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -94,7 +106,10 @@ pub fn parse_requests(workflow: &Workflow, text: &str) -> Result<Vec<EvaluationR
             }
         };
         if let Some(first) = seen.insert(id.clone(), number) {
-            errors.push(FieldError::new(at("id"), format!("{id:?} was already used on line {first}")));
+            errors.push(FieldError::new(
+                at("id"),
+                format!("{id:?} was already used on line {first}"),
+            ));
         }
         match object.get("config") {
             None => errors.push(FieldError::new(at("config"), "missing")),
@@ -104,14 +119,25 @@ pub fn parse_requests(workflow: &Workflow, text: &str) -> Result<Vec<EvaluationR
             },
         }
     }
-    if errors.is_empty() { Ok(requests) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(requests)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Parses a configuration object `{"<function>": {knobs}}` for `workflow`: every function
 /// exactly once, every knob present, whole and within bounds. Errors are prefixed with `prefix`.
-pub fn parse_config(workflow: &Workflow, value: &Value, prefix: &str) -> Result<WorkflowConfig, Vec<FieldError>> {
+pub fn parse_config(
+    workflow: &Workflow,
+    value: &Value,
+    prefix: &str,
+) -> Result<WorkflowConfig, Vec<FieldError>> {
     let Some(config) = value.as_object() else {
-        return Err(vec![FieldError::new(prefix, "must be an object of functions")]);
+        return Err(vec![FieldError::new(
+            prefix,
+            "must be an object of functions",
+        )]);
     };
     let mut errors = Vec::new();
     let mut named = Vec::new();
@@ -128,7 +154,9 @@ pub fn parse_config(workflow: &Workflow, value: &Value, prefix: &str) -> Result<
     if let Err(e) = workflow.config_from_named(named.iter().copied()) {
         for f in e.field_errors() {
             let field = format!("{prefix}.{}", strip(&f.field));
-            if f.message.starts_with("missing") && reported.iter().any(|r| r.starts_with(&format!("{field}."))) {
+            if f.message.starts_with("missing")
+                && reported.iter().any(|r| r.starts_with(&format!("{field}.")))
+            {
                 continue;
             }
             errors.push(FieldError::new(field, f.message.clone()));
@@ -137,7 +165,9 @@ pub fn parse_config(workflow: &Workflow, value: &Value, prefix: &str) -> Result<
     if !errors.is_empty() {
         return Err(errors);
     }
-    workflow.config_from_named(named).map_err(|e| e.field_errors().to_vec())
+    workflow
+        .config_from_named(named)
+        .map_err(|e| e.field_errors().to_vec())
 }
 
 fn parse_function_config(value: &Value, prefix: &str) -> Result<FunctionConfig, Vec<FieldError>> {
@@ -147,21 +177,36 @@ fn parse_function_config(value: &Value, prefix: &str) -> Result<FunctionConfig, 
     let mut errors = Vec::new();
     for key in object.keys() {
         if !Knob::ALL.iter().any(|k| k.name() == key) {
-            errors.push(FieldError::new(format!("{prefix}.{key}"), "unknown knob (cpu_millis, memory_mib, replicas, concurrency)"));
+            errors.push(FieldError::new(
+                format!("{prefix}.{key}"),
+                "unknown knob (cpu_millis, memory_mib, replicas, concurrency)",
+            ));
         }
     }
-    let mut config = FunctionConfig { cpu_millis: 0, memory_mib: 0, replicas: 0, concurrency: 0 };
+    let mut config = FunctionConfig {
+        cpu_millis: 0,
+        memory_mib: 0,
+        replicas: 0,
+        concurrency: 0,
+    };
     for knob in Knob::ALL {
         let field = format!("{prefix}.{knob}");
         match object.get(knob.name()) {
             None => errors.push(FieldError::new(field, "missing")),
             Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => config.set(knob, n),
-                None => errors.push(FieldError::new(field, format!("{v} is not a whole number in 0..=4294967295"))),
+                None => errors.push(FieldError::new(
+                    field,
+                    format!("{v} is not a whole number in 0..=4294967295"),
+                )),
             },
         }
     }
-    if errors.is_empty() { Ok(config) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Simulates every request (spread over `threads` threads, 0 = all cores), in input order.
@@ -191,7 +236,12 @@ fn evaluate_one(
     windows: u32,
     options: TwinOptions,
 ) -> crate::Result<EvaluationOutcome> {
-    let mut twin = Twin::new(workflow.clone(), request.config.clone(), workload.clone(), options)?;
+    let mut twin = Twin::new(
+        workflow.clone(),
+        request.config.clone(),
+        workload.clone(),
+        options,
+    )?;
     twin.run_window();
     let windows = windows.max(1);
     let k = f64::from(windows);
@@ -206,7 +256,16 @@ fn evaluate_one(
         functions: workflow
             .functions
             .iter()
-            .map(|f| (f.name.clone(), FunctionOutcome { p75_s: 0.0, p95_s: 0.0, cpu_util: 0.0 }))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    FunctionOutcome {
+                        p75_s: 0.0,
+                        p95_s: 0.0,
+                        cpu_util: 0.0,
+                    },
+                )
+            })
             .collect(),
     };
     for _ in 0..windows {
@@ -216,7 +275,11 @@ fn evaluate_one(
         out.success_ratio += w.workflow.success_ratio / k;
         out.requests_total += w.workflow.total_requests as f64 / k;
         out.throughput_rps += w.workflow.throughput_rps / k;
-        for (f, (spec, c)) in w.functions.iter().zip(workflow.functions.iter().zip(&request.config.0)) {
+        for (f, (spec, c)) in w
+            .functions
+            .iter()
+            .zip(workflow.functions.iter().zip(&request.config.0))
+        {
             if let Some(o) = out.functions.get_mut(&spec.name) {
                 o.p75_s += f.latency_p75_seconds / k;
                 o.p95_s += f.latency_p95_seconds / k;
@@ -237,16 +300,26 @@ mod tests {
     #[test]
     fn good_lines_parse_and_evaluate_deterministically() {
         let w = builtin("parallel").unwrap();
-        let text = format!("{GOOD}\n\n{}", GOOD.replace("\"r1\"", "\"r2\"").replace("\"cpu_millis\":2000", "\"cpu_millis\":600"));
+        let text = format!(
+            "{GOOD}\n\n{}",
+            GOOD.replace("\"r1\"", "\"r2\"")
+                .replace("\"cpu_millis\":2000", "\"cpu_millis\":600")
+        );
         let requests = parse_requests(&w, &text).unwrap();
         assert_eq!(requests.len(), 2);
         let load = Workload::ClosedLoop { users: 10 };
-        let options = TwinOptions { window_seconds: 30.0, seed: 5 };
+        let options = TwinOptions {
+            window_seconds: 30.0,
+            seed: 5,
+        };
         let a = evaluate(&w, &requests, &load, 2, options, 2, &|_| {}).unwrap();
         let b = evaluate(&w, &requests, &load, 2, options, 1, &|_| {}).unwrap();
         assert_eq!(a, b, "threads do not change results");
         assert_eq!(a[0].id, "r1");
-        assert!(a[1].functions["resnet"].p75_s > a[0].functions["resnet"].p75_s, "less CPU, slower resnet");
+        assert!(
+            a[1].functions["resnet"].p75_s > a[0].functions["resnet"].p75_s,
+            "less CPU, slower resnet"
+        );
         assert!(a[0].functions["resnet"].cpu_util > 0.0 && a[0].e2e_mean_s > 0.0);
         assert!((a[0].cost - requests[0].config.cost()).abs() < 1e-12);
     }
@@ -261,7 +334,8 @@ mod tests {
             GOOD.replace("\"cpu_millis\":770", "\"cpu_millis\":7700"),
             GOOD.replace("\"cpu_millis\":770", "\"cpu_millis\":\"NaN\""),
             "{not json".to_owned(),
-            GOOD.replace("\"r1\"", "\"r9\"").replace("\"memory_mib\":1536", "\"memory_mib\":1.5"),
+            GOOD.replace("\"r1\"", "\"r9\"")
+                .replace("\"memory_mib\":1536", "\"memory_mib\":1.5"),
             GOOD.to_owned(),
         ];
         let errors = parse_requests(&w, &lines.join("\n")).unwrap_err();
@@ -276,7 +350,10 @@ mod tests {
             "line 7: config.starter.memory_mib",
             "line 8: id",
         ] {
-            assert!(fields.contains(&expected), "missing {expected} in {fields:?}");
+            assert!(
+                fields.contains(&expected),
+                "missing {expected} in {fields:?}"
+            );
         }
     }
 }

@@ -5,7 +5,7 @@ use faasconf_core::{FailureMode, Routing};
 
 use crate::plan::Node;
 use crate::replica::ReplicaState;
-use crate::sim::{Activation, Event, Twin, User, NONE};
+use crate::sim::{Activation, Event, NONE, Twin, User};
 use crate::time::Time;
 use crate::workload::Workload;
 
@@ -48,7 +48,11 @@ impl Twin {
                 }
             }
             Event::CpuDone { replica, epoch } => self.cpu_done(replica, epoch),
-            Event::Return { act, generation, ok } => {
+            Event::Return {
+                act,
+                generation,
+                ok,
+            } => {
                 if self.is_live(act, generation) {
                     self.complete(act, ok);
                 }
@@ -84,25 +88,44 @@ impl Twin {
     pub(crate) fn start_workload(&mut self) {
         match self.workload.clone() {
             Workload::ClosedLoop { users } => self.set_users(users),
-            Workload::Poisson { requests_per_second } => {
+            Workload::Poisson {
+                requests_per_second,
+            } => {
                 let gap = self.rng_workload.exponential(1.0 / requests_per_second);
-                self.schedule(self.now + gap, Event::PoissonArrival { epoch: self.workload_epoch });
+                self.schedule(
+                    self.now + gap,
+                    Event::PoissonArrival {
+                        epoch: self.workload_epoch,
+                    },
+                );
             }
             Workload::Trace { .. } => self.trace_minute(0),
         }
     }
 
     fn trace_minute(&mut self, minute: u32) {
-        let Workload::Trace { .. } = self.workload else { return };
+        let Workload::Trace { .. } = self.workload else {
+            return;
+        };
         let users = self.workload.users_at_minute(minute as usize);
         self.set_users(users);
-        self.schedule(self.now + 60.0, Event::Minute { minute: minute + 1, epoch: self.workload_epoch });
+        self.schedule(
+            self.now + 60.0,
+            Event::Minute {
+                minute: minute + 1,
+                epoch: self.workload_epoch,
+            },
+        );
     }
 
     /// Brings the number of active closed-loop users to `target`: new users start within a
     /// second; surplus users retire after their current request.
     fn set_users(&mut self, target: u32) {
-        let mut active = self.users.iter().filter(|u| u.active && !u.retiring).count() as u32;
+        let mut active = self
+            .users
+            .iter()
+            .filter(|u| u.active && !u.retiring)
+            .count() as u32;
         for user in self.users.iter_mut().rev() {
             if active <= target {
                 break;
@@ -120,7 +143,11 @@ impl Twin {
                     self.users.len() - 1
                 }
             };
-            self.users[id] = User { active: true, retiring: false, busy: self.users[id].busy };
+            self.users[id] = User {
+                active: true,
+                retiring: false,
+                busy: self.users[id].busy,
+            };
             if !self.users[id].busy {
                 let offset = self.rng_workload.uniform();
                 self.users[id].busy = true;
@@ -142,10 +169,20 @@ impl Twin {
     }
 
     fn poisson_arrival(&mut self) {
-        let Workload::Poisson { requests_per_second } = self.workload else { return };
+        let Workload::Poisson {
+            requests_per_second,
+        } = self.workload
+        else {
+            return;
+        };
         self.start_request(NONE);
         let gap = self.rng_workload.exponential(1.0 / requests_per_second);
-        self.schedule(self.now + gap, Event::PoissonArrival { epoch: self.workload_epoch });
+        self.schedule(
+            self.now + gap,
+            Event::PoissonArrival {
+                epoch: self.workload_epoch,
+            },
+        );
     }
 
     fn start_request(&mut self, user: u32) {
@@ -160,7 +197,8 @@ impl Twin {
     fn request_done(&mut self, sent_at: Time, user: u32, ok: bool) {
         self.tally.latencies.push(self.now - sent_at);
         self.tally.successful += u64::from(ok);
-        self.requests.record(if ok { 200 } else { 500 }, self.now - sent_at);
+        self.requests
+            .record(if ok { 200 } else { 500 }, self.now - sent_at);
         if user == NONE {
             return;
         }
@@ -193,7 +231,10 @@ impl Twin {
         match self.free_acts.pop() {
             Some(id) => {
                 let generation = self.acts[id as usize].generation;
-                self.acts[id as usize] = Activation { generation, ..fresh };
+                self.acts[id as usize] = Activation {
+                    generation,
+                    ..fresh
+                };
                 id
             }
             None => {
@@ -215,10 +256,22 @@ impl Twin {
             Node::Call { .. } => {
                 let generation = self.acts[act as usize].generation;
                 let overhead = 2.0 * self.gateway_leg();
-                if self.platform.call_failure_ratio > 0.0 && self.rng_platform.uniform() < self.platform.call_failure_ratio {
-                    self.schedule(self.now + overhead, Event::Return { act, generation, ok: false });
+                if self.platform.call_failure_ratio > 0.0
+                    && self.rng_platform.uniform() < self.platform.call_failure_ratio
+                {
+                    self.schedule(
+                        self.now + overhead,
+                        Event::Return {
+                            act,
+                            generation,
+                            ok: false,
+                        },
+                    );
                 } else {
-                    self.schedule(self.now + self.gateway_leg(), Event::CallArrive { act, generation });
+                    self.schedule(
+                        self.now + self.gateway_leg(),
+                        Event::CallArrive { act, generation },
+                    );
                 }
             }
             Node::Sequence(children) => self.spawn_child(children[0], act),
@@ -230,7 +283,10 @@ impl Twin {
             }
             Node::Branch { cumulative, arms } => {
                 let u = self.rng_platform.uniform();
-                let arm = cumulative.iter().position(|&c| u < c).unwrap_or(arms.len() - 1);
+                let arm = cumulative
+                    .iter()
+                    .position(|&c| u < c)
+                    .unwrap_or(arms.len() - 1);
                 self.spawn_child(arms[arm], act);
             }
         }
@@ -294,7 +350,9 @@ impl Twin {
     // ---- functions and replicas ----
 
     fn call_arrive(&mut self, act: u32) {
-        let Node::Call { function, .. } = *self.plan.node(self.acts[act as usize].node) else { return };
+        let Node::Call { function, .. } = *self.plan.node(self.acts[act as usize].node) else {
+            return;
+        };
         self.functions[function].tally.requests += 1;
         let generation = self.acts[act as usize].generation;
         let Some(replica) = self.route(function) else {
@@ -308,7 +366,8 @@ impl Twin {
             return;
         }
         self.replicas[replica as usize].accept(self.now, act, generation);
-        self.replicas[replica as usize].totals.network_rx_bytes += self.profiles[function].network_rx_bytes;
+        self.replicas[replica as usize].totals.network_rx_bytes +=
+            self.profiles[function].network_rx_bytes;
         self.functions[function].tally.accepted += 1;
         let a = &mut self.acts[act as usize];
         a.replica = replica;
@@ -370,7 +429,14 @@ impl Twin {
         };
         runtime.gateway.record(code, 0.0);
         let back = self.now + self.gateway_leg();
-        self.schedule(back, Event::Return { act, generation, ok: false });
+        self.schedule(
+            back,
+            Event::Return {
+                act,
+                generation,
+                ok: false,
+            },
+        );
     }
 
     /// The platform's choice of replica (see [`Routing`]). `None`: nothing ready, or the
@@ -379,7 +445,8 @@ impl Twin {
         let runtime = &self.functions[function];
         let n = runtime.replicas.len();
         let ready = |r: u32| self.replicas[r as usize].state == ReplicaState::Ready;
-        let has_room = |r: u32| self.replicas[r as usize].inflight() < self.replicas[r as usize].concurrency;
+        let has_room =
+            |r: u32| self.replicas[r as usize].inflight() < self.replicas[r as usize].concurrency;
         let chosen = match self.platform.routing {
             Routing::LeastInflight => {
                 let mut best: Option<(u32, u32)> = None;
@@ -398,7 +465,12 @@ impl Twin {
                     None
                 } else {
                     let pick = self.rng_platform.below(count);
-                    let r = self.functions[function].replicas.iter().copied().filter(|&r| ready(r)).nth(pick);
+                    let r = self.functions[function]
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|&r| ready(r))
+                        .nth(pick);
                     r.filter(|&r| has_room(r))
                 }
             }
@@ -433,7 +505,10 @@ impl Twin {
                 continue;
             }
             match *self.plan.node(self.acts[act as usize].node) {
-                Node::Call { nested: Some(nested), .. } => self.spawn_child(nested, act),
+                Node::Call {
+                    nested: Some(nested),
+                    ..
+                } => self.spawn_child(nested, act),
                 _ => self.finish_call(act, true),
             }
         }
@@ -443,7 +518,9 @@ impl Twin {
     /// travels back through the gateway.
     fn finish_call(&mut self, act: u32, ok: bool) {
         let a = self.acts[act as usize];
-        let Node::Call { function, .. } = *self.plan.node(a.node) else { return };
+        let Node::Call { function, .. } = *self.plan.node(a.node) else {
+            return;
+        };
         let replica = &mut self.replicas[a.replica as usize];
         replica.release(self.now, act);
         if replica.state == ReplicaState::Draining && replica.inflight() == 0 {
@@ -451,9 +528,18 @@ impl Twin {
         }
         let latency = self.now - a.accepted_at;
         self.functions[function].tally.latencies.push(latency);
-        self.functions[function].gateway.record(if ok { 200 } else { 500 }, latency);
+        self.functions[function]
+            .gateway
+            .record(if ok { 200 } else { 500 }, latency);
         let back = self.now + self.gateway_leg();
-        self.schedule(back, Event::Return { act, generation: a.generation, ok });
+        self.schedule(
+            back,
+            Event::Return {
+                act,
+                generation: a.generation,
+                ok,
+            },
+        );
     }
 
     /// The kernel kills the container for memory: everything it holds fails; kubelet restarts
@@ -472,7 +558,14 @@ impl Twin {
         for (act, generation) in holders {
             if self.is_live(act, generation) {
                 // Its nested calls, if any, become orphans: the generation bump below drops them.
-                self.schedule(back, Event::Return { act, generation, ok: false });
+                self.schedule(
+                    back,
+                    Event::Return {
+                        act,
+                        generation,
+                        ok: false,
+                    },
+                );
                 let a = &mut self.acts[act as usize];
                 a.replica = NONE;
             }
@@ -494,9 +587,16 @@ impl Twin {
             let starting_new = runtime
                 .replicas
                 .iter()
-                .filter(|&&id| self.replicas[id as usize].template == template && self.replicas[id as usize].state == ReplicaState::Starting)
+                .filter(|&&id| {
+                    self.replicas[id as usize].template == template
+                        && self.replicas[id as usize].state == ReplicaState::Starting
+                })
                 .count();
-            let count = if starting_new == 0 { runtime.to_drain.len() } else { 1 };
+            let count = if starting_new == 0 {
+                runtime.to_drain.len()
+            } else {
+                1
+            };
             let victims: Vec<u32> = runtime.to_drain.drain(..count).collect();
             for v in victims {
                 self.drain(v);

@@ -22,17 +22,27 @@ use std::fmt::Write;
 use crate::sim::Twin;
 
 /// The OpenFaaS gateway's histogram buckets (Prometheus' defaults), seconds.
-pub const GATEWAY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const GATEWAY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// A per-container series: name, kind, help, and how to read it off a replica.
-type ContainerSeries<'a> = (&'static str, &'static str, &'static str, &'a dyn Fn(&crate::replica::Replica) -> f64);
+type ContainerSeries<'a> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'a dyn Fn(&crate::replica::Replica) -> f64,
+);
 
 /// CFS period, seconds.
 const CFS_PERIOD_SECONDS: f64 = 0.1;
 
 /// Buckets of the load generator's end-to-end latency histogram, seconds (finer than the
 /// gateway's, since workflows take seconds).
-pub const REQUEST_BUCKETS: [f64; 18] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0];
+pub const REQUEST_BUCKETS: [f64; 18] = [
+    0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+    60.0,
+];
 
 /// Latency histogram of one status code.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,14 +79,23 @@ impl CodeHistograms {
     /// Prometheus' instrumentation guidelines ask: `increase()` cannot count a series' first
     /// sample, so a code that first appears mid-window would otherwise be undercounted there.
     pub fn new(bounds: &'static [f64], codes: &[u16]) -> Self {
-        let zero = Histogram { buckets: vec![0; bounds.len()], ..Histogram::default() };
-        Self { bounds, by_code: codes.iter().map(|&c| (c, zero.clone())).collect() }
+        let zero = Histogram {
+            buckets: vec![0; bounds.len()],
+            ..Histogram::default()
+        };
+        Self {
+            bounds,
+            by_code: codes.iter().map(|&c| (c, zero.clone())).collect(),
+        }
     }
 
     /// Records one answered call.
     pub fn record(&mut self, code: u16, seconds: f64) {
         let n = self.bounds.len();
-        let h = self.by_code.entry(code).or_insert_with(|| Histogram { buckets: vec![0; n], ..Histogram::default() });
+        let h = self.by_code.entry(code).or_insert_with(|| Histogram {
+            buckets: vec![0; n],
+            ..Histogram::default()
+        });
         if let Some(i) = self.bounds.iter().position(|b| seconds <= *b) {
             h.buckets[i] += 1;
         }
@@ -91,7 +110,9 @@ impl CodeHistograms {
             let mut cumulative = 0;
             for (bound, n) in self.bounds.iter().zip(&h.buckets) {
                 cumulative += n;
-                samples.push(format!("{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"));
+                samples.push(format!(
+                    "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                ));
             }
             samples.push(format!("{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count));
             samples.push(format!("{name}_sum{{{labels}}} {}", value(h.sum)));
@@ -137,7 +158,15 @@ pub fn render(sources: impl IntoIterator<Item = Vec<MetricFamily>>) -> String {
 
 /// Formats a value the way Prometheus reads it.
 fn value(v: f64) -> String {
-    if v.is_finite() { format!("{v}") } else if v.is_nan() { "NaN".into() } else if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
 }
 
 impl Twin {
@@ -154,39 +183,113 @@ impl Twin {
             r.advance(now);
         }
         let fname = |f: usize| format!("{}.{namespace}", self.workflow.functions[f].name);
-        let family = |name, kind, help| MetricFamily { name, kind, help, samples: Vec::new() };
-        let mut invocations = family("gateway_function_invocation_total", "counter", "Function invocations by status code.");
-        let mut seconds = family("gateway_functions_seconds", "histogram", "Function call latency through the gateway, seconds.");
+        let family = |name, kind, help| MetricFamily {
+            name,
+            kind,
+            help,
+            samples: Vec::new(),
+        };
+        let mut invocations = family(
+            "gateway_function_invocation_total",
+            "counter",
+            "Function invocations by status code.",
+        );
+        let mut seconds = family(
+            "gateway_functions_seconds",
+            "histogram",
+            "Function call latency through the gateway, seconds.",
+        );
         for (f, runtime) in self.functions.iter().enumerate() {
             for (code, h) in &runtime.gateway.by_code {
-                invocations.samples.push(format!("gateway_function_invocation_total{{code=\"{code}\",function_name=\"{}\"}} {}", fname(f), h.count));
+                invocations.samples.push(format!(
+                    "gateway_function_invocation_total{{code=\"{code}\",function_name=\"{}\"}} {}",
+                    fname(f),
+                    h.count
+                ));
             }
-            runtime.gateway.render_into("gateway_functions_seconds", &format!("function_name=\"{}\"", fname(f)), &mut seconds.samples);
+            runtime.gateway.render_into(
+                "gateway_functions_seconds",
+                &format!("function_name=\"{}\"", fname(f)),
+                &mut seconds.samples,
+            );
         }
-        let mut requests = family("faasconf_workflow_request_duration_seconds", "histogram", "End-to-end workflow requests as the load generator sees them, seconds.");
-        self.requests.render_into("faasconf_workflow_request_duration_seconds", &format!("workflow=\"{}\"", self.workflow.name), &mut requests.samples);
+        let mut requests = family(
+            "faasconf_workflow_request_duration_seconds",
+            "histogram",
+            "End-to-end workflow requests as the load generator sees them, seconds.",
+        );
+        self.requests.render_into(
+            "faasconf_workflow_request_duration_seconds",
+            &format!("workflow=\"{}\"", self.workflow.name),
+            &mut requests.samples,
+        );
         let mut families = vec![invocations, seconds, requests];
 
-        let running: Vec<&crate::replica::Replica> =
-            self.functions.iter().flat_map(|rt| rt.replicas.iter()).map(|&r| &self.replicas[r as usize]).filter(|r| r.is_running()).collect();
+        let running: Vec<&crate::replica::Replica> = self
+            .functions
+            .iter()
+            .flat_map(|rt| rt.replicas.iter())
+            .map(|&r| &self.replicas[r as usize])
+            .filter(|r| r.is_running())
+            .collect();
         let container = |r: &crate::replica::Replica| {
             let name = &self.workflow.functions[r.function].name;
-            format!("container=\"{name}\",image=\"faasconf/twin-{name}:latest\",namespace=\"{namespace}\",pod=\"{}\"", r.pod)
+            format!(
+                "container=\"{name}\",image=\"faasconf/twin-{name}:latest\",namespace=\"{namespace}\",pod=\"{}\"",
+                r.pod
+            )
         };
         let series: [ContainerSeries<'_>; 6] = [
-            ("container_cpu_usage_seconds_total", "counter", "Cumulative CPU time consumed, seconds.", &|r| r.totals.cpu_seconds),
-            ("container_cpu_cfs_periods_total", "counter", "Elapsed enforcement periods.", &|r| (r.totals.busy_seconds / CFS_PERIOD_SECONDS).floor()),
-            ("container_cpu_cfs_throttled_periods_total", "counter", "Throttled enforcement periods.", &|r| (r.totals.throttled_seconds / CFS_PERIOD_SECONDS).floor()),
-            ("container_memory_working_set_bytes", "gauge", "Current working set, bytes.", &|r| (r.working_set_now() * 1024.0 * 1024.0).round()),
-            ("container_spec_memory_limit_bytes", "gauge", "Memory limit, bytes.", &|r| r.memory_limit_mib * 1024.0 * 1024.0),
-            ("container_spec_cpu_quota", "gauge", "CPU quota per period, microseconds.", &|r| (r.cpu_cores * CFS_PERIOD_SECONDS * 1e6).round()),
+            (
+                "container_cpu_usage_seconds_total",
+                "counter",
+                "Cumulative CPU time consumed, seconds.",
+                &|r| r.totals.cpu_seconds,
+            ),
+            (
+                "container_cpu_cfs_periods_total",
+                "counter",
+                "Elapsed enforcement periods.",
+                &|r| (r.totals.busy_seconds / CFS_PERIOD_SECONDS).floor(),
+            ),
+            (
+                "container_cpu_cfs_throttled_periods_total",
+                "counter",
+                "Throttled enforcement periods.",
+                &|r| (r.totals.throttled_seconds / CFS_PERIOD_SECONDS).floor(),
+            ),
+            (
+                "container_memory_working_set_bytes",
+                "gauge",
+                "Current working set, bytes.",
+                &|r| (r.working_set_now() * 1024.0 * 1024.0).round(),
+            ),
+            (
+                "container_spec_memory_limit_bytes",
+                "gauge",
+                "Memory limit, bytes.",
+                &|r| r.memory_limit_mib * 1024.0 * 1024.0,
+            ),
+            (
+                "container_spec_cpu_quota",
+                "gauge",
+                "CPU quota per period, microseconds.",
+                &|r| (r.cpu_cores * CFS_PERIOD_SECONDS * 1e6).round(),
+            ),
         ];
         for (name, kind, help, get) in series {
             let mut f = family(name, kind, help);
-            f.samples = running.iter().map(|r| format!("{name}{{{}}} {}", container(r), value(get(r)))).collect();
+            f.samples = running
+                .iter()
+                .map(|r| format!("{name}{{{}}} {}", container(r), value(get(r))))
+                .collect();
             families.push(f);
         }
-        let mut network = family("container_network_receive_bytes_total", "counter", "Cumulative bytes received (pod network).");
+        let mut network = family(
+            "container_network_receive_bytes_total",
+            "counter",
+            "Cumulative bytes received (pod network).",
+        );
         network.samples = running
             .iter()
             .map(|r| format!("container_network_receive_bytes_total{{interface=\"eth0\",namespace=\"{namespace}\",pod=\"{}\"}} {}", r.pod, value(r.totals.network_rx_bytes)))
@@ -206,7 +309,16 @@ mod tests {
     fn exposition_carries_cluster_names_and_agrees_with_the_windows() {
         let w = builtin("parallel").unwrap();
         let config = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
-        let mut twin = Twin::new(w, config, Workload::ClosedLoop { users: 10 }, TwinOptions { window_seconds: 30.0, seed: 2 }).unwrap();
+        let mut twin = Twin::new(
+            w,
+            config,
+            Workload::ClosedLoop { users: 10 },
+            TwinOptions {
+                window_seconds: 30.0,
+                seed: 2,
+            },
+        )
+        .unwrap();
         let windows: Vec<_> = (0..4).map(|_| twin.run_window()).collect();
         let text = twin.render_prometheus("openfaas-fn");
         for name in [
@@ -224,11 +336,17 @@ mod tests {
         let requests: u64 = windows.iter().map(|w| w.functions[4].requests).sum();
         let invocations: u64 = text
             .lines()
-            .filter(|l| l.starts_with("gateway_function_invocation_total{") && l.contains("resnet.openfaas-fn"))
+            .filter(|l| {
+                l.starts_with("gateway_function_invocation_total{")
+                    && l.contains("resnet.openfaas-fn")
+            })
             .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum();
         // Calls still in flight at the end are counted by the windows but not yet answered.
-        assert!(invocations <= requests && requests - invocations <= 10 * 4, "{invocations} vs {requests}");
+        assert!(
+            invocations <= requests && requests - invocations <= 10 * 4,
+            "{invocations} vs {requests}"
+        );
         // Histogram buckets are cumulative and end at the count.
         let buckets: Vec<u64> = text
             .lines()
@@ -237,12 +355,32 @@ mod tests {
             .collect();
         assert!(buckets.windows(2).all(|p| p[0] <= p[1]));
         // The load generator's histogram counts exactly the requests the windows finished.
-        let sample = |prefix: &str| -> f64 { text.lines().filter(|l| l.starts_with(prefix)).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum() };
+        let sample = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+                .sum()
+        };
         let finished: u64 = windows.iter().map(|w| w.workflow.total_requests).sum();
         let successful: u64 = windows.iter().map(|w| w.workflow.successful_requests).sum();
-        assert_eq!(sample("faasconf_workflow_request_duration_seconds_count{"), finished as f64);
-        assert_eq!(sample("faasconf_workflow_request_duration_seconds_count{code=\"200\",workflow=\"parallel\"}"), successful as f64);
-        let latency_sum: f64 = windows.iter().map(|w| w.workflow.mean_latency_seconds * w.workflow.total_requests as f64).sum();
-        assert!((sample("faasconf_workflow_request_duration_seconds_sum{") - latency_sum).abs() < 1e-6 * latency_sum, "sum of latencies");
+        assert_eq!(
+            sample("faasconf_workflow_request_duration_seconds_count{"),
+            finished as f64
+        );
+        assert_eq!(
+            sample(
+                "faasconf_workflow_request_duration_seconds_count{code=\"200\",workflow=\"parallel\"}"
+            ),
+            successful as f64
+        );
+        let latency_sum: f64 = windows
+            .iter()
+            .map(|w| w.workflow.mean_latency_seconds * w.workflow.total_requests as f64)
+            .sum();
+        assert!(
+            (sample("faasconf_workflow_request_duration_seconds_sum{") - latency_sum).abs()
+                < 1e-6 * latency_sum,
+            "sum of latencies"
+        );
     }
 }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use faasconf_core::history::HistoryRow;
 use faasconf_core::Workflow;
+use faasconf_core::history::HistoryRow;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::{Twin, TwinOptions};
@@ -41,7 +41,10 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
     if n < 2 {
         return 0.0;
     }
-    let (mx, my) = (x.iter().sum::<f64>() / n as f64, y.iter().sum::<f64>() / n as f64);
+    let (mx, my) = (
+        x.iter().sum::<f64>() / n as f64,
+        y.iter().sum::<f64>() / n as f64,
+    );
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for i in 0..n {
         let (dx, dy) = (x[i] - mx, y[i] - my);
@@ -49,19 +52,31 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
         sxx += dx * dx;
         syy += dy * dy;
     }
-    if sxx == 0.0 || syy == 0.0 { 0.0 } else { sxy / (sxx * syy).sqrt() }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
 }
 
 /// Median of |predicted - observed| / observed over pairs with a non-zero observation.
 pub fn median_ape(predicted: &[f64], observed: &[f64]) -> f64 {
-    let mut errors: Vec<f64> =
-        predicted.iter().zip(observed).filter(|(_, o)| **o != 0.0).map(|(p, o)| ((p - o) / o).abs()).collect();
+    let mut errors: Vec<f64> = predicted
+        .iter()
+        .zip(observed)
+        .filter(|(_, o)| **o != 0.0)
+        .map(|(p, o)| ((p - o) / o).abs())
+        .collect();
     if errors.is_empty() {
         return f64::NAN;
     }
     errors.sort_by(f64::total_cmp);
     let m = errors.len() / 2;
-    if errors.len() % 2 == 1 { errors[m] } else { (errors[m - 1] + errors[m]) / 2.0 }
+    if errors.len() % 2 == 1 {
+        errors[m]
+    } else {
+        (errors[m - 1] + errors[m]) / 2.0
+    }
 }
 
 /// What the twin predicts for one history row (means over the measured windows).
@@ -81,8 +96,17 @@ pub struct Prediction {
 /// closed-loop users and returns the means. Seeds derive from `seed` and the row's line.
 pub fn predict_row(workflow: &Workflow, row: &HistoryRow, windows: u32, seed: u64) -> Prediction {
     let users = row.users.round().max(1.0) as u32;
-    let options = TwinOptions { window_seconds: 30.0, seed: seed ^ (row.line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) };
-    predict_config(workflow, &row.config(), Workload::ClosedLoop { users }, windows, options)
+    let options = TwinOptions {
+        window_seconds: 30.0,
+        seed: seed ^ (row.line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    };
+    predict_config(
+        workflow,
+        &row.config(),
+        Workload::ClosedLoop { users },
+        windows,
+        options,
+    )
 }
 
 /// Simulates a configuration: one warm-up window, then the mean of `windows` windows.
@@ -95,11 +119,21 @@ pub fn predict_config(
 ) -> Prediction {
     let n = workflow.len();
     let Ok(mut twin) = Twin::new(workflow.clone(), config.clone(), workload, options) else {
-        return Prediction { e2e_mean_seconds: f64::NAN, success_ratio: f64::NAN, p75_seconds: vec![f64::NAN; n], total_requests: 0.0 };
+        return Prediction {
+            e2e_mean_seconds: f64::NAN,
+            success_ratio: f64::NAN,
+            p75_seconds: vec![f64::NAN; n],
+            total_requests: 0.0,
+        };
     };
     twin.run_window();
     let windows = windows.max(1);
-    let mut p = Prediction { e2e_mean_seconds: 0.0, success_ratio: 0.0, p75_seconds: vec![0.0; n], total_requests: 0.0 };
+    let mut p = Prediction {
+        e2e_mean_seconds: 0.0,
+        success_ratio: 0.0,
+        p75_seconds: vec![0.0; n],
+        total_requests: 0.0,
+    };
     for _ in 0..windows {
         let w = twin.run_window();
         p.e2e_mean_seconds += w.workflow.mean_latency_seconds;
@@ -134,7 +168,11 @@ pub struct Fidelity {
 
 impl Fidelity {
     /// Compares predictions with the rows they were made for.
-    pub fn measure(workflow: &Workflow, rows: &[HistoryRow], predictions: &[Prediction]) -> Fidelity {
+    pub fn measure(
+        workflow: &Workflow,
+        rows: &[HistoryRow],
+        predictions: &[Prediction],
+    ) -> Fidelity {
         let obs_e2e: Vec<f64> = rows.iter().map(|r| r.e2e_mean_seconds).collect();
         let sim_e2e: Vec<f64> = predictions.iter().map(|p| p.e2e_mean_seconds).collect();
         let obs_sr: Vec<f64> = rows.iter().map(HistoryRow::success_ratio).collect();
@@ -160,7 +198,10 @@ impl Fidelity {
 
     /// The smallest per-function p75 Spearman.
     pub fn worst_p75_spearman(&self) -> f64 {
-        self.p75_spearman.values().copied().fold(f64::INFINITY, f64::min)
+        self.p75_spearman
+            .values()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -173,7 +214,9 @@ mod tests {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]) - 1.0).abs() < 1e-12);
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
         // x = [1,2,2,3] -> ranks [1,2.5,2.5,4]; y ranks [1,2,3,4]: r = 0.9486...
-        assert!((spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]) - 0.948_683_298).abs() < 1e-6);
+        assert!(
+            (spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]) - 0.948_683_298).abs() < 1e-6
+        );
         assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
     }
 

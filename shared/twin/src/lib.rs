@@ -20,8 +20,8 @@
 
 pub mod calibrate;
 mod error;
-mod events;
 pub mod evaluate;
+mod events;
 pub mod exposition;
 pub mod fidelity;
 pub mod parallel;

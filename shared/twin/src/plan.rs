@@ -6,13 +6,19 @@ use faasconf_core::topology::{Stage, Workflow};
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
     /// Call a function; `nested` is what it calls after its own work.
-    Call { function: usize, nested: Option<u32> },
+    Call {
+        function: usize,
+        nested: Option<u32>,
+    },
     /// Children one after another.
     Sequence(Vec<u32>),
     /// Children at once, joined.
     Parallel(Vec<u32>),
     /// One child, chosen with probability proportional to weight (`cumulative` ends at 1).
-    Branch { cumulative: Vec<f64>, arms: Vec<u32> },
+    Branch {
+        cumulative: Vec<f64>,
+        arms: Vec<u32>,
+    },
 }
 
 /// The compiled plan.
@@ -40,11 +46,24 @@ fn compile_stage(stage: &Stage, workflow: &Workflow, nodes: &mut Vec<Node>) -> u
         Stage::Call(call) => {
             // Validated workflows only call known functions.
             let function = workflow.function_index(&call.function).unwrap_or(0);
-            let nested = call.calls.as_ref().map(|s| compile_stage(s, workflow, nodes));
+            let nested = call
+                .calls
+                .as_ref()
+                .map(|s| compile_stage(s, workflow, nodes));
             Node::Call { function, nested }
         }
-        Stage::Sequence(stages) => Node::Sequence(stages.iter().map(|s| compile_stage(s, workflow, nodes)).collect()),
-        Stage::Parallel(stages) => Node::Parallel(stages.iter().map(|s| compile_stage(s, workflow, nodes)).collect()),
+        Stage::Sequence(stages) => Node::Sequence(
+            stages
+                .iter()
+                .map(|s| compile_stage(s, workflow, nodes))
+                .collect(),
+        ),
+        Stage::Parallel(stages) => Node::Parallel(
+            stages
+                .iter()
+                .map(|s| compile_stage(s, workflow, nodes))
+                .collect(),
+        ),
         Stage::Branch(arms) => {
             let total: f64 = arms.iter().map(|a| a.weight).sum();
             let mut acc = 0.0;
@@ -55,7 +74,13 @@ fn compile_stage(stage: &Stage, workflow: &Workflow, nodes: &mut Vec<Node>) -> u
                     acc
                 })
                 .collect();
-            Node::Branch { cumulative, arms: arms.iter().map(|a| compile_stage(&a.stage, workflow, nodes)).collect() }
+            Node::Branch {
+                cumulative,
+                arms: arms
+                    .iter()
+                    .map(|a| compile_stage(&a.stage, workflow, nodes))
+                    .collect(),
+            }
         }
     };
     nodes.push(node);

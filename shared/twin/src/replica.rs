@@ -91,7 +91,14 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub fn new(function: usize, pod: String, config: &FunctionConfig, profile: &FunctionProfile, template: u64, now: Time) -> Self {
+    pub fn new(
+        function: usize,
+        pod: String,
+        config: &FunctionConfig,
+        profile: &FunctionProfile,
+        template: u64,
+        now: Time,
+    ) -> Self {
         Self {
             function,
             pod,
@@ -151,7 +158,11 @@ impl Replica {
         }
         let k = f64::from(k);
         let demand = k * parallelism;
-        if demand <= cores { parallelism } else { cores / k / (1.0 + waste * (demand / cores - 1.0)) }
+        if demand <= cores {
+            parallelism
+        } else {
+            cores / k / (1.0 + waste * (demand / cores - 1.0))
+        }
     }
 
     /// Brings accumulators and the virtual clock to `now`.
@@ -162,7 +173,8 @@ impl Replica {
         }
         if self.is_running() {
             self.usage.running_seconds += dt;
-            self.usage.memory_fraction_seconds += self.working_set(self.inflight()) / self.memory_limit_mib * dt;
+            self.usage.memory_fraction_seconds +=
+                self.working_set(self.inflight()) / self.memory_limit_mib * dt;
         }
         if self.cpu_active > 0 {
             self.vclock += self.rate * dt;
@@ -180,7 +192,13 @@ impl Replica {
     }
 
     fn update_rate(&mut self) {
-        self.rate = self.speed * Self::progress_rate(self.cpu_cores, self.parallelism, self.waste, self.cpu_active);
+        self.rate = self.speed
+            * Self::progress_rate(
+                self.cpu_cores,
+                self.parallelism,
+                self.waste,
+                self.cpu_active,
+            );
     }
 
     /// Sets the interference factor from `now` on.
@@ -207,7 +225,8 @@ impl Replica {
     /// Starts the CPU phase of a request needing `work` core-seconds.
     pub fn start_cpu(&mut self, now: Time, act: u32, generation: u32, work: f64) {
         self.advance(now);
-        self.heap.push(Reverse((Time::from(self.vclock + work), act, generation)));
+        self.heap
+            .push(Reverse((Time::from(self.vclock + work), act, generation)));
         self.cpu_active += 1;
         self.update_rate();
     }
@@ -232,7 +251,8 @@ impl Replica {
     /// When the next CPU completion happens at the current rate.
     pub fn next_cpu_completion(&self) -> Option<Time> {
         let Reverse((finish, _, _)) = self.heap.peek()?;
-        (self.rate > 0.0).then(|| self.last + ((finish.seconds() - self.vclock).max(0.0) / self.rate))
+        (self.rate > 0.0)
+            .then(|| self.last + ((finish.seconds() - self.vclock).max(0.0) / self.rate))
     }
 
     /// Kills the container: every holder is dropped and returned.
@@ -277,8 +297,17 @@ mod tests {
 
     #[test]
     fn processor_sharing_finishes_in_the_right_order_and_time() {
-        let config = FunctionConfig { cpu_millis: 1000, memory_mib: 512, replicas: 1, concurrency: 4 };
-        let profile = FunctionProfile { parallelism: 1.0, throttle_waste: 0.0, ..Default::default() };
+        let config = FunctionConfig {
+            cpu_millis: 1000,
+            memory_mib: 512,
+            replicas: 1,
+            concurrency: 4,
+        };
+        let profile = FunctionProfile {
+            parallelism: 1.0,
+            throttle_waste: 0.0,
+            ..Default::default()
+        };
         let mut r = Replica::new(0, "f-0-0".into(), &config, &profile, 0, Time::ZERO);
         r.state = ReplicaState::Ready;
         r.start_cpu(Time::ZERO, 1, 0, 1.0);

@@ -9,7 +9,9 @@ use faasconf_core::{FunctionConfig, FunctionProfile, PlatformProfile, Workflow, 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::replica::{Replica, ReplicaState};
-use crate::report::{percentile, FunctionTally, FunctionWindow, WindowReport, WorkflowTally, WorkflowWindow};
+use crate::report::{
+    FunctionTally, FunctionWindow, WindowReport, WorkflowTally, WorkflowWindow, percentile,
+};
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::workload::Workload;
@@ -25,7 +27,10 @@ pub struct TwinOptions {
 
 impl Default for TwinOptions {
     fn default() -> Self {
-        Self { window_seconds: 30.0, seed: 0 }
+        Self {
+            window_seconds: 30.0,
+            seed: 0,
+        }
     }
 }
 
@@ -152,11 +157,22 @@ pub struct Twin {
 
 impl Twin {
     /// A twin with `config` deployed and warm (every replica ready) at time 0.
-    pub fn new(workflow: Workflow, config: WorkflowConfig, workload: Workload, options: TwinOptions) -> Result<Self> {
+    pub fn new(
+        workflow: Workflow,
+        config: WorkflowConfig,
+        workload: Workload,
+        options: TwinOptions,
+    ) -> Result<Self> {
         workflow.validate_config(&config)?;
         workload.validate()?;
-        if !(options.window_seconds.is_finite() && options.window_seconds >= 1.0 && options.window_seconds <= 3600.0) {
-            return Err(Error::core(faasconf_core::Error::field("window_seconds", format!("{} is not in [1, 3600]", options.window_seconds))));
+        if !(options.window_seconds.is_finite()
+            && options.window_seconds >= 1.0
+            && options.window_seconds <= 3600.0)
+        {
+            return Err(Error::core(faasconf_core::Error::field(
+                "window_seconds",
+                format!("{} is not in [1, 3600]", options.window_seconds),
+            )));
         }
         let plan = Plan::compile(&workflow);
         let profiles = workflow.functions.iter().map(|f| f.profile).collect();
@@ -177,14 +193,19 @@ impl Twin {
             seq: 0,
             rng_workload: Rng::stream(options.seed, 0),
             rng_platform: Rng::stream(options.seed, 1),
-            rng_service: (0..n as u64).map(|f| Rng::stream(options.seed, 2 + f)).collect(),
+            rng_service: (0..n as u64)
+                .map(|f| Rng::stream(options.seed, 2 + f))
+                .collect(),
             replicas: Vec::new(),
             functions: vec![FunctionRuntime::default(); n],
             acts: Vec::new(),
             free_acts: Vec::new(),
             users: Vec::new(),
             tally: WorkflowTally::default(),
-            requests: crate::exposition::CodeHistograms::new(&crate::exposition::REQUEST_BUCKETS, &[200, 500]),
+            requests: crate::exposition::CodeHistograms::new(
+                &crate::exposition::REQUEST_BUCKETS,
+                &[200, 500],
+            ),
             window_index: 0,
             changed_in_window: false,
             workload_epoch: 0,
@@ -257,7 +278,8 @@ impl Twin {
             if old == new {
                 continue;
             }
-            let template_changed = (old.cpu_millis, old.memory_mib, old.concurrency) != (new.cpu_millis, new.memory_mib, new.concurrency);
+            let template_changed = (old.cpu_millis, old.memory_mib, old.concurrency)
+                != (new.cpu_millis, new.memory_mib, new.concurrency);
             if template_changed {
                 self.roll_function(f, &new);
             } else {
@@ -284,13 +306,27 @@ impl Twin {
 
     pub(crate) fn schedule(&mut self, at: Time, event: Event) {
         self.seq += 1;
-        self.events.push(Reverse(Scheduled { time: at, seq: self.seq, event: EventKey(event) }));
+        self.events.push(Reverse(Scheduled {
+            time: at,
+            seq: self.seq,
+            event: EventKey(event),
+        }));
     }
 
     pub(crate) fn add_replica(&mut self, function: usize, config: &FunctionConfig) -> u32 {
         let id = self.replicas.len() as u32;
-        let pod = format!("{}-{:x}-{id}", self.workflow.functions[function].name, self.template);
-        let replica = Replica::new(function, pod, config, &self.profiles[function], self.template, self.now);
+        let pod = format!(
+            "{}-{:x}-{id}",
+            self.workflow.functions[function].name, self.template
+        );
+        let replica = Replica::new(
+            function,
+            pod,
+            config,
+            &self.profiles[function],
+            self.template,
+            self.now,
+        );
         self.replicas.push(replica);
         self.functions[function].replicas.push(id);
         id
@@ -312,18 +348,23 @@ impl Twin {
 
     /// Replicas of function `f` that are neither draining nor gone.
     fn active_replicas(&self, f: usize) -> impl Iterator<Item = u32> + '_ {
-        self.functions[f]
-            .replicas
-            .iter()
-            .copied()
-            .filter(|&r| !matches!(self.replicas[r as usize].state, ReplicaState::Draining | ReplicaState::Gone))
+        self.functions[f].replicas.iter().copied().filter(|&r| {
+            !matches!(
+                self.replicas[r as usize].state,
+                ReplicaState::Draining | ReplicaState::Gone
+            )
+        })
     }
 
     fn roll_function(&mut self, f: usize, new: &FunctionConfig) {
         let old: Vec<u32> = self.active_replicas(f).collect();
         // Pods that never served (starting, crash-looping) are replaced at once.
-        let (serving, idle): (Vec<u32>, Vec<u32>) =
-            old.into_iter().partition(|&r| matches!(self.replicas[r as usize].state, ReplicaState::Ready | ReplicaState::Restarting));
+        let (serving, idle): (Vec<u32>, Vec<u32>) = old.into_iter().partition(|&r| {
+            matches!(
+                self.replicas[r as usize].state,
+                ReplicaState::Ready | ReplicaState::Restarting
+            )
+        });
         for r in idle {
             self.drain(r);
         }
@@ -336,7 +377,10 @@ impl Twin {
     }
 
     fn scale_function(&mut self, f: usize, new: &FunctionConfig) {
-        let live: Vec<u32> = self.active_replicas(f).filter(|r| !self.functions[f].to_drain.contains(r)).collect();
+        let live: Vec<u32> = self
+            .active_replicas(f)
+            .filter(|r| !self.functions[f].to_drain.contains(r))
+            .collect();
         let want = new.replicas as usize;
         if live.len() < want {
             for _ in live.len()..want {
@@ -396,17 +440,29 @@ impl Twin {
                 ready += u32::from(replica.state == ReplicaState::Ready);
             }
             let replicas = &self.replicas;
-            self.functions[f].replicas.retain(|&r| replicas[r as usize].state != ReplicaState::Gone);
+            self.functions[f]
+                .replicas
+                .retain(|&r| replicas[r as usize].state != ReplicaState::Gone);
             let tally = std::mem::take(&mut self.functions[f].tally);
             let mut latencies = tally.latencies;
             let running = usage.running_seconds;
             functions.push(FunctionWindow {
                 function: self.workflow.functions[f].name.clone(),
-                cpu_usage_percent: if running > 0.0 { 100.0 * usage.cpu_seconds / running } else { 0.0 },
+                cpu_usage_percent: if running > 0.0 {
+                    100.0 * usage.cpu_seconds / running
+                } else {
+                    0.0
+                },
                 cpu_throttled_periods: (usage.throttled_seconds / 0.1).round(),
                 // Each pod's working set against its own limit (old and new pods differ during a rollout).
-                memory_percent_of_limit: if running > 0.0 { 100.0 * usage.memory_fraction_seconds / running } else { 0.0 },
-                network_rx_bytes_per_second: tally.accepted as f64 * self.profiles[f].network_rx_bytes / duration,
+                memory_percent_of_limit: if running > 0.0 {
+                    100.0 * usage.memory_fraction_seconds / running
+                } else {
+                    0.0
+                },
+                network_rx_bytes_per_second: tally.accepted as f64
+                    * self.profiles[f].network_rx_bytes
+                    / duration,
                 requests: tally.requests,
                 rejections: tally.rejections,
                 rejections_with_room: tally.rejections_with_room,
@@ -421,13 +477,21 @@ impl Twin {
         let tally = std::mem::take(&mut self.tally);
         let mut e2e = tally.latencies;
         let total = e2e.len() as u64;
-        let mean = if total > 0 { e2e.iter().sum::<f64>() / total as f64 } else { 0.0 };
+        let mean = if total > 0 {
+            e2e.iter().sum::<f64>() / total as f64
+        } else {
+            0.0
+        };
         let workflow = WorkflowWindow {
             mean_latency_seconds: mean,
             p95_latency_seconds: percentile(&mut e2e, 0.95),
             successful_requests: tally.successful,
             total_requests: total,
-            success_ratio: if total > 0 { tally.successful as f64 / total as f64 } else { 0.0 },
+            success_ratio: if total > 0 {
+                tally.successful as f64 / total as f64
+            } else {
+                0.0
+            },
             throughput_rps: tally.successful as f64 / duration,
             cost: self.config.cost(),
         };
@@ -438,7 +502,11 @@ impl Twin {
             config_version: self.config_version,
             transient: self.changed_in_window,
             config: self.config.clone(),
-            users: self.users.iter().filter(|u| u.active && !u.retiring).count() as u32,
+            users: self
+                .users
+                .iter()
+                .filter(|u| u.active && !u.retiring)
+                .count() as u32,
             workflow,
             functions,
         };

@@ -37,21 +37,38 @@ impl Workload {
     /// Checks the workload's fields.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Workload::ClosedLoop { users } if *users == 0 || *users > 100_000 => {
-                Err(Error::field("workload.users", format!("{users} is not in 1..=100000")))
-            }
-            Workload::Poisson { requests_per_second: r } if !(r.is_finite() && *r > 0.0 && *r <= 1e6) => {
-                Err(Error::field("workload.requests_per_second", format!("{r} is not in (0, 1e6]")))
-            }
-            Workload::Trace { per_minute, min_users, max_users } => {
+            Workload::ClosedLoop { users } if *users == 0 || *users > 100_000 => Err(Error::field(
+                "workload.users",
+                format!("{users} is not in 1..=100000"),
+            )),
+            Workload::Poisson {
+                requests_per_second: r,
+            } if !(r.is_finite() && *r > 0.0 && *r <= 1e6) => Err(Error::field(
+                "workload.requests_per_second",
+                format!("{r} is not in (0, 1e6]"),
+            )),
+            Workload::Trace {
+                per_minute,
+                min_users,
+                max_users,
+            } => {
                 if per_minute.is_empty() {
                     return Err(Error::field("workload.per_minute", "holds no minute"));
                 }
-                if let Some(i) = per_minute.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-                    return Err(Error::field(format!("workload.per_minute[{i}]"), format!("{} is not a count", per_minute[i])));
+                if let Some(i) = per_minute
+                    .iter()
+                    .position(|v| !(v.is_finite() && *v >= 0.0))
+                {
+                    return Err(Error::field(
+                        format!("workload.per_minute[{i}]"),
+                        format!("{} is not a count", per_minute[i]),
+                    ));
                 }
                 if min_users > max_users || *max_users == 0 || *max_users > 100_000 {
-                    return Err(Error::field("workload.max_users", format!("range {min_users}..={max_users} is not valid")));
+                    return Err(Error::field(
+                        "workload.max_users",
+                        format!("range {min_users}..={max_users} is not valid"),
+                    ));
                 }
                 Ok(())
             }
@@ -64,8 +81,14 @@ impl Workload {
         match self {
             Workload::ClosedLoop { users } => *users,
             Workload::Poisson { .. } => 0,
-            Workload::Trace { per_minute, min_users, max_users } => {
-                let (lo, hi) = per_minute.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            Workload::Trace {
+                per_minute,
+                min_users,
+                max_users,
+            } => {
+                let (lo, hi) = per_minute
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
                 let v = per_minute[minute % per_minute.len()];
                 let shape = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
                 (f64::from(*min_users) + shape * f64::from(max_users - min_users)).round() as u32
@@ -77,8 +100,14 @@ impl Workload {
     pub fn label(&self) -> String {
         match self {
             Workload::ClosedLoop { users } => format!("{users} users"),
-            Workload::Poisson { requests_per_second } => format!("{requests_per_second} rps"),
-            Workload::Trace { min_users, max_users, .. } => format!("trace {min_users}-{max_users} users"),
+            Workload::Poisson {
+                requests_per_second,
+            } => format!("{requests_per_second} rps"),
+            Workload::Trace {
+                min_users,
+                max_users,
+                ..
+            } => format!("trace {min_users}-{max_users} users"),
         }
     }
 }
@@ -86,7 +115,12 @@ impl Workload {
 /// Reads one function's per-minute series from a trace CSV in the Azure Functions 2019 layout
 /// (`HashFunction,HashApp,HashOwner,minute_1,...`): row `row` (0-based), minutes
 /// `[start, start + minutes)`.
-pub fn read_azure_series(path: &Path, row: usize, start: usize, minutes: usize) -> Result<Vec<f64>> {
+pub fn read_azure_series(
+    path: &Path,
+    row: usize,
+    start: usize,
+    minutes: usize,
+) -> Result<Vec<f64>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(path)
@@ -105,7 +139,13 @@ pub fn read_azure_series(path: &Path, row: usize, start: usize, minutes: usize) 
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| Error::Trace(format!("{}: row {row}, minute_{}: {cell:?} is not a count", path.display(), i + 1)))
+                .ok_or_else(|| {
+                    Error::Trace(format!(
+                        "{}: row {row}, minute_{}: {cell:?} is not a count",
+                        path.display(),
+                        i + 1
+                    ))
+                })
         })
         .collect::<Result<_>>()?;
     if start + minutes > values.len() || minutes == 0 {
@@ -125,8 +165,15 @@ mod tests {
 
     #[test]
     fn trace_scales_into_the_user_range() {
-        let w = Workload::Trace { per_minute: vec![5.0, 10.0, 15.0], min_users: 10, max_users: 40 };
-        assert_eq!((0..4).map(|m| w.users_at_minute(m)).collect::<Vec<_>>(), [10, 25, 40, 10]);
+        let w = Workload::Trace {
+            per_minute: vec![5.0, 10.0, 15.0],
+            min_users: 10,
+            max_users: 40,
+        };
+        assert_eq!(
+            (0..4).map(|m| w.users_at_minute(m)).collect::<Vec<_>>(),
+            [10, 25, 40, 10]
+        );
         w.validate().unwrap();
     }
 
@@ -134,15 +181,26 @@ mod tests {
     fn bad_workloads_name_the_field() {
         let e = Workload::ClosedLoop { users: 0 }.validate().unwrap_err();
         assert!(e.to_string().contains("workload.users"));
-        let e = Workload::Poisson { requests_per_second: f64::NAN }.validate().unwrap_err();
+        let e = Workload::Poisson {
+            requests_per_second: f64::NAN,
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("requests_per_second"));
-        let e = Workload::Trace { per_minute: vec![1.0, -1.0], min_users: 1, max_users: 2 }.validate().unwrap_err();
+        let e = Workload::Trace {
+            per_minute: vec![1.0, -1.0],
+            min_users: 1,
+            max_users: 2,
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("per_minute[1]"));
     }
 
     #[test]
     fn azure_trace_rows_are_read() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/azure/invocations_per_minute_140fn.csv");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/azure/invocations_per_minute_140fn.csv");
         let series = read_azure_series(&path, 0, 0, 85).unwrap();
         assert_eq!(series.len(), 85);
         assert!(read_azure_series(&path, 0, 1400, 85).is_err());

@@ -29,12 +29,12 @@ use faasconf_core::{FunctionConfig, Workflow, WorkflowConfig};
 use faasconf_twin::Workload;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
 
-use self::objects::{apply_body, deployment_config, deployment_resource, read_config, Target};
-use self::rollout::{rollout_state, Rollout};
-use crate::backend::{count_apply, diff, not_managed, ApplyError, ApplyOutcome, Backend};
+use self::objects::{Target, apply_body, deployment_config, deployment_resource, read_config};
+use self::rollout::{Rollout, rollout_state};
+use crate::backend::{ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed};
 use crate::fanout::Subscribers;
 
 /// The OpenFaaS edition, for its limits.
@@ -98,14 +98,26 @@ impl CallFailure {
     fn into_apply_error(self, settings: &KubernetesSettings, object: &str) -> ApplyError {
         let namespace = &settings.namespace;
         match self {
-            Self::Refused { code: 404, .. } => ApplyError::Precondition { field: object.to_owned(), message: format!("not found in namespace {namespace}: deploy the function first") },
+            Self::Refused { code: 404, .. } => ApplyError::Precondition {
+                field: object.to_owned(),
+                message: format!("not found in namespace {namespace}: deploy the function first"),
+            },
             Self::Refused { code: 403, message } => ApplyError::Precondition {
                 field: object.to_owned(),
-                message: format!("forbidden ({message}): grant the actuator's service account the Role in deploy/ for namespace {namespace}"),
+                message: format!(
+                    "forbidden ({message}): grant the actuator's service account the Role in deploy/ for namespace {namespace}"
+                ),
             },
-            Self::Refused { code: 409, message } => ApplyError::Conflict(format!("{object}: conflict ({message}); retry")),
-            Self::Refused { code: 429, message } => ApplyError::Unavailable(format!("{object}: the API server is throttling ({message})")),
-            Self::Refused { code, message } => ApplyError::Precondition { field: object.to_owned(), message: format!("the API server refused it ({code}: {message})") },
+            Self::Refused { code: 409, message } => {
+                ApplyError::Conflict(format!("{object}: conflict ({message}); retry"))
+            }
+            Self::Refused { code: 429, message } => ApplyError::Unavailable(format!(
+                "{object}: the API server is throttling ({message})"
+            )),
+            Self::Refused { code, message } => ApplyError::Precondition {
+                field: object.to_owned(),
+                message: format!("the API server refused it ({code}: {message})"),
+            },
             Self::Unknown(message) => ApplyError::Unavailable(format!("{object}: {message}")),
         }
     }
@@ -147,17 +159,44 @@ impl KubernetesBackend {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, ApplyError> {
         let functions: usize = workflows.iter().map(Workflow::len).sum();
-        if let Some(max) = settings.platform.max_functions().filter(|max| functions > *max) {
-            return Err(ApplyError::Precondition { field: "--workflow".into(), message: format!("{functions} functions, but this OpenFaaS edition runs at most {max}") });
+        if let Some(max) = settings
+            .platform
+            .max_functions()
+            .filter(|max| functions > *max)
+        {
+            return Err(ApplyError::Precondition {
+                field: "--workflow".into(),
+                message: format!(
+                    "{functions} functions, but this OpenFaaS edition runs at most {max}"
+                ),
+            });
         }
         let managed: BTreeMap<_, _> = workflows
             .into_iter()
-            .map(|w| (w.name.clone(), Arc::new(Managed { subscribers: Subscribers::new(&w.name), workflow: w, state: Mutex::new(State::default()) })))
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    Arc::new(Managed {
+                        subscribers: Subscribers::new(&w.name),
+                        workflow: w,
+                        state: Mutex::new(State::default()),
+                    }),
+                )
+            })
             .collect();
-        let backend = Arc::new(Self { client, settings, workflows: managed, has_telemetry: source.is_some() });
+        let backend = Arc::new(Self {
+            client,
+            settings,
+            workflows: managed,
+            has_telemetry: source.is_some(),
+        });
         if let Some(source) = source {
             for m in backend.workflows.values() {
-                tokio::spawn(backend.clone().drive_telemetry(m.clone(), source.clone(), shutdown.clone()));
+                tokio::spawn(backend.clone().drive_telemetry(
+                    m.clone(),
+                    source.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
         Ok(backend)
@@ -168,23 +207,42 @@ impl KubernetesBackend {
     }
 
     fn api(&self, target: Target) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.settings.namespace, &target.resource())
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.settings.namespace,
+            &target.resource(),
+        )
     }
 
     /// Runs one API call under the request deadline.
-    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T, CallFailure> {
+    async fn call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, CallFailure> {
         match tokio::time::timeout(self.settings.request_timeout, request).await {
-            Err(_) => Err(CallFailure::Unknown(format!("the API server did not answer within {:?}", self.settings.request_timeout))),
+            Err(_) => Err(CallFailure::Unknown(format!(
+                "the API server did not answer within {:?}",
+                self.settings.request_timeout
+            ))),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => Err(CallFailure::Refused { code: status.code, message: status.message.clone() }),
-            Ok(Err(kube::Error::Api(status))) => Err(CallFailure::Unknown(format!("API server error {}: {}", status.code, status.message))),
+            Ok(Err(kube::Error::Api(status))) if (400..500).contains(&status.code) => {
+                Err(CallFailure::Refused {
+                    code: status.code,
+                    message: status.message.clone(),
+                })
+            }
+            Ok(Err(kube::Error::Api(status))) => Err(CallFailure::Unknown(format!(
+                "API server error {}: {}",
+                status.code, status.message
+            ))),
             Ok(Err(e)) => Err(CallFailure::Unknown(e.to_string())),
         }
     }
 
     async fn get_object(&self, target: Target, name: &str) -> Result<Value, CallFailure> {
         let object = self.call(self.api(target).get(name)).await?;
-        serde_json::to_value(object).map_err(|e| CallFailure::Unknown(format!("unreadable object: {e}")))
+        serde_json::to_value(object)
+            .map_err(|e| CallFailure::Unknown(format!("unreadable object: {e}")))
     }
 
     fn object_name(&self, target: Target, function: &str) -> String {
@@ -196,14 +254,24 @@ impl KubernetesBackend {
     }
 
     /// Reads every function's configuration and the workflow's version from the cluster.
-    async fn read_workflow(&self, workflow: &Workflow) -> Result<(WorkflowConfig, u64), ApplyError> {
+    async fn read_workflow(
+        &self,
+        workflow: &Workflow,
+    ) -> Result<(WorkflowConfig, u64), ApplyError> {
         let target = self.settings.target;
         let mut configs = Vec::with_capacity(workflow.len());
         let mut version = 0;
         for f in &workflow.functions {
             let object_name = self.object_name(target, &f.name);
-            let object = self.get_object(target, &f.name).await.map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
-            let (config, v) = read_config(target, &f.name, &object).map_err(|e| ApplyError::Precondition { field: format!("{object_name} {}", e.field), message: e.message })?;
+            let object = self
+                .get_object(target, &f.name)
+                .await
+                .map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
+            let (config, v) =
+                read_config(target, &f.name, &object).map_err(|e| ApplyError::Precondition {
+                    field: format!("{object_name} {}", e.field),
+                    message: e.message,
+                })?;
             configs.push(config);
             version = version.max(v.unwrap_or(0));
         }
@@ -211,57 +279,118 @@ impl KubernetesBackend {
         Ok((WorkflowConfig(configs), version.max(1)))
     }
 
-    fn check_platform(&self, workflow: &Workflow, config: &WorkflowConfig) -> Result<(), ApplyError> {
-        let Some(max) = self.settings.platform.max_replicas() else { return Ok(()) };
-        match workflow.functions.iter().zip(&config.0).find(|(_, c)| c.replicas > max) {
+    fn check_platform(
+        &self,
+        workflow: &Workflow,
+        config: &WorkflowConfig,
+    ) -> Result<(), ApplyError> {
+        let Some(max) = self.settings.platform.max_replicas() else {
+            return Ok(());
+        };
+        match workflow
+            .functions
+            .iter()
+            .zip(&config.0)
+            .find(|(_, c)| c.replicas > max)
+        {
             Some((f, c)) => Err(ApplyError::Precondition {
                 field: format!("config.{}.replicas", f.name),
-                message: format!("{} replicas, but OpenFaaS CE runs at most {max} per function (it would clamp them); use --platform pro on OpenFaaS Pro", c.replicas),
+                message: format!(
+                    "{} replicas, but OpenFaaS CE runs at most {max} per function (it would clamp them); use --platform pro on OpenFaaS Pro",
+                    c.replicas
+                ),
             }),
             None => Ok(()),
         }
     }
 
-    async fn patch(&self, function: &str, config: &FunctionConfig, version: Option<u64>, dry_run: bool) -> Result<(), CallFailure> {
+    async fn patch(
+        &self,
+        function: &str,
+        config: &FunctionConfig,
+        version: Option<u64>,
+        dry_run: bool,
+    ) -> Result<(), CallFailure> {
         let target = self.settings.target;
         let body = apply_body(target, function, &self.settings.namespace, config, version);
         let mut params = PatchParams::apply(&self.settings.field_manager).force();
         params.dry_run = dry_run;
-        self.call(self.api(target).patch(function, &params, &Patch::Apply(&body))).await.map(drop)
+        self.call(
+            self.api(target)
+                .patch(function, &params, &Patch::Apply(&body)),
+        )
+        .await
+        .map(drop)
     }
 
     /// Waits until the function's Deployment runs `config` and its rollout is complete.
-    async fn wait_rollout(&self, function: &str, config: &FunctionConfig) -> Result<(), ApplyError> {
+    async fn wait_rollout(
+        &self,
+        function: &str,
+        config: &FunctionConfig,
+    ) -> Result<(), ApplyError> {
         let object_name = self.object_name(Target::Deployment, function);
         let deadline = Instant::now() + self.settings.rollout_deadline;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.settings.namespace, &deployment_resource());
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.settings.namespace,
+            &deployment_resource(),
+        );
         loop {
-            let deployment = self.call(api.get(function)).await.map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
-            let deployment = serde_json::to_value(deployment).map_err(|e| ApplyError::Unavailable(format!("{object_name}: unreadable: {e}")))?;
+            let deployment = self
+                .call(api.get(function))
+                .await
+                .map_err(|e| e.into_apply_error(&self.settings, &object_name))?;
+            let deployment = serde_json::to_value(deployment)
+                .map_err(|e| ApplyError::Unavailable(format!("{object_name}: unreadable: {e}")))?;
             let waiting_for = match deployment_config(function, &deployment) {
                 Ok(running) if running == *config => match rollout_state(&deployment) {
                     Rollout::Complete => return Ok(()),
-                    Rollout::Failed(why) => return Err(ApplyError::Unavailable(format!("{object_name}: rollout failed: {why}"))),
+                    Rollout::Failed(why) => {
+                        return Err(ApplyError::Unavailable(format!(
+                            "{object_name}: rollout failed: {why}"
+                        )));
+                    }
                     Rollout::Progressing(what) => what,
                 },
                 Ok(_) => "the new configuration to reach the Deployment".to_owned(),
-                Err(e) => return Err(ApplyError::Precondition { field: format!("{object_name} {}", e.field), message: e.message }),
+                Err(e) => {
+                    return Err(ApplyError::Precondition {
+                        field: format!("{object_name} {}", e.field),
+                        message: e.message,
+                    });
+                }
             };
             if Instant::now() + self.settings.poll_interval > deadline {
-                return Err(ApplyError::Unavailable(format!("{object_name}: rollout did not finish within {:?} (waiting for {waiting_for})", self.settings.rollout_deadline)));
+                return Err(ApplyError::Unavailable(format!(
+                    "{object_name}: rollout did not finish within {:?} (waiting for {waiting_for})",
+                    self.settings.rollout_deadline
+                )));
             }
             tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
 
     /// Applies the previous values back to `touched` functions (newest first); what failed.
-    async fn roll_back(&self, workflow: &Workflow, touched: &[usize], previous: &WorkflowConfig, previous_version: u64) -> Vec<String> {
+    async fn roll_back(
+        &self,
+        workflow: &Workflow,
+        touched: &[usize],
+        previous: &WorkflowConfig,
+        previous_version: u64,
+    ) -> Vec<String> {
         let mut failures = Vec::new();
         for &i in touched.iter().rev() {
             let name = &workflow.functions[i].name;
-            let result = match self.patch(name, &previous.0[i], Some(previous_version), false).await {
+            let result = match self
+                .patch(name, &previous.0[i], Some(previous_version), false)
+                .await
+            {
                 Ok(()) => self.wait_rollout(name, &previous.0[i]).await,
-                Err(e) => Err(e.into_apply_error(&self.settings, &self.object_name(self.settings.target, name))),
+                Err(e) => Err(e.into_apply_error(
+                    &self.settings,
+                    &self.object_name(self.settings.target, name),
+                )),
             };
             let outcome = if result.is_ok() { "ok" } else { "failed" };
             metrics::counter!("faasconf_actuator_rollbacks_total", "workflow" => workflow.name.clone(), "outcome" => outcome).increment(1);
@@ -273,9 +402,17 @@ impl KubernetesBackend {
         failures
     }
 
-    async fn apply_managed(&self, m: &Managed, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+    async fn apply_managed(
+        &self,
+        m: &Managed,
+        config: WorkflowConfig,
+        expected_version: u64,
+        dry_run: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
         let workflow = &m.workflow;
-        workflow.validate_config(&config).map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        workflow
+            .validate_config(&config)
+            .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
         self.check_platform(workflow, &config)?;
         let mut state = m.state.lock().await;
         let (previous, version) = self.read_workflow(workflow).await?;
@@ -283,19 +420,39 @@ impl KubernetesBackend {
         state.version = Some(version);
         state.config = Some(previous.clone());
         if expected_version != 0 && expected_version != version {
-            return Err(ApplyError::Stale { current: version, expected: expected_version });
+            return Err(ApplyError::Stale {
+                current: version,
+                expected: expected_version,
+            });
         }
         let changes = diff(workflow, &previous, &config);
-        let changed: Vec<usize> = (0..workflow.len()).filter(|&i| previous.0[i] != config.0[i]).collect();
+        let changed: Vec<usize> = (0..workflow.len())
+            .filter(|&i| previous.0[i] != config.0[i])
+            .collect();
         if dry_run {
             for &i in &changed {
                 let name = &workflow.functions[i].name;
-                self.patch(name, &config.0[i], Some(version + 1), true).await.map_err(|e| e.into_apply_error(&self.settings, &self.object_name(self.settings.target, name)))?;
+                self.patch(name, &config.0[i], Some(version + 1), true)
+                    .await
+                    .map_err(|e| {
+                        e.into_apply_error(
+                            &self.settings,
+                            &self.object_name(self.settings.target, name),
+                        )
+                    })?;
             }
-            return Ok(ApplyOutcome { applied: config, version, diff: changes });
+            return Ok(ApplyOutcome {
+                applied: config,
+                version,
+                diff: changes,
+            });
         }
         if changed.is_empty() {
-            return Ok(ApplyOutcome { applied: config, version, diff: changes });
+            return Ok(ApplyOutcome {
+                applied: config,
+                version,
+                diff: changes,
+            });
         }
         let next = version + 1;
         let mut touched = Vec::new();
@@ -318,13 +475,27 @@ impl KubernetesBackend {
             if let Err(error) = step {
                 let failures = self.roll_back(workflow, &touched, &previous, version).await;
                 state.changed_at = Some(Instant::now());
-                let rolled: Vec<&str> = touched.iter().map(|&j| workflow.functions[j].name.as_str()).collect();
-                let summary = if failures.is_empty() { format!("rolled back: {}", rolled.join(", ")) } else { format!("rollback FAILED for: {}", failures.join("; ")) };
+                let rolled: Vec<&str> = touched
+                    .iter()
+                    .map(|&j| workflow.functions[j].name.as_str())
+                    .collect();
+                let summary = if failures.is_empty() {
+                    format!("rolled back: {}", rolled.join(", "))
+                } else {
+                    format!("rollback FAILED for: {}", failures.join("; "))
+                };
                 tracing::warn!(workflow = %workflow.name, %error, %summary, "apply failed");
                 return Err(match error {
-                    ApplyError::Precondition { field, message } => ApplyError::Precondition { field, message: format!("{message}; version {version} kept, {summary}") },
-                    ApplyError::Conflict(message) => ApplyError::Conflict(format!("{message}; version {version} kept, {summary}")),
-                    other => ApplyError::Unavailable(format!("{other}; version {version} kept, {summary}")),
+                    ApplyError::Precondition { field, message } => ApplyError::Precondition {
+                        field,
+                        message: format!("{message}; version {version} kept, {summary}"),
+                    },
+                    ApplyError::Conflict(message) => ApplyError::Conflict(format!(
+                        "{message}; version {version} kept, {summary}"
+                    )),
+                    other => ApplyError::Unavailable(format!(
+                        "{other}; version {version} kept, {summary}"
+                    )),
                 });
             }
         }
@@ -332,11 +503,20 @@ impl KubernetesBackend {
         state.config = Some(config.clone());
         state.changed_at = Some(Instant::now());
         tracing::info!(workflow = %workflow.name, version = next, changes = changes.len(), "configuration applied");
-        Ok(ApplyOutcome { applied: config, version: next, diff: changes })
+        Ok(ApplyOutcome {
+            applied: config,
+            version: next,
+            diff: changes,
+        })
     }
 
     /// One telemetry window per `settings.window` of wall time, offered to every subscriber.
-    async fn drive_telemetry(self: Arc<Self>, m: Arc<Managed>, source: Arc<faasconf_prometheus::PrometheusSource>, mut shutdown: watch::Receiver<bool>) {
+    async fn drive_telemetry(
+        self: Arc<Self>,
+        m: Arc<Managed>,
+        source: Arc<faasconf_prometheus::PrometheusSource>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let window = self.settings.window;
         let mut index = 0;
         // Windows tile time: each starts where the previous ended, however long reporting took.
@@ -365,19 +545,36 @@ impl KubernetesBackend {
                             state.config = Some(config);
                             state.version = Some(version);
                         }
-                        Err(e) => tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable"),
+                        Err(e) => {
+                            tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable")
+                        }
                     }
                 }
                 // A change inside the window, or after its end but before this report (whose
                 // version is then already the new one), makes it transient.
                 let transient = state.changed_at.is_some_and(|t| t > started);
-                (state.config.clone().unwrap_or_else(|| WorkflowConfig(Vec::new())), state.version.unwrap_or(0), transient)
+                (
+                    state
+                        .config
+                        .clone()
+                        .unwrap_or_else(|| WorkflowConfig(Vec::new())),
+                    state.version.unwrap_or(0),
+                    transient,
+                )
             };
             let mut workflow_window = measured.workflow;
-            workflow_window.cost = if config.0.is_empty() { 0.0 } else { config.cost() };
+            workflow_window.cost = if config.0.is_empty() {
+                0.0
+            } else {
+                config.cost()
+            };
             let report = WindowReport {
                 index,
-                start_seconds: end.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0) - window.as_secs_f64(),
+                start_seconds: end
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)
+                    - window.as_secs_f64(),
                 duration_seconds: window.as_secs_f64(),
                 config_version: version,
                 transient,
@@ -399,11 +596,17 @@ impl KubernetesBackend {
 /// Deployment.
 pub async fn detect_target(client: &kube::Client, timeout: Duration) -> Result<Target, ApplyError> {
     match tokio::time::timeout(timeout, client.list_api_group_resources("openfaas.com/v1")).await {
-        Err(_) => Err(ApplyError::Unavailable(format!("API discovery of openfaas.com/v1 did not answer within {timeout:?}"))),
-        Ok(Ok(list)) if list.resources.iter().any(|r| r.name == "functions") => Ok(Target::Function),
+        Err(_) => Err(ApplyError::Unavailable(format!(
+            "API discovery of openfaas.com/v1 did not answer within {timeout:?}"
+        ))),
+        Ok(Ok(list)) if list.resources.iter().any(|r| r.name == "functions") => {
+            Ok(Target::Function)
+        }
         Ok(Ok(_)) => Ok(Target::Deployment),
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(Target::Deployment),
-        Ok(Err(e)) => Err(ApplyError::Unavailable(format!("API discovery of openfaas.com/v1: {e}"))),
+        Ok(Err(e)) => Err(ApplyError::Unavailable(format!(
+            "API discovery of openfaas.com/v1: {e}"
+        ))),
     }
 }
 
@@ -427,11 +630,25 @@ impl Backend for KubernetesBackend {
         Ok((config, version))
     }
 
-    async fn apply(&self, workflow: &str, config: WorkflowConfig, expected_version: u64, dry_run: bool) -> Result<ApplyOutcome, ApplyError> {
+    async fn apply(
+        &self,
+        workflow: &str,
+        config: WorkflowConfig,
+        expected_version: u64,
+        dry_run: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
         let m = self.managed(workflow)?;
-        let result = self.apply_managed(m, config, expected_version, dry_run).await;
+        let result = self
+            .apply_managed(m, config, expected_version, dry_run)
+            .await;
         let outcome = match &result {
-            Ok(o) if dry_run => if o.diff.is_empty() { "unchanged" } else { "dry_run" },
+            Ok(o) if dry_run => {
+                if o.diff.is_empty() {
+                    "unchanged"
+                } else {
+                    "dry_run"
+                }
+            }
             Ok(o) if o.diff.is_empty() => "unchanged",
             Ok(_) => "applied",
             Err(ApplyError::Invalid(_)) => "invalid",
@@ -442,17 +659,26 @@ impl Backend for KubernetesBackend {
         result
     }
 
-    async fn subscribe(&self, workflow: &str, _lockstep: bool) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+    async fn subscribe(
+        &self,
+        workflow: &str,
+        _lockstep: bool,
+    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
         let m = self.managed(workflow)?;
         if !self.has_telemetry {
-            return Err(ApplyError::Unsupported("no telemetry source: start the actuator with --prometheus-url".into()));
+            return Err(ApplyError::Unsupported(
+                "no telemetry source: start the actuator with --prometheus-url".into(),
+            ));
         }
         // A cluster runs in real time: nobody's decision holds it.
         Ok(m.subscribers.subscribe(false).await)
     }
 
     async fn set_workload(&self, _workflow: &str, _workload: Workload) -> Result<(), ApplyError> {
-        Err(ApplyError::Unsupported("a real cluster's load comes from its users; SetWorkload is for the twin backend".into()))
+        Err(ApplyError::Unsupported(
+            "a real cluster's load comes from its users; SetWorkload is for the twin backend"
+                .into(),
+        ))
     }
 
     async fn cluster_metrics(&self, _namespace: &str) -> String {

@@ -14,7 +14,7 @@
 
 use faasconf_core::FunctionConfig;
 use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The annotation holding the configuration version an object was last applied at.
 pub const VERSION_ANNOTATION: &str = "faasconf.dev/config-version";
@@ -33,14 +33,20 @@ impl Target {
     pub fn resource(self) -> ApiResource {
         match self {
             Self::Deployment => deployment_resource(),
-            Self::Function => ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("openfaas.com", "v1", "Function"), "functions"),
+            Self::Function => ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("openfaas.com", "v1", "Function"),
+                "functions",
+            ),
         }
     }
 }
 
 /// `apps/v1` Deployments (rollouts are watched there for both targets).
 pub fn deployment_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+        "deployments",
+    )
 }
 
 /// CPU quantity of `millis` (e.g. `500m`).
@@ -54,7 +60,13 @@ pub fn memory_quantity(mib: u32) -> String {
 }
 
 /// The server-side apply body that sets `config` on function `name`.
-pub fn apply_body(target: Target, name: &str, namespace: &str, config: &FunctionConfig, version: Option<u64>) -> Value {
+pub fn apply_body(
+    target: Target,
+    name: &str,
+    namespace: &str,
+    config: &FunctionConfig,
+    version: Option<u64>,
+) -> Value {
     let replicas = config.replicas.to_string();
     let resources = json!({ "cpu": cpu_quantity(config.cpu_millis), "memory": memory_quantity(config.memory_mib) });
     let mut metadata = json!({ "name": name, "namespace": namespace });
@@ -105,18 +117,33 @@ pub struct ObjectError {
 }
 
 fn object_error(field: impl Into<String>, message: impl Into<String>) -> ObjectError {
-    ObjectError { field: field.into(), message: message.into() }
+    ObjectError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// The configuration an object holds and the version annotation on it. Knobs that are not set
 /// read as 0 (no limit, as Kubernetes and the watchdog treat them).
-pub fn read_config(target: Target, name: &str, object: &Value) -> Result<(FunctionConfig, Option<u64>), ObjectError> {
-    let version = match object.pointer("/metadata/annotations").and_then(|a| a.get(VERSION_ANNOTATION)) {
+pub fn read_config(
+    target: Target,
+    name: &str,
+    object: &Value,
+) -> Result<(FunctionConfig, Option<u64>), ObjectError> {
+    let version = match object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(VERSION_ANNOTATION))
+    {
         None => None,
         Some(v) => Some(
             v.as_str()
                 .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| object_error(format!("metadata.annotations[{VERSION_ANNOTATION}]"), format!("{v} is not a version number")))?,
+                .ok_or_else(|| {
+                    object_error(
+                        format!("metadata.annotations[{VERSION_ANNOTATION}]"),
+                        format!("{v} is not a version number"),
+                    )
+                })?,
         ),
     };
     let config = match target {
@@ -130,25 +157,53 @@ pub fn read_config(target: Target, name: &str, object: &Value) -> Result<(Functi
 pub fn deployment_config(name: &str, object: &Value) -> Result<FunctionConfig, ObjectError> {
     let replicas = match object.pointer("/spec/replicas") {
         None => 1, // the API default
-        Some(v) => v.as_u64().and_then(|r| u32::try_from(r).ok()).ok_or_else(|| object_error("spec.replicas", format!("{v} is not a replica count")))?,
+        Some(v) => v
+            .as_u64()
+            .and_then(|r| u32::try_from(r).ok())
+            .ok_or_else(|| object_error("spec.replicas", format!("{v} is not a replica count")))?,
     };
-    let containers = object.pointer("/spec/template/spec/containers").and_then(Value::as_array).ok_or_else(|| object_error("spec.template.spec.containers", "missing"))?;
-    let container = match containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name)) {
+    let containers = object
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| object_error("spec.template.spec.containers", "missing"))?;
+    let container = match containers
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+    {
         Some(c) => c,
         None if containers.len() == 1 => &containers[0],
-        None => return Err(object_error("spec.template.spec.containers", format!("no container named {name:?}"))),
+        None => {
+            return Err(object_error(
+                "spec.template.spec.containers",
+                format!("no container named {name:?}"),
+            ));
+        }
     };
     let path = format!("spec.template.spec.containers[{name}]");
-    let (cpu_millis, memory_mib) = resources(container.get("resources"), &format!("{path}.resources"))?;
-    let concurrency = match container.get("env").and_then(Value::as_array).and_then(|env| env.iter().find(|e| e.get("name").and_then(Value::as_str) == Some("max_inflight"))) {
+    let (cpu_millis, memory_mib) =
+        resources(container.get("resources"), &format!("{path}.resources"))?;
+    let concurrency = match container
+        .get("env")
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some("max_inflight"))
+        }) {
         None => 0,
         Some(e) => parse_count(e.get("value"), &format!("{path}.env[max_inflight]"))?,
     };
-    Ok(FunctionConfig { cpu_millis, memory_mib, replicas, concurrency })
+    Ok(FunctionConfig {
+        cpu_millis,
+        memory_mib,
+        replicas,
+        concurrency,
+    })
 }
 
 fn function_config(object: &Value) -> Result<FunctionConfig, ObjectError> {
-    let spec = object.get("spec").ok_or_else(|| object_error("spec", "missing"))?;
+    let spec = object
+        .get("spec")
+        .ok_or_else(|| object_error("spec", "missing"))?;
     let (cpu_millis, memory_mib) = resources(Some(spec), "spec")?;
     let replicas = match spec.pointer("/labels/com.openfaas.scale.min") {
         None => 1,
@@ -158,21 +213,37 @@ fn function_config(object: &Value) -> Result<FunctionConfig, ObjectError> {
         None => 0,
         Some(v) => parse_count(Some(v), "spec.environment[max_inflight]")?,
     };
-    Ok(FunctionConfig { cpu_millis, memory_mib, replicas, concurrency })
+    Ok(FunctionConfig {
+        cpu_millis,
+        memory_mib,
+        replicas,
+        concurrency,
+    })
 }
 
 /// CPU millis and memory MiB from `limits` (falling back to `requests`) under `holder`.
 fn resources(holder: Option<&Value>, path: &str) -> Result<(u32, u32), ObjectError> {
     let pick = |knob: &str| -> Option<(&Value, String)> {
-        ["limits", "requests"].into_iter().find_map(|kind| holder?.get(kind)?.get(knob).map(|v| (v, format!("{path}.{kind}.{knob}"))))
+        ["limits", "requests"].into_iter().find_map(|kind| {
+            holder?
+                .get(kind)?
+                .get(knob)
+                .map(|v| (v, format!("{path}.{kind}.{knob}")))
+        })
     };
     let cpu = match pick("cpu") {
         None => 0,
-        Some((v, field)) => v.as_str().and_then(parse_cpu_millis).ok_or_else(|| object_error(field, format!("{v} is not a CPU quantity")))?,
+        Some((v, field)) => v
+            .as_str()
+            .and_then(parse_cpu_millis)
+            .ok_or_else(|| object_error(field, format!("{v} is not a CPU quantity")))?,
     };
     let memory = match pick("memory") {
         None => 0,
-        Some((v, field)) => v.as_str().and_then(parse_memory_mib).ok_or_else(|| object_error(field, format!("{v} is not a memory quantity")))?,
+        Some((v, field)) => v
+            .as_str()
+            .and_then(parse_memory_mib)
+            .ok_or_else(|| object_error(field, format!("{v} is not a memory quantity")))?,
     };
     Ok((cpu, memory))
 }
@@ -189,7 +260,9 @@ fn parse_count(v: Option<&Value>, field: &str) -> Result<u32, ObjectError> {
 
 fn split_number(quantity: &str) -> Option<(f64, &str)> {
     let quantity = quantity.trim();
-    let end = quantity.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(quantity.len());
+    let end = quantity
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(quantity.len());
     let number: f64 = quantity[..end].parse().ok()?;
     number.is_finite().then_some((number, &quantity[end..]))
 }
@@ -228,7 +301,12 @@ pub fn parse_memory_mib(quantity: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    const CONFIG: FunctionConfig = FunctionConfig { cpu_millis: 750, memory_mib: 1536, replicas: 3, concurrency: 6 };
+    const CONFIG: FunctionConfig = FunctionConfig {
+        cpu_millis: 750,
+        memory_mib: 1536,
+        replicas: 3,
+        concurrency: 6,
+    };
 
     #[test]
     fn quantities_parse_as_kubernetes_writes_them() {
@@ -248,7 +326,11 @@ mod tests {
     fn what_is_applied_reads_back_for_both_targets() {
         for target in [Target::Deployment, Target::Function] {
             let body = apply_body(target, "resnet", "openfaas-fn", &CONFIG, Some(7));
-            assert_eq!(read_config(target, "resnet", &body), Ok((CONFIG, Some(7))), "{target:?}");
+            assert_eq!(
+                read_config(target, "resnet", &body),
+                Ok((CONFIG, Some(7))),
+                "{target:?}"
+            );
         }
     }
 
@@ -272,20 +354,45 @@ mod tests {
     #[test]
     fn unreadable_objects_name_the_field() {
         let mut body = apply_body(Target::Deployment, "resnet", "openfaas-fn", &CONFIG, None);
-        body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = json!("fast");
+        body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] =
+            json!("fast");
         let e = read_config(Target::Deployment, "resnet", &body).unwrap_err();
-        assert_eq!(e.field, "spec.template.spec.containers[resnet].resources.limits.cpu");
+        assert_eq!(
+            e.field,
+            "spec.template.spec.containers[resnet].resources.limits.cpu"
+        );
         body["spec"]["template"]["spec"]["containers"][0]["name"] = json!("other");
-        body["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(json!({ "name": "sidecar" }));
-        assert_eq!(read_config(Target::Deployment, "resnet", &body).unwrap_err().field, "spec.template.spec.containers");
+        body["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "name": "sidecar" }));
+        assert_eq!(
+            read_config(Target::Deployment, "resnet", &body)
+                .unwrap_err()
+                .field,
+            "spec.template.spec.containers"
+        );
         let mut f = apply_body(Target::Function, "resnet", "openfaas-fn", &CONFIG, None);
         f["spec"]["environment"]["max_inflight"] = json!("-1");
-        assert_eq!(read_config(Target::Function, "resnet", &f).unwrap_err().field, "spec.environment[max_inflight]");
+        assert_eq!(
+            read_config(Target::Function, "resnet", &f)
+                .unwrap_err()
+                .field,
+            "spec.environment[max_inflight]"
+        );
     }
 
     #[test]
     fn unset_knobs_read_as_unlimited() {
         let bare = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "resnet", "image": "x" }] } } } });
-        assert_eq!(deployment_config("resnet", &bare), Ok(FunctionConfig { cpu_millis: 0, memory_mib: 0, replicas: 1, concurrency: 0 }));
+        assert_eq!(
+            deployment_config("resnet", &bare),
+            Ok(FunctionConfig {
+                cpu_millis: 0,
+                memory_mib: 0,
+                replicas: 1,
+                concurrency: 0
+            })
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use faasconf_core::catalog::builtin;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::objects::{apply_body, read_config};
 use super::*;
@@ -19,7 +19,11 @@ const NS: &str = "openfaas-fn";
 #[derive(Debug, Clone)]
 enum Fault {
     /// The next `times` PATCHes of the object are answered with this status.
-    Refuse { name: &'static str, code: u16, times: usize },
+    Refuse {
+        name: &'static str,
+        code: u16,
+        times: usize,
+    },
     /// PATCHes of the object are never answered.
     Hang { name: &'static str },
     /// The object's rollout never completes once patched.
@@ -49,12 +53,19 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 }
 
 /// A complete Deployment for `config` at `generation`.
-fn deployment(name: &str, config: &FunctionConfig, generation: u64, version: Option<u64>, complete: bool) -> Value {
+fn deployment(
+    name: &str,
+    config: &FunctionConfig,
+    generation: u64,
+    version: Option<u64>,
+    complete: bool,
+) -> Value {
     let mut d = apply_body(Target::Deployment, name, NS, config, version);
     d["metadata"]["generation"] = json!(generation);
     d["metadata"]["uid"] = json!(format!("uid-{name}"));
     d["spec"]["selector"] = json!({ "matchLabels": { "faas_function": name } });
-    d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(format!("ghcr.io/example/{name}:1"));
+    d["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!(format!("ghcr.io/example/{name}:1"));
     let r = config.replicas;
     d["status"] = if complete {
         json!({ "observedGeneration": generation, "replicas": r, "updatedReplicas": r, "availableReplicas": r, "readyReplicas": r })
@@ -80,15 +91,34 @@ impl Cluster {
     }
 
     /// Answers one request; `None` means "never answer".
-    fn handle(&mut self, method: Method, uri: &str, content_type: Option<String>, body: Option<Value>) -> Option<(u16, Value)> {
-        self.seen.push(Seen { method: method.clone(), uri: uri.to_owned(), content_type, body: body.clone() });
+    fn handle(
+        &mut self,
+        method: Method,
+        uri: &str,
+        content_type: Option<String>,
+        body: Option<Value>,
+    ) -> Option<(u16, Value)> {
+        self.seen.push(Seen {
+            method: method.clone(),
+            uri: uri.to_owned(),
+            content_type,
+            body: body.clone(),
+        });
         let path = uri.split('?').next().unwrap_or_default();
         let (kind_path, name) = path.rsplit_once('/').unwrap();
         let is_deployment = kind_path.ends_with("/deployments");
-        let target = if is_deployment { Target::Deployment } else { Target::Function };
+        let target = if is_deployment {
+            Target::Deployment
+        } else {
+            Target::Function
+        };
         match method {
             Method::GET => {
-                let store = if is_deployment { &self.deployments } else { &self.targets };
+                let store = if is_deployment {
+                    &self.deployments
+                } else {
+                    &self.targets
+                };
                 Some(match store.get(name) {
                     Some(object) => (200, object.clone()),
                     None => (404, status(404, "NotFound", &format!("{name} not found"))),
@@ -97,9 +127,17 @@ impl Cluster {
             Method::PATCH => {
                 for fault in &mut self.faults {
                     match fault {
-                        Fault::Refuse { name: n, code, times } if *n == name && *times > 0 => {
+                        Fault::Refuse {
+                            name: n,
+                            code,
+                            times,
+                        } if *n == name && *times > 0 => {
                             *times -= 1;
-                            let reason = match code { 409 => "Conflict", 403 => "Forbidden", _ => "InternalError" };
+                            let reason = match code {
+                                409 => "Conflict",
+                                403 => "Forbidden",
+                                _ => "InternalError",
+                            };
                             return Some((*code, status(*code, reason, "injected")));
                         }
                         Fault::Hang { name: n } if *n == name => return None,
@@ -108,9 +146,14 @@ impl Cluster {
                 }
                 let body = body.unwrap();
                 let (config, version) = read_config(target, name, &body).unwrap();
-                let Some(old) = self.deployments.get(name) else { return Some((404, status(404, "NotFound", "no such object"))) };
+                let Some(old) = self.deployments.get(name) else {
+                    return Some((404, status(404, "NotFound", "no such object")));
+                };
                 let generation = old["metadata"]["generation"].as_u64().unwrap() + 1;
-                let stuck = self.faults.iter().any(|f| matches!(f, Fault::Stuck { name: n } if *n == name));
+                let stuck = self
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::Stuck { name: n } if *n == name));
                 let d = deployment(name, &config, generation, version, !stuck);
                 if uri.contains("dryRun=All") {
                     return Some((200, d));
@@ -129,7 +172,11 @@ impl Cluster {
 }
 
 /// A backend over the fake cluster, and the cluster.
-fn start(cluster: Cluster, target: Target, platform: Platform) -> (Arc<KubernetesBackend>, Arc<Mutex<Cluster>>) {
+fn start(
+    cluster: Cluster,
+    target: Target,
+    platform: Platform,
+) -> (Arc<KubernetesBackend>, Arc<Mutex<Cluster>>) {
     start_with(cluster, target, platform, None, Duration::from_secs(30))
 }
 
@@ -148,12 +195,21 @@ fn start_with(
         while let Some((request, respond)) = handle.next_request().await {
             let method = request.method().clone();
             let uri = request.uri().to_string();
-            let content_type = request.headers().get(http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+            let content_type = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned());
             let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body = (!bytes.is_empty()).then(|| serde_json::from_slice::<Value>(&bytes).unwrap());
+            let body =
+                (!bytes.is_empty()).then(|| serde_json::from_slice::<Value>(&bytes).unwrap());
             let answer = api.lock().unwrap().handle(method, &uri, content_type, body);
             match answer {
-                Some((code, json)) => respond.send_response(Response::builder().status(StatusCode::from_u16(code).unwrap()).body(Body::from(serde_json::to_vec(&json).unwrap())).unwrap()),
+                Some((code, json)) => respond.send_response(
+                    Response::builder()
+                        .status(StatusCode::from_u16(code).unwrap())
+                        .body(Body::from(serde_json::to_vec(&json).unwrap()))
+                        .unwrap(),
+                ),
                 None => unanswered.push(respond),
             }
         }
@@ -172,12 +228,27 @@ fn start_with(
     let (stop, stopped) = watch::channel(false);
     // The clocks run for as long as the test does.
     std::mem::forget(stop);
-    let backend = KubernetesBackend::start(client, vec![builtin("parallel").unwrap()], settings, source, stopped).unwrap();
+    let backend = KubernetesBackend::start(
+        client,
+        vec![builtin("parallel").unwrap()],
+        settings,
+        source,
+        stopped,
+    )
+    .unwrap();
     (backend, cluster)
 }
 
 fn uniform(cpu_millis: u32) -> WorkflowConfig {
-    WorkflowConfig(vec![FunctionConfig { cpu_millis, memory_mib: 1024, replicas: 2, concurrency: 4 }; 6])
+    WorkflowConfig(vec![
+        FunctionConfig {
+            cpu_millis,
+            memory_mib: 1024,
+            replicas: 2,
+            concurrency: 4
+        };
+        6
+    ])
 }
 
 fn with_resnet(mut config: WorkflowConfig, resnet: FunctionConfig) -> WorkflowConfig {
@@ -185,72 +256,174 @@ fn with_resnet(mut config: WorkflowConfig, resnet: FunctionConfig) -> WorkflowCo
     config
 }
 
-const RESNET: FunctionConfig = FunctionConfig { cpu_millis: 1500, memory_mib: 2048, replicas: 3, concurrency: 6 };
+const RESNET: FunctionConfig = FunctionConfig {
+    cpu_millis: 1500,
+    memory_mib: 2048,
+    replicas: 3,
+    concurrency: 6,
+};
 
 fn patches(cluster: &Mutex<Cluster>) -> Vec<Seen> {
-    cluster.lock().unwrap().seen.iter().filter(|s| s.method == Method::PATCH).cloned().collect()
+    cluster
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|s| s.method == Method::PATCH)
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn apply_sends_one_server_side_apply_per_changed_function_and_waits_for_it() {
     let w = builtin("parallel").unwrap();
-    let (backend, cluster) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
-    assert_eq!(backend.current("parallel").await.unwrap(), (uniform(1000), 1));
-    let outcome = backend.apply("parallel", with_resnet(uniform(1000), RESNET), 1, false).await.unwrap();
+    let (backend, cluster) = start(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Ce,
+    );
+    assert_eq!(
+        backend.current("parallel").await.unwrap(),
+        (uniform(1000), 1)
+    );
+    let outcome = backend
+        .apply("parallel", with_resnet(uniform(1000), RESNET), 1, false)
+        .await
+        .unwrap();
     assert_eq!(outcome.version, 2);
     assert_eq!(outcome.diff.len(), 4, "four knobs of resnet");
     let seen = cluster.lock().unwrap().seen.clone();
     let patch = patches(&cluster);
     assert_eq!(patch.len(), 1, "only the function that changes is patched");
-    assert_eq!(patch[0].uri, "/apis/apps/v1/namespaces/openfaas-fn/deployments/resnet?&force=true&fieldManager=faasconf-actuator");
-    assert_eq!(patch[0].content_type.as_deref(), Some("application/apply-patch+yaml"));
-    assert_eq!(patch[0].body.as_ref(), Some(&apply_body(Target::Deployment, "resnet", NS, &RESNET, Some(2))));
+    assert_eq!(
+        patch[0].uri,
+        "/apis/apps/v1/namespaces/openfaas-fn/deployments/resnet?&force=true&fieldManager=faasconf-actuator"
+    );
+    assert_eq!(
+        patch[0].content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        patch[0].body.as_ref(),
+        Some(&apply_body(
+            Target::Deployment,
+            "resnet",
+            NS,
+            &RESNET,
+            Some(2)
+        ))
+    );
     // After the patch, the rollout is read from the Deployment.
     let after = seen.iter().position(|s| s.method == Method::PATCH).unwrap();
-    assert_eq!(seen[after + 1], Seen { method: Method::GET, uri: "/apis/apps/v1/namespaces/openfaas-fn/deployments/resnet".into(), content_type: None, body: None });
+    assert_eq!(
+        seen[after + 1],
+        Seen {
+            method: Method::GET,
+            uri: "/apis/apps/v1/namespaces/openfaas-fn/deployments/resnet".into(),
+            content_type: None,
+            body: None
+        }
+    );
     // The version lives on the objects: a fresh backend continues it.
-    let (fresh, _) = start(std::mem::take(&mut *cluster.lock().unwrap()), Target::Deployment, Platform::Ce);
-    assert_eq!(fresh.current("parallel").await.unwrap(), (with_resnet(uniform(1000), RESNET), 2));
+    let (fresh, _) = start(
+        std::mem::take(&mut *cluster.lock().unwrap()),
+        Target::Deployment,
+        Platform::Ce,
+    );
+    assert_eq!(
+        fresh.current("parallel").await.unwrap(),
+        (with_resnet(uniform(1000), RESNET), 2)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn idempotent_dry_run_and_stale_versions() {
     let w = builtin("parallel").unwrap();
-    let (backend, cluster) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
-    let dry = backend.apply("parallel", with_resnet(uniform(1000), RESNET), 0, true).await.unwrap();
+    let (backend, cluster) = start(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Ce,
+    );
+    let dry = backend
+        .apply("parallel", with_resnet(uniform(1000), RESNET), 0, true)
+        .await
+        .unwrap();
     assert_eq!((dry.version, dry.diff.len()), (1, 4));
     let patch = patches(&cluster);
     assert_eq!(patch.len(), 1);
     assert!(patch[0].uri.contains("dryRun=All"), "{}", patch[0].uri);
-    assert_eq!(backend.current("parallel").await.unwrap(), (uniform(1000), 1), "a dry run changes nothing");
-    let same = backend.apply("parallel", uniform(1000), 1, false).await.unwrap();
+    assert_eq!(
+        backend.current("parallel").await.unwrap(),
+        (uniform(1000), 1),
+        "a dry run changes nothing"
+    );
+    let same = backend
+        .apply("parallel", uniform(1000), 1, false)
+        .await
+        .unwrap();
     assert_eq!((same.version, same.diff.len()), (1, 0));
-    assert_eq!(patches(&cluster).len(), 1, "an unchanged configuration sends nothing");
-    let Err(ApplyError::Stale { current: 1, expected: 7 }) = backend.apply("parallel", uniform(1200), 7, false).await else { panic!("stale version accepted") };
+    assert_eq!(
+        patches(&cluster).len(),
+        1,
+        "an unchanged configuration sends nothing"
+    );
+    let Err(ApplyError::Stale {
+        current: 1,
+        expected: 7,
+    }) = backend.apply("parallel", uniform(1200), 7, false).await
+    else {
+        panic!("stale version accepted")
+    };
 }
 
 #[tokio::test(start_paused = true)]
 async fn community_edition_refuses_more_than_five_replicas_before_touching_anything() {
     let w = builtin("parallel").unwrap();
-    let (backend, cluster) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
-    let six = with_resnet(uniform(1000), FunctionConfig { replicas: 6, ..RESNET });
-    let Err(ApplyError::Precondition { field, message }) = backend.apply("parallel", six.clone(), 0, false).await else { panic!("CE clamp ignored") };
+    let (backend, cluster) = start(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Ce,
+    );
+    let six = with_resnet(
+        uniform(1000),
+        FunctionConfig {
+            replicas: 6,
+            ..RESNET
+        },
+    );
+    let Err(ApplyError::Precondition { field, message }) =
+        backend.apply("parallel", six.clone(), 0, false).await
+    else {
+        panic!("CE clamp ignored")
+    };
     assert_eq!(field, "config.resnet.replicas");
     assert!(message.contains("at most 5"), "{message}");
     assert!(cluster.lock().unwrap().seen.is_empty(), "nothing was sent");
-    let (pro, _) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Pro);
-    assert_eq!(pro.apply("parallel", six, 0, false).await.unwrap().version, 2);
+    let (pro, _) = start(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Pro,
+    );
+    assert_eq!(
+        pro.apply("parallel", six, 0, false).await.unwrap().version,
+        2
+    );
 }
 
 /// Applies a change of resnet and mobilenet (in that workflow order: mobilenet, resnet) with a fault
 /// on resnet; returns the error and what each function runs afterwards.
-async fn apply_with_fault(fault: Fault) -> (ApplyError, Arc<Mutex<Cluster>>, Arc<KubernetesBackend>) {
+async fn apply_with_fault(
+    fault: Fault,
+) -> (ApplyError, Arc<Mutex<Cluster>>, Arc<KubernetesBackend>) {
     let w = builtin("parallel").unwrap();
     let mut cluster = Cluster::with(&w, &uniform(1000), Target::Deployment);
     cluster.faults.push(fault);
     let (backend, cluster) = start(cluster, Target::Deployment, Platform::Ce);
     let mut next = with_resnet(uniform(1000), RESNET);
-    next.0[5] = FunctionConfig { cpu_millis: 700, ..next.0[5] };
+    next.0[5] = FunctionConfig {
+        cpu_millis: 700,
+        ..next.0[5]
+    };
     let error = backend.apply("parallel", next, 1, false).await.unwrap_err();
     (error, cluster, backend)
 }
@@ -261,31 +434,78 @@ fn running(cluster: &Mutex<Cluster>, name: &str) -> FunctionConfig {
 
 #[tokio::test(start_paused = true)]
 async fn a_conflict_aborts_and_rolls_back_the_functions_already_changed() {
-    let (error, cluster, backend) = apply_with_fault(Fault::Refuse { name: "mobilenet", code: 409, times: 1 }).await;
-    let ApplyError::Conflict(message) = error else { panic!("{error:?}") };
+    let (error, cluster, backend) = apply_with_fault(Fault::Refuse {
+        name: "mobilenet",
+        code: 409,
+        times: 1,
+    })
+    .await;
+    let ApplyError::Conflict(message) = error else {
+        panic!("{error:?}")
+    };
     assert!(message.contains("rolled back: resnet"), "{message}");
-    assert_eq!(running(&cluster, "resnet"), uniform(1000).0[4], "resnet rolled back");
-    assert_eq!(running(&cluster, "mobilenet"), uniform(1000).0[5], "mobilenet never changed");
-    assert_eq!(backend.current("parallel").await.unwrap(), (uniform(1000), 1));
+    assert_eq!(
+        running(&cluster, "resnet"),
+        uniform(1000).0[4],
+        "resnet rolled back"
+    );
+    assert_eq!(
+        running(&cluster, "mobilenet"),
+        uniform(1000).0[5],
+        "mobilenet never changed"
+    );
+    assert_eq!(
+        backend.current("parallel").await.unwrap(),
+        (uniform(1000), 1)
+    );
     // The rollback re-applies the old values with the old version.
     let last = patches(&cluster).pop().unwrap();
-    assert_eq!(last.body, Some(apply_body(Target::Deployment, "resnet", NS, &uniform(1000).0[4], Some(1))));
+    assert_eq!(
+        last.body,
+        Some(apply_body(
+            Target::Deployment,
+            "resnet",
+            NS,
+            &uniform(1000).0[4],
+            Some(1)
+        ))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn forbidden_is_a_failed_precondition_naming_the_object() {
-    let (error, cluster, _) = apply_with_fault(Fault::Refuse { name: "mobilenet", code: 403, times: 1 }).await;
-    let ApplyError::Precondition { field, message } = error else { panic!("{error:?}") };
+    let (error, cluster, _) = apply_with_fault(Fault::Refuse {
+        name: "mobilenet",
+        code: 403,
+        times: 1,
+    })
+    .await;
+    let ApplyError::Precondition { field, message } = error else {
+        panic!("{error:?}")
+    };
     assert_eq!(field, "deployment openfaas-fn/mobilenet");
-    assert!(message.contains("Role") && message.contains("rolled back: resnet"), "{message}");
+    assert!(
+        message.contains("Role") && message.contains("rolled back: resnet"),
+        "{message}"
+    );
     assert_eq!(running(&cluster, "resnet"), uniform(1000).0[4]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_server_error_is_unavailable_and_the_maybe_applied_object_is_rolled_back_too() {
-    let (error, cluster, _) = apply_with_fault(Fault::Refuse { name: "mobilenet", code: 503, times: 1 }).await;
-    let ApplyError::Unavailable(message) = error else { panic!("{error:?}") };
-    assert!(message.contains("rolled back: resnet, mobilenet"), "{message}");
+    let (error, cluster, _) = apply_with_fault(Fault::Refuse {
+        name: "mobilenet",
+        code: 503,
+        times: 1,
+    })
+    .await;
+    let ApplyError::Unavailable(message) = error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        message.contains("rolled back: resnet, mobilenet"),
+        "{message}"
+    );
     assert_eq!(running(&cluster, "resnet"), uniform(1000).0[4]);
     assert_eq!(running(&cluster, "mobilenet"), uniform(1000).0[5]);
 }
@@ -293,34 +513,74 @@ async fn a_server_error_is_unavailable_and_the_maybe_applied_object_is_rolled_ba
 #[tokio::test(start_paused = true)]
 async fn an_api_server_that_does_not_answer_times_out() {
     let (error, cluster, _) = apply_with_fault(Fault::Hang { name: "mobilenet" }).await;
-    let ApplyError::Unavailable(message) = error else { panic!("{error:?}") };
+    let ApplyError::Unavailable(message) = error else {
+        panic!("{error:?}")
+    };
     assert!(message.contains("did not answer within 10s"), "{message}");
     // The rollback of mobilenet hangs too: it is reported, resnet is still restored.
-    assert!(message.contains("rollback FAILED for: mobilenet"), "{message}");
+    assert!(
+        message.contains("rollback FAILED for: mobilenet"),
+        "{message}"
+    );
     assert_eq!(running(&cluster, "resnet"), uniform(1000).0[4]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_rollout_past_its_deadline_is_rolled_back() {
     let (error, cluster, _) = apply_with_fault(Fault::Stuck { name: "resnet" }).await;
-    let ApplyError::Unavailable(message) = error else { panic!("{error:?}") };
-    assert!(message.contains("rollout did not finish within 120s"), "{message}");
+    let ApplyError::Unavailable(message) = error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        message.contains("rollout did not finish within 120s"),
+        "{message}"
+    );
     // The rollback of a stuck Deployment is itself stuck; it is reported as such.
     assert!(message.contains("rollback FAILED for: resnet"), "{message}");
-    assert_eq!(running(&cluster, "mobilenet"), uniform(1000).0[5], "nothing after the failure was touched");
+    assert_eq!(
+        running(&cluster, "mobilenet"),
+        uniform(1000).0[5],
+        "nothing after the failure was touched"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_function_resource_is_applied_when_the_operator_manages_deployments() {
     let w = builtin("parallel").unwrap();
-    let (backend, cluster) = start(Cluster::with(&w, &uniform(1000), Target::Function), Target::Function, Platform::Pro);
-    assert_eq!(backend.current("parallel").await.unwrap(), (uniform(1000), 1));
-    backend.apply("parallel", with_resnet(uniform(1000), RESNET), 1, false).await.unwrap();
+    let (backend, cluster) = start(
+        Cluster::with(&w, &uniform(1000), Target::Function),
+        Target::Function,
+        Platform::Pro,
+    );
+    assert_eq!(
+        backend.current("parallel").await.unwrap(),
+        (uniform(1000), 1)
+    );
+    backend
+        .apply("parallel", with_resnet(uniform(1000), RESNET), 1, false)
+        .await
+        .unwrap();
     let patch = patches(&cluster);
     assert_eq!(patch.len(), 1);
-    assert_eq!(patch[0].uri, "/apis/openfaas.com/v1/namespaces/openfaas-fn/functions/resnet?&force=true&fieldManager=faasconf-actuator");
-    assert_eq!(patch[0].body.as_ref(), Some(&apply_body(Target::Function, "resnet", NS, &RESNET, Some(2))));
-    assert_eq!(running(&cluster, "resnet"), RESNET, "the operator's Deployment was waited for");
+    assert_eq!(
+        patch[0].uri,
+        "/apis/openfaas.com/v1/namespaces/openfaas-fn/functions/resnet?&force=true&fieldManager=faasconf-actuator"
+    );
+    assert_eq!(
+        patch[0].body.as_ref(),
+        Some(&apply_body(
+            Target::Function,
+            "resnet",
+            NS,
+            &RESNET,
+            Some(2)
+        ))
+    );
+    assert_eq!(
+        running(&cluster, "resnet"),
+        RESNET,
+        "the operator's Deployment was waited for"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -330,7 +590,9 @@ async fn a_missing_function_is_a_failed_precondition() {
     cluster.targets.remove("starter");
     cluster.deployments.remove("starter");
     let (backend, _) = start(cluster, Target::Deployment, Platform::Ce);
-    let Err(ApplyError::Precondition { field, message }) = backend.current("parallel").await else { panic!("missing deployment unnoticed") };
+    let Err(ApplyError::Precondition { field, message }) = backend.current("parallel").await else {
+        panic!("missing deployment unnoticed")
+    };
     assert_eq!(field, "deployment openfaas-fn/starter");
     assert!(message.contains("deploy the function first"), "{message}");
 }
@@ -341,7 +603,12 @@ fn answering(code: u16, body: Value) -> kube::Client {
     tokio::spawn(async move {
         while let Some((request, respond)) = handle.next_request().await {
             assert_eq!(request.uri().path(), "/apis/openfaas.com/v1");
-            respond.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+            respond.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
         }
     });
     kube::Client::new(service, NS)
@@ -352,50 +619,114 @@ async fn the_target_follows_what_the_cluster_serves() {
     let timeout = Duration::from_secs(5);
     let served = json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "openfaas.com/v1",
         "resources": [{ "name": "functions", "singularName": "function", "namespaced": true, "kind": "Function", "verbs": ["get", "list", "patch"] }] });
-    assert_eq!(detect_target(&answering(200, served), timeout).await.unwrap(), Target::Function);
-    assert_eq!(detect_target(&answering(404, status(404, "NotFound", "the server could not find the requested resource")), timeout).await.unwrap(), Target::Deployment);
-    assert!(matches!(detect_target(&answering(503, status(503, "ServiceUnavailable", "etcd")), timeout).await, Err(ApplyError::Unavailable(_))));
+    assert_eq!(
+        detect_target(&answering(200, served), timeout)
+            .await
+            .unwrap(),
+        Target::Function
+    );
+    assert_eq!(
+        detect_target(
+            &answering(
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource"
+                )
+            ),
+            timeout
+        )
+        .await
+        .unwrap(),
+        Target::Deployment
+    );
+    assert!(matches!(
+        detect_target(
+            &answering(503, status(503, "ServiceUnavailable", "etcd")),
+            timeout
+        )
+        .await,
+        Err(ApplyError::Unavailable(_))
+    ));
 }
 
 /// A Prometheus that reports 10 successful end-to-end requests and nothing else.
 async fn fake_prometheus() -> String {
     async fn answer(uri: http::Uri) -> ([(http::header::HeaderName, &'static str); 1], String) {
         let query = uri.query().unwrap_or_default();
-        let result = if query.contains("faasconf_workflow_request_duration_seconds_count") { r#"[{"metric":{"code":"200"},"value":[1,"10"]}]"# } else { "[]" };
-        ([(http::header::CONTENT_TYPE, "application/json")], format!(r#"{{"status":"success","data":{{"resultType":"vector","result":{result}}}}}"#))
+        let result = if query.contains("faasconf_workflow_request_duration_seconds_count") {
+            r#"[{"metric":{"code":"200"},"value":[1,"10"]}]"#
+        } else {
+            "[]"
+        };
+        (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"status":"success","data":{{"resultType":"vector","result":{result}}}}}"#),
+        )
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/api/v1/query", axum::routing::get(answer))).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/api/v1/query", axum::routing::get(answer)),
+        )
+        .await
+        .unwrap()
+    });
     format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_carry_the_version_and_mark_changes_transient() {
     let w = builtin("parallel").unwrap();
-    let source = faasconf_prometheus::PrometheusSource::new(faasconf_prometheus::PrometheusSettings {
-        url: fake_prometheus().await,
-        namespace: NS.into(),
-        labels: faasconf_prometheus::Labels::default(),
-        queries: faasconf_prometheus::Queries::default(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    let source =
+        faasconf_prometheus::PrometheusSource::new(faasconf_prometheus::PrometheusSettings {
+            url: fake_prometheus().await,
+            namespace: NS.into(),
+            labels: faasconf_prometheus::Labels::default(),
+            queries: faasconf_prometheus::Queries::default(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
     let window = Duration::from_millis(300);
-    let (backend, _) = start_with(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce, Some(Arc::new(source)), window);
+    let (backend, _) = start_with(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Ce,
+        Some(Arc::new(source)),
+        window,
+    );
     let mut windows = backend.subscribe("parallel", false).await.unwrap();
     let first = windows.recv().await.unwrap();
-    assert_eq!((first.config_version, first.transient, &first.config), (1, false, &uniform(1000)));
-    assert_eq!((first.workflow.total_requests, first.workflow.success_ratio), (10, 1.0));
-    assert_eq!(first.workflow.cost, uniform(1000).cost(), "the cost of the configuration in force");
-    backend.apply("parallel", with_resnet(uniform(1000), RESNET), 1, false).await.unwrap();
+    assert_eq!(
+        (first.config_version, first.transient, &first.config),
+        (1, false, &uniform(1000))
+    );
+    assert_eq!(
+        (first.workflow.total_requests, first.workflow.success_ratio),
+        (10, 1.0)
+    );
+    assert_eq!(
+        first.workflow.cost,
+        uniform(1000).cost(),
+        "the cost of the configuration in force"
+    );
+    backend
+        .apply("parallel", with_resnet(uniform(1000), RESNET), 1, false)
+        .await
+        .unwrap();
     let next = loop {
         let w = windows.recv().await.unwrap();
         if w.config_version == 2 {
             break w;
         }
     };
-    assert!(next.transient, "the window in which the change happened is transient: {next:?}");
+    assert!(
+        next.transient,
+        "the window in which the change happened is transient: {next:?}"
+    );
     assert_eq!(next.config, with_resnet(uniform(1000), RESNET));
     let settled = windows.recv().await.unwrap();
     assert!(!settled.transient && settled.index > next.index);
@@ -404,9 +735,20 @@ async fn windows_carry_the_version_and_mark_changes_transient() {
 #[tokio::test]
 async fn without_a_telemetry_source_streaming_is_a_failed_precondition() {
     let w = builtin("parallel").unwrap();
-    let (backend, _) = start(Cluster::with(&w, &uniform(1000), Target::Deployment), Target::Deployment, Platform::Ce);
-    assert!(matches!(backend.subscribe("parallel", false).await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url")));
-    assert!(matches!(backend.set_workload("parallel", Workload::ClosedLoop { users: 3 }).await, Err(ApplyError::Unsupported(_))));
+    let (backend, _) = start(
+        Cluster::with(&w, &uniform(1000), Target::Deployment),
+        Target::Deployment,
+        Platform::Ce,
+    );
+    assert!(
+        matches!(backend.subscribe("parallel", false).await, Err(ApplyError::Unsupported(m)) if m.contains("--prometheus-url"))
+    );
+    assert!(matches!(
+        backend
+            .set_workload("parallel", Workload::ClosedLoop { users: 3 })
+            .await,
+        Err(ApplyError::Unsupported(_))
+    ));
 }
 
 /// What the backend sends, per resource: the verbs the Role in deploy/ must grant.
@@ -422,17 +764,35 @@ fn the_shipped_role_grants_what_the_backend_uses() {
                 for group in rule["apiGroups"].as_array().unwrap() {
                     for resource in rule["resources"].as_array().unwrap() {
                         for verb in rule["verbs"].as_array().unwrap() {
-                            granted.push(format!("{}/{}:{}", group.as_str().unwrap(), resource.as_str().unwrap(), verb.as_str().unwrap()));
+                            granted.push(format!(
+                                "{}/{}:{}",
+                                group.as_str().unwrap(),
+                                resource.as_str().unwrap(),
+                                verb.as_str().unwrap()
+                            ));
                         }
                     }
                 }
             }
         }
     }
-    for needed in ["apps/deployments:get", "apps/deployments:patch", "openfaas.com/functions:get", "openfaas.com/functions:patch"] {
-        assert!(granted.iter().any(|g| g == needed), "the Role lacks {needed}: {granted:?}");
+    for needed in [
+        "apps/deployments:get",
+        "apps/deployments:patch",
+        "openfaas.com/functions:get",
+        "openfaas.com/functions:patch",
+    ] {
+        assert!(
+            granted.iter().any(|g| g == needed),
+            "the Role lacks {needed}: {granted:?}"
+        );
     }
-    assert!(!granted.iter().any(|g| g.ends_with(":delete") || g.ends_with(":create") || g.contains("secrets")), "more than least privilege: {granted:?}");
+    assert!(
+        !granted
+            .iter()
+            .any(|g| g.ends_with(":delete") || g.ends_with(":create") || g.contains("secrets")),
+        "more than least privilege: {granted:?}"
+    );
 }
 
 /// Against a real cluster (`KUBECONFIG`) with OpenFaaS and the `parallel` workflow's functions
@@ -443,7 +803,9 @@ fn the_shipped_role_grants_what_the_backend_uses() {
 #[ignore = "needs cluster"]
 async fn round_trip_on_a_real_cluster() {
     let client = kube::Client::try_default().await.expect("a kubeconfig");
-    let target = detect_target(&client, Duration::from_secs(10)).await.unwrap();
+    let target = detect_target(&client, Duration::from_secs(10))
+        .await
+        .unwrap();
     let settings = KubernetesSettings {
         namespace: NS.into(),
         field_manager: "faasconf-actuator-test".into(),
@@ -455,14 +817,36 @@ async fn round_trip_on_a_real_cluster() {
         window: Duration::from_secs(30),
     };
     let (_stop, stopped) = watch::channel(false);
-    let backend = KubernetesBackend::start(client, vec![builtin("parallel").unwrap()], settings, None, stopped).unwrap();
+    let backend = KubernetesBackend::start(
+        client,
+        vec![builtin("parallel").unwrap()],
+        settings,
+        None,
+        stopped,
+    )
+    .unwrap();
     let (original, version) = backend.current("parallel").await.unwrap();
     let mut changed = original.clone();
     changed.0[0].concurrency = if changed.0[0].concurrency == 4 { 5 } else { 4 };
-    let dry = backend.apply("parallel", changed.clone(), version, true).await.unwrap();
-    assert_eq!((dry.version, backend.current("parallel").await.unwrap().0), (version, original.clone()));
-    let applied = backend.apply("parallel", changed.clone(), version, false).await.unwrap();
-    assert_eq!(backend.current("parallel").await.unwrap(), (changed, applied.version));
-    backend.apply("parallel", original.clone(), applied.version, false).await.unwrap();
+    let dry = backend
+        .apply("parallel", changed.clone(), version, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dry.version, backend.current("parallel").await.unwrap().0),
+        (version, original.clone())
+    );
+    let applied = backend
+        .apply("parallel", changed.clone(), version, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.current("parallel").await.unwrap(),
+        (changed, applied.version)
+    );
+    backend
+        .apply("parallel", original.clone(), applied.version, false)
+        .await
+        .unwrap();
     assert_eq!(backend.current("parallel").await.unwrap().0, original);
 }

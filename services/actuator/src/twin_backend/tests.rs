@@ -5,17 +5,35 @@ use super::*;
 use crate::fanout::SUBSCRIBER_QUEUE;
 
 fn settings(clock: Clock, window_seconds: f64) -> TwinSettings {
-    TwinSettings { clock, window_seconds, workload: Workload::ClosedLoop { users: 10 }, seed: 1 }
+    TwinSettings {
+        clock,
+        window_seconds,
+        workload: Workload::ClosedLoop { users: 10 },
+        seed: 1,
+    }
 }
 
 fn backend(clock: Clock, window_seconds: f64) -> (TwinBackend, watch::Sender<bool>) {
     let (stop, stopped) = watch::channel(false);
-    let b = TwinBackend::start(vec![builtin("parallel").unwrap()], &settings(clock, window_seconds), stopped).unwrap();
+    let b = TwinBackend::start(
+        vec![builtin("parallel").unwrap()],
+        &settings(clock, window_seconds),
+        stopped,
+    )
+    .unwrap();
     (b, stop)
 }
 
 fn uniform(n: usize, cpu_millis: u32) -> WorkflowConfig {
-    WorkflowConfig(vec![FunctionConfig { cpu_millis, memory_mib: 1024, replicas: 2, concurrency: 4 }; n])
+    WorkflowConfig(vec![
+        FunctionConfig {
+            cpu_millis,
+            memory_mib: 1024,
+            replicas: 2,
+            concurrency: 4
+        };
+        n
+    ])
 }
 
 #[tokio::test]
@@ -26,9 +44,14 @@ async fn apply_validates_whole_configurations_and_changes_nothing_on_error() {
     let mut bad = uniform(6, 1000);
     bad.0[2].cpu_millis = 9999;
     bad.0[5].replicas = 0;
-    let Err(ApplyError::Invalid(errors)) = m.apply(bad, 0, false).await else { panic!("accepted an invalid configuration") };
+    let Err(ApplyError::Invalid(errors)) = m.apply(bad, 0, false).await else {
+        panic!("accepted an invalid configuration")
+    };
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["config.resize.cpu_millis", "config.mobilenet.replicas"]);
+    assert_eq!(
+        fields,
+        ["config.resize.cpu_millis", "config.mobilenet.replicas"]
+    );
     assert_eq!(m.current().await, (before, v1), "nothing applied");
 }
 
@@ -47,7 +70,10 @@ async fn dry_run_idempotence_and_stale_versions() {
     assert_eq!(applied.version, v1 + 1);
     let again = m.apply(next.clone(), 0, false).await.unwrap();
     assert_eq!((again.version, again.diff.len()), (v1 + 1, 0), "idempotent");
-    let Err(ApplyError::Stale { current, expected }) = m.apply(uniform(6, 800), v1, false).await else { panic!("stale version accepted") };
+    let Err(ApplyError::Stale { current, expected }) = m.apply(uniform(6, 800), v1, false).await
+    else {
+        panic!("stale version accepted")
+    };
     assert_eq!((current, expected), (v1 + 1, v1));
 }
 
@@ -60,7 +86,10 @@ async fn concurrent_applies_on_one_version_have_exactly_one_winner() {
         let attempts: Vec<_> = (0..8u32)
             .map(|i| {
                 let m = m.clone();
-                tokio::spawn(async move { m.apply(uniform(6, 600 + 100 * i + round), version, false).await })
+                tokio::spawn(async move {
+                    m.apply(uniform(6, 600 + 100 * i + round), version, false)
+                        .await
+                })
             })
             .collect();
         let mut winners = Vec::new();
@@ -74,7 +103,11 @@ async fn concurrent_applies_on_one_version_have_exactly_one_winner() {
         assert_eq!(winners.len(), 1, "round {round}");
         let (i, outcome) = &winners[0];
         assert_eq!(outcome.version, version + 1);
-        assert_eq!(m.current().await.0, uniform(6, 600 + 100 * *i as u32 + round), "the winner's configuration is in force: no lost update");
+        assert_eq!(
+            m.current().await.0,
+            uniform(6, 600 + 100 * *i as u32 + round),
+            "the winner's configuration is in force: no lost update"
+        );
     }
 }
 
@@ -96,8 +129,14 @@ async fn virtual_clock_streams_tagged_windows_paced_by_the_reader() {
     assert!(changed.transient);
     assert_eq!(changed.config, uniform(6, 1800));
     let indices: Vec<u64> = seen.iter().map(|w| w.index).collect();
-    assert!(indices.windows(2).all(|p| p[1] == p[0] + 1), "no window skipped: {indices:?}");
-    assert!(seen.len() <= 2 + SUBSCRIBER_QUEUE, "the twin waits for its reader");
+    assert!(
+        indices.windows(2).all(|p| p[1] == p[0] + 1),
+        "no window skipped: {indices:?}"
+    );
+    assert!(
+        seen.len() <= 2 + SUBSCRIBER_QUEUE,
+        "the twin waits for its reader"
+    );
     stop.send(true).unwrap();
     while rx.recv().await.is_some() {}
 }
@@ -110,7 +149,10 @@ async fn a_vanished_subscriber_does_not_block_the_others() {
     let mut alive = m.subscribe(false).await;
     drop(gone);
     for expected in 0..10 {
-        let w = tokio::time::timeout(std::time::Duration::from_secs(10), alive.recv()).await.expect("not blocked").unwrap();
+        let w = tokio::time::timeout(std::time::Duration::from_secs(10), alive.recv())
+            .await
+            .expect("not blocked")
+            .unwrap();
         assert_eq!(w.index, expected);
     }
     assert_eq!(m.subscriber_count().await, 1);
@@ -127,7 +169,10 @@ async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
         fast_seen.push(fast.recv().await.unwrap().index);
     }
     // The fast reader saw every window, one per 30 s of (paused) wall time.
-    assert_eq!(fast_seen, (0..(SUBSCRIBER_QUEUE as u64 + 4)).collect::<Vec<_>>());
+    assert_eq!(
+        fast_seen,
+        (0..(SUBSCRIBER_QUEUE as u64 + 4)).collect::<Vec<_>>()
+    );
     // The slow one holds only what fitted in its queue; the rest passed it by.
     let mut slow_seen = Vec::new();
     while let Ok(w) = slow.try_recv() {
@@ -148,12 +193,18 @@ async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
     assert!(!first.transient);
     // No decision yet: nothing more is simulated (a free-running clock would have filled the
     // queue by now).
-    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "the clock waited");
+    assert!(
+        tokio::time::timeout(quiet, rx.recv()).await.is_err(),
+        "the clock waited"
+    );
     // Keeping the configuration is a decision too.
     let (config, version) = m.current().await;
     m.apply(config, version, false).await.unwrap();
     let second = rx.recv().await.unwrap();
-    assert_eq!((second.index, second.config_version), (first.index + 1, version));
+    assert_eq!(
+        (second.index, second.config_version),
+        (first.index + 1, version)
+    );
     // A change: its transient window does not wait, the steady one after it does.
     m.apply(uniform(6, 1500), version, false).await.unwrap();
     let transient = rx.recv().await.unwrap();
@@ -162,14 +213,23 @@ async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
     while steady.transient {
         steady = rx.recv().await.unwrap();
     }
-    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "held after the steady window");
+    assert!(
+        tokio::time::timeout(quiet, rx.recv()).await.is_err(),
+        "held after the steady window"
+    );
     // Dry runs decide nothing.
     m.apply(uniform(6, 800), 0, true).await.unwrap();
-    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "a dry run released the clock");
+    assert!(
+        tokio::time::timeout(quiet, rx.recv()).await.is_err(),
+        "a dry run released the clock"
+    );
     // A lockstep subscriber that goes away releases the clock for the others.
     let mut other = m.subscribe(false).await;
     drop(rx);
     for _ in 0..3 {
-        tokio::time::timeout(std::time::Duration::from_secs(10), other.recv()).await.expect("released").unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), other.recv())
+            .await
+            .expect("released")
+            .unwrap();
     }
 }

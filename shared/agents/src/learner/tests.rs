@@ -9,7 +9,13 @@ fn chain() -> Vec<Vec<u8>> {
 }
 
 fn config(algorithm: Algorithm) -> AgentConfig {
-    AgentConfig::new(2).with_algorithm(algorithm).with_learning_rate(1e-3).with_critic_learning_rate(Some(1e-2)).with_gamma(0.0).with_seed(7).with_batch_size(32)
+    AgentConfig::new(2)
+        .with_algorithm(algorithm)
+        .with_learning_rate(1e-3)
+        .with_critic_learning_rate(Some(1e-2))
+        .with_gamma(0.0)
+        .with_seed(7)
+        .with_batch_size(32)
 }
 
 /// One-step episodes: reward = -mean squared distance of every knob to its function's target.
@@ -18,8 +24,14 @@ fn batch(rng: &mut Rng, learner: &Learner, len: usize) -> Batch {
     for _ in 0..len {
         let states: Vec<f32> = (0..3 * 2).map(|_| rng.uniform() as f32).collect();
         let actions: Vec<f32> = (0..3 * 4).map(|_| rng.uniform() as f32).collect();
-        let reward = -actions.iter().enumerate().map(|(i, a)| (a - TARGETS[i / 4]).powi(2)).sum::<f32>() / 12.0;
-        b.next_states.extend((0..3 * 2).map(|_| rng.uniform() as f32));
+        let reward = -actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a - TARGETS[i / 4]).powi(2))
+            .sum::<f32>()
+            / 12.0;
+        b.next_states
+            .extend((0..3 * 2).map(|_| rng.uniform() as f32));
         b.states.extend(states);
         b.actions.extend(actions);
         b.rewards.push(reward);
@@ -30,7 +42,12 @@ fn batch(rng: &mut Rng, learner: &Learner, len: usize) -> Batch {
 
 fn distance(learner: &Learner) -> f32 {
     let d = learner.act(&[0.5; 6]).unwrap();
-    d.actions.iter().enumerate().map(|(i, a)| (a - TARGETS[i / 4]).abs()).sum::<f32>() / 12.0
+    d.actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a - TARGETS[i / 4]).abs())
+        .sum::<f32>()
+        / 12.0
 }
 
 #[test]
@@ -53,16 +70,31 @@ fn agents_learn_function_specific_actions() {
         eprintln!("{algorithm:?}: mean distance to the targets {before} -> {after}");
         // The ablations see more inputs (maddpg's critic the whole workflow, ddpg one flattened
         // row) and learn this toy more slowly.
-        let bar = if matches!(algorithm, Algorithm::AttMf | Algorithm::Mf) { 0.5 } else { 0.85 };
-        assert!(after < bar * before, "{algorithm:?}: mean distance to the targets {before} -> {after}");
-        assert!(last < first.unwrap(), "{algorithm:?}: critic loss {first:?} -> {last}");
+        let bar = if matches!(algorithm, Algorithm::AttMf | Algorithm::Mf) {
+            0.5
+        } else {
+            0.85
+        };
+        assert!(
+            after < bar * before,
+            "{algorithm:?}: mean distance to the targets {before} -> {after}"
+        );
+        assert!(
+            last < first.unwrap(),
+            "{algorithm:?}: critic loss {first:?} -> {last}"
+        );
     }
 }
 
 #[test]
 fn decisions_carry_attention_rows_that_sum_to_one() {
     for scoring in [Scoring::SquaredMasked, Scoring::MaskedSoftmax] {
-        let learner = Learner::new(config(Algorithm::AttMf).with_scoring(scoring), &chain(), Device::flex()).unwrap();
+        let learner = Learner::new(
+            config(Algorithm::AttMf).with_scoring(scoring),
+            &chain(),
+            Device::flex(),
+        )
+        .unwrap();
         let d = learner.act(&[0.1, 0.9, 0.4, 0.3, 0.7, 0.2]).unwrap();
         assert_eq!(d.actions.len(), 12);
         assert!(d.actions.iter().all(|a| (0.0..=1.0).contains(a)));
@@ -79,7 +111,11 @@ fn exploration_noise_is_seeded_bounded_and_decays() {
     let mut b = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
     let (x, y) = (a.explore(&[0.5; 6]).unwrap(), b.explore(&[0.5; 6]).unwrap());
     assert_eq!(x, y, "same seed, same decision");
-    assert_ne!(x.actions, a.act(&[0.5; 6]).unwrap().actions, "noise was added");
+    assert_ne!(
+        x.actions,
+        a.act(&[0.5; 6]).unwrap().actions,
+        "noise was added"
+    );
     let noise = a.noise();
     let mut rng = Rng::new(1);
     let batch = batch(&mut rng, &a, 8);
@@ -89,13 +125,35 @@ fn exploration_noise_is_seeded_bounded_and_decays() {
 
 #[test]
 fn bad_inputs_name_the_field() {
-    assert!(matches!(Learner::new(config(Algorithm::AttMf), &[vec![0, 1], vec![1]], Device::flex()), Err(Error::Invalid { field: "adjacency", .. })));
+    assert!(matches!(
+        Learner::new(
+            config(Algorithm::AttMf),
+            &[vec![0, 1], vec![1]],
+            Device::flex()
+        ),
+        Err(Error::Invalid {
+            field: "adjacency",
+            ..
+        })
+    ));
     let mut learner = Learner::new(config(Algorithm::AttMf), &chain(), Device::flex()).unwrap();
-    assert!(matches!(learner.act(&[0.5; 5]), Err(Error::Invalid { field: "states", .. })));
+    assert!(matches!(
+        learner.act(&[0.5; 5]),
+        Err(Error::Invalid {
+            field: "states",
+            ..
+        })
+    ));
     let mut rng = Rng::new(1);
     let mut b = batch(&mut rng, &learner, 4);
     b.rewards[2] = f32::NAN;
-    assert!(matches!(learner.update(&b), Err(Error::Invalid { field: "rewards", .. })));
+    assert!(matches!(
+        learner.update(&b),
+        Err(Error::Invalid {
+            field: "rewards",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -113,9 +171,16 @@ fn checkpoints_restore_the_same_decisions_and_progress() {
         learner.save(&path).unwrap();
         let restored = Learner::load(&path, &chain(), Device::flex()).unwrap();
         let state = [0.3, 0.1, 0.9, 0.4, 0.2, 0.8];
-        assert_eq!(restored.act(&state).unwrap(), learner.act(&state).unwrap(), "{algorithm}");
+        assert_eq!(
+            restored.act(&state).unwrap(),
+            learner.act(&state).unwrap(),
+            "{algorithm}"
+        );
         assert_eq!((restored.updates(), restored.noise()), (3, learner.noise()));
-        assert!(matches!(Learner::load(&path, &[vec![0, 1], vec![1, 0]], Device::flex()), Err(Error::Checkpoint { .. })));
+        assert!(matches!(
+            Learner::load(&path, &[vec![0, 1], vec![1, 0]], Device::flex()),
+            Err(Error::Checkpoint { .. })
+        ));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,9 @@
 use super::*;
 
 fn matrix(text: &str) -> Vec<Vec<u8>> {
-    text.lines().map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect()).collect()
+    text.lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect()
 }
 
 #[test]
@@ -30,15 +32,32 @@ fn tcktapp_adjacency_is_the_prototypes() {
 #[test]
 fn ml_workflows_have_the_documented_shapes() {
     let p = builtin("parallel").unwrap();
-    assert_eq!(p.function_names(), ["starter", "rgb", "resize", "update", "resnet", "mobilenet"]);
+    assert_eq!(
+        p.function_names(),
+        ["starter", "rgb", "resize", "update", "resnet", "mobilenet"]
+    );
     let a = p.adjacency();
     let linked = |x: usize, y: usize| a[x][y] == 1;
     assert!(linked(0, 1) && linked(1, 2) && linked(2, 3) && linked(3, 4) && linked(3, 5));
-    assert!(!linked(4, 5), "resnet and mobilenet run in parallel, they do not call each other");
+    assert!(
+        !linked(4, 5),
+        "resnet and mobilenet run in parallel, they do not call each other"
+    );
     assert_eq!(p.edges.len(), 5);
 
     let b = builtin("branch").unwrap();
-    assert_eq!(b.function_names(), ["starter", "rgb", "resize", "update", "mobilenet", "load", "resnet"]);
+    assert_eq!(
+        b.function_names(),
+        [
+            "starter",
+            "rgb",
+            "resize",
+            "update",
+            "mobilenet",
+            "load",
+            "resnet"
+        ]
+    );
     let a = b.adjacency();
     assert_eq!(a[0][1], 1);
     assert_eq!(a[0][5], 1);
@@ -47,7 +66,10 @@ fn ml_workflows_have_the_documented_shapes() {
 
     let s = builtin("sequential").unwrap();
     assert_eq!(s.edges.len(), 4);
-    assert_eq!(s.functions[1].profile, p.functions[1].profile, "load reuses rgb's profile");
+    assert_eq!(
+        s.functions[1].profile, p.functions[1].profile,
+        "load reuses rgb's profile"
+    );
 }
 
 #[test]
@@ -76,7 +98,10 @@ plan:
     assert_eq!(w.functions[0].bounds.replicas.max, 5);
     assert_eq!(w.functions[1].bounds, FunctionBounds::ML);
     assert_eq!(w.functions[0].profile.cpu_core_seconds, 0.02);
-    assert_eq!(w.adjacency(), vec![vec![0, 1, 1], vec![1, 0, 0], vec![1, 0, 0]]);
+    assert_eq!(
+        w.adjacency(),
+        vec![vec![0, 1, 1], vec![1, 0, 0], vec![1, 0, 0]]
+    );
 }
 
 #[test]
@@ -104,7 +129,11 @@ plan:
 edges: [ { from: a, to: nobody } ]
 "#;
     let err = parse_topology(yaml, false, "bad.yaml").unwrap_err();
-    let fields: Vec<&str> = err.field_errors().iter().map(|e| e.field.as_str()).collect();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
     for expected in [
         "functions[0].bounds.cpu_millis",
         "functions[0].bounds.replicas.min",
@@ -114,13 +143,21 @@ edges: [ { from: a, to: nobody } ]
         "functions[2]",
         "edges[0].to",
     ] {
-        assert!(fields.contains(&expected), "missing {expected} in {fields:?}");
+        assert!(
+            fields.contains(&expected),
+            "missing {expected} in {fields:?}"
+        );
     }
 }
 
 #[test]
 fn unknown_keys_are_parse_errors_that_name_the_key() {
-    let err = parse_topology("name: x\nfunctions: [{name: a, cpu: 3}]\nplan: {call: a}\n", false, "x.yaml").unwrap_err();
+    let err = parse_topology(
+        "name: x\nfunctions: [{name: a, cpu: 3}]\nplan: {call: a}\n",
+        false,
+        "x.yaml",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cpu"), "{err}");
 }
 
@@ -136,12 +173,40 @@ fn shipped_profiles_parse_and_cover_the_ml_functions() {
 fn config_from_named_reports_unknown_missing_and_out_of_bounds() {
     use crate::config::FunctionConfig;
     let w = builtin("sequential").unwrap();
-    let ok = FunctionConfig { cpu_millis: 1000, memory_mib: 1024, replicas: 2, concurrency: 2 };
+    let ok = FunctionConfig {
+        cpu_millis: 1000,
+        memory_mib: 1024,
+        replicas: 2,
+        concurrency: 2,
+    };
     let bad = FunctionConfig { replicas: 99, ..ok };
-    let err = w.config_from_named([("starter", ok), ("load", bad), ("ghost", ok), ("starter", ok)]).unwrap_err();
-    let fields: Vec<&str> = err.field_errors().iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["config.load.replicas", "config.ghost", "config.starter", "config.resize", "config.update", "config.resnet"]);
-    let all = w.config_from_named(w.function_names().into_iter().map(|n| (n, ok))).unwrap();
+    let err = w
+        .config_from_named([
+            ("starter", ok),
+            ("load", bad),
+            ("ghost", ok),
+            ("starter", ok),
+        ])
+        .unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "config.load.replicas",
+            "config.ghost",
+            "config.starter",
+            "config.resize",
+            "config.update",
+            "config.resnet"
+        ]
+    );
+    let all = w
+        .config_from_named(w.function_names().into_iter().map(|n| (n, ok)))
+        .unwrap();
     assert_eq!(all.0.len(), 5);
     w.validate_config(&all).unwrap();
 }
