@@ -8,7 +8,9 @@
 //! is cheaper and still feasible. Feasibility aggregates several seeds and windows, so the
 //! optimum is not an artefact of one random stream. A descent ends at the edge of feasibility
 //! on its own seeds, partly by luck of their noise, so its path is walked back until a
-//! configuration also passes on held-out seeds; the result is then checked on further seeds.
+//! configuration also passes on held-out seeds and then on a larger confirmation sample (the
+//! cheapest of many that passed a check passed it partly by luck; a second, independent sample
+//! takes that out); the result is then checked on further seeds.
 //! With `pass_rate` > 0 a configuration must also meet QoS in that share of its windows on
 //! their own: the cheapest configuration one could apply for 15 single-window iterations with
 //! few violations.
@@ -41,6 +43,11 @@ pub struct SearchOptions {
     pub holdout_seeds: u64,
     /// Windows per held-out seed.
     pub holdout_windows: u32,
+    /// Confirmation seeds a configuration that passed on the held-out seeds must pass on too
+    /// (0: none).
+    pub confirm_seeds: u64,
+    /// Windows per confirmation seed.
+    pub confirm_windows: u32,
 }
 
 /// The search's result.
@@ -54,6 +61,8 @@ pub struct SearchResult {
     pub steady: Option<Steady>,
     /// Its figures on the held-out seeds (when checked).
     pub holdout: Option<Steady>,
+    /// Its figures on the confirmation seeds (when checked).
+    pub confirmation: Option<Steady>,
     /// The cheapest configuration on the search's own seeds, before the held-out check.
     pub unchecked_cost: Option<f64>,
     /// Configurations evaluated.
@@ -99,7 +108,14 @@ pub fn search(
         windows: options.holdout_windows,
         ..evaluation.clone()
     };
-    let mut best: Option<(WorkflowConfig, Steady, Option<Steady>)> = None;
+    let confirmation = Evaluation {
+        seeds: (0..options.confirm_seeds)
+            .map(|k| options.seed + 900 + k)
+            .collect(),
+        windows: options.confirm_windows,
+        ..evaluation.clone()
+    };
+    let mut best: Option<(WorkflowConfig, Steady, Option<(Steady, Option<Steady>)>)> = None;
     let mut unchecked_cost: Option<f64> = None;
     for (start, s) in feasible.into_iter().take(options.starts) {
         let d = descend(workflow, start, s, &acceptable, &evaluation, usize::MAX);
@@ -109,7 +125,8 @@ pub fn search(
             Some((d.config, d.steady, None))
         } else {
             // Walk back from the descent's end (cheapest first) to the first configuration that
-            // passes on the held-out seeds as well; skip what cannot beat the best so far.
+            // passes on the held-out seeds (and the confirmation seeds) as well; skip what cannot
+            // beat the best so far.
             let mut kept = None;
             for (config, steady) in d.path.into_iter().rev() {
                 if best.as_ref().is_some_and(|(_, b, _)| steady.cost >= b.cost) {
@@ -117,8 +134,14 @@ pub fn search(
                 }
                 let check = holdout.steady(workflow, &config);
                 evaluations += 1;
-                if acceptable(&check) {
-                    kept = Some((config, steady, Some(check)));
+                if !acceptable(&check) {
+                    continue;
+                }
+                let confirmed =
+                    (options.confirm_seeds > 0).then(|| confirmation.steady(workflow, &config));
+                evaluations += usize::from(confirmed.is_some());
+                if confirmed.as_ref().is_none_or(&acceptable) {
+                    kept = Some((config, steady, Some((check, confirmed))));
                     break;
                 }
             }
@@ -143,7 +166,8 @@ pub fn search(
     SearchResult {
         users,
         steady: best.as_ref().map(|b| b.1),
-        holdout: best.as_ref().and_then(|b| b.2),
+        holdout: best.as_ref().and_then(|b| b.2.map(|c| c.0)),
+        confirmation: best.as_ref().and_then(|b| b.2.and_then(|c| c.1)),
         unchecked_cost,
         best: best.map(|b| b.0),
         evaluations,

@@ -2,13 +2,14 @@
 //! load, as JSON lines.
 //!
 //! `cargo run --release -p faasconf-benchmark --bin oracle-search -- [users...] [--random N]
-//! [--starts K] [--windows W] [--seeds N] [--seed S]
-//! [--pass-rate-percent P] [--holdout-seeds N] [--holdout-windows W]`
+//! [--starts K] [--windows W] [--seeds N] [--seed S] [--pass-rate-percent P]
+//! [--holdout-seeds N] [--holdout-windows W] [--confirm-seeds N] [--confirm-windows W]`
 
+use anyhow::{Context, bail};
 use faasconf_benchmark::oracle::{SearchOptions, describe, search, verify};
 use faasconf_core::{Qos, catalog};
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let mut users = Vec::new();
     let mut options = SearchOptions {
         random: 4000,
@@ -20,36 +21,43 @@ fn main() {
         pass_rate: 0.0,
         holdout_seeds: 3,
         holdout_windows: 20,
+        confirm_seeds: 4,
+        confirm_windows: 50,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = |name: &str| -> u64 {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} needs a number"))
-        };
+        if !a.starts_with("--") {
+            users.push(
+                a.parse::<u32>()
+                    .with_context(|| format!("{a:?} is not a user count"))?,
+            );
+            continue;
+        }
+        let value: u64 = args
+            .next()
+            .with_context(|| format!("{a} needs a number"))?
+            .parse()
+            .with_context(|| format!("{a} needs a whole number"))?;
+        let small = || u32::try_from(value).with_context(|| format!("{a}: {value} is too large"));
         match a.as_str() {
-            "--random" => options.random = value("--random") as usize,
-            "--starts" => options.starts = value("--starts") as usize,
-            "--windows" => options.windows = value("--windows") as u32,
-            "--seed" => options.seed = value("--seed"),
-            "--seeds" => options.seeds = value("--seeds"),
-            "--holdout-seeds" => options.holdout_seeds = value("--holdout-seeds"),
-            "--holdout-windows" => options.holdout_windows = value("--holdout-windows") as u32,
-            "--pass-rate-percent" => {
-                options.pass_rate = value("--pass-rate-percent") as f64 / 100.0
-            }
-            other => users.push(
-                other
-                    .parse::<u32>()
-                    .unwrap_or_else(|_| panic!("{other}: not a user count or flag")),
-            ),
+            "--random" => options.random = small()? as usize,
+            "--starts" => options.starts = small()? as usize,
+            "--windows" => options.windows = small()?,
+            "--seed" => options.seed = value,
+            "--seeds" => options.seeds = value,
+            "--holdout-seeds" => options.holdout_seeds = value,
+            "--holdout-windows" => options.holdout_windows = small()?,
+            "--confirm-seeds" => options.confirm_seeds = value,
+            "--confirm-windows" => options.confirm_windows = small()?,
+            "--pass-rate-percent" if value <= 100 => options.pass_rate = value as f64 / 100.0,
+            "--pass-rate-percent" => bail!("--pass-rate-percent: {value} is over 100"),
+            other => bail!("unknown flag {other}"),
         }
     }
     if users.is_empty() {
         users = vec![10, 20, 30];
     }
-    let workflow = catalog::builtin("parallel").unwrap_or_else(|e| panic!("{e}"));
+    let workflow = catalog::builtin("parallel")?;
     let qos = Qos::default();
     for u in users {
         let started = std::time::Instant::now();
@@ -64,6 +72,7 @@ fn main() {
             "best_cost": result.steady.map(|s| s.cost),
             "steady": result.steady,
             "holdout": result.holdout,
+            "confirmation": result.confirmation,
             "unchecked_cost": result.unchecked_cost,
             "pass_rate": result.steady.map(|s| s.pass_rate()),
             "verification_other_seeds_20_windows": checks,
@@ -74,4 +83,5 @@ fn main() {
         });
         println!("{line}");
     }
+    Ok(())
 }

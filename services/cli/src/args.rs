@@ -167,7 +167,9 @@ pub struct DemoArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Working directory for the store and models (default: a fresh temporary one).
+    /// Working directory for the store and models (default: a fresh temporary one). A store
+    /// already there is reused: its samples join the pre-training and the safe history, so
+    /// only a fresh directory reproduces a run from its seed.
     #[arg(long)]
     pub workdir: Option<PathBuf>,
     /// Print a JSON summary as the last line.

@@ -66,7 +66,12 @@ fn start(name: &str, args: &[String]) -> Result<Service> {
         ])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // The services' logs show only when asked for (RUST_LOG set).
+        .stderr(if std::env::var_os("RUST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().context("service stdout")?;

@@ -5,15 +5,22 @@
 
 use faasconf_core::WorkflowConfig;
 
-/// Per-configuration QoS record of one session.
+/// Per-configuration window record of one session: the windows each configuration met QoS in
+/// and missed it in. A session keeps two: what the cluster did with the configurations it
+/// applied, and what the twin's confirmation windows (fresh seeds on every decision) said.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcomes {
+pub struct Tally {
     records: Vec<(WorkflowConfig, u32, u32)>, // (config, windows met, windows missed)
 }
 
-impl Outcomes {
-    /// Records one observed window of `config`.
+impl Tally {
+    /// Records one window of `config`.
     pub fn observe(&mut self, config: &WorkflowConfig, met: bool) {
+        self.add(config, u32::from(met), u32::from(!met));
+    }
+
+    /// Records `met` and `missed` windows of `config`.
+    pub fn add(&mut self, config: &WorkflowConfig, met: u32, missed: u32) {
         let at = match self.records.iter().position(|(c, _, _)| c == config) {
             Some(at) => at,
             None => {
@@ -22,11 +29,14 @@ impl Outcomes {
             }
         };
         let record = &mut self.records[at];
-        if met {
-            record.1 += 1;
-        } else {
-            record.2 += 1;
-        }
+        record.1 += met;
+        record.2 += missed;
+    }
+
+    /// The share of `config`'s windows that met QoS (none recorded: `None`).
+    pub fn pass_rate(&self, config: &WorkflowConfig) -> Option<f64> {
+        let (_, met, missed) = self.records.iter().find(|(c, _, _)| c == config)?;
+        (met + missed > 0).then(|| f64::from(*met) / f64::from(met + missed))
     }
 
     /// Configurations that missed QoS in at least two windows and in more than `1 - pass_rate`
@@ -43,27 +53,51 @@ impl Outcomes {
 }
 
 /// How the twin's predictions compare with what the cluster did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Calibration {
-    /// Misses the twin's held-out pass rates predicted (sum of `1 - pass rate`).
-    expected_misses: f64,
-    /// Misses of configurations the twin said would meet QoS.
-    misses: u32,
+    /// The miss probability the twin's held-out pass rate gave each window observed since the
+    /// record (re)started.
+    predicted_misses: Vec<f64>,
+    /// Misses among those windows.
+    misses: usize,
 }
+
+/// How unlikely the misses must be under the twin's predictions before they count as evidence
+/// that the twin is optimistic (a one-sided test; a window is noisy, and widening the margin on
+/// noise sends the session to dear configurations for nothing).
+const SIGNIFICANCE: f64 = 0.05;
 
 impl Calibration {
     /// Records a window of a configuration the twin predicted to pass `expected_pass_rate` of
-    /// windows; true when the misses now exceed the expected ones by more than one, i.e. the
-    /// twin is optimistic and the margin should widen (the record then starts again).
+    /// windows; true when so many windows missed that the twin's predictions explain them with
+    /// probability under 5%, i.e. the twin is optimistic and the margin should widen (the record
+    /// then starts again).
     pub fn observe(&mut self, expected_pass_rate: f64, met: bool) -> bool {
-        self.expected_misses += (1.0 - expected_pass_rate).clamp(0.0, 1.0);
-        self.misses += u32::from(!met);
-        let optimistic = f64::from(self.misses) > self.expected_misses + 1.0;
+        self.predicted_misses
+            .push((1.0 - expected_pass_rate).clamp(0.0, 1.0));
+        self.misses += usize::from(!met);
+        let optimistic =
+            !met && tail_probability(&self.predicted_misses, self.misses) < SIGNIFICANCE;
         if optimistic {
             *self = Self::default();
         }
         optimistic
     }
+}
+
+/// P(at least `k` of independent events with probabilities `p` happen) (Poisson-binomial).
+fn tail_probability(p: &[f64], k: usize) -> f64 {
+    // distribution[j]: P(exactly j events so far).
+    let mut distribution = vec![1.0];
+    for &q in p {
+        let mut next = vec![0.0; distribution.len() + 1];
+        for (j, &d) in distribution.iter().enumerate() {
+            next[j] += d * (1.0 - q);
+            next[j + 1] += d * q;
+        }
+        distribution = next;
+    }
+    distribution.iter().skip(k).sum::<f64>().min(1.0)
 }
 
 #[cfg(test)]
@@ -82,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_configuration_is_avoided_after_repeated_misses_only() {
-        let mut o = Outcomes::default();
+        let mut o = Tally::default();
         o.observe(&config(500), false);
         assert!(o.to_avoid(0.85).is_empty(), "one miss is not evidence");
         for _ in 0..20 {
@@ -97,21 +131,39 @@ mod tests {
         o.observe(&config(600), true);
         o.observe(&config(600), false);
         assert_eq!(o.to_avoid(0.85), vec![config(600)]);
+        assert_eq!(o.pass_rate(&config(600)), Some(1.0 / 3.0));
+        o.add(&config(600), 7, 0);
+        assert_eq!(o.pass_rate(&config(600)), Some(0.8));
+        assert_eq!(o.pass_rate(&config(700)), None);
     }
 
     #[test]
-    fn the_margin_widens_only_when_misses_exceed_the_predicted_ones() {
+    fn the_margin_widens_only_when_the_predictions_cannot_explain_the_misses() {
         let mut c = Calibration::default();
         // The twin predicted 60% passes: 4 misses in 10 windows are what it said.
         let widened = (0..10).filter(|&i| c.observe(0.6, i % 3 != 0)).count();
         assert_eq!(widened, 0);
-        // It predicted every window would pass: the second miss is one too many.
+        // It predicted 85%: 2 misses in 4 windows happen 11% of the time, 3 in 5 only 2.7%.
         let mut c = Calibration::default();
-        assert!(!c.observe(1.0, false));
-        assert!(c.observe(1.0, false));
+        assert!(!c.observe(0.85, false));
+        assert!(!c.observe(0.85, true));
+        assert!(!c.observe(0.85, true));
+        assert!(!c.observe(0.85, false));
+        assert!(c.observe(0.85, false));
         assert!(
-            !c.observe(1.0, false),
+            !c.observe(0.85, false),
             "the record starts again after widening"
         );
+        // It predicted every window would pass: the first miss is impossible under that.
+        let mut c = Calibration::default();
+        assert!(c.observe(1.0, false));
+    }
+
+    #[test]
+    fn tail_probabilities_are_those_of_the_binomial() {
+        assert!((tail_probability(&[0.15; 4], 2) - 0.109_5).abs() < 1e-3);
+        assert!((tail_probability(&[0.5; 3], 0) - 1.0).abs() < 1e-12);
+        assert!((tail_probability(&[0.5; 3], 3) - 0.125).abs() < 1e-12);
+        assert!(tail_probability(&[0.2], 2).abs() < 1e-12);
     }
 }

@@ -2,14 +2,21 @@
 //! safe-exploration filter, and (optionally) screening of the candidates on the twin.
 //!
 //! Screening: each candidate configuration is run on the calibrated twin at the observed load
-//! (steady state over several seeds) and the cheapest one the twin predicts to meet QoS with a
-//! safety margin is refined by coordinate descent on the twin (cheaper one-knob moves that keep
+//! (steady state over several seeds) and the cheapest ones the twin predicts to meet QoS with a
+//! safety margin are refined by coordinate descent on the twin (cheaper one-knob moves that keep
 //! the margin, within a budget of evaluations). If no candidate meets the margin, a repair
-//! climb leads from the closest one back to it. The cheapest results are checked again on
-//! held-out twin seeds before one is chosen. Candidates come from the policy (its decision,
+//! climb leads from the closest one back to it. Candidates come from the policy (its decision,
 //! plus Gaussian exploration around it), the safe-exploration strategy, the session's best
-//! configuration so far and random restarts, so the search starts where the agents and the
-//! history point and is not confined there.
+//! configuration so far, the configuration applied now and random restarts, so the search
+//! starts where the agents and the history point and is not confined there.
+//!
+//! A window holds a few dozen requests, so whether one meets QoS is noisy, and a search over
+//! thousands of configurations finds ones that look better on its seeds than they are. Three
+//! samples guard the choice: the search's own screening windows (with a stricter bar), fixed
+//! held-out seeds for the cheapest configurations it stood on, and fresh confirmation seeds on
+//! every decision, whose windows add up per configuration over the session. The cheapest
+//! configuration whose record passes is chosen; the one applied now stays while its record
+//! holds, so the session does not change configuration on noise.
 
 use faasconf_agents::Decision;
 use faasconf_core::rng::Rng;
@@ -22,6 +29,7 @@ use faasconf_training::search::{
 use faasconf_training::{Model, Verdict};
 
 use crate::error::PolicyError;
+use crate::outcomes::Tally;
 
 /// Coordinate descents per screened decision.
 const DESCENTS: usize = 3;
@@ -33,6 +41,12 @@ const KICK_MOVES: usize = 3;
 /// spread over the dearer rest.
 const VALIDATION_CHEAPEST: usize = 16;
 const VALIDATION_SPREAD: usize = 32;
+/// Configurations that pass the held-out check and are confirmed on fresh seeds again, cheapest
+/// first.
+const CONFIRMED: usize = 6;
+/// How far below the screening pass rate the record of the configuration applied now may fall
+/// before it is given up (hysteresis: a record near the bar crosses it on noise).
+const KEEP_SLACK: f64 = 0.05;
 
 /// How candidates are drawn and screened.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +82,19 @@ pub struct PlanOptions {
     pub holdout_seeds: u64,
     /// Steady windows per held-out seed.
     pub holdout_windows: u32,
+    /// The share of screening windows a configuration must meet QoS in for the search to stand
+    /// on it (at least `pass_rate`, which the held-out check and the confirmation ask).
+    pub screen_pass_rate: f64,
+    /// Fresh twin seeds the cheapest configurations that pass the held-out check are confirmed
+    /// on. Choosing the cheapest of several that passed is itself a selection on noise (the
+    /// winner passed partly by luck); a second, independent sample of windows takes it out, and
+    /// its pass rate is what the session expects online.
+    pub confirm_seeds: u64,
+    /// Steady windows per confirmation seed.
+    pub confirm_windows: u32,
+    /// The share of confirmation windows that must meet QoS (at least `pass_rate`): a
+    /// configuration is applied for windows one at a time, and each miss is a violation.
+    pub confirm_pass_rate: f64,
 }
 
 impl Default for PlanOptions {
@@ -77,15 +104,19 @@ impl Default for PlanOptions {
             random_starts: 128,
             noise: 0.15,
             screen: true,
-            screen_windows: 8,
-            screen_seeds: 3,
+            screen_windows: 10,
+            screen_seeds: 4,
             twin_seed: 0x7a1,
             refine_budget: 2000,
             latency_margin: 0.0,
             success_margin: 0.0,
             pass_rate: 0.85,
+            screen_pass_rate: 0.9,
             holdout_seeds: 4,
             holdout_windows: 25,
+            confirm_seeds: 4,
+            confirm_windows: 50,
+            confirm_pass_rate: 0.85,
         }
     }
 }
@@ -165,7 +196,8 @@ fn filtered(
 
 /// The configuration for the state `window` at `users` (`incumbent`: the best configuration
 /// seen so far, screened with the candidates; `avoid`: configurations that kept missing QoS when
-/// applied, never chosen again however well they screen).
+/// applied, never chosen again however well they screen; `confirmations`: the session's record
+/// of confirmation windows, which this decision adds to).
 ///
 /// A search on fixed twin seeds ends on the edge of what passes on those seeds' noise, so the
 /// cheapest acceptable configurations it visited are checked again on held-out seeds, cheapest
@@ -180,6 +212,7 @@ pub fn plan(
     mut explorer: Option<&mut SafeExplorer>,
     incumbent: Option<&WorkflowConfig>,
     avoid: &[WorkflowConfig],
+    confirmations: &mut Tally,
     options: &PlanOptions,
     rng: &mut Rng,
 ) -> Result<Plan, PolicyError> {
@@ -250,7 +283,13 @@ pub fn plan(
         qos: *qos,
     };
     let strict = options.tightened(qos);
-    let acceptable = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
+    // The search asks more of its few screening windows than the checks ask of their many: a
+    // descent stops where its own seeds stop passing, and a stricter bar stops it short of the
+    // configurations that pass only on those seeds' luck.
+    let acceptable = |s: &Steady| {
+        s.feasible(&strict) && s.pass_rate() >= options.pass_rate.max(options.screen_pass_rate)
+    };
+    let passes = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
     // Lower is closer to acceptable.
     let score = |s: &Steady| shortfall(s, &strict) - s.pass_rate();
     let mut configs = candidates
@@ -258,8 +297,16 @@ pub fn plan(
         .map(config_of)
         .collect::<Result<Vec<_>, _>>()?;
     let mut origins: Vec<Option<usize>> = (0..configs.len()).map(Some).collect();
-    if let Some(incumbent) = incumbent {
-        configs.push(incumbent.clone());
+    // The session's best so far and the configuration applied now are always screened and
+    // checked: what is chosen is never dearer than one of them that passes, and the one applied
+    // now stays while its record holds (a session that changes configuration on noise pays for
+    // it in violations).
+    let mut anchors: Vec<&WorkflowConfig> = incumbent.into_iter().collect();
+    if !anchors.contains(&&window.config) && window.config.0.len() == workflow.len() {
+        anchors.push(&window.config);
+    }
+    for anchor in &anchors {
+        configs.push((*anchor).clone());
         origins.push(None);
     }
     for random in random_configs(workflow, options.random_starts, rng) {
@@ -393,9 +440,11 @@ pub fn plan(
         (0..VALIDATION_SPREAD.min(rest))
             .map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)),
     );
-    // The incumbent is always checked: what is chosen is never dearer than an incumbent that
-    // passes.
-    chosen.extend(incumbent.and_then(|i| visited.iter().position(|v| v.0 == *i)));
+    chosen.extend(
+        anchors
+            .iter()
+            .filter_map(|a| visited.iter().position(|v| v.0 == **a)),
+    );
     chosen.sort_unstable();
     chosen.dedup();
     let checked = holdout.steady_all(
@@ -406,18 +455,104 @@ pub fn plan(
             .collect::<Vec<_>>(),
     );
     refined += chosen.len();
-    // The cheapest that passes there too; failing that, the cheapest of those nearly as close
-    // to passing as the closest (the closest alone is often the dearest).
-    let passing = chosen.iter().zip(&checked).find(|(_, h)| acceptable(h));
-    let nearest = checked.iter().map(&score).fold(f64::INFINITY, f64::min);
-    let closest = chosen
+    // The cheapest ones that pass there too (and the anchors) are confirmed on fresh seeds,
+    // adding to the session's record of each. The cheapest whose record passes the confirmation
+    // bar is chosen, unless the configuration applied now is cheaper and its record still
+    // passes the screening bar less a slack; failing both, the cheapest whose record passes the screening
+    // bar, then the cheapest of those nearly as reliable as the most reliable. When none
+    // passes the held-out check: the cheapest of those nearly as close to passing as the
+    // closest (the closest alone is often the dearest).
+    let mut passed: Vec<usize> = chosen
         .iter()
         .zip(&checked)
-        .find(|(_, h)| score(h) <= nearest + 0.05);
+        .filter(|(_, h)| passes(h))
+        .map(|(&k, _)| k)
+        .take(CONFIRMED)
+        .collect();
+    passed.extend(
+        chosen
+            .iter()
+            .zip(&checked)
+            .filter(|&(&k, h)| anchors.contains(&&visited[k].0) && passes(h))
+            .map(|(&k, _)| k),
+    );
+    passed.sort_unstable();
+    passed.dedup();
     let mut expected_pass_rate = None;
-    if let Some((&k, h)) = passing.or(closest) {
+    let verdict_of = if passed.is_empty() {
+        let nearest = checked.iter().map(&score).fold(f64::INFINITY, f64::min);
+        chosen
+            .iter()
+            .zip(&checked)
+            .find(|(_, h)| score(h) <= nearest + 0.05)
+            .map(|(&k, h)| (k, h.pass_rate()))
+    } else {
+        // Fresh seeds on every decision: seeds reused over a session's decisions would become
+        // one more sample the search is selected on.
+        let confirm = Evaluation {
+            seeds: (0..options.confirm_seeds.max(1))
+                .map(|_| rng.next_u64())
+                .collect(),
+            windows: options.confirm_windows.max(1),
+            ..evaluation.clone()
+        };
+        let confirmed = confirm.steady_all(
+            workflow,
+            &passed
+                .iter()
+                .map(|&k| visited[k].0.clone())
+                .collect::<Vec<_>>(),
+        );
+        refined += passed.len();
+        for (&k, c) in passed.iter().zip(&confirmed) {
+            confirmations.add(&visited[k].0, c.windows_met, c.windows - c.windows_met);
+            tracing::debug!(
+                cost = visited[k].1.cost,
+                screening = visited[k].1.pass_rate(),
+                confirmation = c.pass_rate(),
+                record = confirmations.pass_rate(&visited[k].0),
+                anchor = anchors.contains(&&visited[k].0),
+                "confirmed"
+            );
+        }
+        let record = |k: usize| confirmations.pass_rate(&visited[k].0).unwrap_or(0.0);
+        let confirm_pass_rate = options.confirm_pass_rate.max(options.pass_rate);
+        let holds = |k: usize, bar: f64| {
+            record(k) >= bar
+                && passed
+                    .iter()
+                    .position(|&p| p == k)
+                    .is_some_and(|i| confirmed[i].feasible(&strict))
+        };
+        let cheapest_holding = |bar: f64| passed.iter().copied().find(|&k| holds(k, bar));
+        let keep = passed
+            .iter()
+            .copied()
+            .find(|&k| visited[k].0 == window.config)
+            .filter(|&k| holds(k, options.pass_rate - KEEP_SLACK));
+        let most = passed.iter().map(|&k| record(k)).fold(0.0, f64::max);
+        let nearly = passed.iter().copied().find(|&k| record(k) >= most - 0.03);
+        let choice = match (cheapest_holding(confirm_pass_rate), keep) {
+            (Some(a), Some(b)) => Some(a.min(b)), // indices run in cost order
+            (a, b) => a.or(b),
+        };
+        choice
+            .or_else(|| cheapest_holding(options.pass_rate))
+            .or(nearly)
+            .map(|k| (k, record(k)))
+    };
+    tracing::debug!(
+        visited = visited.len(),
+        checked = chosen.len(),
+        passed = passed.len(),
+        cheapest_checked = visited.first().map(|v| v.1.cost),
+        chosen = verdict_of.map(|(k, _)| visited[k].1.cost),
+        record = verdict_of.map(|(_, r)| r),
+        "held-out check and confirmation"
+    );
+    if let Some((k, rate)) = verdict_of {
         let v = &visited[k];
-        (config, steady, expected_pass_rate) = (v.0.clone(), v.1, Some(h.pass_rate()));
+        (config, steady, expected_pass_rate) = (v.0.clone(), v.1, Some(rate));
         pick = v.2.unwrap_or(pick);
     }
     // Nothing acceptable was found and the search ended on a configuration to avoid: the best
@@ -511,6 +646,7 @@ mod tests {
             None,
             None,
             &[],
+            &mut Tally::default(),
             &PlanOptions {
                 screen: false,
                 ..PlanOptions::default()
@@ -533,6 +669,7 @@ mod tests {
             holdout_windows: 4,
             ..PlanOptions::default()
         };
+        let mut confirmations = Tally::default();
         let screened = plan(
             &w,
             &m,
@@ -542,6 +679,7 @@ mod tests {
             None,
             Some(&alone.config),
             &[],
+            &mut confirmations,
             &options,
             &mut rng,
         )
@@ -553,8 +691,8 @@ mod tests {
             "4 candidates and the incumbent at least: {}",
             screened.screened
         );
-        // The incumbent was a candidate and, when acceptable, is checked on the held-out seeds
-        // too: when it passes both, what is chosen is no dearer.
+        // The incumbent was a candidate and, when acceptable, is checked on the held-out and
+        // the confirmation seeds too: when it passes all three, what is chosen is no dearer.
         let on = |seeds: Vec<u64>, windows| {
             Evaluation {
                 users: 10,
@@ -578,8 +716,12 @@ mod tests {
                 .collect(),
             options.holdout_windows,
         );
-        let ok = |s: &Steady| s.feasible(&qos) && s.pass_rate() >= options.pass_rate;
-        if ok(&screening) && ok(&holdout) {
+        let ok = |s: &Steady, bar: f64| s.feasible(&qos) && s.pass_rate() >= bar;
+        let confirmed = confirmations
+            .pass_rate(&alone.config)
+            .is_some_and(|r| r >= options.confirm_pass_rate);
+        if ok(&screening, options.screen_pass_rate) && ok(&holdout, options.pass_rate) && confirmed
+        {
             assert!(
                 verdict.cost <= alone.config.cost() + 1e-9,
                 "{} > {}",
@@ -603,6 +745,7 @@ mod tests {
             None,
             Some(&screened.config),
             std::slice::from_ref(&screened.config),
+            &mut confirmations,
             &options,
             &mut rng,
         )

@@ -18,6 +18,7 @@ use faasconf_twin::{Twin, TwinOptions, Workload};
 
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
+use crate::outcomes::Tally;
 use crate::planner::{Plan, PlanOptions, plan};
 
 /// Policy steps taken on the twin when no window is given.
@@ -38,6 +39,10 @@ const TWIN_PATH: PlanOptions = PlanOptions {
     pass_rate: 0.85,
     holdout_seeds: 2,
     holdout_windows: 12,
+    screen_pass_rate: 0.85,
+    confirm_seeds: 2,
+    confirm_windows: 12,
+    confirm_pass_rate: 0.85,
 };
 
 /// A recommendation request, validated.
@@ -139,6 +144,7 @@ pub fn recommend(
                 Some(&mut explorer),
                 None,
                 &[],
+                &mut Tally::default(),
                 &PlanOptions {
                     screen: false,
                     ..PlanOptions::default()
@@ -181,6 +187,7 @@ fn twin_path(
     twin.run_window();
     let mut window = twin.run_window();
     let mut best: Option<Plan> = None;
+    let mut confirmations = Tally::default();
     for _ in 0..TWIN_STEPS {
         let step = {
             let model = lock(model);
@@ -194,6 +201,7 @@ fn twin_path(
                 Some(&mut explorer),
                 best.as_ref().map(|b: &Plan| &b.config),
                 &[],
+                &mut confirmations,
                 &TWIN_PATH,
                 rng,
             )?

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
-use crate::outcomes::{Calibration, Outcomes};
+use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanOptions, plan};
 
 /// Online updates after each observed transition.
@@ -312,7 +312,8 @@ async fn run(
         defaults.pass_rate,
     );
     let mut predicted: Option<f64> = None; // the held-out pass rate of a configuration screened as acceptable
-    let mut outcomes = Outcomes::default();
+    let mut outcomes = Tally::default(); // what the cluster did
+    let mut confirmations = Tally::default(); // what the twin's confirmation windows said
     let mut calibration = Calibration::default();
     let session = lock(&state).id.clone();
     let mut seq = 0u64;
@@ -507,6 +508,7 @@ async fn run(
                         Some(&mut explorer),
                         incumbent.as_ref(),
                         &avoid,
+                        &mut confirmations,
                         &options,
                         &mut rng,
                     )
