@@ -31,6 +31,9 @@ use faasconf_training::{Model, Verdict};
 use crate::error::PolicyError;
 use crate::outcomes::Tally;
 
+mod checks;
+use checks::check_and_choose;
+
 /// Coordinate descents per screened decision.
 const DESCENTS: usize = 3;
 /// Safe-history configurations screened with the policy's candidates.
@@ -283,13 +286,12 @@ pub fn plan(
         qos: *qos,
     };
     let strict = options.tightened(qos);
-    // The search asks more of its few screening windows than the checks ask of their many: a
-    // descent stops where its own seeds stop passing, and a stricter bar stops it short of the
-    // configurations that pass only on those seeds' luck.
+    // The search asks more of its few screening windows than the checks (`checks`) ask of their
+    // many: a descent stops where its own seeds stop passing, and a stricter bar stops it short
+    // of the configurations that pass only on those seeds' luck.
     let acceptable = |s: &Steady| {
         s.feasible(&strict) && s.pass_rate() >= options.pass_rate.max(options.screen_pass_rate)
     };
-    let passes = |s: &Steady| s.feasible(&strict) && s.pass_rate() >= options.pass_rate;
     // Lower is closer to acceptable.
     let score = |s: &Steady| shortfall(s, &strict) - s.pass_rate();
     let mut configs = candidates
@@ -425,131 +427,19 @@ pub fn plan(
     visited.retain(|(c, s, _)| acceptable(s) && !avoid.contains(c));
     visited.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
     visited.dedup_by(|a, b| a.0 == b.0);
-    let holdout = Evaluation {
-        seeds: (0..options.holdout_seeds.max(1))
-            .map(|k| options.twin_seed.wrapping_add(1000 + k))
-            .collect(),
-        windows: options.holdout_windows.max(1),
-        ..evaluation.clone()
-    };
-    // The cheapest ones, then a spread over the dearer rest (earlier steps of the search paths,
-    // further from the edge).
-    let mut chosen: Vec<usize> = (0..visited.len().min(VALIDATION_CHEAPEST)).collect();
-    let rest = visited.len().saturating_sub(VALIDATION_CHEAPEST);
-    chosen.extend(
-        (0..VALIDATION_SPREAD.min(rest))
-            .map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)),
-    );
-    chosen.extend(
-        anchors
-            .iter()
-            .filter_map(|a| visited.iter().position(|v| v.0 == **a)),
-    );
-    chosen.sort_unstable();
-    chosen.dedup();
-    let checked = holdout.steady_all(
+    let (verdict_of, evaluations) = check_and_choose(
         workflow,
-        &chosen
-            .iter()
-            .map(|&k| visited[k].0.clone())
-            .collect::<Vec<_>>(),
+        &visited,
+        &anchors,
+        &window.config,
+        &evaluation,
+        &strict,
+        options,
+        confirmations,
+        rng,
     );
-    refined += chosen.len();
-    // The cheapest ones that pass there too (and the anchors) are confirmed on fresh seeds,
-    // adding to the session's record of each. The cheapest whose record passes the confirmation
-    // bar is chosen, unless the configuration applied now is cheaper and its record still
-    // passes the screening bar less a slack; failing both, the cheapest whose record passes the screening
-    // bar, then the cheapest of those nearly as reliable as the most reliable. When none
-    // passes the held-out check: the cheapest of those nearly as close to passing as the
-    // closest (the closest alone is often the dearest).
-    let mut passed: Vec<usize> = chosen
-        .iter()
-        .zip(&checked)
-        .filter(|(_, h)| passes(h))
-        .map(|(&k, _)| k)
-        .take(CONFIRMED)
-        .collect();
-    passed.extend(
-        chosen
-            .iter()
-            .zip(&checked)
-            .filter(|&(&k, h)| anchors.contains(&&visited[k].0) && passes(h))
-            .map(|(&k, _)| k),
-    );
-    passed.sort_unstable();
-    passed.dedup();
+    refined += evaluations;
     let mut expected_pass_rate = None;
-    let verdict_of = if passed.is_empty() {
-        let nearest = checked.iter().map(&score).fold(f64::INFINITY, f64::min);
-        chosen
-            .iter()
-            .zip(&checked)
-            .find(|(_, h)| score(h) <= nearest + 0.05)
-            .map(|(&k, h)| (k, h.pass_rate()))
-    } else {
-        // Fresh seeds on every decision: seeds reused over a session's decisions would become
-        // one more sample the search is selected on.
-        let confirm = Evaluation {
-            seeds: (0..options.confirm_seeds.max(1))
-                .map(|_| rng.next_u64())
-                .collect(),
-            windows: options.confirm_windows.max(1),
-            ..evaluation.clone()
-        };
-        let confirmed = confirm.steady_all(
-            workflow,
-            &passed
-                .iter()
-                .map(|&k| visited[k].0.clone())
-                .collect::<Vec<_>>(),
-        );
-        refined += passed.len();
-        for (&k, c) in passed.iter().zip(&confirmed) {
-            confirmations.add(&visited[k].0, c.windows_met, c.windows - c.windows_met);
-            tracing::debug!(
-                cost = visited[k].1.cost,
-                screening = visited[k].1.pass_rate(),
-                confirmation = c.pass_rate(),
-                record = confirmations.pass_rate(&visited[k].0),
-                anchor = anchors.contains(&&visited[k].0),
-                "confirmed"
-            );
-        }
-        let record = |k: usize| confirmations.pass_rate(&visited[k].0).unwrap_or(0.0);
-        let confirm_pass_rate = options.confirm_pass_rate.max(options.pass_rate);
-        let holds = |k: usize, bar: f64| {
-            record(k) >= bar
-                && passed
-                    .iter()
-                    .position(|&p| p == k)
-                    .is_some_and(|i| confirmed[i].feasible(&strict))
-        };
-        let cheapest_holding = |bar: f64| passed.iter().copied().find(|&k| holds(k, bar));
-        let keep = passed
-            .iter()
-            .copied()
-            .find(|&k| visited[k].0 == window.config)
-            .filter(|&k| holds(k, options.pass_rate - KEEP_SLACK));
-        let most = passed.iter().map(|&k| record(k)).fold(0.0, f64::max);
-        let nearly = passed.iter().copied().find(|&k| record(k) >= most - 0.03);
-        let choice = match (cheapest_holding(confirm_pass_rate), keep) {
-            (Some(a), Some(b)) => Some(a.min(b)), // indices run in cost order
-            (a, b) => a.or(b),
-        };
-        choice
-            .or_else(|| cheapest_holding(options.pass_rate))
-            .or(nearly)
-            .map(|k| (k, record(k)))
-    };
-    tracing::debug!(
-        visited = visited.len(),
-        checked = chosen.len(),
-        passed = passed.len(),
-        cheapest_checked = visited.first().map(|v| v.1.cost),
-        chosen = verdict_of.map(|(k, _)| visited[k].1.cost),
-        record = verdict_of.map(|(_, r)| r),
-        "held-out check and confirmation"
-    );
     if let Some((k, rate)) = verdict_of {
         let v = &visited[k];
         (config, steady, expected_pass_rate) = (v.0.clone(), v.1, Some(rate));
@@ -585,171 +475,4 @@ pub fn plan(
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use faasconf_core::catalog::builtin;
-    use faasconf_training::{SampleOptions, TrainOptions, train, twin_samples};
-    use faasconf_twin::{Twin, TwinOptions, Workload};
-
-    fn model(workflow: &Workflow) -> Model {
-        let obs = twin_samples(
-            workflow,
-            &SampleOptions {
-                samples: 60,
-                episode_length: 10,
-                ..SampleOptions::default()
-            },
-            &|_| {},
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let options = TrainOptions {
-            updates: 20,
-            evaluate_every: 0,
-            ..TrainOptions::default()
-        };
-        train(
-            workflow,
-            &obs,
-            &options,
-            dir.path(),
-            faasconf_agents::default_device(),
-            &mut |_| {},
-        )
-        .unwrap()
-        .0
-    }
-
-    #[test]
-    fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
-        let w = builtin("parallel").unwrap();
-        let m = model(&w);
-        let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
-        let mut twin = Twin::new(
-            w.clone(),
-            start,
-            Workload::ClosedLoop { users: 10 },
-            TwinOptions::default(),
-        )
-        .unwrap();
-        let window = twin.run_window();
-        let qos = Qos::default();
-        let mut rng = Rng::new(1);
-        let alone = plan(
-            &w,
-            &m,
-            &window,
-            10,
-            &qos,
-            None,
-            None,
-            &[],
-            &mut Tally::default(),
-            &PlanOptions {
-                screen: false,
-                ..PlanOptions::default()
-            },
-            &mut rng,
-        )
-        .unwrap();
-        assert_eq!(alone.verdict, None);
-        assert_eq!(
-            alone.config,
-            Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(),
-            "unscreened, the policy's own action"
-        );
-        assert_eq!(alone.weights.len(), w.len() * w.len());
-        let options = PlanOptions {
-            candidates: 4,
-            refine_budget: 60,
-            screen_windows: 3,
-            holdout_seeds: 2,
-            holdout_windows: 4,
-            ..PlanOptions::default()
-        };
-        let mut confirmations = Tally::default();
-        let screened = plan(
-            &w,
-            &m,
-            &window,
-            10,
-            &qos,
-            None,
-            Some(&alone.config),
-            &[],
-            &mut confirmations,
-            &options,
-            &mut rng,
-        )
-        .unwrap();
-        let verdict = screened.verdict.unwrap();
-        assert!((verdict.cost - screened.config.cost()).abs() < 1e-9);
-        assert!(
-            screened.screened >= 5,
-            "4 candidates and the incumbent at least: {}",
-            screened.screened
-        );
-        // The incumbent was a candidate and, when acceptable, is checked on the held-out and
-        // the confirmation seeds too: when it passes all three, what is chosen is no dearer.
-        let on = |seeds: Vec<u64>, windows| {
-            Evaluation {
-                users: 10,
-                windows,
-                seeds,
-                window_seconds: window.duration_seconds,
-                threads: 0,
-                qos,
-            }
-            .steady(&w, &alone.config)
-        };
-        let screening = on(
-            (0..options.screen_seeds)
-                .map(|k| options.twin_seed + k)
-                .collect(),
-            options.screen_windows,
-        );
-        let holdout = on(
-            (0..options.holdout_seeds)
-                .map(|k| options.twin_seed + 1000 + k)
-                .collect(),
-            options.holdout_windows,
-        );
-        let ok = |s: &Steady, bar: f64| s.feasible(&qos) && s.pass_rate() >= bar;
-        let confirmed = confirmations
-            .pass_rate(&alone.config)
-            .is_some_and(|r| r >= options.confirm_pass_rate);
-        if ok(&screening, options.screen_pass_rate) && ok(&holdout, options.pass_rate) && confirmed
-        {
-            assert!(
-                verdict.cost <= alone.config.cost() + 1e-9,
-                "{} > {}",
-                verdict.cost,
-                alone.config.cost()
-            );
-        }
-        if verdict.qos_met {
-            assert!(
-                screened.expected_pass_rate.is_some(),
-                "a held-out pass rate comes with a screened choice"
-            );
-        }
-        // A configuration the session has seen fail is not chosen again.
-        let avoided = plan(
-            &w,
-            &m,
-            &window,
-            10,
-            &qos,
-            None,
-            Some(&screened.config),
-            std::slice::from_ref(&screened.config),
-            &mut confirmations,
-            &options,
-            &mut rng,
-        )
-        .unwrap();
-        assert_ne!(avoided.config, screened.config);
-    }
-}
+mod tests;

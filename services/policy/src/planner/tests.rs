@@ -1,0 +1,167 @@
+//! The planner's tests.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use faasconf_core::catalog::builtin;
+use faasconf_training::{SampleOptions, TrainOptions, train, twin_samples};
+use faasconf_twin::{Twin, TwinOptions, Workload};
+
+fn model(workflow: &Workflow) -> Model {
+    let obs = twin_samples(
+        workflow,
+        &SampleOptions {
+            samples: 60,
+            episode_length: 10,
+            ..SampleOptions::default()
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions {
+        updates: 20,
+        evaluate_every: 0,
+        ..TrainOptions::default()
+    };
+    train(
+        workflow,
+        &obs,
+        &options,
+        dir.path(),
+        faasconf_agents::default_device(),
+        &mut |_| {},
+    )
+    .unwrap()
+    .0
+}
+
+#[test]
+fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
+    let w = builtin("parallel").unwrap();
+    let m = model(&w);
+    let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
+    let mut twin = Twin::new(
+        w.clone(),
+        start,
+        Workload::ClosedLoop { users: 10 },
+        TwinOptions::default(),
+    )
+    .unwrap();
+    let window = twin.run_window();
+    let qos = Qos::default();
+    let mut rng = Rng::new(1);
+    let alone = plan(
+        &w,
+        &m,
+        &window,
+        10,
+        &qos,
+        None,
+        None,
+        &[],
+        &mut Tally::default(),
+        &PlanOptions {
+            screen: false,
+            ..PlanOptions::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(alone.verdict, None);
+    assert_eq!(
+        alone.config,
+        Model::config_of(&w, &m.decide(&w, &window).unwrap()).unwrap(),
+        "unscreened, the policy's own action"
+    );
+    assert_eq!(alone.weights.len(), w.len() * w.len());
+    let options = PlanOptions {
+        candidates: 4,
+        refine_budget: 60,
+        screen_windows: 3,
+        holdout_seeds: 2,
+        holdout_windows: 4,
+        ..PlanOptions::default()
+    };
+    let mut confirmations = Tally::default();
+    let screened = plan(
+        &w,
+        &m,
+        &window,
+        10,
+        &qos,
+        None,
+        Some(&alone.config),
+        &[],
+        &mut confirmations,
+        &options,
+        &mut rng,
+    )
+    .unwrap();
+    let verdict = screened.verdict.unwrap();
+    assert!((verdict.cost - screened.config.cost()).abs() < 1e-9);
+    assert!(
+        screened.screened >= 5,
+        "4 candidates and the incumbent at least: {}",
+        screened.screened
+    );
+    // The incumbent was a candidate and, when acceptable, is checked on the held-out and
+    // the confirmation seeds too: when it passes all three, what is chosen is no dearer.
+    let on = |seeds: Vec<u64>, windows| {
+        Evaluation {
+            users: 10,
+            windows,
+            seeds,
+            window_seconds: window.duration_seconds,
+            threads: 0,
+            qos,
+        }
+        .steady(&w, &alone.config)
+    };
+    let screening = on(
+        (0..options.screen_seeds)
+            .map(|k| options.twin_seed + k)
+            .collect(),
+        options.screen_windows,
+    );
+    let holdout = on(
+        (0..options.holdout_seeds)
+            .map(|k| options.twin_seed + 1000 + k)
+            .collect(),
+        options.holdout_windows,
+    );
+    let ok = |s: &Steady, bar: f64| s.feasible(&qos) && s.pass_rate() >= bar;
+    let confirmed = confirmations
+        .pass_rate(&alone.config)
+        .is_some_and(|r| r >= options.confirm_pass_rate);
+    if ok(&screening, options.screen_pass_rate) && ok(&holdout, options.pass_rate) && confirmed {
+        assert!(
+            verdict.cost <= alone.config.cost() + 1e-9,
+            "{} > {}",
+            verdict.cost,
+            alone.config.cost()
+        );
+    }
+    if verdict.qos_met {
+        assert!(
+            screened.expected_pass_rate.is_some(),
+            "a held-out pass rate comes with a screened choice"
+        );
+    }
+    // A configuration the session has seen fail is not chosen again.
+    let avoided = plan(
+        &w,
+        &m,
+        &window,
+        10,
+        &qos,
+        None,
+        Some(&screened.config),
+        std::slice::from_ref(&screened.config),
+        &mut confirmations,
+        &options,
+        &mut rng,
+    )
+    .unwrap();
+    assert_ne!(avoided.config, screened.config);
+}
