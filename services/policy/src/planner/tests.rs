@@ -165,3 +165,67 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     .unwrap();
     assert_ne!(avoided.config, screened.config);
 }
+
+#[test]
+fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheaper_one_replaces_it()
+{
+    let w = builtin("parallel").unwrap();
+    let qos = Qos::default();
+    // Low bars, so that whether a generous configuration passes the held-out check does not
+    // hang on a window's noise; the records decide.
+    let options = PlanOptions {
+        pass_rate: 0.6,
+        confirm_pass_rate: 0.6,
+        holdout_seeds: 2,
+        holdout_windows: 10,
+        confirm_seeds: 1,
+        confirm_windows: 10,
+        ..PlanOptions::default()
+    };
+    let evaluation = Evaluation {
+        users: 10,
+        windows: 5,
+        seeds: vec![1, 2],
+        window_seconds: 30.0,
+        threads: 0,
+        qos,
+    };
+    let generous = w
+        .config_from_actions(&vec![[1.0, 1.0, 0.3, 0.5]; w.len()])
+        .unwrap();
+    let cheaper = w
+        .config_from_actions(&vec![[0.9, 0.9, 0.3, 0.5]; w.len()])
+        .unwrap();
+    assert!(cheaper.cost() < generous.cost());
+    let visited: Vec<(WorkflowConfig, Steady, Option<usize>)> = [&cheaper, &generous]
+        .iter()
+        .map(|c| ((*c).clone(), evaluation.steady(&w, c), None))
+        .collect();
+    let choose = |records: [(u32, u32); 2], current: &WorkflowConfig| {
+        let mut tally = Tally::default();
+        tally.add(&cheaper, records[0].0, records[0].1);
+        tally.add(&generous, records[1].0, records[1].1);
+        let anchors = [current];
+        let (choice, _) = check_and_choose(
+            &w,
+            &visited,
+            &anchors,
+            current,
+            &evaluation,
+            &qos,
+            &options,
+            &mut tally,
+            &mut Rng::new(3),
+        );
+        choice.map(|(k, _)| k)
+    };
+    // A cheaper configuration confirmed again and again replaces the one applied now.
+    assert_eq!(choose([(1000, 0), (1000, 0)], &generous), Some(0));
+    // One that kept failing its confirmations does not.
+    assert_eq!(choose([(0, 1000), (1000, 0)], &generous), Some(1));
+    // The one applied now stays while its record is above the bar less the slack (0.57 >
+    // 0.55), though under the bar a newcomer must clear (0.6).
+    assert_eq!(choose([(570, 430), (1000, 0)], &cheaper), Some(0));
+    // Below the slack it is given up for one whose record passes.
+    assert_eq!(choose([(400, 600), (1000, 0)], &cheaper), Some(1));
+}
