@@ -47,7 +47,7 @@ const VALIDATION_SPREAD: usize = 32;
 /// Configurations that pass the held-out check and are confirmed on fresh seeds again, cheapest
 /// first.
 const CONFIRMED: usize = 6;
-/// How far below the screening pass rate the record of the configuration applied now may fall
+/// How far below `pass_rate` the record of the configuration applied now may fall
 /// before it is given up (hysteresis: a record near the bar crosses it on noise).
 const KEEP_SLACK: f64 = 0.05;
 

@@ -61,8 +61,8 @@ pub(super) fn check_and_choose(
     // The cheapest ones that pass there too (and the anchors) are confirmed on fresh seeds,
     // adding to the session's record of each. The cheapest whose record passes the confirmation
     // bar is chosen, unless the configuration applied now is cheaper and its record still
-    // passes the screening bar less a slack; failing both, the cheapest whose record passes the
-    // screening bar, then the cheapest of those nearly as reliable as the most reliable. When
+    // passes `pass_rate` less a slack; failing both, the cheapest whose record passes
+    // `pass_rate`, then the cheapest of those nearly as reliable as the most reliable. When
     // none passes the held-out check: the cheapest of those nearly as close to passing as the
     // closest (the closest alone is often the dearest).
     let mut passed: Vec<usize> = chosen
