@@ -112,6 +112,8 @@ async fn policy_trains_recommends_and_tunes() {
             "300",
             "--updates",
             "100",
+            "--online-steps",
+            "50",
             "--seed",
             "3",
             "--store",

@@ -79,6 +79,16 @@ pub struct TrainArgs {
     /// Gradient updates.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub updates: u64,
+    /// Online steps on the twin after the offline updates, one update each.
+    #[arg(long, default_value_t = 2000)]
+    pub online_steps: u64,
+    /// Discount of future rewards (the reference's 0.9).
+    #[arg(long, default_value_t = 0.9)]
+    pub gamma: f64,
+    /// Weight of imitating QoS-meeting actions in the actor loss (0: the reference's pure
+    /// policy gradient).
+    #[arg(long, default_value_t = 2.5)]
+    pub imitation: f64,
     /// Closed-loop user levels the twin samples cover.
     #[arg(long, value_delimiter = ',', default_value = "10,20,30")]
     pub loads: Vec<u32>,

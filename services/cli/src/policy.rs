@@ -32,7 +32,7 @@ pub fn train_with_progress(
 ) -> Result<JobOutcome> {
     let sampling = progress_bar(spec.samples, "twin samples");
     let training = progress_bar(
-        usize::try_from(spec.train.updates).unwrap_or(usize::MAX),
+        usize::try_from(spec.train.updates + spec.train.online_steps).unwrap_or(usize::MAX),
         "updates",
     );
     if quiet {
@@ -72,6 +72,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.loads.is_empty() || args.loads.contains(&0) {
         bail!("--loads: give user levels above 0, e.g. 10,20,30");
     }
+    if !(0.0..1.0).contains(&args.gamma) {
+        bail!("--gamma: {} is not a discount in [0, 1)", args.gamma);
+    }
+    if !(args.imitation.is_finite() && args.imitation >= 0.0) {
+        bail!("--imitation: {} is not a weight >= 0", args.imitation);
+    }
     let mut store = Store::open(&args.store.store)
         .with_context(|| format!("--store {}", args.store.store.display()))?;
     if let Some(path) = &args.history {
@@ -95,6 +101,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         train: TrainOptions {
             algorithm: algorithm(args.algorithm),
             updates: args.updates,
+            imitation: args.imitation,
+            gamma: args.gamma,
+            online_steps: args.online_steps,
             qos,
             seed: args.seed,
             ..TrainOptions::default()
@@ -128,6 +137,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "seconds": report.seconds,
             "final_losses": report.losses.last(),
             "final_rewards": report.rewards.iter().rev().take(spec.train.evaluate_loads.len()).collect::<Vec<_>>(),
+            "evaluation": report.evaluation,
             "report": outcome.path.join("report.json"),
         })
     );

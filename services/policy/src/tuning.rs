@@ -393,6 +393,7 @@ async fn run(
                     .encoder
                     .encode(&workflow, &window)
                     .map_err(PolicyError::internal)?,
+                qos_met: met,
             };
             replay.push(t);
             let batch = model.learner.config().batch_size;

@@ -103,6 +103,11 @@ pub struct AgentConfig {
     /// Multiplier applied to the noise after every update.
     #[config(default = 0.999)]
     pub noise_decay: f64,
+    /// Weight of imitating the actions of QoS-meeting transitions in the actor loss (as TD3+BC:
+    /// the policy's Q is then divided by its mean magnitude, so the weight has no unit). 0 is
+    /// the reference's pure policy gradient.
+    #[config(default = 0.0)]
+    pub imitation: f64,
     /// Seed of initialisation, sampling and noise.
     #[config(default = 0)]
     pub seed: u64,

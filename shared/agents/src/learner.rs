@@ -54,6 +54,9 @@ pub struct Batch {
     pub rewards: Vec<f32>,
     /// States after the actions.
     pub next_states: Vec<f32>,
+    /// Per transition, how much the actor should imitate its action (1 for a QoS-meeting
+    /// outcome, 0 otherwise); empty means none. Used when the config's `imitation` is above 0.
+    pub imitate: Vec<f32>,
 }
 
 /// What one update did.
@@ -163,6 +166,11 @@ impl Learner {
         self.noise
     }
 
+    /// Sets the exploration noise (it decays from there with every update).
+    pub fn set_noise(&mut self, noise: f64) {
+        self.noise = noise.max(0.0);
+    }
+
     fn tensor3(
         &self,
         values: &[f32],
@@ -218,6 +226,30 @@ impl Learner {
         Ok(decision)
     }
 
+    /// The batch's imitation weights when the actor imitates (checked), `None` when it does not.
+    fn imitation_weights(&self, batch: &Batch, len: usize) -> Result<Option<Vec<f32>>, Error> {
+        if self.config.imitation <= 0.0 || batch.imitate.is_empty() {
+            return Ok(None);
+        }
+        if batch.imitate.len() != len {
+            return Err(invalid(
+                "imitate",
+                format!("{} weights for {len} transitions", batch.imitate.len()),
+            ));
+        }
+        if let Some(i) = batch
+            .imitate
+            .iter()
+            .position(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return Err(invalid(
+                "imitate",
+                format!("weight {i} is not a finite weight >= 0"),
+            ));
+        }
+        Ok(Some(batch.imitate.clone()))
+    }
+
     /// One MADDPG update on `batch`.
     pub fn update(&mut self, batch: &Batch) -> Result<Losses, Error> {
         let len = batch.rewards.len();
@@ -244,6 +276,7 @@ impl Learner {
             .forward(s2, a2.detach(), ids.clone(), mask.clone(), c)
             .detach();
         let target = (q2 * c.gamma + r).detach();
+        let a_taken = a.clone().detach();
         let q = self
             .critic
             .forward(s.clone(), a, ids.clone(), mask.clone(), c);
@@ -257,7 +290,27 @@ impl Learner {
         );
 
         let (policy, _) = self.actor.forward(s.clone(), ids.clone(), mask.clone(), c);
-        let actor_loss = -self.critic.forward(s, policy, ids, mask, c).mean();
+        let q = self.critic.forward(s, policy.clone(), ids, mask, c);
+        let actor_loss = match self.imitation_weights(batch, len)? {
+            Some(weights) => {
+                // TD3+BC: lambda * Q / mean|Q| minus the weighted squared distance to the
+                // imitated actions, averaged over the imitated (transition, agent, knob) cells.
+                let scale = q
+                    .clone()
+                    .abs()
+                    .mean()
+                    .detach()
+                    .into_scalar::<f32>()
+                    .max(1e-6);
+                let cells =
+                    (weights.iter().sum::<f32>() * (self.functions * c.action_dim) as f32).max(1.0);
+                let w =
+                    Tensor::<1>::from_floats(weights.as_slice(), &self.device).reshape([len, 1, 1]);
+                let distance = ((policy - a_taken).powf_scalar(2.0) * w).sum() / cells;
+                -q.mean() / scale + distance * c.imitation
+            }
+            None => -q.mean(),
+        };
         let actor_value = actor_loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(actor_loss.backward(), &self.actor);
         self.actor = self

@@ -27,8 +27,15 @@ impl Default for Qos {
 
 /// Weight of the cost in the reward (the prototype's `-0.1 * price`).
 pub const COST_WEIGHT: f64 = 0.1;
-/// What a window that misses QoS pays on top of its cost (the prototype's `0.5`).
-pub const MISS_PENALTY: f64 = 0.5;
+/// What a window that misses QoS pays on top of its cost. The prototype paid 0.5: on `parallel`
+/// at 30 users that makes the cheapest configuration (cost 0.3, QoS missed: -0.53) a better
+/// reward than the cheapest one meeting QoS (cost 5.8: -0.58), so agents learnt to miss QoS.
+pub const MISS_PENALTY: f64 = 1.0;
+/// Weight of how far a missed window fell short of the target ([`Qos::shortfall`]): the flat
+/// penalty gives the critic no slope towards QoS, so the policy gradient only ever saw cost.
+pub const SHORTFALL_WEIGHT: f64 = 1.0;
+/// The shortfall is capped here (and an empty window counts as this far short).
+pub const SHORTFALL_CAP: f64 = 2.0;
 
 impl Qos {
     /// Checks the target; `prefix` names the field (e.g. `qos`).
@@ -60,10 +67,31 @@ impl Qos {
             && window.success_ratio >= self.min_success_ratio
     }
 
-    /// The shared reward of a window: `-0.1 * cost`, minus `0.5` when QoS was missed (the
-    /// prototype's variant of `alpha * y(C) + beta`).
+    /// How far a window fell short of the target: the relative excess of its mean latency plus
+    /// the relative shortfall of its success ratio, capped at [`SHORTFALL_CAP`] (0 when met).
+    pub fn shortfall(&self, window: &WorkflowWindow) -> f64 {
+        if window.total_requests == 0 {
+            return SHORTFALL_CAP;
+        }
+        let latency = (window.mean_latency_seconds / self.mean_latency_seconds - 1.0).max(0.0);
+        let success = if self.min_success_ratio > 0.0 {
+            ((self.min_success_ratio - window.success_ratio) / self.min_success_ratio).max(0.0)
+        } else {
+            0.0
+        };
+        (latency + success).min(SHORTFALL_CAP)
+    }
+
+    /// The shared reward of a window, `alpha * y(C) + beta` with `beta` paid only when QoS is met:
+    /// `-0.1 * cost`, and when QoS was missed minus [`MISS_PENALTY`] and the weighted
+    /// [`Qos::shortfall`].
     pub fn reward(&self, window: &WorkflowWindow) -> f64 {
-        -COST_WEIGHT * window.cost - if self.met(window) { 0.0 } else { MISS_PENALTY }
+        let missed = if self.met(window) {
+            0.0
+        } else {
+            MISS_PENALTY + SHORTFALL_WEIGHT * self.shortfall(window)
+        };
+        -COST_WEIGHT * window.cost - missed
     }
 }
 
@@ -96,8 +124,21 @@ mod tests {
             !qos.met(&window(0.0, 0.0, 0, 3.0)),
             "an empty window proves nothing"
         );
+    }
+
+    #[test]
+    fn the_reward_pays_cost_and_grades_how_far_qos_was_missed() {
+        let qos = Qos::default();
         assert!((qos.reward(&window(5.0, 1.0, 10, 3.0)) + 0.3).abs() < 1e-12);
-        assert!((qos.reward(&window(50.0, 1.0, 10, 3.0)) + 0.8).abs() < 1e-12);
+        // 19.5 s is 50% over 13 s; the ratio 0.81 is 10% under 0.9.
+        assert!((qos.shortfall(&window(19.5, 0.81, 10, 3.0)) - 0.6).abs() < 1e-12);
+        assert!((qos.reward(&window(19.5, 0.81, 10, 3.0)) + 0.3 + 1.0 + 0.6).abs() < 1e-12);
+        assert_eq!(qos.shortfall(&window(500.0, 0.0, 10, 3.0)), SHORTFALL_CAP);
+        assert_eq!(qos.shortfall(&window(0.0, 0.0, 0, 3.0)), SHORTFALL_CAP);
+        // Missing by a hair costs more than any configuration under cost 10 saves.
+        assert!(qos.reward(&window(13.01, 1.0, 10, 0.3)) < qos.reward(&window(12.0, 1.0, 10, 9.9)));
+        // Further from the target is worse at the same cost: the slope the critic learns.
+        assert!(qos.reward(&window(30.0, 1.0, 10, 1.0)) < qos.reward(&window(15.0, 1.0, 10, 1.0)));
     }
 
     #[test]

@@ -5,19 +5,24 @@
 //! - [`samples`]: observations of random and perturbed configurations on the twin.
 //! - [`replay`]: transitions from observations (transient windows skipped); the replay buffer.
 //! - [`search`]: steady-state evaluation and coordinate descent on the twin.
+//! - [`evaluate`]: the greedy policy on its own on the twin (what compares algorithms).
+//! - [`online`]: online steps on the twin after the offline updates (the policy's own data).
 //! - [`train`]: the training loop, its checkpoints and its report (losses, reward curve).
 //! - [`job`]: a whole job (history import, twin samples, training, registration) as the CLI
 //!   and the policy service run it.
 //! - [`model`]: a trained model (agents + state encoder), saving, loading, registering, and
 //!   following its policy on the twin.
 
+pub mod evaluate;
 pub mod job;
 pub mod model;
+pub mod online;
 pub mod replay;
 pub mod samples;
 pub mod search;
 pub mod train;
 
+pub use evaluate::{EvaluateOptions, PolicyScore, evaluate_policy};
 pub use job::{JobOutcome, JobSpec, Stage, import_history, run_job};
 pub use model::{Model, ModelMeta, Verdict};
 pub use samples::{SampleOptions, twin_samples};

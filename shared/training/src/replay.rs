@@ -23,6 +23,8 @@ pub struct Transition {
     pub reward: f32,
     /// Next state.
     pub next_state: Vec<f32>,
+    /// Whether the action's window met QoS (the actor may imitate it).
+    pub qos_met: bool,
 }
 
 /// The transitions of `observations` (any order; grouped by session, ordered by `seq`).
@@ -50,6 +52,7 @@ pub fn transitions(
             action: after.actions.iter().flatten().map(|&a| a as f32).collect(),
             reward: after.reward as f32,
             next_state: encoder.encode(workflow, &after.window)?,
+            qos_met: after.qos_met,
         });
     }
     Ok(out)
@@ -105,6 +108,7 @@ impl ReplayBuffer {
             batch.actions.extend_from_slice(&t.action);
             batch.rewards.push(t.reward);
             batch.next_states.extend_from_slice(&t.next_state);
+            batch.imitate.push(if t.qos_met { 1.0 } else { 0.0 });
         }
         batch
     }
@@ -171,6 +175,7 @@ mod tests {
                 action: vec![0.0; 4],
                 reward: i as f32,
                 next_state: vec![0.0; 2],
+                qos_met: i % 2 == 0,
             });
         }
         assert_eq!(buffer.len(), 3);

@@ -14,7 +14,9 @@ use faasconf_twin::TwinOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::evaluate::{EvaluateOptions, PolicyScore, evaluate_policy};
 use crate::model::{Model, ModelMeta};
+use crate::online::OnlineTwins;
 use crate::replay::{ReplayBuffer, transitions};
 
 /// How to train.
@@ -24,8 +26,11 @@ pub struct TrainOptions {
     pub algorithm: Algorithm,
     /// Attention scoring (attmf only).
     pub scoring: Scoring,
-    /// Gradient updates.
+    /// Gradient updates on the offline samples.
     pub updates: u64,
+    /// Then this many online steps on the twin, one update each (0: offline only).
+    #[serde(default)]
+    pub online_steps: u64,
     /// Actor learning rate.
     pub learning_rate: f64,
     /// Critic learning rate.
@@ -34,6 +39,10 @@ pub struct TrainOptions {
     pub gamma: f64,
     /// Transitions per update.
     pub batch_size: usize,
+    /// Weight of imitating QoS-meeting actions in the actor loss (0: pure policy gradient; 2.5 as
+    /// TD3+BC: without it the actor saturates on configurations costing 13-17).
+    #[serde(default)]
+    pub imitation: f64,
     /// Write a checkpoint every this many updates (0: only at the end).
     pub checkpoint_every: u64,
     /// Follow the greedy policy on the twin every this many updates (0: never).
@@ -52,10 +61,12 @@ impl Default for TrainOptions {
             algorithm: Algorithm::AttMf,
             scoring: Scoring::SquaredMasked,
             updates: 2000,
+            online_steps: 2000,
             learning_rate: 1e-3,
             critic_learning_rate: 1e-3,
             gamma: 0.9,
             batch_size: 64,
+            imitation: 2.5,
             checkpoint_every: 250,
             evaluate_every: 250,
             evaluate_loads: vec![10, 20, 30],
@@ -110,6 +121,10 @@ pub struct TrainReport {
     pub losses: Vec<LossPoint>,
     /// Reward curve.
     pub rewards: Vec<RewardPoint>,
+    /// The final greedy policy on its own, at each of `evaluate_loads` (empty when
+    /// `evaluate_every` is 0).
+    #[serde(default)]
+    pub evaluation: Vec<PolicyScore>,
 }
 
 /// Where training stands, for progress bars.
@@ -132,6 +147,7 @@ pub fn agent_config(options: &TrainOptions) -> AgentConfig {
         .with_critic_learning_rate(Some(options.critic_learning_rate))
         .with_gamma(options.gamma)
         .with_batch_size(options.batch_size)
+        .with_imitation(options.imitation)
         .with_seed(options.seed)
 }
 
@@ -204,6 +220,7 @@ pub fn train(
             seconds: 0.0,
             losses: Vec::new(),
             rewards: Vec::new(),
+            evaluation: Vec::new(),
         },
     };
     let mut rng = Rng::stream(options.seed, 7 + learner.updates());
@@ -217,7 +234,31 @@ pub fn train(
         seed: options.seed,
         created_unix_seconds: unix_now(),
     };
-    while learner.updates() < options.updates {
+    let total = options.updates + options.online_steps;
+    // Online steps run at the loads the samples cover.
+    let mut loads: Vec<u32> = mine.iter().map(|o| o.users).filter(|&u| u > 0).collect();
+    loads.sort_unstable();
+    loads.dedup();
+    let mut online = match options.online_steps {
+        0 => None,
+        _ => Some(OnlineTwins::new(
+            workflow,
+            &loads,
+            options.qos,
+            30.0,
+            options.seed ^ 0x0_11e,
+        )?),
+    };
+    while learner.updates() < total {
+        if let Some(twins) = online
+            .as_mut()
+            .filter(|_| learner.updates() >= options.updates)
+        {
+            if learner.updates() == options.updates {
+                learner.set_noise(learner.config().noise);
+            }
+            buffer.push(twins.step(&mut learner, &encoder)?);
+        }
         let losses = learner.update(&buffer.sample(options.batch_size, &mut rng))?;
         critic_sum += f64::from(losses.critic);
         actor_sum += f64::from(losses.actor);
@@ -225,11 +266,11 @@ pub fn train(
         let done = learner.updates();
         progress(Progress {
             update: done,
-            total: options.updates,
+            total,
             critic: losses.critic,
         });
         let every = |k: u64| k > 0 && done % k == 0;
-        if every(options.checkpoint_every.max(1).min(options.updates)) || done == options.updates {
+        if every(options.checkpoint_every.max(1).min(total)) || done == total {
             report.losses.push(LossPoint {
                 update: done,
                 critic: critic_sum / since as f64,
@@ -237,8 +278,7 @@ pub fn train(
             });
             (critic_sum, actor_sum, since) = (0.0, 0.0, 0);
         }
-        if every(options.evaluate_every) || (options.evaluate_every > 0 && done == options.updates)
-        {
+        if every(options.evaluate_every) || (options.evaluate_every > 0 && done == total) {
             let model = Model {
                 learner,
                 encoder: encoder.clone(),
@@ -249,7 +289,7 @@ pub fn train(
                 .extend(reward_curve(workflow, &model, options, done)?);
             learner = model.learner;
         }
-        if every(options.checkpoint_every) && done < options.updates {
+        if every(options.checkpoint_every) && done < total {
             report.seconds += started.elapsed().as_secs_f64();
             Resume::write(workdir, &learner, &encoder, &report)?;
             report.seconds -= started.elapsed().as_secs_f64();
@@ -257,14 +297,24 @@ pub fn train(
     }
     report.seconds += started.elapsed().as_secs_f64();
     let meta = meta(&learner);
-    Ok((
-        Model {
-            learner,
-            encoder,
-            meta,
-        },
-        report,
-    ))
+    let model = Model {
+        learner,
+        encoder,
+        meta,
+    };
+    if options.evaluate_every > 0 {
+        report.evaluation = evaluate_policy(
+            workflow,
+            &model,
+            &EvaluateOptions {
+                loads: options.evaluate_loads.clone(),
+                qos: options.qos,
+                seed: options.seed ^ 0x5eed,
+                ..EvaluateOptions::default()
+            },
+        )?;
+    }
+    Ok((model, report))
 }
 
 fn meta_placeholder() -> ModelMeta {
@@ -366,8 +416,10 @@ mod tests {
     use faasconf_core::catalog::builtin;
 
     fn options() -> TrainOptions {
+        // 20 offline updates, then 10 online steps on the twin.
         TrainOptions {
-            updates: 30,
+            updates: 20,
+            online_steps: 10,
             batch_size: 16,
             checkpoint_every: 10,
             evaluate_every: 15,
@@ -390,7 +442,7 @@ mod tests {
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        // The "kill": the run dies at update 25, after the checkpoint of update 20.
+        // The "kill": the run dies at update 25 (online), after the checkpoint of update 20.
         let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             train(&w, &obs, &options(), dir.path(), Device::flex(), &mut |p| {
                 assert!(p.update < 25, "killed")
@@ -418,6 +470,8 @@ mod tests {
             report.rewards.iter().map(|r| r.update).collect::<Vec<_>>(),
             [15, 30]
         );
+        assert_eq!(report.evaluation.len(), 1, "the final policy, at 10 users");
+        assert_eq!(report.evaluation[0].windows, 16, "4 seeds x 4 scored steps");
         // Other options do not resume someone else's run.
         let other = TrainOptions {
             seed: 9,

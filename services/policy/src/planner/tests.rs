@@ -21,6 +21,7 @@ fn model(workflow: &Workflow) -> Model {
     let dir = tempfile::tempdir().unwrap();
     let options = TrainOptions {
         updates: 20,
+        online_steps: 0,
         evaluate_every: 0,
         ..TrainOptions::default()
     };
