@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use faasconf_core::catalog;
 use faasconf_proto::v1::actuator_server::ActuatorServer;
 use faasconf_twin::Workload;
 use tonic::service::Routes;
@@ -195,15 +194,7 @@ async fn main() -> Result<()> {
         None => Workload::ClosedLoop { users: args.users },
     };
     workload.validate().context("--users / --rps")?;
-    let names: Vec<String> = if args.workflows.is_empty() {
-        catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        args.workflows.clone()
-    };
-    let workflows = names
-        .iter()
-        .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
-        .collect::<Result<Vec<_>>>()?;
+    let workflows = faasconf_server::served_workflows(&args.workflows)?;
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe();
     let (stop, stopped) = tokio::sync::watch::channel(false);

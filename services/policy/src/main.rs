@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use faasconf_core::catalog;
 use faasconf_policy::{Engine, PolicyService};
 use faasconf_proto::v1::policy_server::PolicyServer;
 use tonic::service::Routes;
@@ -39,15 +38,7 @@ struct Args {
 async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
-    let names: Vec<String> = if args.workflows.is_empty() {
-        catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        args.workflows.clone()
-    };
-    let workflows = names
-        .iter()
-        .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
-        .collect::<Result<Vec<_>>>()?;
+    let workflows = faasconf_server::served_workflows(&args.workflows)?;
     if let Some(url) = &args.actuator {
         url.parse::<http::Uri>()
             .with_context(|| format!("--actuator {url}: not a URL"))?;

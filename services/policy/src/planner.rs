@@ -339,13 +339,33 @@ pub fn plan(
         .map(|k| (configs[k].clone(), scored[k], Some(k)))
         .collect();
     // Descents from the (up to) three best feasible candidates share the budget: the landscape
-    // has many local optima.
-    let starts: Vec<usize> = order
+    // has many local optima. They start from different sources where they can (the policy's
+    // candidates, the safe history, the anchors, the random restarts): the policy's 32 noisy
+    // candidates lie in one basin and would otherwise take every start.
+    let (policy_end, safe_end) = (count, candidates.len());
+    let anchors_end = safe_end + anchors.len();
+    let source = |k: usize| match k {
+        _ if k < policy_end => 0,
+        _ if k < safe_end => 1,
+        _ if k < anchors_end => 2,
+        _ => 3,
+    };
+    let feasible: Vec<usize> = order
         .iter()
         .copied()
         .filter(|&k| acceptable(&scored[k]))
-        .take(DESCENTS)
         .collect();
+    let mut starts: Vec<usize> = Vec::with_capacity(DESCENTS);
+    for &k in &feasible {
+        if starts.len() < DESCENTS && starts.iter().all(|&s| source(s) != source(k)) {
+            starts.push(k);
+        }
+    }
+    for &k in &feasible {
+        if starts.len() < DESCENTS && !starts.contains(&k) {
+            starts.push(k);
+        }
+    }
     for &k in &starts {
         let d = descend(
             workflow,

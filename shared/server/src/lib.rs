@@ -33,6 +33,18 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// The workflows a service serves, from its `--workflow` flags: built-in names or topology
+/// files, every built-in workflow when none is given. An error names the flag and its value.
+pub fn served_workflows(names: &[String]) -> Result<Vec<faasconf_core::Workflow>> {
+    use faasconf_core::catalog;
+    let builtin: Vec<String> = catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect();
+    let names = if names.is_empty() { &builtin } else { names };
+    names
+        .iter()
+        .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
+        .collect()
+}
+
 /// Installs the process-wide metrics recorder; its handle renders the Prometheus text.
 pub fn install_metrics_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
