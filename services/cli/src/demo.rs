@@ -136,11 +136,12 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         train_with_progress(&mut store, &workflow, &spec, &models, args.json)?
     };
     say(format!(
-        "pre-trained {} on {} twin samples ({} transitions, {} updates) in {:.1} s: model version {}",
+        "pre-trained {} on {} twin samples ({} transitions, {} updates, then {} online steps) in {:.1} s: model version {}",
         spec.train.algorithm.name(),
         outcome.report.samples,
         outcome.report.transitions,
         spec.train.updates,
+        spec.train.online_steps,
         started.elapsed().as_secs_f64(),
         outcome.version
     ));
