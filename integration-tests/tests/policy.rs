@@ -290,8 +290,9 @@ async fn policy_trains_recommends_and_tunes() {
     );
 
     // Convergence: with a patience of one iteration the session ends as soon as the best
-    // QoS-meeting cost does not improve; it runs to its budget only if every iteration improved
-    // it, or none met QoS (nothing to converge to).
+    // QoS-meeting cost does not improve (on the last iteration too: converged before budget
+    // spent); it runs to its budget only if every iteration improved it, or none met QoS
+    // (nothing to converge to).
     let session = |max_iterations, converge_after, no_twin_screening| v1::StartTuningRequest {
         workflow: "parallel".into(),
         actuator_endpoint: actuator.endpoint(),
@@ -317,7 +318,7 @@ async fn policy_trains_recommends_and_tunes() {
     );
     if status.state == "converged" {
         assert!(
-            status.iterations < 6 && status.message.contains("not improved"),
+            status.iterations <= 6 && status.message.contains("not improved"),
             "{status:?}"
         );
     }

@@ -460,14 +460,16 @@ async fn run(
             } else {
                 since_best += 1;
             }
-            if iteration >= spec.max_iterations {
-                s.state = "budget_spent";
-                s.message = format!("{iteration} iterations done");
-                return Ok(());
-            }
+            // Converged before budget spent: when both hold on the last iteration, that the
+            // best stopped improving is what the caller wants to know.
             if spec.converge_after > 0 && s.best.is_some() && since_best >= spec.converge_after {
                 s.state = "converged";
                 s.message = format!("the best cost has not improved for {since_best} iterations");
+                return Ok(());
+            }
+            if iteration >= spec.max_iterations {
+                s.state = "budget_spent";
+                s.message = format!("{iteration} iterations done");
                 return Ok(());
             }
         }

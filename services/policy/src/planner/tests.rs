@@ -230,3 +230,76 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
     // Below the slack it is given up for one whose record passes.
     assert_eq!(choose([(400, 600), (1000, 0)], &cheaper), Some(1));
 }
+
+#[test]
+fn confirmation_goes_up_a_cost_ladder_past_variants_of_one_configuration() {
+    let w = builtin("parallel").unwrap();
+    let qos = Qos::default();
+    let options = PlanOptions {
+        pass_rate: 0.6,
+        confirm_pass_rate: 0.6,
+        holdout_seeds: 2,
+        holdout_windows: 10,
+        confirm_seeds: 1,
+        confirm_windows: 10,
+        ..PlanOptions::default()
+    };
+    let evaluation = Evaluation {
+        users: 10,
+        windows: 5,
+        seeds: vec![1, 2],
+        window_seconds: 30.0,
+        threads: 0,
+        qos,
+    };
+    // Eight variants of one configuration (memory moved a little) that keep failing their
+    // confirmations, and a dearer one with a good record.
+    let mut configs: Vec<WorkflowConfig> = (0..8)
+        .map(|i| {
+            w.config_from_actions(&vec![[0.9, 0.9 - 0.01 * f64::from(i), 0.3, 0.5]; w.len()])
+                .unwrap()
+        })
+        .collect();
+    configs.sort_by(|a, b| a.cost().total_cmp(&b.cost()));
+    configs.dedup();
+    assert!(
+        configs.len() > super::CONFIRMED,
+        "{} variants",
+        configs.len()
+    );
+    let spread = configs[configs.len() - 1].cost() / configs[0].cost() - 1.0;
+    assert!(
+        spread < super::CONFIRM_STEP,
+        "variants within one step: {spread}"
+    );
+    let generous = w
+        .config_from_actions(&vec![[1.0, 1.0, 0.3, 0.5]; w.len()])
+        .unwrap();
+    let mut tally = Tally::default();
+    for c in &configs {
+        tally.add(c, 0, 1000);
+    }
+    tally.add(&generous, 1000, 0);
+    let visited: Vec<(WorkflowConfig, Steady, Option<usize>)> = configs
+        .iter()
+        .chain([&generous])
+        .map(|c| (c.clone(), evaluation.steady(&w, c), None))
+        .collect();
+    let current = configs[0].clone();
+    let (choice, _) = check_and_choose(
+        &w,
+        &visited,
+        &[&current],
+        &current,
+        &evaluation,
+        &qos,
+        &options,
+        &mut tally,
+        &mut Rng::new(3),
+    );
+    assert_eq!(
+        choice.map(|(k, _)| k),
+        Some(visited.len() - 1),
+        "the dearer configuration was confirmed and chosen"
+    );
+}
