@@ -40,8 +40,6 @@ const DESCENTS: usize = 3;
 const SAFE_STARTS: usize = 8;
 /// Random moves of one kick of the iterated local search.
 const KICK_MOVES: usize = 3;
-/// Points of the bridges from the search's best result to the anchors (share of the anchor).
-const BRIDGE: [f64; 4] = [0.2, 0.4, 0.6, 0.8];
 /// Acceptable configurations checked on held-out twin seeds: the cheapest ones, and ones
 /// spread over the dearer rest.
 const VALIDATION_CHEAPEST: usize = 16;
@@ -49,8 +47,6 @@ const VALIDATION_SPREAD: usize = 32;
 /// Configurations that pass the held-out check and are confirmed on fresh seeds again, cheapest
 /// first.
 const CONFIRMED: usize = 6;
-/// Each configuration confirmed costs at least this share more than the cheaper one before it.
-const CONFIRM_STEP: f64 = 0.03;
 /// How far below `pass_rate` the record of the configuration applied now may fall
 /// before it is given up (hysteresis: a record near the bar crosses it on noise).
 const KEEP_SLACK: f64 = 0.05;
@@ -446,39 +442,6 @@ pub fn plan(
         if acceptable(&d.steady) && d.steady.cost < steady.cost {
             (config, steady) = (d.config, d.steady);
         }
-    }
-    // Bridges towards safety: the search ends at the edge of its screening bar, and the checks
-    // then often pass nothing between that edge and a far dearer anchor (a session at 10 users
-    // kept a configuration costing 5.0 for 8 iterations while all it had checked near 2.4 met
-    // QoS in 78-82% of confirmation windows). Configurations part of the way from the best
-    // result to each anchor, in action space, give the checks the steps in between.
-    let best_actions = workflow.actions_of(&config);
-    for anchor in &anchors {
-        if **anchor == config {
-            continue;
-        }
-        let to = workflow.actions_of(anchor);
-        let bridge = BRIDGE
-            .iter()
-            .map(|&t| {
-                let mixed: Vec<[f64; 4]> = best_actions
-                    .iter()
-                    .zip(&to)
-                    .map(|(a, b)| std::array::from_fn(|i| (1.0 - t) * a[i] + t * b[i]))
-                    .collect();
-                workflow
-                    .config_from_actions(&mixed)
-                    .map_err(PolicyError::internal)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bridge_steady = evaluation.steady_all(workflow, &bridge);
-        refined += bridge.len();
-        visited.extend(
-            bridge
-                .into_iter()
-                .zip(bridge_steady)
-                .map(|(c, s)| (c, s, Some(pick))),
-        );
     }
     // The held-out check: cheapest first, never a configuration to avoid.
     visited.retain(|(c, s, _)| acceptable(s) && !avoid.contains(c));

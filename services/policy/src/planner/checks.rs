@@ -6,9 +6,7 @@ use faasconf_core::rng::Rng;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_training::search::{Evaluation, Steady, shortfall};
 
-use super::{
-    CONFIRM_STEP, CONFIRMED, KEEP_SLACK, PlanOptions, VALIDATION_CHEAPEST, VALIDATION_SPREAD,
-};
+use super::{CONFIRMED, KEEP_SLACK, PlanOptions, VALIDATION_CHEAPEST, VALIDATION_SPREAD};
 use crate::outcomes::Tally;
 
 /// Picks from `visited` (acceptable configurations the search stood on, cheapest first, none to
@@ -67,19 +65,13 @@ pub(super) fn check_and_choose(
     // `pass_rate`, then the cheapest of those nearly as reliable as the most reliable. When
     // none passes the held-out check: the cheapest of those nearly as close to passing as the
     // closest (the closest alone is often the dearest).
-    // A ladder: each confirmed configuration costs at least CONFIRM_STEP more than the one
-    // before. The cheapest that pass are often variants of one configuration (a knob that does
-    // not matter moved) with the same record, and filled every slot while the steps between
-    // them and a far dearer anchor were never confirmed.
-    let mut passed: Vec<usize> = Vec::with_capacity(CONFIRMED + anchors.len());
-    let mut last_cost = f64::NEG_INFINITY;
-    for (&k, h) in chosen.iter().zip(&checked) {
-        let cost = visited[k].1.cost;
-        if passed.len() < CONFIRMED && passes(h) && cost >= last_cost * (1.0 + CONFIRM_STEP) {
-            passed.push(k);
-            last_cost = cost;
-        }
-    }
+    let mut passed: Vec<usize> = chosen
+        .iter()
+        .zip(&checked)
+        .filter(|(_, h)| passes(h))
+        .map(|(&k, _)| k)
+        .take(CONFIRMED)
+        .collect();
     passed.extend(
         chosen
             .iter()
