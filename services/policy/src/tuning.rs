@@ -377,24 +377,19 @@ async fn run(
             .set(window.workflow.cost);
         metrics::gauge!("faasconf_policy_reward", "workflow" => workflow.name.clone()).set(reward);
         if let Some(before) = &previous {
-            let t = Transition {
-                state: model
+            let t = Transition::to_window(
+                &workflow,
+                &model.encoder,
+                model
                     .encoder
                     .encode(&workflow, &before.window)
                     .map_err(PolicyError::internal)?,
-                action: observation
-                    .actions
-                    .iter()
-                    .flatten()
-                    .map(|&a| a as f32)
-                    .collect(),
-                reward: reward as f32,
-                next_state: model
-                    .encoder
-                    .encode(&workflow, &window)
-                    .map_err(PolicyError::internal)?,
-                qos_met: met,
-            };
+                &observation.actions,
+                &window,
+                reward,
+                met,
+            )
+            .map_err(PolicyError::internal)?;
             replay.push(t);
             let batch = model.learner.config().batch_size;
             tokio::task::block_in_place(|| -> Result<(), PolicyError> {

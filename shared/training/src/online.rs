@@ -54,7 +54,7 @@ impl OnlineTwins {
             window_seconds,
             seed,
             steps: 0,
-            rng: Rng::stream(seed, 0x0111_1e),
+            rng: Rng::stream(seed, 0x0001_111e),
         })
     }
 
@@ -80,20 +80,16 @@ impl OnlineTwins {
         twin.apply_config(Model::config_of(&self.workflow, &decision)?)?;
         twin.run_window();
         let window = twin.run_window();
-        let transition = Transition {
+        // The actions as the configuration realises them (knobs are whole numbers).
+        let transition = Transition::to_window(
+            &self.workflow,
+            encoder,
             state,
-            // The actions as the configuration realises them (knobs are whole numbers).
-            action: self
-                .workflow
-                .actions_of(&window.config)
-                .iter()
-                .flatten()
-                .map(|&a| a as f32)
-                .collect(),
-            reward: self.qos.reward(&window.workflow) as f32,
-            next_state: encoder.encode(&self.workflow, &window)?,
-            qos_met: self.qos.met(&window.workflow),
-        };
+            &self.workflow.actions_of(&window.config),
+            &window,
+            self.qos.reward(&window.workflow),
+            self.qos.met(&window.workflow),
+        )?;
         *last = window;
         *age += 1;
         Ok(transition)

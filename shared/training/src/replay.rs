@@ -8,6 +8,7 @@
 use faasconf_agents::{Batch, StateEncoder};
 use faasconf_core::Workflow;
 use faasconf_core::rng::Rng;
+use faasconf_core::telemetry::WindowReport;
 use faasconf_store::Observation;
 
 use crate::Error;
@@ -25,6 +26,28 @@ pub struct Transition {
     pub next_state: Vec<f32>,
     /// Whether the action's window met QoS (the actor may imitate it).
     pub qos_met: bool,
+}
+
+impl Transition {
+    /// The transition from the encoded `state` to the window `after`, which `actions` (the
+    /// configuration in force during `after`, normalised) produced with `reward`.
+    pub fn to_window(
+        workflow: &Workflow,
+        encoder: &StateEncoder,
+        state: Vec<f32>,
+        actions: &[[f64; 4]],
+        after: &WindowReport,
+        reward: f64,
+        qos_met: bool,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            state,
+            action: actions.iter().flatten().map(|&a| a as f32).collect(),
+            reward: reward as f32,
+            next_state: encoder.encode(workflow, after)?,
+            qos_met,
+        })
+    }
 }
 
 /// The transitions of `observations` (any order; grouped by session, ordered by `seq`).
@@ -47,13 +70,15 @@ pub fn transitions(
         if before.session != after.session || before.source != after.source {
             continue;
         }
-        out.push(Transition {
-            state: encoder.encode(workflow, &before.window)?,
-            action: after.actions.iter().flatten().map(|&a| a as f32).collect(),
-            reward: after.reward as f32,
-            next_state: encoder.encode(workflow, &after.window)?,
-            qos_met: after.qos_met,
-        });
+        out.push(Transition::to_window(
+            workflow,
+            encoder,
+            encoder.encode(workflow, &before.window)?,
+            &after.actions,
+            &after.window,
+            after.reward,
+            after.qos_met,
+        )?);
     }
     Ok(out)
 }
