@@ -114,6 +114,10 @@ async fn policy_trains_recommends_and_tunes() {
             "100",
             "--online-steps",
             "50",
+            "--loads",
+            "10,20",
+            "--scoring",
+            "softmax",
             "--seed",
             "3",
             "--store",
@@ -135,6 +139,13 @@ async fn policy_trains_recommends_and_tunes() {
         (Some(1), Some(true)),
         "{report}"
     );
+    let judged: Vec<u64> = report["evaluation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["users"].as_u64())
+        .collect();
+    assert_eq!(judged, [10, 20], "judged at the sampled loads: {report}");
 
     // The twin path: a configuration with the twin's prediction and the attention map.
     let twin = client

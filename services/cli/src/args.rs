@@ -62,6 +62,15 @@ pub enum AlgorithmChoice {
     Ddpg,
 }
 
+/// How `attmf` turns attention scores into neighbour weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScoringChoice {
+    /// GAT-MF's squared dot product, masked by the adjacency.
+    Squared,
+    /// Scaled dot product through a softmax, non-neighbours at minus infinity.
+    Softmax,
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Built-in workflow or topology file.
@@ -76,6 +85,9 @@ pub struct TrainArgs {
     /// Learning algorithm.
     #[arg(long, value_enum, default_value_t = AlgorithmChoice::Attmf)]
     pub algorithm: AlgorithmChoice,
+    /// Attention scoring (attmf only).
+    #[arg(long, value_enum, default_value_t = ScoringChoice::Squared)]
+    pub scoring: ScoringChoice,
     /// Gradient updates.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub updates: u64,

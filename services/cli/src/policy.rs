@@ -1,7 +1,7 @@
 //! `faasconf train` and `faasconf recommend`.
 
 use anyhow::{Context, Result, bail};
-use faasconf_agents::Algorithm;
+use faasconf_agents::{Algorithm, Scoring};
 use faasconf_core::history::read_history;
 use faasconf_core::{Qos, catalog};
 use faasconf_proto::v1::{self, policy_client::PolicyClient};
@@ -9,7 +9,7 @@ use faasconf_store::Store;
 use faasconf_training::{JobOutcome, JobSpec, Stage, TrainOptions, import_history, run_job};
 use serde_json::{Value, json};
 
-use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, TrainArgs};
+use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, ScoringChoice, TrainArgs};
 use crate::sim::progress_bar;
 
 /// The algorithm of a flag.
@@ -100,6 +100,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         loads: args.loads.clone(),
         train: TrainOptions {
             algorithm: algorithm(args.algorithm),
+            scoring: match args.scoring {
+                ScoringChoice::Squared => Scoring::SquaredMasked,
+                ScoringChoice::Softmax => Scoring::MaskedSoftmax,
+            },
             updates: args.updates,
             imitation: args.imitation,
             gamma: args.gamma,
@@ -136,7 +140,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "resumed_from": report.resumed_from,
             "seconds": report.seconds,
             "final_losses": report.losses.last(),
-            "final_rewards": report.rewards.iter().rev().take(spec.train.evaluate_loads.len()).collect::<Vec<_>>(),
+            "final_rewards": report.rewards.iter().rev().take(spec.loads.len()).collect::<Vec<_>>(),
             "evaluation": report.evaluation,
             "report": outcome.path.join("report.json"),
         })

@@ -150,10 +150,15 @@ pub fn run_job(
         spec.train.algorithm.name(),
         spec.train.seed
     ));
+    // The policy is judged at the loads it was sampled at.
+    let options = TrainOptions {
+        evaluate_loads: spec.loads.clone(),
+        ..spec.train.clone()
+    };
     let (model, report) = train(
         workflow,
         &observations,
-        &spec.train,
+        &options,
         &workdir,
         device,
         &mut |p| progress(Stage::Training(p)),

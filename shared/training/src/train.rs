@@ -47,7 +47,8 @@ pub struct TrainOptions {
     pub checkpoint_every: u64,
     /// Follow the greedy policy on the twin every this many updates (0: never).
     pub evaluate_every: u64,
-    /// Loads the reward curve is drawn at.
+    /// Loads the reward curve and the final evaluation are drawn at (a training job sets the
+    /// loads it sampled).
     pub evaluate_loads: Vec<u32>,
     /// QoS of the reward.
     pub qos: Qos,
