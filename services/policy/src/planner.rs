@@ -104,13 +104,13 @@ impl Default for PlanOptions {
     fn default() -> Self {
         Self {
             candidates: 32,
-            random_starts: 128,
+            random_starts: 256,
             noise: 0.15,
             screen: true,
             screen_windows: 10,
             screen_seeds: 4,
             twin_seed: 0x7a1,
-            refine_budget: 2000,
+            refine_budget: 4000,
             latency_margin: 0.0,
             success_margin: 0.0,
             pass_rate: 0.85,
