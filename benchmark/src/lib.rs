@@ -1,8 +1,24 @@
-//! Benchmarks of faasconf. For now: the twin's speed (criterion, `benches/twin_window.rs`) and
-//! memory (`twin-memory`, peak resident set), and the reference optimum on the twin
-//! ([`oracle`], `oracle-search`). Scenarios are defined here once for both.
+//! The benchmark of faasconf: faasconf against the baselines on the twin, in the paper's
+//! online protocol, and the speed and memory benchmarks.
+//!
+//! - [`protocol`] — one (workflow, load, method, seed) cell: 15 online iterations on the twin.
+//! - [`baselines`] — the methods faasconf is compared with, behind the optimiser interface.
+//! - [`methods`] — every method by name, built from the same warm-up samples.
+//! - [`oracle`] — the reference optimum on the twin (`oracle-search`).
+//! - [`rq1`] — the grid of workflows x loads x seeds x methods (`faasconf bench rq1`).
+//! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
+//! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
+//!
+//! Also: the twin's speed (criterion, `benches/twin_window.rs`) and memory (`twin-memory`),
+//! RecommendConfig latency (`recommend-latency`). Scenarios are defined here once for all.
 
+pub mod baselines;
+pub mod journal;
+pub mod methods;
 pub mod oracle;
+pub mod protocol;
+pub mod report;
+pub mod rq1;
 
 use faasconf_core::{FunctionConfig, WorkflowConfig, catalog};
 use faasconf_twin::{Twin, TwinOptions, Workload};

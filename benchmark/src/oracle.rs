@@ -69,6 +69,9 @@ pub struct SearchResult {
     pub evaluations: usize,
 }
 
+/// A result's figures on the held-out seeds and, when it passed there, the confirmation seeds.
+type Checks = (Steady, Option<Steady>);
+
 /// Searches at `users`.
 pub fn search(
     workflow: &Workflow,
@@ -115,7 +118,7 @@ pub fn search(
         windows: options.confirm_windows,
         ..evaluation.clone()
     };
-    let mut best: Option<(WorkflowConfig, Steady, Option<(Steady, Option<Steady>)>)> = None;
+    let mut best: Option<(WorkflowConfig, Steady, Option<Checks>)> = None;
     let mut unchecked_cost: Option<f64> = None;
     for (start, s) in feasible.into_iter().take(options.starts) {
         let d = descend(workflow, start, s, &acceptable, &evaluation, usize::MAX);

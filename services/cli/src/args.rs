@@ -27,6 +27,8 @@ pub enum Command {
     /// The whole loop on the embedded twin: pre-train, start both services, tune for 15
     /// iterations, print what happened.
     Demo(DemoArgs),
+    /// Compare faasconf with the baselines on the twin (the paper's evaluation).
+    Bench(BenchArgs),
 }
 
 /// Where the experience store and the models live.
@@ -197,6 +199,38 @@ pub struct DemoArgs {
     /// Print a JSON summary as the last line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An experiment of `faasconf bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Experiment {
+    /// Every method on workflows x loads x seeds, against the oracle.
+    Rq1,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The experiment.
+    #[arg(value_enum)]
+    pub experiment: Experiment,
+    /// The reduced grid (minutes on 2 cores) instead of the full one.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where `<experiment>.json` and `<experiment>.md` are written.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// Seeds (comma-separated; default: the grid's).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// Methods (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<String>,
+    /// Workflows (comma-separated; default: the grid's), each at its grid loads.
+    #[arg(long, value_delimiter = ',')]
+    pub workflows: Vec<String>,
+    /// Loads (comma-separated user counts; default: each workflow's grid loads).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub loads: Vec<u32>,
 }
 
 #[derive(Debug, Subcommand)]

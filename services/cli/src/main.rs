@@ -8,8 +8,10 @@
 //! - `faasconf train` — train a workflow's agents offline and register the model.
 //! - `faasconf recommend` — ask the policy service for a configuration (JSON, stack.yml, patch).
 //! - `faasconf demo` — pre-train, start both services, tune on the twin, print each iteration.
+//! - `faasconf bench` — faasconf against the baselines on the twin (JSON and Markdown).
 
 mod args;
+mod bench;
 mod demo;
 mod policy;
 mod sim;
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
         Command::Train(a) => policy::train(&a),
         Command::Recommend(a) => runtime()?.block_on(policy::recommend(&a)),
         Command::Demo(a) => runtime()?.block_on(demo::demo(&a)),
+        Command::Bench(a) => bench::bench(&a),
         Command::Workflows(WorkflowsCommand::List) => sim::list_workflows(),
         Command::Workflows(WorkflowsCommand::Show { workflow }) => sim::show_workflow(&workflow),
         Command::Sim(SimCommand::Run(a)) => sim::run(&a),

@@ -8,7 +8,9 @@
 //! - [`engine`] — workflows, store, loaded models, safe exploration per workflow.
 //! - [`planner`] — state -> configuration (policy, SES, twin screening).
 //! - [`recommend`] — the `RecommendConfig` RPC.
-//! - [`tuning`] — tuning sessions.
+//! - [`tuner`] — faasconf's online tuning method (learn from a window, decide the next
+//!   configuration), behind the optimiser interface the baselines share.
+//! - [`tuning`] — tuning sessions: the tuner driven against an actuator over gRPC.
 //! - [`outcomes`] — what a session learns of the configurations it applied.
 //! - [`jobs`] — training jobs, resumed after a restart.
 //! - [`service`] — the gRPC edge.
@@ -20,6 +22,7 @@ pub mod outcomes;
 pub mod planner;
 pub mod recommend;
 pub mod service;
+pub mod tuner;
 pub mod tuning;
 
 pub use engine::Engine;

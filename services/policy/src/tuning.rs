@@ -11,31 +11,20 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use faasconf_core::rng::Rng;
+use faasconf_core::optimiser::Proposal;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_proto::convert::{config_from_proto, config_to_proto};
 use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
 use faasconf_proto::window::window_from_proto;
-use faasconf_ses::Sample;
 use faasconf_store::{Observation, Source};
 use faasconf_training::Model;
-use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tracing::Instrument;
 
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
-use crate::outcomes::{Calibration, Tally};
-use crate::planner::{PlanOptions, plan};
-
-/// Online updates after each observed transition.
-pub const ONLINE_UPDATES: usize = 16;
-
-/// The highest share of windows a widened margin asks to meet QoS. Some windows miss whatever
-/// the configuration (at 10 users about 7% of the twin's 30 s windows lose 3 of their ~25
-/// requests to the platform's own call failures), so asking for more leaves nothing acceptable.
-pub const MAX_PASS_RATE: f64 = 0.9;
+use crate::tuner::{Tuner, TunerOptions};
 
 /// What a session was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,19 +264,28 @@ async fn run(
     config_from_proto(&workflow, remote.current_config.as_ref(), "current_config")
         .map_err(PolicyError::Invalid)?;
     // A private copy: online learning must not change the stored version others are served.
-    let mut model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
+    let model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
         .map_err(PolicyError::internal)?;
     let explorer = engine.explorer(&workflow)?;
-    let mut replay = ReplayBuffer::new(50_000);
-    {
+    let mut tuner = {
         let stored = engine
             .store()
             .observations(&workflow.name)
             .map_err(PolicyError::internal)?;
         let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
-        replay
-            .extend(transitions(&workflow, &model.encoder, &refs).map_err(PolicyError::internal)?);
-    }
+        Tuner::new(
+            workflow.clone(),
+            model,
+            explorer,
+            &refs,
+            TunerOptions {
+                qos: spec.qos,
+                rollback_after: spec.rollback_after,
+                screen: spec.screen,
+                seed: spec.seed,
+            },
+        )?
+    };
     // Lockstep: a virtual-clock twin waits for each decision, so a session is reproducible from
     // its seed whatever the planning takes (a cluster does not wait).
     let mut stream = client
@@ -299,22 +297,8 @@ async fn run(
         .map_err(from_status)?
         .into_inner();
     lock(&state).state = "running";
-    let mut rng = Rng::stream(spec.seed, 42);
-    let mut previous: Option<Observation> = None;
-    let mut last_good: Option<WorkflowConfig> = None;
-    let mut misses = 0u32;
     let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
     let mut since_best = 0u32;
-    let defaults = PlanOptions::default();
-    let mut margin = (
-        defaults.latency_margin,
-        defaults.success_margin,
-        defaults.pass_rate,
-    );
-    let mut predicted: Option<f64> = None; // the held-out pass rate of a configuration screened as acceptable
-    let mut outcomes = Tally::default(); // what the cluster did
-    let mut confirmations = Tally::default(); // what the twin's confirmation windows said
-    let mut calibration = Calibration::default();
     let session = lock(&state).id.clone();
     let mut seq = 0u64;
     loop {
@@ -366,71 +350,14 @@ async fn run(
             .store()
             .record(std::slice::from_ref(&observation))
             .map_err(PolicyError::internal)?;
-        lock(&explorer).observe(Sample {
-            users: window.users,
-            actions: observation.actions.clone(),
-            price: window.config.cost(),
-            qos_met: met,
-        });
         metrics::counter!("faasconf_policy_windows_total", "workflow" => workflow.name.clone(), "qos" => if met { "met" } else { "missed" }).increment(1);
         metrics::gauge!("faasconf_policy_cost", "workflow" => workflow.name.clone())
             .set(window.workflow.cost);
         metrics::gauge!("faasconf_policy_reward", "workflow" => workflow.name.clone()).set(reward);
-        if let Some(before) = &previous {
-            let t = Transition::to_window(
-                &workflow,
-                &model.encoder,
-                model
-                    .encoder
-                    .encode(&workflow, &before.window)
-                    .map_err(PolicyError::internal)?,
-                &observation.actions,
-                &window,
-                reward,
-                met,
-            )
-            .map_err(PolicyError::internal)?;
-            replay.push(t);
-            let batch = model.learner.config().batch_size;
-            tokio::task::block_in_place(|| -> Result<(), PolicyError> {
-                for _ in 0..ONLINE_UPDATES {
-                    let losses = model
-                        .learner
-                        .update(&replay.sample(batch, &mut rng))
-                        .map_err(PolicyError::internal)?;
-                    metrics::gauge!("faasconf_policy_critic_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.critic));
-                    metrics::gauge!("faasconf_policy_actor_loss", "workflow" => workflow.name.clone()).set(f64::from(losses.actor));
-                }
-                Ok(())
-            })?;
-        }
-        previous = Some(observation);
-        outcomes.observe(&window.config, met);
-        // Configurations the twin passed miss QoS more often than its held-out pass rates said:
-        // widen the margin, so later choices keep further from the edge.
-        if let Some(pass_rate) = predicted
-            && calibration.observe(pass_rate, met)
-        {
-            margin = (
-                (margin.0 + 0.02).min(0.2),
-                (margin.1 + 0.01).min(0.06),
-                (margin.2 + 0.05).min(MAX_PASS_RATE),
-            );
-            tracing::info!(
-                latency_margin = margin.0,
-                success_margin = margin.1,
-                pass_rate = margin.2,
-                "the twin was optimistic: margin widened"
-            );
-        }
-        predicted = None;
-        if met {
-            misses = 0;
-            last_good = Some(window.config.clone());
-        } else {
-            misses += 1;
+        if !met {
             metrics::counter!("faasconf_policy_qos_violations_total", "workflow" => workflow.name.clone()).increment(1);
         }
+        tokio::task::block_in_place(|| tuner.observe(&window))?;
         if let Some((ses_replaced, rollback)) = pending.take() {
             let mut s = lock(&state);
             let iteration = s.history.len() as u32 + 1;
@@ -471,56 +398,18 @@ async fn run(
         if *stopped.borrow() {
             return Ok(());
         }
-        let (next, ses_replaced, rollback) = match &last_good {
-            Some(good) if misses >= spec.rollback_after.max(1) && *good != window.config => {
-                let mut s = lock(&state);
-                s.rollbacks += 1;
-                s.message = format!(
-                    "rolled back after {misses} consecutive QoS misses to the last QoS-meeting configuration (cost {:.3})",
-                    good.cost()
-                );
-                tracing::info!(misses, "rolling back to the last QoS-meeting configuration");
-                metrics::counter!("faasconf_policy_rollbacks_total", "workflow" => workflow.name.clone()).increment(1);
-                misses = 0;
-                (good.clone(), false, true)
-            }
-            _ => {
-                let options = PlanOptions {
-                    screen: spec.screen,
-                    twin_seed: spec.seed ^ 0x5c3e,
-                    latency_margin: margin.0,
-                    success_margin: margin.1,
-                    pass_rate: margin.2,
-                    ..PlanOptions::default()
-                };
-                let incumbent = lock(&state).best.as_ref().map(|(c, _)| c.clone());
-                let avoid = outcomes.to_avoid(options.pass_rate);
-                let chosen = tokio::task::block_in_place(|| {
-                    let mut explorer = lock(&explorer);
-                    plan(
-                        &workflow,
-                        &model,
-                        &window,
-                        window.users,
-                        &spec.qos,
-                        Some(&mut explorer),
-                        incumbent.as_ref(),
-                        &avoid,
-                        &mut confirmations,
-                        &options,
-                        &mut rng,
-                    )
-                })?;
-                predicted = chosen
-                    .verdict
-                    .filter(|v| v.qos_met)
-                    .and(chosen.expected_pass_rate);
-                if chosen.ses_replaced {
-                    metrics::counter!("faasconf_policy_ses_replacements_total", "workflow" => workflow.name.clone()).increment(1);
-                }
-                (chosen.config, chosen.ses_replaced, false)
-            }
-        };
+        let rollbacks = tuner.rollbacks();
+        let next = tokio::task::block_in_place(|| tuner.decide(&window))?;
+        if tuner.rollbacks() > rollbacks {
+            let mut s = lock(&state);
+            s.rollbacks = tuner.rollbacks();
+            s.message = tuner.news().to_owned();
+        }
+        let Proposal {
+            config: next,
+            ses_replaced,
+            rollback,
+        } = next;
         pending = Some((ses_replaced, rollback));
         // Applied even when unchanged: the decision is what a lockstep clock waits for (the
         // actuator changes nothing then). The apply carries this step's trace context.

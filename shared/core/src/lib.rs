@@ -8,6 +8,7 @@
 //! - [`profile`]: what a function costs to run (CPU work, memory, I/O), used by the twin.
 //! - [`catalog`]: the built-in benchmark workflows and topology files (YAML or JSON).
 //! - [`history`]: rows of the FaaSConf history CSV format.
+//! - [`optimiser`]: the interface every tuning method implements (faasconf and the baselines).
 //! - [`qos`]: the end-to-end QoS target and the shared reward.
 //! - [`rng`]: the project's own seeded random number generator (results stay identical per seed).
 //! - [`telemetry`]: per-window telemetry reports (per function and end to end).
@@ -19,6 +20,7 @@ pub mod config;
 pub mod cost;
 pub mod error;
 pub mod history;
+pub mod optimiser;
 pub mod profile;
 pub mod qos;
 pub mod rng;

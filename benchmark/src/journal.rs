@@ -1,0 +1,173 @@
+//! The journal of a long run: every finished cell and oracle search is appended as one JSON
+//! line as soon as it is done, so a run that is stopped (or outlives a working session) resumes
+//! where it was: what the journal holds is not run again. The first line records the options;
+//! a journal written with other options is refused rather than mixed in.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::CellResult;
+
+/// One oracle search as journalled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchRecord {
+    /// The workflow.
+    pub workflow: String,
+    /// Users.
+    pub users: u32,
+    /// The search's cheapest QoS-meeting cost.
+    pub cost: Option<f64>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Options(serde_json::Value),
+    Search(SearchRecord),
+    Cell(Box<CellResult>),
+}
+
+/// Why a journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// It could not be read or written.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a journal line.
+    #[error("journal {path} line {line}: {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// It was written by a run with other options.
+    #[error(
+        "journal {path} was written with other options; give another --out or remove it to start afresh"
+    )]
+    OtherOptions {
+        /// The file.
+        path: String,
+    },
+}
+
+/// An open journal.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    cells: Vec<CellResult>,
+    searches: Vec<SearchRecord>,
+}
+
+impl Journal {
+    /// Opens (or starts) the journal at `path` for a run with `options`.
+    pub fn open(path: &Path, options: &impl Serialize) -> Result<Self, JournalError> {
+        let shown = path.display().to_string();
+        let io = |source| JournalError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let wanted = serde_json::to_value(options).map_err(|e| JournalError::Corrupt {
+            path: shown.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        let mut cells = Vec::new();
+        let mut searches = Vec::new();
+        let mut fresh = true;
+        if path.exists() {
+            let reader = BufReader::new(File::open(path).map_err(io)?);
+            for (i, line) in reader.lines().enumerate() {
+                let line = line.map_err(io)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let parsed: Line =
+                    serde_json::from_str(&line).map_err(|e| JournalError::Corrupt {
+                        path: shown.clone(),
+                        line: i + 1,
+                        message: e.to_string(),
+                    })?;
+                match parsed {
+                    Line::Options(o) if o != wanted => {
+                        return Err(JournalError::OtherOptions { path: shown });
+                    }
+                    Line::Options(_) => fresh = false,
+                    Line::Search(s) => searches.push(s),
+                    Line::Cell(c) => cells.push(*c),
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        let mut journal = Self {
+            path: path.to_owned(),
+            file,
+            cells,
+            searches,
+        };
+        if fresh {
+            journal.append(&Line::Options(wanted))?;
+        }
+        Ok(journal)
+    }
+
+    fn append(&mut self, line: &Line) -> Result<(), JournalError> {
+        let shown = self.path.display().to_string();
+        let text = serde_json::to_string(line).map_err(|e| JournalError::Corrupt {
+            path: shown.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        writeln!(self.file, "{text}")
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| JournalError::Io {
+                path: shown,
+                source,
+            })
+    }
+
+    /// The cell of (workflow, users, method, seed), when journalled.
+    pub fn cell(&self, workflow: &str, users: u32, method: &str, seed: u64) -> Option<&CellResult> {
+        self.cells.iter().find(|c| {
+            c.workflow == workflow && c.users == users && c.method == method && c.seed == seed
+        })
+    }
+
+    /// The search of (workflow, users), when journalled.
+    pub fn search(&self, workflow: &str, users: u32) -> Option<&SearchRecord> {
+        self.searches
+            .iter()
+            .find(|s| s.workflow == workflow && s.users == users)
+    }
+
+    /// Records a finished cell.
+    pub fn record_cell(&mut self, cell: &CellResult) -> Result<(), JournalError> {
+        self.append(&Line::Cell(Box::new(cell.clone())))?;
+        self.cells.push(cell.clone());
+        Ok(())
+    }
+
+    /// Records a finished search.
+    pub fn record_search(&mut self, search: &SearchRecord) -> Result<(), JournalError> {
+        self.append(&Line::Search(search.clone()))?;
+        self.searches.push(search.clone());
+        Ok(())
+    }
+}
