@@ -7,6 +7,7 @@
 //! - [`oracle`] — the reference optimum on the twin (`oracle-search`).
 //! - [`rq1`] — the grid of workflows x loads x seeds x methods (`faasconf bench rq1`).
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
+//! - [`plots`] — the cost and violation figures (SVG and PNG).
 //! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
 //!
 //! Also: the twin's speed (criterion, `benches/twin_window.rs`) and memory (`twin-memory`),
@@ -16,6 +17,7 @@ pub mod baselines;
 pub mod journal;
 pub mod methods;
 pub mod oracle;
+pub mod plots;
 pub mod protocol;
 pub mod report;
 pub mod rq1;

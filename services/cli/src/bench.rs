@@ -111,6 +111,18 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                 .with_context(|| format!("writing {}", md_path.display()))?;
             println!("{md}");
             println!("wrote {} and {}", json_path.display(), md_path.display());
+            // The figures last: without a font the results above are still written.
+            match faasconf_benchmark::plots::rq1_plots(&report, &args.out) {
+                Ok(files) => println!(
+                    "plots: {}",
+                    files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(e) => eprintln!("warning: {e}"),
+            }
             Ok(())
         }
     }
