@@ -4,7 +4,7 @@
 //! a journal written with other options is refused rather than mixed in.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -89,14 +89,24 @@ impl Journal {
         let mut searches = Vec::new();
         let mut fresh = true;
         if path.exists() {
-            let reader = BufReader::new(File::open(path).map_err(io)?);
-            for (i, line) in reader.lines().enumerate() {
-                let line = line.map_err(io)?;
+            let mut text = std::fs::read_to_string(path).map_err(io)?;
+            // A run killed while writing leaves its last line without a newline: that line is
+            // dropped (its cell runs again), everything before it is kept.
+            if !text.is_empty() && !text.ends_with('\n') {
+                let kept = text.rfind('\n').map_or(0, |i| i + 1);
+                text.truncate(kept);
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(kept as u64))
+                    .map_err(io)?;
+            }
+            for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
                 }
                 let parsed: Line =
-                    serde_json::from_str(&line).map_err(|e| JournalError::Corrupt {
+                    serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
                         path: shown.clone(),
                         line: i + 1,
                         message: e.to_string(),
@@ -169,5 +179,45 @@ impl Journal {
         self.append(&Line::Search(search.clone()))?;
         self.searches.push(search.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(users: u32) -> SearchRecord {
+        SearchRecord {
+            workflow: "parallel".into(),
+            users,
+            cost: Some(1.0),
+            seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn a_line_cut_by_a_kill_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("j.jsonl");
+        let options = serde_json::json!({"grid": 1});
+        {
+            let mut j = Journal::open(&path, &options).expect("opens");
+            j.record_search(&search(10)).expect("records");
+        }
+        // A kill in the middle of the next line.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("file");
+        f.write_all(br#"{"search":{"workflow":"par"#)
+            .expect("writes");
+        drop(f);
+        let mut j = Journal::open(&path, &options).expect("reopens");
+        assert!(j.search("parallel", 10).is_some());
+        j.record_search(&search(20)).expect("records");
+        let j = Journal::open(&path, &options).expect("reopens");
+        assert!(j.search("parallel", 10).is_some() && j.search("parallel", 20).is_some());
+        // A damaged line in the middle is not silently skipped.
+        let text = std::fs::read_to_string(&path).expect("reads");
+        std::fs::write(&path, text.replacen("search", "sea rch", 1)).expect("writes");
+        let e = Journal::open(&path, &options).err().expect("refused");
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 }

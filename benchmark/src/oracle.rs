@@ -50,6 +50,27 @@ pub struct SearchOptions {
     pub confirm_windows: u32,
 }
 
+impl Default for SearchOptions {
+    /// The reference search (`oracle-search` without flags): 4000 random configurations, 12
+    /// descents, 3 seeds x 10 windows per evaluation, held-out 3 x 20, confirmation 4 x 50, only
+    /// the aggregate counting (no per-window pass rate).
+    fn default() -> Self {
+        Self {
+            random: 4000,
+            starts: 12,
+            windows: 10,
+            seeds: 3,
+            seed: 1,
+            threads: 0,
+            pass_rate: 0.0,
+            holdout_seeds: 3,
+            holdout_windows: 20,
+            confirm_seeds: 4,
+            confirm_windows: 50,
+        }
+    }
+}
+
 /// The search's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchResult {

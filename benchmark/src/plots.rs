@@ -81,10 +81,13 @@ fn series(
         .collect()
 }
 
+/// A labelled line; the dashed one is the reference (the oracle).
+type Line = (String, Vec<(f64, f64)>, bool);
+
 struct Chart<'a> {
     title: String,
     y_label: &'a str,
-    lines: Vec<(String, Vec<(f64, f64)>, bool)>, // (label, points, dashed)
+    lines: Vec<Line>,
 }
 
 fn draw<DB: DrawingBackend>(

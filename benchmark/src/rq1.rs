@@ -65,17 +65,8 @@ impl Rq1Options {
             warm_up: WarmUpOptions::default(),
             protocol: Protocol::default(),
             oracle: SearchOptions {
-                random: 4000,
-                starts: 12,
-                windows: 10,
-                seeds: 3,
-                seed: 1,
-                threads: 0,
                 pass_rate: 0.8,
-                holdout_seeds: 3,
-                holdout_windows: 20,
-                confirm_seeds: 4,
-                confirm_windows: 50,
+                ..SearchOptions::default()
             },
         }
     }

@@ -11,19 +11,7 @@ use faasconf_core::{Qos, catalog};
 
 fn main() -> anyhow::Result<()> {
     let mut users = Vec::new();
-    let mut options = SearchOptions {
-        random: 4000,
-        starts: 12,
-        windows: 10,
-        seeds: 3,
-        seed: 1,
-        threads: 0,
-        pass_rate: 0.0,
-        holdout_seeds: 3,
-        holdout_windows: 20,
-        confirm_seeds: 4,
-        confirm_windows: 50,
-    };
+    let mut options = SearchOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if !a.starts_with("--") {
