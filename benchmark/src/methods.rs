@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use faasconf_agents::Algorithm;
 use faasconf_core::optimiser::Optimiser;
 use faasconf_core::{Qos, Workflow};
+use faasconf_policy::engine::safe_history;
 use faasconf_policy::tuner::{Tuner, TunerOptions};
-use faasconf_ses::{SafeExplorer, Sample, SesConfig};
+use faasconf_ses::{SafeExplorer, SesConfig};
 use faasconf_store::Observation;
 use faasconf_training::{Model, SampleOptions, TrainOptions, twin_samples};
 
@@ -222,17 +223,7 @@ pub fn build(
                 .ok_or("faasconf: the warm-up trained no model (it was not among the methods)")?;
             let model = Model::load(dir, workflow, faasconf_agents::default_device())
                 .map_err(|e| format!("faasconf's model: {e}"))?;
-            let safe: Vec<Sample> = warm
-                .samples
-                .iter()
-                .filter(|o| !o.window.transient)
-                .map(|o| Sample {
-                    users: o.users,
-                    price: o.window.config.cost(),
-                    actions: o.actions.clone(),
-                    qos_met: o.qos_met,
-                })
-                .collect();
+            let safe = safe_history(&warm.samples);
             let explorer = Arc::new(Mutex::new(SafeExplorer::new(SesConfig::default(), safe, 0)));
             let history: Vec<&Observation> = warm.samples.iter().collect();
             Box::new(

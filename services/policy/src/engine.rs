@@ -7,13 +7,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use faasconf_core::Workflow;
 use faasconf_ses::{SafeExplorer, Sample, SesConfig};
-use faasconf_store::{ModelVersion, Store};
+use faasconf_store::{ModelVersion, Observation, Store};
 use faasconf_training::Model;
 
 use crate::error::PolicyError;
 
 /// A loaded model, shared by requests (decisions lock it briefly).
 pub type SharedModel = Arc<Mutex<Model>>;
+
+/// Safe exploration's history from observations: every steady window's users, actions, price
+/// and QoS outcome (transient windows are left out).
+pub fn safe_history<'a>(observations: impl IntoIterator<Item = &'a Observation>) -> Vec<Sample> {
+    observations
+        .into_iter()
+        .filter(|o| !o.window.transient)
+        .map(|o| Sample {
+            users: o.users,
+            price: o.window.config.cost(),
+            actions: o.actions.clone(),
+            qos_met: o.qos_met,
+        })
+        .collect()
+}
 
 /// What every RPC works with.
 pub struct Engine {
@@ -133,19 +148,11 @@ impl Engine {
         if let Some(e) = lock(&self.explorers).get(&workflow.name) {
             return Ok(e.clone());
         }
-        let samples: Vec<Sample> = self
+        let stored = self
             .store()
             .observations(&workflow.name)
-            .map_err(PolicyError::internal)?
-            .into_iter()
-            .filter(|s| !s.observation.window.transient)
-            .map(|s| Sample {
-                users: s.observation.users,
-                price: s.observation.window.config.cost(),
-                actions: s.observation.actions,
-                qos_met: s.observation.qos_met,
-            })
-            .collect();
+            .map_err(PolicyError::internal)?;
+        let samples = safe_history(stored.iter().map(|s| &s.observation));
         let explorer = Arc::new(Mutex::new(SafeExplorer::new(self.ses, samples, 0)));
         Ok(lock(&self.explorers)
             .entry(workflow.name.clone())
