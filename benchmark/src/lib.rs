@@ -6,12 +6,15 @@
 //! - [`methods`] — every method by name, built from the same warm-up samples.
 //! - [`oracle`] — the reference optimum on the twin (`oracle-search`).
 //! - [`rq1`] — the grid of workflows x loads x seeds x methods (`faasconf bench rq1`).
+//! - [`rq2`] — every method under 85 minutes of dynamic load.
+//! - [`rq3`] — faasconf's ablations, in the same run.
+//! - [`speed`] — RecommendConfig latency and throughput, training steps, twin speed, memory.
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
 //! - [`plots`] — the cost and violation figures (SVG and PNG).
 //! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
 //!
-//! Also: the twin's speed (criterion, `benches/twin_window.rs`) and memory (`twin-memory`),
-//! RecommendConfig latency (`recommend-latency`). Scenarios are defined here once for all.
+//! Also: the twin's speed (criterion, `benches/twin_window.rs`) and memory (`twin-memory`).
+//! Scenarios are defined here once for all.
 
 pub mod baselines;
 pub mod journal;
@@ -21,6 +24,9 @@ pub mod plots;
 pub mod protocol;
 pub mod report;
 pub mod rq1;
+pub mod rq2;
+pub mod rq3;
+pub mod speed;
 
 use faasconf_core::{FunctionConfig, WorkflowConfig, catalog};
 use faasconf_twin::{Twin, TwinOptions, Workload};

@@ -36,6 +36,10 @@ pub struct MethodSummary {
     pub above_oracle: Option<f64>,
     /// Mean decision seconds per cell.
     pub mean_decision_seconds: f64,
+    /// Mean end-to-end latency over every iteration's window, seconds.
+    pub mean_latency_s: Option<f64>,
+    /// Mean iterations per cell whose proposal safe exploration replaced.
+    pub mean_ses_replaced: f64,
 }
 
 fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -99,12 +103,21 @@ fn summarise(run: &Rq1, workflow: Option<&str>, method: &str) -> MethodSummary {
             Some(c.best_cost? / o - 1.0)
         })),
         mean_decision_seconds: mean(mine.iter().map(|c| c.decision_seconds)).unwrap_or(0.0),
+        mean_latency_s: mean(
+            mine.iter()
+                .flat_map(|c| c.iterations.iter().map(|i| i.e2e_mean_s)),
+        ),
+        mean_ses_replaced: mean(
+            mine.iter()
+                .map(|c| c.iterations.iter().filter(|i| i.ses_replaced).count() as f64),
+        )
+        .unwrap_or(0.0),
     }
 }
 
 /// Every method's summary, per workflow of the grid and over all of them.
 pub fn summaries(run: &Rq1) -> Vec<MethodSummary> {
-    let methods: Vec<&str> = run.options.methods.iter().map(|m| m.name()).collect();
+    let methods: Vec<String> = run.options.methods.iter().map(|m| m.name()).collect();
     let mut out = Vec::new();
     let mut scopes: Vec<Option<&str>> = run
         .options
@@ -117,7 +130,7 @@ pub fn summaries(run: &Rq1) -> Vec<MethodSummary> {
     }
     for scope in scopes {
         for m in &methods {
-            out.push(summarise(run, scope, m));
+            out.push(summarise(run, scope, m.as_str()));
         }
     }
     out
@@ -131,10 +144,11 @@ fn number(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |v| format!("{v:.digits$}"))
 }
 
-/// The run as Markdown: the summary table, the oracle, and every cell.
-pub fn markdown(run: &Rq1, machine: &str) -> String {
+/// The run as Markdown under the heading `title`: the summary table, the oracle, and every
+/// cell.
+pub fn markdown(run: &Rq1, machine: &str, title: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# rq1: best QoS-meeting cost in 15 online iterations\n");
+    let _ = writeln!(s, "# {title}\n");
     let _ = writeln!(
         s,
         "Machine: {machine}. Seeds {:?}; {} iterations of {} s windows per cell; warm-up {} twin samples per (workflow, seed).\n",
@@ -145,13 +159,13 @@ pub fn markdown(run: &Rq1, machine: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | decision s per cell |"
+        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | mean latency s | SES replacements per cell | decision s per cell |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for m in summaries(run) {
         let _ = writeln!(
             s,
-            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {:.1} |",
+            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {} | {:.1} | {:.1} |",
             m.workflow,
             m.method,
             m.feasible,
@@ -162,6 +176,8 @@ pub fn markdown(run: &Rq1, machine: &str) -> String {
             percent(m.above_oracle),
             m.mean_violations,
             number(m.mean_iterations_to_feasible, 1),
+            number(m.mean_latency_s, 2),
+            m.mean_ses_replaced,
             m.mean_decision_seconds
         );
     }
@@ -248,7 +264,7 @@ mod tests {
             options: Rq1Options {
                 grid: vec![("parallel".into(), vec![20])],
                 seeds: vec![0, 1],
-                methods: vec![Method::Faasconf, Method::Random],
+                methods: vec![Method::FAASCONF, Method::Random],
                 ..Rq1Options::quick()
             },
             warm_up_seconds: Vec::new(),
@@ -268,7 +284,7 @@ mod tests {
         assert!((ours.mean_best_cost.expect("feasible") - 3.5).abs() < 1e-12);
         // (3/3 - 1 + 4/3 - 1) / 2
         assert!((ours.above_oracle.expect("oracle") - 1.0 / 6.0).abs() < 1e-12);
-        let md = markdown(&run, "test machine");
+        let md = markdown(&run, "test machine", "rq1");
         assert!(
             md.contains("| parallel | random | 1/2 | 4.000 | +25.0% (1) | +33.3% |"),
             "{md}"

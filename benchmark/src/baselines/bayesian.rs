@@ -199,10 +199,17 @@ impl Optimiser for BayesianSearch {
         }
         if !self.seeded {
             self.seeded = true;
+            // The warm-up's load nearest the observed one (under a dynamic load the users
+            // seldom match a warm-up level).
+            let nearest = self
+                .warm_up
+                .iter()
+                .map(|(u, _)| *u)
+                .min_by_key(|u| u.abs_diff(observed.users));
             let mut here: Vec<&WindowReport> = self
                 .warm_up
                 .iter()
-                .filter(|(u, _)| *u == observed.users)
+                .filter(|(u, _)| Some(*u) == nearest)
                 .map(|(_, w)| w)
                 .collect();
             // A seeded partial shuffle picks the subset.

@@ -206,6 +206,17 @@ pub struct DemoArgs {
 pub enum Experiment {
     /// Every method on workflows x loads x seeds, against the oracle.
     Rq1,
+    /// Every method under 85 minutes of dynamic load shaped by the Azure Functions trace.
+    Rq2,
+    /// faasconf's ablations (without safe exploration, hardware-only, without the twin's
+    /// screening, other learning algorithms) at each workflow's middle load.
+    Rq3,
+    /// RecommendConfig latency and throughput, training step time, twin windows per second,
+    /// the services' memory (needs the release service binaries beside this one).
+    Speed,
+    /// Assembles `<out>/RESULTS.md` from the experiments' results under `<out>/<experiment>/`
+    /// (runs nothing).
+    Results,
 }
 
 #[derive(Debug, Args)]

@@ -5,16 +5,20 @@ use anyhow::{Context, Result};
 use faasconf_benchmark::methods::Method;
 use faasconf_benchmark::report::{markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
+use faasconf_benchmark::rq2::{self, Rq2Event, Rq2Options};
+use faasconf_benchmark::rq3;
+use faasconf_benchmark::speed::{self, SpeedOptions};
 
 use crate::args::{BenchArgs, Experiment};
 use crate::sim::progress_bar;
 
-/// The options of the run the flags ask for.
-fn rq1_options(args: &BenchArgs) -> Result<Rq1Options> {
-    let mut options = if args.quick {
-        Rq1Options::quick()
-    } else {
-        Rq1Options::full()
+/// The options of the `rq1` or `rq3` run the flags ask for.
+fn grid_options(args: &BenchArgs) -> Result<Rq1Options> {
+    let (mut options, loads_for): (_, fn(&str) -> Vec<u32>) = match (args.experiment, args.quick) {
+        (Experiment::Rq3, true) => (rq3::quick(), |w| vec![rq3::middle_load(w)]),
+        (Experiment::Rq3, false) => (rq3::full(), |w| vec![rq3::middle_load(w)]),
+        (_, true) => (Rq1Options::quick(), loads_of),
+        (_, false) => (Rq1Options::full(), loads_of),
     };
     if !args.workflows.is_empty() {
         options.grid = args
@@ -22,7 +26,7 @@ fn rq1_options(args: &BenchArgs) -> Result<Rq1Options> {
             .iter()
             .map(|w| {
                 faasconf_core::catalog::builtin(w).with_context(|| format!("--workflows {w}"))?;
-                Ok((w.clone(), loads_of(w)))
+                Ok((w.clone(), loads_for(w)))
             })
             .collect::<Result<_>>()?;
     }
@@ -35,11 +39,7 @@ fn rq1_options(args: &BenchArgs) -> Result<Rq1Options> {
         options.seeds.clone_from(&args.seeds);
     }
     if !args.methods.is_empty() {
-        options.methods = args
-            .methods
-            .iter()
-            .map(|m| Method::parse(m).map_err(|e| anyhow::anyhow!("--methods: {e}")))
-            .collect::<Result<_>>()?;
+        options.methods = parse_methods(&args.methods)?;
     }
     Ok(options)
 }
@@ -61,70 +61,265 @@ fn machine() -> String {
 /// Runs the experiment.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     match args.experiment {
-        Experiment::Rq1 => {
-            let options = rq1_options(args)?;
-            std::fs::create_dir_all(&args.out)
-                .with_context(|| format!("--out {}", args.out.display()))?;
-            let workdir = args.out.join("work");
-            std::fs::create_dir_all(&workdir)
-                .with_context(|| format!("--out {}", workdir.display()))?;
-            let (cells, searches) = options.size();
-            let bar = progress_bar(cells + searches, "rq1");
-            let journal = args.out.join("rq1.journal.jsonl");
-            let report = rq1::run(&options, &workdir, &journal, &mut |event| match event {
-                Event::Oracle { workflow, users } => {
-                    bar.set_message(format!("oracle {workflow} {users}u"));
-                    bar.inc(1);
-                }
-                Event::WarmUp { workflow, seed } => {
-                    bar.set_message(format!("warm-up {workflow} seed {seed}"));
-                }
-                Event::Cell(c) => {
-                    bar.println(format!(
-                        "{} {}u seed {} {}: best {} with {} violations",
-                        c.workflow,
-                        c.users,
-                        c.seed,
-                        c.method,
-                        c.best_cost.map_or("none".into(), |b| format!("{b:.3}")),
-                        c.violations
-                    ));
-                    bar.inc(1);
-                }
-            })?;
-            bar.finish_and_clear();
-            let _ = std::fs::remove_dir_all(&workdir);
-            let json = serde_json::json!({
-                "cells": report.cells,
-                "oracle": report.oracle,
-                "summary": summaries(&report),
-                "options": report.options,
-                "warm_up_seconds": report.warm_up_seconds,
-                "machine": machine(),
-            });
-            let json_path = args.out.join("rq1.json");
-            std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
-                .with_context(|| format!("writing {}", json_path.display()))?;
-            let md = markdown(&report, &machine());
-            let md_path = args.out.join("rq1.md");
-            std::fs::write(&md_path, &md)
-                .with_context(|| format!("writing {}", md_path.display()))?;
-            println!("{md}");
-            println!("wrote {} and {}", json_path.display(), md_path.display());
-            // The figures last: without a font the results above are still written.
-            match faasconf_benchmark::plots::rq1_plots(&report, &args.out) {
-                Ok(files) => println!(
-                    "plots: {}",
-                    files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Err(e) => eprintln!("warning: {e}"),
-            }
+        Experiment::Rq1 => run_grid(args, "rq1", "best QoS-meeting cost in 15 online iterations"),
+        Experiment::Rq2 => run_dynamic(args),
+        Experiment::Rq3 => run_grid(args, "rq3", "ablations of faasconf, 15 online iterations"),
+        Experiment::Speed => run_speed(args),
+        Experiment::Results => {
+            let path = args.out.join("RESULTS.md");
+            std::fs::write(&path, results(&args.out))
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
             Ok(())
         }
+    }
+}
+
+/// Every experiment, the command that produces its results under `<out>/<name>/`, and what it
+/// answers.
+const EXPERIMENTS: [(&str, &str); 4] = [
+    (
+        "rq1",
+        "best QoS-meeting cost against the baselines and the oracle",
+    ),
+    ("rq2", "dynamic load"),
+    ("rq3", "ablations"),
+    (
+        "speed",
+        "latency, throughput, training step, twin speed, memory",
+    ),
+];
+
+/// `RESULTS.md`: each experiment's table as its run wrote it (with the machine it ran on), or
+/// the command that produces it.
+fn results(out: &std::path::Path) -> String {
+    let mut s = format!(
+        "# faasconf benchmark results\n\nAssembled by `faasconf bench results --out {}` from the experiments' own reports; each names the machine it ran on. Every number below was measured on the twin by the command given.\n",
+        out.display()
+    );
+    for (name, what) in EXPERIMENTS {
+        let dir = out.join(name);
+        let command = format!("faasconf bench {name} --out {}", dir.display());
+        match std::fs::read_to_string(dir.join(format!("{name}.md"))) {
+            Ok(md) => {
+                s.push_str(&format!("\n<!-- {name}: {what}; `{command}` -->\n"));
+                // One level down: the report's own title becomes a section.
+                for line in md.lines() {
+                    if line.starts_with('#') {
+                        s.push('#');
+                    }
+                    s.push_str(line);
+                    s.push('\n');
+                }
+                s.push_str(&format!("\nProduced by `{command}`.\n"));
+            }
+            Err(_) => s.push_str(&format!(
+                "\n## {name}: {what}\n\nNot run yet: `{command}`.\n"
+            )),
+        }
+    }
+    s
+}
+
+/// Runs `speed` against the service binaries beside this one and writes its results.
+fn run_speed(args: &BenchArgs) -> Result<()> {
+    if !(args.seeds.len() <= 1
+        && args.methods.is_empty()
+        && args.workflows.is_empty()
+        && args.loads.is_empty())
+    {
+        anyhow::bail!(
+            "speed takes --quick, --out and one --seeds value; the other flags are for rq1-rq3"
+        );
+    }
+    let mut options = if args.quick {
+        SpeedOptions::quick()
+    } else {
+        SpeedOptions::full()
+    };
+    if let Some(&seed) = args.seeds.first() {
+        options.seed = seed;
+    }
+    let exe = std::env::current_exe().context("where faasconf runs from")?;
+    let bin_dir = exe.parent().context("faasconf's directory")?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let workdir = args.out.join("work");
+    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let bar = progress_bar(1, "speed");
+    bar.set_message("measuring");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let measured = runtime.block_on(speed::run(&options, bin_dir, &workdir));
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&workdir);
+    let measured = measured?;
+    let machine = machine();
+    let json = serde_json::json!({ "speed": measured, "machine": machine });
+    write_results(args, "speed", &json, &speed::markdown(&measured, &machine))
+}
+
+/// The options of the `rq2` run the flags ask for.
+fn rq2_options(args: &BenchArgs) -> Result<Rq2Options> {
+    let mut options = if args.quick {
+        Rq2Options::quick()
+    } else {
+        Rq2Options::full()
+    };
+    match args.workflows.as_slice() {
+        [] => {}
+        [w] => {
+            faasconf_core::catalog::builtin(w).with_context(|| format!("--workflows {w}"))?;
+            options.workflow.clone_from(w);
+        }
+        _ => anyhow::bail!("--workflows: rq2 tunes one workflow; give one"),
+    }
+    if !args.loads.is_empty() {
+        anyhow::bail!("--loads: rq2's load follows the trace; the flag is for rq1 and rq3");
+    }
+    if !args.seeds.is_empty() {
+        options.seeds.clone_from(&args.seeds);
+    }
+    if !args.methods.is_empty() {
+        options.methods = parse_methods(&args.methods)?;
+    }
+    Ok(options)
+}
+
+/// Runs `rq2` and writes its results.
+fn run_dynamic(args: &BenchArgs) -> Result<()> {
+    let options = rq2_options(args)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let workdir = args.out.join("work");
+    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let bar = progress_bar(
+        options.seeds.len() * options.methods.len() + loads_of(&options.workflow).len(),
+        "rq2",
+    );
+    let report = rq2::run(&options, &workdir, &mut |event| match event {
+        Rq2Event::Oracle(users) => {
+            bar.set_message(format!("oracle {users}u"));
+            bar.inc(1);
+        }
+        Rq2Event::WarmUp(seed) => bar.set_message(format!("warm-up seed {seed}")),
+        Rq2Event::Run(r) => {
+            bar.println(format!(
+                "{} seed {}: QoS compliance {:.1}%, {} violating windows, mean cost {:.3}",
+                r.method,
+                r.seed,
+                100.0 * r.compliance,
+                r.violations,
+                r.mean_cost
+            ));
+            bar.inc(1);
+        }
+    })?;
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&workdir);
+    let machine = machine();
+    let json = serde_json::json!({
+        "runs": report.runs,
+        "oracle": report.oracle,
+        "summary": rq2::summaries(&report),
+        "options": report.options,
+        "machine": machine,
+    });
+    write_results(args, "rq2", &json, &rq2::markdown(&report, &machine))?;
+    report_plots(faasconf_benchmark::plots::rq2_plots(&report, &args.out));
+    Ok(())
+}
+
+fn parse_methods(names: &[String]) -> Result<Vec<Method>> {
+    names
+        .iter()
+        .map(|m| Method::parse(m).map_err(|e| anyhow::anyhow!("--methods: {e}")))
+        .collect()
+}
+
+/// Runs `rq1` or `rq3` (the same run over other methods) and writes its results.
+fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
+    let options = grid_options(args)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let workdir = args.out.join("work");
+    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let (cells, searches) = options.size();
+    let bar = progress_bar(cells + searches, name);
+    let journal = args.out.join(format!("{name}.journal.jsonl"));
+    let report = rq1::run(&options, &workdir, &journal, &mut |event| match event {
+        Event::Oracle { workflow, users } => {
+            bar.set_message(format!("oracle {workflow} {users}u"));
+            bar.inc(1);
+        }
+        Event::WarmUp { workflow, seed } => {
+            bar.set_message(format!("warm-up {workflow} seed {seed}"));
+        }
+        Event::Cell(c) => {
+            bar.println(format!(
+                "{} {}u seed {} {}: best {} with {} violations",
+                c.workflow,
+                c.users,
+                c.seed,
+                c.method,
+                c.best_cost.map_or("none".into(), |b| format!("{b:.3}")),
+                c.violations
+            ));
+            bar.inc(1);
+        }
+    })?;
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&workdir);
+    let machine = machine();
+    let json = serde_json::json!({
+        "cells": report.cells,
+        "oracle": report.oracle,
+        "summary": summaries(&report),
+        "options": report.options,
+        "warm_up_seconds": report.warm_up_seconds,
+        "machine": machine,
+    });
+    let md = markdown(&report, &machine, &format!("{name}: {title}"));
+    write_results(args, name, &json, &md)?;
+    // The figures last: without a font the results above are still written.
+    let plots = if name == "rq3" {
+        faasconf_benchmark::plots::rq3_plots(&report, &args.out)
+    } else {
+        faasconf_benchmark::plots::rq1_plots(&report, &args.out)
+    };
+    report_plots(plots);
+    Ok(())
+}
+
+/// Writes `<out>/<name>.json` and `<out>/<name>.md` and prints the table.
+pub(crate) fn write_results(
+    args: &BenchArgs,
+    name: &str,
+    json: &serde_json::Value,
+    md: &str,
+) -> Result<()> {
+    let json_path = args.out.join(format!("{name}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let md_path = args.out.join(format!("{name}.md"));
+    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!("{md}");
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+/// Prints the plot files written, or why none were.
+pub(crate) fn report_plots(
+    plots: Result<Vec<std::path::PathBuf>, faasconf_benchmark::plots::PlotError>,
+) {
+    match plots {
+        Ok(files) => println!(
+            "plots: {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => eprintln!("warning: {e}"),
     }
 }
 
@@ -147,7 +342,7 @@ mod tests {
 
     #[test]
     fn flags_narrow_the_grid() {
-        let options = rq1_options(&BenchArgs {
+        let options = grid_options(&BenchArgs {
             workflows: vec!["tcktapp".into()],
             seeds: vec![4, 5],
             methods: vec!["faasconf".into(), "rambo".into()],
@@ -159,8 +354,8 @@ mod tests {
             vec![("tcktapp".to_owned(), loads_of("tcktapp"))]
         );
         assert_eq!(options.seeds, vec![4, 5]);
-        assert_eq!(options.methods, vec![Method::Faasconf, Method::Rambo]);
-        let loads = rq1_options(&BenchArgs {
+        assert_eq!(options.methods, vec![Method::FAASCONF, Method::Rambo]);
+        let loads = grid_options(&BenchArgs {
             loads: vec![12],
             ..args()
         })
@@ -169,8 +364,77 @@ mod tests {
     }
 
     #[test]
+    fn rq2_and_speed_refuse_the_flags_they_do_not_take() {
+        let e = rq2_options(&BenchArgs {
+            experiment: Experiment::Rq2,
+            loads: vec![10],
+            ..args()
+        })
+        .expect_err("rq2 follows the trace");
+        assert!(e.to_string().contains("--loads"), "{e}");
+        let e = rq2_options(&BenchArgs {
+            experiment: Experiment::Rq2,
+            workflows: vec!["parallel".into(), "branch".into()],
+            ..args()
+        })
+        .expect_err("one workflow");
+        assert!(e.to_string().contains("--workflows"), "{e}");
+        let o = rq2_options(&BenchArgs {
+            experiment: Experiment::Rq2,
+            workflows: vec!["branch".into()],
+            methods: vec!["faasconf".into(), "firm".into()],
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(o.workflow, "branch");
+        assert_eq!(o.methods, vec![Method::FAASCONF, Method::Firm]);
+        let e = run_speed(&BenchArgs {
+            experiment: Experiment::Speed,
+            methods: vec!["firm".into()],
+            ..args()
+        })
+        .expect_err("speed has no methods");
+        assert!(e.to_string().contains("speed takes"), "{e}");
+    }
+
+    #[test]
+    fn rq3_narrows_to_the_middle_load_of_each_workflow() {
+        let o = grid_options(&BenchArgs {
+            experiment: Experiment::Rq3,
+            quick: false,
+            workflows: vec!["tcktapp".into()],
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(o.grid, vec![("tcktapp".to_owned(), vec![30])]);
+        assert_eq!(o.methods.len(), 9);
+    }
+
+    #[test]
+    fn results_take_each_report_present_and_name_the_command_of_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("rq2")).expect("dir");
+        std::fs::write(
+            dir.path().join("rq2/rq2.md"),
+            "# rq2: dynamic load\n\n| method |\n|---|\n| faasconf |\n",
+        )
+        .expect("written");
+        let md = results(dir.path());
+        assert!(md.contains("## rq2: dynamic load\n"), "{md}");
+        assert!(md.contains("| faasconf |"), "{md}");
+        assert!(
+            md.contains("Not run yet: `faasconf bench rq1 --out"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Not run yet: `faasconf bench speed --out"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn unknown_methods_and_workflows_name_their_flag() {
-        let e = rq1_options(&BenchArgs {
+        let e = grid_options(&BenchArgs {
             methods: vec!["simplex".into()],
             ..args()
         })
@@ -179,7 +443,7 @@ mod tests {
             e.to_string().contains("--methods") && e.to_string().contains("simplex"),
             "{e}"
         );
-        let e = rq1_options(&BenchArgs {
+        let e = grid_options(&BenchArgs {
             workflows: vec!["nope".into()],
             ..args()
         })

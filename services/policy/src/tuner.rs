@@ -41,6 +41,9 @@ pub struct TunerOptions {
     pub rollback_after: u32,
     /// Screen proposals on the twin.
     pub screen: bool,
+    /// Filter the agents' actions by safe exploration and seed the screening with its history
+    /// (off only in the benchmark's ablation).
+    pub safe_exploration: bool,
     /// Seed of the exploration noise and of the twin's screening seeds.
     pub seed: u64,
 }
@@ -253,7 +256,7 @@ impl Tuner {
                 window,
                 window.users,
                 &self.options.qos,
-                Some(&mut explorer),
+                self.options.safe_exploration.then_some(&mut *explorer),
                 incumbent.as_ref(),
                 &avoid,
                 &mut self.confirmations,

@@ -282,6 +282,7 @@ async fn run(
                 qos: spec.qos,
                 rollback_after: spec.rollback_after,
                 screen: spec.screen,
+                safe_exploration: true,
                 seed: spec.seed,
             },
         )?

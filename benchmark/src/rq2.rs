@@ -1,0 +1,525 @@
+//! `rq2`: dynamic load. Every method tunes one workflow online while the number of closed-loop
+//! users follows 85 minutes of the Azure Functions 2019 trace, scaled into 10-30 users. A
+//! method decides after each steady window; the rollout window after a change counts too (the
+//! service runs through it). Per window: the configuration's cost, whether QoS was met, the
+//! latency, and the oracle's cost at that window's load (the oracle searched at the `rq1`
+//! levels, interpolated between them).
+//!
+//! Per (method, seed): QoS compliance (the share of windows meeting QoS), violations,
+//! cumulative latency (the sum of the windows' mean end-to-end latencies), mean cost and mean
+//! cost above the oracle.
+
+use std::time::Instant;
+
+use faasconf_core::optimiser::Optimiser;
+use faasconf_core::telemetry::WindowReport;
+use faasconf_core::{Workflow, catalog};
+use faasconf_twin::{Twin, TwinOptions, Workload};
+use serde::{Deserialize, Serialize};
+
+use crate::methods::{Method, WarmUpOptions, build, warm_up};
+use crate::oracle::{SearchOptions, search};
+use crate::rq1::{Rq1Options, loads_of, qos_of};
+
+/// Invocations per minute of one function of the Azure Functions 2019 trace (`../shared/data/
+/// azure/invocations_per_minute_140fn.csv`, data row 138, function `e91d3cbe…`, minutes
+/// 1296-1380; CC-BY 4.0, Microsoft): quiet stretches, two bursts to the peak, a long plateau
+/// and a late spike — the shape the users follow.
+pub const AZURE_85_MINUTES: [f64; 85] = [
+    185.0, 131.0, 84.0, 427.0, 327.0, 368.0, 280.0, 243.0, 402.0, 370.0, 60.0, 115.0, 360.0, 278.0,
+    179.0, 87.0, 94.0, 84.0, 88.0, 92.0, 95.0, 122.0, 152.0, 282.0, 118.0, 98.0, 122.0, 597.0,
+    978.0, 947.0, 960.0, 962.0, 975.0, 838.0, 1026.0, 391.0, 516.0, 497.0, 261.0, 519.0, 569.0,
+    571.0, 456.0, 471.0, 550.0, 548.0, 435.0, 564.0, 702.0, 623.0, 467.0, 1008.0, 938.0, 851.0,
+    1021.0, 1000.0, 618.0, 630.0, 875.0, 473.0, 417.0, 328.0, 522.0, 238.0, 241.0, 28.0, 314.0,
+    257.0, 448.0, 566.0, 390.0, 253.0, 272.0, 277.0, 269.0, 230.0, 232.0, 319.0, 797.0, 895.0,
+    671.0, 216.0, 272.0, 322.0, 271.0,
+];
+
+/// What an `rq2` run does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rq2Options {
+    /// The workflow tuned.
+    pub workflow: String,
+    /// The load's shape, per minute (only the shape matters).
+    pub per_minute: Vec<f64>,
+    /// Users at the shape's minimum.
+    pub min_users: u32,
+    /// Users at its maximum.
+    pub max_users: u32,
+    /// Seeds (each one a warm-up and a run of every method).
+    pub seeds: Vec<u64>,
+    /// Methods.
+    pub methods: Vec<Method>,
+    /// Warm-up every method gets (at the `rq1` levels of the workflow).
+    pub warm_up: WarmUpOptions,
+    /// The oracle's search at each `rq1` level.
+    pub oracle: SearchOptions,
+    /// Window length, seconds.
+    pub window_seconds: f64,
+}
+
+impl Rq2Options {
+    /// `parallel` under the 85-minute shape in 10-30 users, 3 seeds, every method, `rq1`'s
+    /// warm-up and oracle.
+    pub fn full() -> Self {
+        let rq1 = Rq1Options::full();
+        Self {
+            workflow: "parallel".into(),
+            per_minute: AZURE_85_MINUTES.to_vec(),
+            min_users: 10,
+            max_users: 30,
+            seeds: vec![0, 1, 2],
+            methods: Method::ALL.to_vec(),
+            warm_up: rq1.warm_up,
+            oracle: rq1.oracle,
+            window_seconds: 30.0,
+        }
+    }
+
+    /// The first 12 minutes of the shape (a quiet stretch and the first burst), one seed,
+    /// `rq1 --quick`'s oracle.
+    pub fn quick() -> Self {
+        Self {
+            per_minute: AZURE_85_MINUTES[..12].to_vec(),
+            seeds: vec![0],
+            oracle: Rq1Options::quick().oracle,
+            ..Self::full()
+        }
+    }
+
+    /// Windows a run observes.
+    pub fn windows(&self) -> u32 {
+        (self.per_minute.len() as f64 * 60.0 / self.window_seconds).floor() as u32
+    }
+}
+
+/// One window of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// 0-based, from the end of the ramp-up.
+    pub window: u32,
+    /// Users at the window's end.
+    pub users: u32,
+    /// Cost of the configuration in force.
+    pub cost: f64,
+    /// Mean end-to-end latency, seconds.
+    pub e2e_mean_s: f64,
+    /// Success ratio.
+    pub success_ratio: f64,
+    /// QoS met.
+    pub qos_met: bool,
+    /// A new configuration was rolled out in this window.
+    pub transient: bool,
+    /// The oracle's cost at this window's users.
+    pub oracle_cost: Option<f64>,
+}
+
+/// One method under the dynamic load with one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rq2Run {
+    /// The method.
+    pub method: String,
+    /// The seed.
+    pub seed: u64,
+    /// Share of windows meeting QoS.
+    pub compliance: f64,
+    /// Windows missing QoS.
+    pub violations: u32,
+    /// Sum of the windows' mean end-to-end latencies, seconds.
+    pub cumulative_latency_s: f64,
+    /// Mean cost over the windows.
+    pub mean_cost: f64,
+    /// Mean of `cost / oracle - 1` over the windows with an oracle.
+    pub above_oracle: Option<f64>,
+    /// Seconds the method spent deciding.
+    pub decision_seconds: f64,
+    /// Every window.
+    pub windows: Vec<WindowRecord>,
+}
+
+/// A whole `rq2` run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rq2 {
+    /// Every (method, seed).
+    pub runs: Vec<Rq2Run>,
+    /// The oracle's cost per `rq1` level.
+    pub oracle: Vec<(u32, Option<f64>)>,
+    /// What was run.
+    pub options: Rq2Options,
+}
+
+/// What a run tells as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rq2Event {
+    /// An oracle search finished.
+    Oracle(u32),
+    /// A warm-up starts.
+    WarmUp(u64),
+    /// A (method, seed) finished.
+    Run(Box<Rq2Run>),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Rq2Error {
+    /// The workflow is unknown.
+    #[error("workflow: {0}")]
+    Workflow(#[from] faasconf_core::Error),
+    /// The load's shape or the scenario is invalid.
+    #[error("{method}: the twin refused {what}: {source}")]
+    Twin {
+        /// The method.
+        method: String,
+        /// What was refused.
+        what: &'static str,
+        /// The twin's error.
+        #[source]
+        source: faasconf_twin::Error,
+    },
+    /// A warm-up failed.
+    #[error(transparent)]
+    WarmUp(#[from] crate::methods::WarmUpError),
+    /// A method could not be built or failed.
+    #[error("{method}: {message}")]
+    Method {
+        /// The method.
+        method: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The oracle's cost at `users`: linear between the searched levels, the nearest level's
+/// outside them; none when a level it needs found nothing.
+pub fn oracle_at(levels: &[(u32, Option<f64>)], users: u32) -> Option<f64> {
+    let (first, last) = (levels.first()?, levels.last()?);
+    if users <= first.0 {
+        return first.1;
+    }
+    if users >= last.0 {
+        return last.1;
+    }
+    let upper = levels.iter().position(|(u, _)| *u >= users)?;
+    let (u0, c0) = levels[upper - 1];
+    let (u1, c1) = levels[upper];
+    let t = f64::from(users - u0) / f64::from(u1 - u0);
+    Some(c0? + t * (c1? - c0?))
+}
+
+/// Runs `options`.
+pub fn run(
+    options: &Rq2Options,
+    workdir: &std::path::Path,
+    progress: &mut dyn FnMut(Rq2Event),
+) -> Result<Rq2, Rq2Error> {
+    let workflow = catalog::builtin(&options.workflow)?;
+    let qos = qos_of(&options.workflow);
+    let levels = loads_of(&options.workflow);
+    let mut oracle = Vec::with_capacity(levels.len());
+    for &users in &levels {
+        let found = search(&workflow, users, &qos, &options.oracle, &|_| {});
+        oracle.push((users, found.steady.map(|s| s.cost)));
+        progress(Rq2Event::Oracle(users));
+    }
+    let mut runs = Vec::new();
+    for &seed in &options.seeds {
+        progress(Rq2Event::WarmUp(seed));
+        let warm = warm_up(
+            &workflow,
+            &levels,
+            &qos,
+            &options.warm_up,
+            seed,
+            workdir,
+            &options.methods,
+        )?;
+        for &method in &options.methods {
+            let failed = |message: String| Rq2Error::Method {
+                method: method.name(),
+                message,
+            };
+            let mut optimiser = build(method, &workflow, &qos, &warm, seed).map_err(failed)?;
+            let mut run = run_method(&workflow, options, optimiser.as_mut(), seed, &oracle)?;
+            run.method = method.name();
+            progress(Rq2Event::Run(Box::new(run.clone())));
+            runs.push(run);
+        }
+    }
+    Ok(Rq2 {
+        runs,
+        oracle,
+        options: options.clone(),
+    })
+}
+
+/// One method under the load with one seed.
+fn run_method(
+    workflow: &Workflow,
+    options: &Rq2Options,
+    method: &mut dyn Optimiser,
+    seed: u64,
+    oracle: &[(u32, Option<f64>)],
+) -> Result<Rq2Run, Rq2Error> {
+    let name = method.name().to_owned();
+    let twin_error = |what: &'static str| {
+        let method = name.clone();
+        move |source| Rq2Error::Twin {
+            method,
+            what,
+            source,
+        }
+    };
+    let qos = qos_of(&options.workflow);
+    let initial = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
+    let mut twin = Twin::new(
+        workflow.clone(),
+        initial,
+        Workload::Trace {
+            per_minute: options.per_minute.clone(),
+            min_users: options.min_users,
+            max_users: options.max_users,
+        },
+        TwinOptions {
+            window_seconds: options.window_seconds,
+            seed,
+        },
+    )
+    .map_err(twin_error("the scenario"))?;
+    let total = options.windows() as usize;
+    let mut windows: Vec<WindowRecord> = Vec::with_capacity(total);
+    let record = |windows: &mut Vec<WindowRecord>, w: &WindowReport, transient: bool| {
+        windows.push(WindowRecord {
+            window: windows.len() as u32,
+            users: w.users,
+            cost: w.config.cost(),
+            e2e_mean_s: w.workflow.mean_latency_seconds,
+            success_ratio: w.workflow.success_ratio,
+            qos_met: qos.met(&w.workflow),
+            transient,
+            oracle_cost: oracle_at(oracle, w.users),
+        });
+    };
+    let mut observed = twin.run_window();
+    record(&mut windows, &observed, false);
+    let mut decision_seconds = 0.0;
+    while windows.len() < total {
+        let deciding = Instant::now();
+        let proposal = method.propose(&observed).map_err(|e| Rq2Error::Method {
+            method: name.clone(),
+            message: e.to_string(),
+        })?;
+        decision_seconds += deciding.elapsed().as_secs_f64();
+        let before = twin.config_version();
+        twin.apply_config(proposal.config)
+            .map_err(twin_error("a proposal"))?;
+        if twin.config_version() != before {
+            let rollout = twin.run_window();
+            record(&mut windows, &rollout, true);
+            if windows.len() >= total {
+                break;
+            }
+        }
+        observed = twin.run_window();
+        record(&mut windows, &observed, false);
+    }
+    let n = windows.len().max(1) as f64;
+    let met = windows.iter().filter(|w| w.qos_met).count();
+    let above: Vec<f64> = windows
+        .iter()
+        .filter_map(|w| Some(w.cost / w.oracle_cost? - 1.0))
+        .collect();
+    Ok(Rq2Run {
+        method: name,
+        seed,
+        compliance: met as f64 / n,
+        violations: (windows.len() - met) as u32,
+        cumulative_latency_s: windows.iter().map(|w| w.e2e_mean_s).sum(),
+        mean_cost: windows.iter().map(|w| w.cost).sum::<f64>() / n,
+        above_oracle: (!above.is_empty()).then(|| above.iter().sum::<f64>() / above.len() as f64),
+        decision_seconds,
+        windows,
+    })
+}
+
+/// One method's figures over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rq2Summary {
+    /// The method.
+    pub method: String,
+    /// Runs (seeds).
+    pub runs: usize,
+    /// Mean QoS compliance.
+    pub compliance: f64,
+    /// Mean violating windows per run.
+    pub violations: f64,
+    /// Mean cumulative latency, seconds.
+    pub cumulative_latency_s: f64,
+    /// Mean cost per window.
+    pub mean_cost: f64,
+    /// Mean cost above the oracle.
+    pub above_oracle: Option<f64>,
+    /// This method's violations over faasconf's (how many times fewer faasconf has).
+    pub violations_vs_faasconf: Option<f64>,
+    /// `1 - faasconf / this` cumulative latency: how much lower faasconf's is.
+    pub faasconf_latency_saving: Option<f64>,
+    /// Mean decision seconds per run.
+    pub decision_seconds: f64,
+}
+
+fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Every method's summary, in the options' order.
+pub fn summaries(run: &Rq2) -> Vec<Rq2Summary> {
+    let of =
+        |name: &str| -> Vec<&Rq2Run> { run.runs.iter().filter(|r| r.method == name).collect() };
+    let ours = of("faasconf");
+    let our_violations = mean(ours.iter().map(|r| f64::from(r.violations)));
+    let our_latency = mean(ours.iter().map(|r| r.cumulative_latency_s));
+    run.options
+        .methods
+        .iter()
+        .map(|m| {
+            let name = m.name();
+            let mine = of(&name);
+            let violations = mean(mine.iter().map(|r| f64::from(r.violations))).unwrap_or(0.0);
+            let latency = mean(mine.iter().map(|r| r.cumulative_latency_s)).unwrap_or(0.0);
+            let others = name != "faasconf";
+            Rq2Summary {
+                runs: mine.len(),
+                compliance: mean(mine.iter().map(|r| r.compliance)).unwrap_or(0.0),
+                violations,
+                cumulative_latency_s: latency,
+                mean_cost: mean(mine.iter().map(|r| r.mean_cost)).unwrap_or(0.0),
+                above_oracle: mean(mine.iter().filter_map(|r| r.above_oracle)),
+                violations_vs_faasconf: our_violations
+                    .filter(|&v| others && v > 0.0)
+                    .map(|v| violations / v),
+                faasconf_latency_saving: our_latency
+                    .filter(|_| others && latency > 0.0)
+                    .map(|l| 1.0 - l / latency),
+                decision_seconds: mean(mine.iter().map(|r| r.decision_seconds)).unwrap_or(0.0),
+                method: name,
+            }
+        })
+        .collect()
+}
+
+/// The run as Markdown: the summary table and the oracle's levels.
+pub fn markdown(run: &Rq2, machine: &str) -> String {
+    use std::fmt::Write;
+    let o = &run.options;
+    let mut s = String::new();
+    let _ = writeln!(s, "# rq2: dynamic load\n");
+    let _ = writeln!(
+        s,
+        "Machine: {machine}. `{}` under {} minutes of the Azure Functions 2019 trace scaled into {}-{} users ({} windows of {} s); seeds {:?}. A method decides after each steady window; rollout windows count.\n",
+        o.workflow,
+        o.per_minute.len(),
+        o.min_users,
+        o.max_users,
+        o.windows(),
+        o.window_seconds,
+        o.seeds
+    );
+    let _ = writeln!(
+        s,
+        "| method | QoS compliance | violating windows | x faasconf's violations | cumulative latency s | faasconf's latency lower by | mean cost | above oracle | decision s per run |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:+.1}%", 100.0 * v));
+    for m in summaries(run) {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1}% | {:.1} | {} | {:.0} | {} | {:.3} | {} | {:.0} |",
+            m.method,
+            100.0 * m.compliance,
+            m.violations,
+            m.violations_vs_faasconf
+                .map_or("–".into(), |v| format!("{v:.2}x")),
+            m.cumulative_latency_s,
+            pct(m.faasconf_latency_saving),
+            m.mean_cost,
+            pct(m.above_oracle),
+            m.decision_seconds
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Oracle per level (interpolated between levels for each window)\n\n| users | cost |\n|---|---|"
+    );
+    for (users, cost) in &run.oracle {
+        let _ = writeln!(
+            s,
+            "| {users} | {} |",
+            cost.map_or("–".into(), |c| format!("{c:.3}"))
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracle_is_interpolated_between_levels_and_clamped_outside() {
+        let levels = [(10, Some(2.0)), (20, Some(4.0)), (30, None)];
+        assert_eq!(oracle_at(&levels, 5), Some(2.0));
+        assert_eq!(oracle_at(&levels, 15), Some(3.0));
+        assert_eq!(oracle_at(&levels, 20), Some(4.0));
+        assert_eq!(oracle_at(&levels, 25), None, "a level without an oracle");
+        assert_eq!(oracle_at(&[], 25), None);
+    }
+
+    #[test]
+    fn every_method_sees_every_window_of_the_load() {
+        let options = Rq2Options {
+            per_minute: vec![1.0, 5.0, 2.0],
+            seeds: vec![3],
+            methods: vec![Method::Random, Method::Firm],
+            warm_up: WarmUpOptions {
+                samples: 40,
+                ..WarmUpOptions::default()
+            },
+            oracle: SearchOptions {
+                random: 40,
+                starts: 1,
+                windows: 2,
+                seeds: 1,
+                holdout_seeds: 0,
+                confirm_seeds: 0,
+                ..Rq1Options::quick().oracle
+            },
+            ..Rq2Options::full()
+        };
+        assert_eq!(options.windows(), 6);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut finished = 0;
+        let run = run(&options, dir.path(), &mut |e| {
+            if matches!(e, Rq2Event::Run(_)) {
+                finished += 1;
+            }
+        })
+        .expect("runs");
+        assert_eq!(finished, 2);
+        assert_eq!(run.oracle.len(), 5);
+        for r in &run.runs {
+            assert_eq!(r.windows.len(), 6, "{}", r.method);
+            let met = r.windows.iter().filter(|w| w.qos_met).count();
+            assert_eq!(r.violations as usize, 6 - met);
+            assert!((r.compliance - met as f64 / 6.0).abs() < 1e-12);
+            // The load follows the shape: its peak (minute 2) has the most users.
+            let users: Vec<u32> = r.windows.iter().map(|w| w.users).collect();
+            assert!(users[2..4].iter().all(|&u| u >= users[0]), "{users:?}");
+            assert!(users.iter().all(|&u| (10..=30).contains(&u)), "{users:?}");
+        }
+        // Random re-draws every decision: rollout windows are recorded.
+        assert!(run.runs[0].windows.iter().any(|w| w.transient));
+        let md = markdown(&run, "test");
+        assert!(md.contains("| random |") && md.contains("| firm |"), "{md}");
+    }
+}
