@@ -126,6 +126,9 @@ pub struct Speed {
     pub twin_windows_per_second: Vec<(String, f64)>,
     /// Peak resident memory of `faasconf-policy`, MB.
     pub policy_peak_rss_mb: Option<f64>,
+    /// Resident memory of `faasconf-policy` after each phase (started with its model loaded,
+    /// the requests with a window, the twin-validated ones, the throughput run), MB.
+    pub policy_rss_mb: Vec<(String, f64)>,
     /// Peak resident memory of `faasconf-actuator`, MB.
     pub actuator_peak_rss_mb: Option<f64>,
     /// What was run.
@@ -210,8 +213,17 @@ impl Service {
 
     /// Peak resident set (VmHWM), MB.
     fn peak_rss_mb(&self) -> Option<f64> {
+        self.memory_mb("VmHWM:")
+    }
+
+    /// Resident set now (VmRSS), MB.
+    fn rss_mb(&self) -> Option<f64> {
+        self.memory_mb("VmRSS:")
+    }
+
+    fn memory_mb(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
@@ -237,8 +249,13 @@ pub async fn run(
 ) -> Result<Speed, SpeedError> {
     let training_step_ms = training_steps(options, workdir)?;
     let twin_windows_per_second = twin_speed(options)?;
-    let (recommend_window, recommend_twin, throughput_rps, policy_peak_rss_mb) =
-        recommend(options, &bin_dir.join("faasconf-policy"), workdir).await?;
+    let Recommend {
+        window: recommend_window,
+        twin: recommend_twin,
+        throughput_rps,
+        peak_rss_mb: policy_peak_rss_mb,
+        rss_mb: policy_rss_mb,
+    } = recommend(options, &bin_dir.join("faasconf-policy"), workdir).await?;
     let actuator_peak_rss_mb = actuator_memory(options, &bin_dir.join("faasconf-actuator")).await?;
     Ok(Speed {
         recommend_window,
@@ -247,6 +264,7 @@ pub async fn run(
         training_step_ms,
         twin_windows_per_second,
         policy_peak_rss_mb,
+        policy_rss_mb,
         actuator_peak_rss_mb,
         options: options.clone(),
     })
@@ -331,12 +349,21 @@ fn twin_speed(options: &SpeedOptions) -> Result<Vec<(String, f64)>, SpeedError> 
     Ok(out)
 }
 
-/// Latency of both paths, throughput, and the policy's peak memory.
+/// What the policy service measured.
+struct Recommend {
+    window: Latency,
+    twin: Latency,
+    throughput_rps: f64,
+    peak_rss_mb: Option<f64>,
+    rss_mb: Vec<(String, f64)>,
+}
+
+/// Latency of both paths, throughput, and the policy's memory.
 async fn recommend(
     options: &SpeedOptions,
     policy_bin: &Path,
     workdir: &Path,
-) -> Result<(Latency, Latency, f64, Option<f64>), SpeedError> {
+) -> Result<Recommend, SpeedError> {
     let workflow = catalog::builtin("parallel")?;
     let store_path = workdir.join("speed.db");
     let models: PathBuf = workdir.join("speed-models");
@@ -379,6 +406,12 @@ async fn recommend(
     let mut client = PolicyClient::connect(policy.addr.clone())
         .await
         .map_err(rpc)?;
+    let mut rss_mb = Vec::new();
+    let mut phase = |name: &str| {
+        if let Some(mb) = policy.rss_mb() {
+            rss_mb.push((name.to_owned(), mb));
+        }
+    };
     let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
     let mut twin = Twin::new(
         workflow.clone(),
@@ -416,14 +449,17 @@ async fn recommend(
     for _ in 0..200 {
         time(&mut client, with_window.clone()).await?;
     }
+    phase("started, model loaded, 200 requests");
     let mut fast = Vec::with_capacity(options.requests);
     for _ in 0..options.requests {
         fast.push(time(&mut client, with_window.clone()).await?);
     }
+    phase("requests with a window");
     let mut slow = Vec::with_capacity(options.twin_requests);
     for _ in 0..options.twin_requests {
         slow.push(time(&mut client, without.clone()).await?);
     }
+    phase("twin-validated requests");
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..options.clients.max(1) {
@@ -445,12 +481,14 @@ async fn recommend(
     }
     let throughput = (options.clients.max(1) * options.requests_per_client) as f64
         / started.elapsed().as_secs_f64();
-    Ok((
-        Latency::of(fast),
-        Latency::of(slow),
-        throughput,
-        policy.peak_rss_mb(),
-    ))
+    phase("throughput run");
+    Ok(Recommend {
+        window: Latency::of(fast),
+        twin: Latency::of(slow),
+        throughput_rps: throughput,
+        peak_rss_mb: policy.peak_rss_mb(),
+        rss_mb,
+    })
 }
 
 /// The actuator's peak memory after streaming `actuator_windows` windows of `parallel` at 20
@@ -524,9 +562,15 @@ pub fn markdown(speed: &Speed, machine: &str) -> String {
         let _ = writeln!(s, "| {name} | {rate:.1} |");
     }
     let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1} MB"));
+    let phases = speed
+        .policy_rss_mb
+        .iter()
+        .map(|(phase, mb)| format!("{phase}: {mb:.1} MB"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let _ = writeln!(
         s,
-        "\n## Memory (peak resident set)\n\n| service | peak |\n|---|---|\n| faasconf-policy (after the requests above) | {} |\n| faasconf-actuator (twin backend, {} windows streamed) | {} |",
+        "\n## Memory (peak resident set)\n\n| service | peak |\n|---|---|\n| faasconf-policy (after the requests above) | {} |\n| faasconf-actuator (twin backend, {} windows streamed) | {} |\n\nThe policy's resident set after each phase: {phases}.",
         mb(speed.policy_peak_rss_mb),
         speed.options.actuator_windows,
         mb(speed.actuator_peak_rss_mb)

@@ -177,6 +177,7 @@ impl Learner {
         batch: usize,
         width: usize,
         field: &'static str,
+        device: &Device,
     ) -> Result<Tensor<3>, Error> {
         let expected = batch * self.functions * width;
         if values.len() != expected {
@@ -192,7 +193,7 @@ impl Learner {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(invalid(field, format!("value {i} is not finite")));
         }
-        Ok(Tensor::<1>::from_floats(values, &self.device).reshape([batch, self.functions, width]))
+        Ok(Tensor::<1>::from_floats(values, device).reshape([batch, self.functions, width]))
     }
 
     fn batch_ids(&self, batch: usize) -> Tensor<2, Int> {
@@ -201,10 +202,17 @@ impl Learner {
 
     /// The policy's decision for one state `[n, state_dim]`, without noise.
     pub fn act(&self, states: &[f32]) -> Result<Decision, Error> {
-        let s = self.tensor3(states, 1, self.config.state_dim, "states")?;
-        let (actions, weights) =
-            self.actor
-                .forward(s, self.batch_ids(1), self.mask.clone(), &self.config);
+        // Inference runs without autodiff: a tensor made on the autodiff device, and a forward
+        // pass on the training module, record graph nodes that only a backward pass frees, so a
+        // service answering requests between updates would grow with every request.
+        let inference = self.device.clone().without_autodiff();
+        let s = self.tensor3(states, 1, self.config.state_dim, "states", &inference)?;
+        let (actions, weights) = self.actor.valid().forward(
+            s,
+            self.batch_ids(1).without_autodiff(),
+            self.mask.clone().without_autodiff(),
+            &self.config,
+        );
         let to_vec = |t: Tensor<3>| -> Vec<f32> {
             t.detach()
                 .into_data()
@@ -257,9 +265,15 @@ impl Learner {
             return Err(invalid("rewards", "empty batch".into()));
         }
         let c = &self.config;
-        let s = self.tensor3(&batch.states, len, c.state_dim, "states")?;
-        let a = self.tensor3(&batch.actions, len, c.action_dim, "actions")?;
-        let s2 = self.tensor3(&batch.next_states, len, c.state_dim, "next_states")?;
+        let s = self.tensor3(&batch.states, len, c.state_dim, "states", &self.device)?;
+        let a = self.tensor3(&batch.actions, len, c.action_dim, "actions", &self.device)?;
+        let s2 = self.tensor3(
+            &batch.next_states,
+            len,
+            c.state_dim,
+            "next_states",
+            &self.device,
+        )?;
         if let Some(i) = batch.rewards.iter().position(|r| !r.is_finite()) {
             return Err(invalid("rewards", format!("reward {i} is not finite")));
         }
