@@ -49,13 +49,20 @@ impl Attention {
             Scoring::MaskedSoftmax => {
                 let [batch, n, _] = scores.dims();
                 let outside = mask.expand([batch, n, n]).equal_elem(0.0);
-                burn::tensor::activation::softmax(
-                    (scores / width.sqrt()).mask_fill(outside, f32::NEG_INFINITY),
-                    2,
-                )
+                softmax((scores / width.sqrt()).mask_fill(outside, f32::NEG_INFINITY))
             }
         }
     }
+}
+
+/// Softmax over the last dimension, written out in the primitive operations burn's autodiff
+/// backend runs it as (the inference backend's fused kernel rounds differently; see
+/// `networks::layer_norm`).
+fn softmax(x: Tensor<3>) -> Tensor<3> {
+    let max = x.clone().detach().max_dim(2);
+    let exp = (x - max).exp();
+    let total = exp.clone().sum_dim(2);
+    exp / total
 }
 
 /// Uniform weights over each row's neighbours `[1, n, n]` (the `mf` ablation).

@@ -15,6 +15,25 @@ use burn::prelude::*;
 use crate::attention::{Attention, uniform_weights};
 use crate::config::{AgentConfig, Algorithm};
 
+/// Epsilon of the layer normalisation (burn's default).
+const NORM_EPSILON: f64 = 1e-5;
+
+/// Layer normalisation over the last dimension, written out in the primitive operations burn's
+/// autodiff backend runs it as. The inference backend's fused kernel rounds differently in the
+/// last bit, and a decision must not depend on whether it was taken on the training path or the
+/// serving path (inference runs without autodiff, see `Learner::act`).
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let mean = x.clone().mean_dim(D - 1);
+    let centered = x - mean;
+    let var = (centered.clone() * centered.clone()).mean_dim(D - 1);
+    let normalized = centered / (var + NORM_EPSILON).sqrt();
+    let scaled = normalized * norm.gamma.val().unsqueeze::<D>();
+    match &norm.beta {
+        Some(beta) => scaled + beta.val().unsqueeze::<D>(),
+        None => scaled,
+    }
+}
+
 /// Two hidden layers with ReLU; normalisation after the first.
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -30,7 +49,9 @@ impl Mlp {
     pub fn new(inputs: usize, hidden: usize, outputs: usize, device: &Device) -> Self {
         Self {
             input: LinearConfig::new(inputs, hidden).init(device),
-            norm: LayerNormConfig::new(hidden).init(device),
+            norm: LayerNormConfig::new(hidden)
+                .with_epsilon(NORM_EPSILON)
+                .init(device),
             hidden: LinearConfig::new(hidden, hidden).init(device),
             output: LinearConfig::new(hidden, outputs).init(device),
             relu: Relu::new(),
@@ -39,7 +60,9 @@ impl Mlp {
 
     /// Applies the network to the last dimension.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.relu.forward(self.norm.forward(self.input.forward(x)));
+        let x = self
+            .relu
+            .forward(layer_norm(&self.norm, self.input.forward(x)));
         let x = self.relu.forward(self.hidden.forward(x));
         self.output.forward(x)
     }

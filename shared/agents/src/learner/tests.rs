@@ -331,3 +331,39 @@ fn attention_finds_the_informative_neighbour() {
         );
     }
 }
+
+/// Serving runs without autodiff; its decisions must be the training path's, to the bit, for
+/// both scorings and every algorithm (a last-bit difference changes which configuration a
+/// tuning session picks).
+#[test]
+fn serving_decides_exactly_as_the_training_forward_pass() {
+    for algorithm in Algorithm::ALL {
+        for scoring in [Scoring::SquaredMasked, Scoring::MaskedSoftmax] {
+            let mut learner = Learner::new(
+                config(algorithm).with_scoring(scoring),
+                &chain(),
+                crate::default_device(),
+            )
+            .expect("valid");
+            let mut rng = Rng::new(3);
+            for _ in 0..20 {
+                let b = batch(&mut rng, &learner, 32);
+                learner.update(&b).expect("updates");
+            }
+            let states: Vec<f32> = (0..3 * 2).map(|_| rng.uniform() as f32).collect();
+            let served = learner.act(&states).expect("decides");
+            let s = learner
+                .tensor3(&states, 1, 2, "states", &learner.device)
+                .expect("shape");
+            let (actions, weights) = learner.actor.forward(
+                s,
+                learner.batch_ids(1),
+                learner.mask.clone(),
+                &learner.config,
+            );
+            let values = |t: Tensor<3>| t.detach().into_data().try_to_vec::<f32>().expect("f32");
+            assert_eq!(served.actions, values(actions), "{algorithm:?} {scoring:?}");
+            assert_eq!(served.weights, values(weights), "{algorithm:?} {scoring:?}");
+        }
+    }
+}
