@@ -90,32 +90,57 @@ const EXPERIMENTS: [(&str, &str); 4] = [
     ),
 ];
 
-/// `RESULTS.md`: each experiment's table as its run wrote it (with the machine it ran on), or
-/// the command that produces it.
+/// `RESULTS.md`: per experiment, the report of every run under `out` (each names the machine it
+/// ran on and the command that produced it), the runs still in progress (a journal without a
+/// report), or the command that produces it.
 fn results(out: &std::path::Path) -> String {
     let mut s = format!(
-        "# faasconf benchmark results\n\nAssembled by `faasconf bench results --out {}` from the experiments' own reports; each names the machine it ran on. Every number below was measured on the twin by the command given.\n",
+        "# faasconf benchmark results\n\nAssembled by `faasconf bench results --out {}` from the experiments' own reports. Every number below was measured on the twin, on the machine and by the command each report names.\n",
         out.display()
     );
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
     for (name, what) in EXPERIMENTS {
-        let dir = out.join(name);
-        let command = format!("faasconf bench {name} --out {}", dir.display());
-        match std::fs::read_to_string(dir.join(format!("{name}.md"))) {
-            Ok(md) => {
-                s.push_str(&format!("\n<!-- {name}: {what}; `{command}` -->\n"));
-                // One level down: the report's own title becomes a section.
+        s.push_str(&format!("\n## {name}: {what}\n"));
+        let mut any = false;
+        for dir in &dirs {
+            let shown = dir.display();
+            if let Ok(md) = std::fs::read_to_string(dir.join(format!("{name}.md"))) {
+                any = true;
+                s.push_str(&format!("\nFrom `{shown}`:\n\n"));
+                // Two levels down: the report's title and sections sit under this one.
                 for line in md.lines() {
                     if line.starts_with('#') {
-                        s.push('#');
+                        s.push_str("##");
                     }
                     s.push_str(line);
                     s.push('\n');
                 }
-                s.push_str(&format!("\nProduced by `{command}`.\n"));
+            } else if let Ok(journal) =
+                std::fs::read_to_string(dir.join(format!("{name}.journal.jsonl")))
+            {
+                any = true;
+                let cells = journal
+                    .lines()
+                    .filter(|l| l.starts_with("{\"cell\""))
+                    .count();
+                s.push_str(&format!(
+                    "\n`{shown}`: in progress, {cells} cells journalled; the same command with `--out {shown}` resumes it.\n"
+                ));
             }
-            Err(_) => s.push_str(&format!(
-                "\n## {name}: {what}\n\nNot run yet: `{command}`.\n"
-            )),
+        }
+        if !any {
+            s.push_str(&format!(
+                "\nNot run yet: `faasconf bench {name} --out {}`.\n",
+                out.join(name).display()
+            ));
         }
     }
     s
@@ -300,7 +325,12 @@ pub(crate) fn write_results(
     std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     let md_path = args.out.join(format!("{name}.md"));
-    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    let command: Vec<String> = std::env::args()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { "faasconf".into() } else { a })
+        .collect();
+    let md = format!("{md}\nCommand: `{}`.\n", command.join(" "));
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     println!("{md}");
     println!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(())
