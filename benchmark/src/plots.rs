@@ -151,19 +151,58 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-fn save(chart: &Chart, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
+/// A figure drawn the same way on every backend.
+trait Figure {
+    /// Width and height, pixels.
+    const SIZE: (u32, u32);
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+impl Figure for Chart<'_> {
+    const SIZE: (u32, u32) = (800, 500);
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self)
+    }
+}
+
+impl Figure for Bars<'_> {
+    const SIZE: (u32, u32) = (1000, 500);
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_bars(root, self)
+    }
+}
+
+/// Writes `figure` as `<stem>.svg` and `<stem>.png` in `dir`.
+fn save<F: Figure>(figure: &F, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
     let svg = dir.join(format!("{stem}.svg"));
     let png = dir.join(format!("{stem}.png"));
     let failed = |path: &Path| {
         let path = path.display().to_string();
         move |message| PlotError::Draw { path, message }
     };
-    draw(SVGBackend::new(&svg, (800, 500)).into_drawing_area(), chart).map_err(failed(&svg))?;
-    draw(
-        BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
-        chart,
-    )
-    .map_err(failed(&png))?;
+    figure
+        .draw_on(SVGBackend::new(&svg, F::SIZE).into_drawing_area())
+        .map_err(failed(&svg))?;
+    figure
+        .draw_on(BitMapBackend::new(&png, F::SIZE).into_drawing_area())
+        .map_err(failed(&png))?;
     Ok(vec![svg, png])
 }
 
@@ -346,23 +385,6 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-fn save_bars(bars: &Bars, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
-    let svg = dir.join(format!("{stem}.svg"));
-    let png = dir.join(format!("{stem}.png"));
-    let failed = |path: &Path| {
-        let path = path.display().to_string();
-        move |message| PlotError::Draw { path, message }
-    };
-    draw_bars(SVGBackend::new(&svg, (1000, 500)).into_drawing_area(), bars)
-        .map_err(failed(&svg))?;
-    draw_bars(
-        BitMapBackend::new(&png, (1000, 500)).into_drawing_area(),
-        bars,
-    )
-    .map_err(failed(&png))?;
-    Ok(vec![svg, png])
-}
-
 /// The ablation's figures: per variant (x) and workflow (bars), the mean best QoS-meeting
 /// cost, the mean violations and the mean end-to-end latency over the iterations.
 pub fn rq3_plots(run: &Rq1, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
@@ -429,7 +451,7 @@ pub fn rq3_plots(run: &Rq1, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
             ),
         ),
     ] {
-        written.extend(save_bars(&bars, dir, stem)?);
+        written.extend(save(&bars, dir, stem)?);
     }
     Ok(written)
 }

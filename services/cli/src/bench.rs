@@ -167,9 +167,7 @@ fn run_speed(args: &BenchArgs) -> Result<()> {
     }
     let exe = std::env::current_exe().context("where faasconf runs from")?;
     let bin_dir = exe.parent().context("faasconf's directory")?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-    let workdir = args.out.join("work");
-    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let workdir = work_dir(args)?;
     let bar = progress_bar(1, "speed");
     bar.set_message("measuring");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -214,9 +212,7 @@ fn rq2_options(args: &BenchArgs) -> Result<Rq2Options> {
 /// Runs `rq2` and writes its results.
 fn run_dynamic(args: &BenchArgs) -> Result<()> {
     let options = rq2_options(args)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-    let workdir = args.out.join("work");
-    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let workdir = work_dir(args)?;
     let bar = progress_bar(
         options.seeds.len() * options.methods.len() + loads_of(&options.workflow).len(),
         "rq2",
@@ -254,6 +250,14 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Creates `--out` and the scratch folder under it (warm-up models, the speed run's store)
+/// that a run removes when it ends.
+fn work_dir(args: &BenchArgs) -> Result<std::path::PathBuf> {
+    let workdir = args.out.join("work");
+    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    Ok(workdir)
+}
+
 fn parse_methods(names: &[String]) -> Result<Vec<Method>> {
     names
         .iter()
@@ -264,9 +268,7 @@ fn parse_methods(names: &[String]) -> Result<Vec<Method>> {
 /// Runs `rq1` or `rq3` (the same run over other methods) and writes its results.
 fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
     let options = grid_options(args)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-    let workdir = args.out.join("work");
-    std::fs::create_dir_all(&workdir).with_context(|| format!("--out {}", workdir.display()))?;
+    let workdir = work_dir(args)?;
     let (cells, searches) = options.size();
     let bar = progress_bar(cells + searches, name);
     let journal = args.out.join(format!("{name}.journal.jsonl"));
