@@ -8,14 +8,13 @@
 //! - Peak resident memory of both services: the policy after the requests above, the
 //!   actuator (twin backend) after streaming windows as fast as its virtual clock allows.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use faasconf_agents::Algorithm;
 use faasconf_core::catalog;
 use faasconf_core::rng::Rng;
+use faasconf_launch::{Logs, ServiceProcess};
 use faasconf_proto::v1::{self, actuator_client::ActuatorClient, policy_client::PolicyClient};
 use faasconf_store::{Observation, Store};
 use faasconf_training::replay::{ReplayBuffer, transitions};
@@ -139,13 +138,8 @@ pub struct Speed {
 #[derive(Debug, thiserror::Error)]
 pub enum SpeedError {
     /// A service binary could not be started or did not listen.
-    #[error("{binary}: {message}")]
-    Service {
-        /// The binary.
-        binary: String,
-        /// Why.
-        message: String,
-    },
+    #[error(transparent)]
+    Launch(#[from] faasconf_launch::LaunchError),
     /// An RPC failed.
     #[error("{0}")]
     Rpc(String),
@@ -166,74 +160,13 @@ pub enum SpeedError {
     Io(#[from] std::io::Error),
 }
 
-/// A service started for the measurement; killed when dropped.
-struct Service {
-    child: Child,
-    addr: String,
-}
-
-impl Service {
-    fn start(binary: &Path, args: &[&str]) -> Result<Self, SpeedError> {
-        let failed = |message: String| SpeedError::Service {
-            binary: binary.display().to_string(),
-            message,
-        };
-        let mut child = Command::new(binary)
-            .args([
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| failed(format!("{e} (cargo build --release --bins first)")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| failed("no standard output".into()))?;
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                let _ = child.kill();
-                return Err(failed("exited before listening".into()));
-            }
-            if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                return Ok(Self {
-                    addr: format!("http://{addr}"),
-                    child,
-                });
-            }
-        }
-    }
-
-    /// Peak resident set (VmHWM), MB.
-    fn peak_rss_mb(&self) -> Option<f64> {
-        self.memory_mb("VmHWM:")
-    }
-
-    /// Resident set now (VmRSS), MB.
-    fn rss_mb(&self) -> Option<f64> {
-        self.memory_mb("VmRSS:")
-    }
-
-    fn memory_mb(&self, field: &str) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a service binary for a measurement (stopped when dropped).
+fn start_service(binary: &Path, args: &[&str]) -> Result<ServiceProcess, SpeedError> {
+    Ok(ServiceProcess::start_on_loopback(
+        binary,
+        args,
+        Logs::Discard,
+    )?)
 }
 
 fn rpc(e: impl std::fmt::Display) -> SpeedError {
@@ -392,7 +325,7 @@ async fn recommend(
     }
     let store_arg = store_path.display().to_string();
     let models_arg = models.display().to_string();
-    let policy = Service::start(
+    let policy = start_service(
         policy_bin,
         &[
             "--workflow",
@@ -403,7 +336,7 @@ async fn recommend(
             &models_arg,
         ],
     )?;
-    let mut client = PolicyClient::connect(policy.addr.clone())
+    let mut client = PolicyClient::connect(policy.endpoint())
         .await
         .map_err(rpc)?;
     let mut rss_mb = Vec::new();
@@ -494,7 +427,7 @@ async fn recommend(
 /// The actuator's peak memory after streaming `actuator_windows` windows of `parallel` at 20
 /// users from its twin backend.
 async fn actuator_memory(options: &SpeedOptions, binary: &Path) -> Result<Option<f64>, SpeedError> {
-    let actuator = Service::start(
+    let actuator = start_service(
         binary,
         &[
             "--workflow",
@@ -505,7 +438,7 @@ async fn actuator_memory(options: &SpeedOptions, binary: &Path) -> Result<Option
             "20",
         ],
     )?;
-    let mut client = ActuatorClient::connect(actuator.addr.clone())
+    let mut client = ActuatorClient::connect(actuator.endpoint())
         .await
         .map_err(rpc)?;
     let mut stream = client

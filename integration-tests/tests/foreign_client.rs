@@ -52,7 +52,7 @@ fn python_grpcio_client_lists_applies_and_streams() {
             "/python/actuator_client.py"
         ))
         .arg(stubs.path())
-        .arg(&server.addr)
+        .arg(server.addr())
         .output()
         .unwrap();
     assert!(

@@ -493,9 +493,7 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(client);
-    let mut policy = policy;
-    policy.child.kill().unwrap(); // SIGKILL
-    policy.child.wait().unwrap();
+    policy.kill(); // SIGKILL
     let samples_at_kill = faasconf_store::Store::open(&store)
         .unwrap()
         .count("parallel")

@@ -241,7 +241,7 @@ async fn prometheus_reads_back_the_twins_windows() {
             "127.0.0.1:0",
         ],
     );
-    let prometheus = start_prometheus(actuator.metrics_addr.as_ref().unwrap());
+    let prometheus = start_prometheus(actuator.metrics_addr().unwrap());
     let source = PrometheusSource::new(PrometheusSettings {
         url: prometheus.url.clone(),
         namespace: "openfaas-fn".into(),

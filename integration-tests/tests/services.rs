@@ -174,7 +174,7 @@ async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
     promtool_check(&text);
     // SIGTERM with the stream open: it ends cleanly and the process exits within 5 s.
     let started = std::time::Instant::now();
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status();

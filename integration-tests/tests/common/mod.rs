@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use faasconf_launch::{ANY_LOOPBACK_PORT, Logs, ServiceProcess};
 
 /// Directory of the binaries built for this test run (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
@@ -53,54 +54,40 @@ pub fn command(name: &str) -> Command {
     Command::new(bin_dir().join(name))
 }
 
-/// A running server process; killed when dropped.
+/// A running server process; stopped when dropped.
 pub struct Server {
-    pub child: Child,
-    pub addr: String,
-    /// The `/metrics` address, when the server announced one.
-    pub metrics_addr: Option<String>,
+    process: ServiceProcess,
 }
 
 impl Server {
     /// Starts `name` on 127.0.0.1 port 0 with `args` and waits for its `listening on` line.
     pub fn start(name: &str, args: &[&str]) -> Server {
-        let mut child = command(name)
-            .args(["--grpc-addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut metrics_addr = None;
-        while !line.starts_with("listening on ") {
-            line.clear();
-            let read = reader.read_line(&mut line).expect("reading server stdout");
-            assert!(
-                read > 0 && Instant::now() < deadline,
-                "{name} exited or never said where it listens"
-            );
-            if let Some(addr) = line.trim().strip_prefix("metrics on ") {
-                metrics_addr = Some(addr.to_owned());
-            }
-        }
-        let addr = line.trim().trim_start_matches("listening on ").to_owned();
-        Server {
-            child,
-            addr,
-            metrics_addr,
-        }
+        let args = ["--grpc-addr", ANY_LOOPBACK_PORT].iter().chain(args);
+        let process = ServiceProcess::start(&bin_dir().join(name), args, Logs::Discard)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Server { process }
+    }
+
+    /// The gRPC address (`host:port`).
+    pub fn addr(&self) -> &str {
+        self.process.grpc_addr()
+    }
+
+    /// The `/metrics` address, when the server announced one.
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.process.metrics_addr()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// GET `/metrics` over plain HTTP/1.0; the body.
     pub fn scrape(&self) -> String {
         use std::io::{Read, Write};
         let addr = self
-            .metrics_addr
-            .as_ref()
+            .metrics_addr()
             .expect("the server announced a metrics address");
         let mut stream = std::net::TcpStream::connect(addr).expect("connecting to /metrics");
         stream
@@ -121,30 +108,18 @@ impl Server {
 
     /// `http://<addr>` for tonic clients.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.process.endpoint()
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for server") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.process
+            .terminate(Duration::from_secs(20))
+            .expect("server stops after SIGTERM")
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(self) {
+        self.process.kill().expect("killing the server");
     }
 }

@@ -2,13 +2,11 @@
 //! (twin backend, virtual clock: windows come as fast as the policy reads them) and the policy
 //! as processes on free loopback ports, runs one tuning session and prints every iteration.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use faasconf_core::{Qos, catalog};
+use faasconf_launch::{Logs, ServiceProcess};
 use faasconf_proto::v1::{self, policy_client::PolicyClient};
 use faasconf_store::Store;
 use faasconf_training::{JobSpec, TrainOptions};
@@ -17,78 +15,17 @@ use serde_json::json;
 use crate::args::DemoArgs;
 use crate::policy::{algorithm, train_with_progress};
 
-/// A service process, killed when dropped.
-struct Service {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the faasconf executable")?;
-    let path = exe
-        .parent()
-        .map(|d| d.join(name))
-        .unwrap_or_else(|| PathBuf::from(name));
-    if !path.exists() {
-        bail!(
-            "{} not found beside {}: build the services first (cargo build --release --bins)",
-            name,
-            exe.display()
-        );
-    }
-    Ok(path)
-}
-
-fn start(name: &str, args: &[String]) -> Result<Service> {
-    let mut child = Command::new(binary(name)?)
-        .args([
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        // The services' logs show only when asked for (RUST_LOG set).
-        .stderr(if std::env::var_os("RUST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    let stdout = child.stdout.take().context("service stdout")?;
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            bail!("{name} exited before it listened");
-        }
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            let endpoint = format!("http://{addr}");
-            // Keep draining its stdout so it never blocks on a full pipe.
-            std::thread::spawn(move || for _ in reader.lines() {});
-            return Ok(Service { child, endpoint });
-        }
-    }
+/// Starts one of the services beside this executable on free loopback ports.
+fn start(name: &str, args: &[String]) -> Result<ServiceProcess> {
+    let binary = faasconf_launch::beside_current_exe(name)?;
+    // The services' logs show only when asked for (RUST_LOG set).
+    let logs = if std::env::var_os("RUST_LOG").is_some() {
+        Logs::Inherit
+    } else {
+        Logs::Discard
+    };
+    ServiceProcess::start_on_loopback(&binary, args, logs)
+        .with_context(|| format!("starting {name}"))
 }
 
 pub async fn demo(args: &DemoArgs) -> Result<()> {
@@ -177,17 +114,19 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
     )?;
     say(format!(
         "actuator (twin, {} users) at {}; policy at {}",
-        args.users, actuator.endpoint, policy.endpoint
+        args.users,
+        actuator.endpoint(),
+        policy.endpoint()
     ));
 
-    let mut client = PolicyClient::connect(policy.endpoint.clone())
+    let mut client = PolicyClient::connect(policy.endpoint())
         .await
         .context("connecting to the policy")?;
     let qos = Qos::default();
     let session = client
         .start_tuning(v1::StartTuningRequest {
             workflow: workflow.name.clone(),
-            actuator_endpoint: actuator.endpoint.clone(),
+            actuator_endpoint: actuator.endpoint(),
             qos: Some(v1::Qos {
                 mean_latency_ms: qos.mean_latency_seconds * 1000.0,
                 min_success_ratio: qos.min_success_ratio,
