@@ -64,6 +64,51 @@ pub enum JournalError {
     },
 }
 
+/// What a journal holds.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// The options of the run that wrote it (`None`: an empty journal).
+    pub options: Option<serde_json::Value>,
+    /// Finished oracle searches.
+    pub searches: Vec<SearchRecord>,
+    /// Finished cells.
+    pub cells: Vec<CellResult>,
+}
+
+impl Contents {
+    /// Reads a journal without changing it (a run may be appending to it): a last line
+    /// without its newline is one being written, and is left out.
+    pub fn read(path: &Path) -> Result<Self, JournalError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        Self::parse(complete, &shown)
+    }
+
+    fn parse(text: &str, shown: &str) -> Result<Self, JournalError> {
+        let mut contents = Self::default();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: Line = serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
+                path: shown.to_owned(),
+                line: i + 1,
+                message: e.to_string(),
+            })?;
+            match parsed {
+                Line::Options(o) => contents.options = Some(o),
+                Line::Search(s) => contents.searches.push(s),
+                Line::Cell(c) => contents.cells.push(*c),
+            }
+        }
+        Ok(contents)
+    }
+}
+
 /// An open journal.
 pub struct Journal {
     path: PathBuf,
@@ -85,9 +130,7 @@ impl Journal {
             line: 0,
             message: e.to_string(),
         })?;
-        let mut cells = Vec::new();
-        let mut searches = Vec::new();
-        let mut fresh = true;
+        let mut contents = Contents::default();
         if path.exists() {
             let mut text = std::fs::read_to_string(path).map_err(io)?;
             // A run killed while writing leaves its last line without a newline: that line is
@@ -101,26 +144,15 @@ impl Journal {
                     .and_then(|f| f.set_len(kept as u64))
                     .map_err(io)?;
             }
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let parsed: Line =
-                    serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
-                        path: shown.clone(),
-                        line: i + 1,
-                        message: e.to_string(),
-                    })?;
-                match parsed {
-                    Line::Options(o) if o != wanted => {
-                        return Err(JournalError::OtherOptions { path: shown });
-                    }
-                    Line::Options(_) => fresh = false,
-                    Line::Search(s) => searches.push(s),
-                    Line::Cell(c) => cells.push(*c),
-                }
+            contents = Contents::parse(&text, &shown)?;
+            if contents.options.as_ref().is_some_and(|o| *o != wanted) {
+                return Err(JournalError::OtherOptions { path: shown });
             }
         }
+        let fresh = contents.options.is_none();
+        let Contents {
+            cells, searches, ..
+        } = contents;
         let file = OpenOptions::new()
             .create(true)
             .append(true)

@@ -103,6 +103,13 @@ impl serde::Serialize for Method {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Method::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// faasconf's variants `rq3` compares: with the twin's screening (the whole method, without
 /// safe exploration, hardware-only), and without it (the agents and safe exploration alone:
 /// attmf, mf, maddpg, ddpg, and attmf without safe exploration and hardware-only).
@@ -207,7 +214,7 @@ pub fn hardware_only(workflow: &Workflow) -> Result<Workflow, faasconf_core::Err
 }
 
 /// How much warm-up every method gets.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WarmUpOptions {
     /// Twin samples (all loads together).
     pub samples: usize,

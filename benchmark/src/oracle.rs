@@ -18,10 +18,10 @@
 use faasconf_core::rng::Rng;
 use faasconf_core::{FunctionConfig, Qos, Workflow, WorkflowConfig};
 use faasconf_training::search::{Evaluation, Steady, descend, random_configs};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Settings of the search.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SearchOptions {
     /// Random configurations.
     pub random: usize,

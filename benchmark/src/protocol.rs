@@ -16,7 +16,7 @@ use faasconf_twin::{Twin, TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
 
 /// How a cell is run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
     /// Online iterations per cell (15 in the paper's evaluation).
     pub iterations: u32,

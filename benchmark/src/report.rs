@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::protocol::CellResult;
-use crate::rq1::{OracleCell, Rq1};
+use crate::rq1::{Interim, OracleCell, Rq1};
 
 /// One method's figures over a set of cells.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,49 +157,15 @@ pub fn markdown(run: &Rq1, machine: &str, title: &str) -> String {
         run.options.protocol.window_seconds,
         run.options.warm_up.samples
     );
+    summary_table(&mut s, run);
     let _ = writeln!(
         s,
-        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | mean latency s | SES replacements per cell | decision s per cell |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
-    for m in summaries(run) {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {} | {:.1} | {:.1} |",
-            m.workflow,
-            m.method,
-            m.feasible,
-            m.cells,
-            number(m.mean_best_cost, 3),
-            percent(m.faasconf_saving),
-            m.paired_cells,
-            percent(m.above_oracle),
-            m.mean_violations,
-            number(m.mean_iterations_to_feasible, 1),
-            number(m.mean_latency_s, 2),
-            m.mean_ses_replaced,
-            m.mean_decision_seconds
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n## Oracle\n\nThe search's cheapest configuration meeting QoS in steady state and in at least {:.0}% of its windows; a method's best replaces it when cheaper and it passes the same bar on {} fresh seeds x {} windows.\n\n| workflow | users | cost | from | search's own | seconds |\n|---|---|---|---|---|---|",
+        "\n## Oracle\n\nThe search's cheapest configuration meeting QoS in steady state and in at least {:.0}% of its windows; a method's best replaces it when cheaper and it passes the same bar on {} fresh seeds x {} windows.\n",
         100.0 * run.options.oracle.pass_rate,
         crate::rq1::CHECK_SEEDS.len(),
         crate::rq1::CHECK_WINDOWS
     );
-    for o in &run.oracle {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {:.0} |",
-            o.workflow,
-            o.users,
-            number(o.cost, 3),
-            o.source,
-            number(o.search_cost, 3),
-            o.seconds
-        );
-    }
+    oracle_table(&mut s, run);
     let _ = writeln!(
         s,
         "\n## Cells\n\n| workflow | users | seed | method | best cost | violations | first feasible |\n|---|---|---|---|---|---|---|"
@@ -219,6 +185,74 @@ pub fn markdown(run: &Rq1, machine: &str, title: &str) -> String {
         );
     }
     s
+}
+
+/// A run in progress as Markdown under the heading `title`: the summary of the cells finished
+/// so far, against the oracle searches finished so far.
+pub fn interim_markdown(interim: &Interim, title: &str) -> String {
+    let run = &interim.run;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {title}\n");
+    let _ = writeln!(
+        s,
+        "In progress: {} of {} cells finished, {} oracle searches. Seeds {:?}; {} iterations of {} s windows per cell. Interim figures: \"above oracle\" is against the search's own result, which a method's best replaces (once verified) only when the run ends.\n",
+        run.cells.len(),
+        interim.planned_cells,
+        run.oracle.len(),
+        run.options.seeds,
+        run.options.protocol.iterations,
+        run.options.protocol.window_seconds,
+    );
+    summary_table(&mut s, run);
+    let _ = writeln!(s, "\n## Oracle searches so far\n");
+    oracle_table(&mut s, run);
+    s
+}
+
+fn summary_table(s: &mut String, run: &Rq1) {
+    let _ = writeln!(
+        s,
+        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | mean latency s | SES replacements per cell | decision s per cell |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for m in summaries(run).into_iter().filter(|m| m.cells > 0) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {} | {:.1} | {:.1} |",
+            m.workflow,
+            m.method,
+            m.feasible,
+            m.cells,
+            number(m.mean_best_cost, 3),
+            percent(m.faasconf_saving),
+            m.paired_cells,
+            percent(m.above_oracle),
+            m.mean_violations,
+            number(m.mean_iterations_to_feasible, 1),
+            number(m.mean_latency_s, 2),
+            m.mean_ses_replaced,
+            m.mean_decision_seconds
+        );
+    }
+}
+
+fn oracle_table(s: &mut String, run: &Rq1) {
+    let _ = writeln!(
+        s,
+        "| workflow | users | cost | from | search's own | seconds |\n|---|---|---|---|---|---|"
+    );
+    for o in &run.oracle {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.0} |",
+            o.workflow,
+            o.users,
+            number(o.cost, 3),
+            o.source,
+            number(o.search_cost, 3),
+            o.seconds
+        );
+    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@
 use std::path::Path;
 
 use faasconf_core::{Qos, Workflow, catalog};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::journal::{Journal, SearchRecord};
+use crate::journal::{Contents, Journal, SearchRecord};
 use crate::methods::{Method, WarmUpOptions, build, warm_up};
 use crate::oracle::{SearchOptions, search};
 use crate::protocol::{CellResult, Protocol, run_cell};
 
 /// The grid and budgets of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rq1Options {
     /// (workflow, loads) pairs.
     pub grid: Vec<(String, Vec<u32>)>,
@@ -219,6 +219,61 @@ pub enum Rq1Error {
     /// The journal could not be used.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// A journal's options are not those of a grid run.
+    #[error("journal {path}: {message}")]
+    JournalOptions {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Where a run in progress stands, read from its journal without disturbing the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interim {
+    /// The cells and searches finished so far. The oracle is each search's own result: a
+    /// method's best replaces it only when the run ends and that best is verified.
+    pub run: Rq1,
+    /// Cells of the whole grid.
+    pub planned_cells: usize,
+}
+
+/// What the run journalled at `journal` has finished so far.
+pub fn interim(journal: &Path) -> Result<Interim, Rq1Error> {
+    let contents = Contents::read(journal)?;
+    let options_error = |message: String| Rq1Error::JournalOptions {
+        path: journal.display().to_string(),
+        message,
+    };
+    let options: Rq1Options = serde_json::from_value(
+        contents
+            .options
+            .ok_or_else(|| options_error("no options line".into()))?,
+    )
+    .map_err(|e| options_error(e.to_string()))?;
+    let oracle = contents
+        .searches
+        .into_iter()
+        .map(|s| OracleCell {
+            workflow: s.workflow,
+            users: s.users,
+            cost: s.cost,
+            source: "search".into(),
+            search_cost: s.cost,
+            seconds: s.seconds,
+        })
+        .collect();
+    let (planned_cells, _) = options.size();
+    Ok(Interim {
+        run: Rq1 {
+            cells: contents.cells,
+            oracle,
+            options,
+            warm_up_seconds: Vec::new(),
+        },
+        planned_cells,
+    })
 }
 
 /// Runs the grid; `workdir` holds the warm-up models. Finished cells and searches go to the
@@ -425,6 +480,30 @@ mod tests {
         };
         let e = run(&other, dir.path(), &journal, &mut |_| {}).expect_err("refused");
         assert!(e.to_string().contains("other options"), "{e}");
+        // A run in progress is read as it stands, without touching the journal: its options
+        // come back whole, a line being written is left out.
+        let mut text = std::fs::read_to_string(&journal).expect("reads");
+        text.push_str(r#"{"cell":{"workflow":"para"#);
+        std::fs::write(&journal, &text).expect("writes");
+        let now = interim(&journal).expect("reads the journal");
+        assert_eq!(now.run.options, options);
+        assert_eq!(now.run.cells, first.cells);
+        assert_eq!(now.planned_cells, 2);
+        assert_eq!(
+            now.run
+                .oracle
+                .iter()
+                .map(|o| o.search_cost)
+                .collect::<Vec<_>>(),
+            first
+                .oracle
+                .iter()
+                .map(|o| o.search_cost)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(std::fs::read_to_string(&journal).expect("reads"), text);
+        let e = interim(&dir.path().join("none.jsonl")).expect_err("no journal");
+        assert!(e.to_string().contains("none.jsonl"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use faasconf_benchmark::methods::Method;
-use faasconf_benchmark::report::{markdown, summaries};
+use faasconf_benchmark::report::{interim_markdown, markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
 use faasconf_benchmark::rq2::{self, Rq2Event, Rq2Options};
 use faasconf_benchmark::rq3;
@@ -114,26 +114,11 @@ fn results(out: &std::path::Path) -> String {
             let shown = dir.display();
             if let Ok(md) = std::fs::read_to_string(dir.join(format!("{name}.md"))) {
                 any = true;
-                s.push_str(&format!("\nFrom `{shown}`:\n\n"));
-                // Two levels down: the report's title and sections sit under this one.
-                for line in md.lines() {
-                    if line.starts_with('#') {
-                        s.push_str("##");
-                    }
-                    s.push_str(line);
-                    s.push('\n');
-                }
-            } else if let Ok(journal) =
-                std::fs::read_to_string(dir.join(format!("{name}.journal.jsonl")))
-            {
+                s.push_str(&format!("\nFrom `{shown}`:\n\n{}", demoted(&md)));
+            } else if dir.join(format!("{name}.journal.jsonl")).exists() {
+                // Only the grid experiments (rq1, rq3) journal their cells.
                 any = true;
-                let cells = journal
-                    .lines()
-                    .filter(|l| l.starts_with("{\"cell\""))
-                    .count();
-                s.push_str(&format!(
-                    "\n`{shown}`: in progress, {cells} cells journalled; the same command with `--out {shown}` resumes it.\n"
-                ));
+                s.push_str(&in_progress(name, dir));
             }
         }
         if !any {
@@ -142,6 +127,34 @@ fn results(out: &std::path::Path) -> String {
                 out.join(name).display()
             ));
         }
+    }
+    s
+}
+
+/// A grid run in progress (a journal without a report): the summary of what it finished so far.
+fn in_progress(name: &str, dir: &std::path::Path) -> String {
+    let shown = dir.display();
+    match rq1::interim(&dir.join(format!("{name}.journal.jsonl"))) {
+        Ok(now) => {
+            let md = interim_markdown(&now, &format!("{name} in progress (interim)"));
+            format!(
+                "\nFrom `{shown}` (the same command with `--out {shown}` resumes it):\n\n{}",
+                demoted(&md)
+            )
+        }
+        Err(e) => format!("\n`{shown}`: in progress, but its journal is unreadable: {e}\n"),
+    }
+}
+
+/// `md` with every heading two levels down, to sit under the experiment's own heading.
+fn demoted(md: &str) -> String {
+    let mut s = String::new();
+    for line in md.lines() {
+        if line.starts_with('#') {
+            s.push_str("##");
+        }
+        s.push_str(line);
+        s.push('\n');
     }
     s
 }
@@ -460,6 +473,61 @@ mod tests {
         );
         assert!(
             md.contains("Not run yet: `faasconf bench speed --out"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn results_summarise_a_grid_run_in_progress_from_its_journal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cell = |method: &str, best: Option<f64>| {
+            let cell = faasconf_benchmark::protocol::CellResult {
+                workflow: "parallel".into(),
+                users: 20,
+                method: method.into(),
+                seed: 0,
+                best_cost: best,
+                best_config: None,
+                feasible: best.is_some(),
+                violations: 2,
+                iterations_to_feasible: best.map(|_| 1),
+                decision_seconds: 1.0,
+                wall_seconds: 1.0,
+                iterations: Vec::new(),
+            };
+            serde_json::json!({ "cell": cell }).to_string()
+        };
+        let options = serde_json::json!({ "options": Rq1Options::quick() }).to_string();
+        let search = r#"{"search":{"workflow":"parallel","users":20,"cost":4.0,"seconds":9.0}}"#;
+        let journal = [
+            options,
+            search.to_owned(),
+            cell("faasconf", Some(3.0)),
+            cell("firm", Some(4.0)),
+        ]
+        .join("\n");
+        std::fs::create_dir_all(dir.path().join("rq1")).expect("dir");
+        std::fs::write(dir.path().join("rq1/rq1.journal.jsonl"), journal + "\n").expect("written");
+        std::fs::create_dir_all(dir.path().join("rq3")).expect("dir");
+        std::fs::write(dir.path().join("rq3/rq3.journal.jsonl"), "not json\n").expect("written");
+        let md = results(dir.path());
+        assert!(md.contains("### rq1 in progress (interim)"), "{md}");
+        assert!(
+            md.contains("2 of 5 cells finished, 1 oracle searches"),
+            "{md}"
+        );
+        // faasconf 3.0 against firm's 4.0 on the same cell: 25% cheaper; 25% below the search.
+        assert!(
+            md.contains("| parallel | firm | 1/1 | 4.000 | +25.0% (1) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| parallel | faasconf | 1/1 | 3.000 | – (0) | -25.0% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("in progress, but its journal is unreadable: journal")
+                && md.contains("line 1"),
             "{md}"
         );
     }
