@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::CellResult;
@@ -26,10 +27,11 @@ pub struct SearchRecord {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Line {
+enum Line<R> {
     Options(serde_json::Value),
     Search(SearchRecord),
-    Cell(Box<CellResult>),
+    /// A finished unit of work: a cell of `rq1`/`rq3`, a (method, seed) run of `rq2`.
+    Cell(Box<R>),
 }
 
 /// Why a journal could not be used.
@@ -65,17 +67,27 @@ pub enum JournalError {
 }
 
 /// What a journal holds.
-#[derive(Debug, Default)]
-pub struct Contents {
+#[derive(Debug)]
+pub struct Contents<R = CellResult> {
     /// The options of the run that wrote it (`None`: an empty journal).
     pub options: Option<serde_json::Value>,
     /// Finished oracle searches.
     pub searches: Vec<SearchRecord>,
-    /// Finished cells.
-    pub cells: Vec<CellResult>,
+    /// Finished cells (or runs).
+    pub cells: Vec<R>,
 }
 
-impl Contents {
+impl<R> Default for Contents<R> {
+    fn default() -> Self {
+        Self {
+            options: None,
+            searches: Vec::new(),
+            cells: Vec::new(),
+        }
+    }
+}
+
+impl<R: DeserializeOwned> Contents<R> {
     /// Reads a journal without changing it (a run may be appending to it): a last line
     /// without its newline is one being written, and is left out.
     pub fn read(path: &Path) -> Result<Self, JournalError> {
@@ -94,11 +106,12 @@ impl Contents {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: Line = serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
-                path: shown.to_owned(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
+            let parsed: Line<R> =
+                serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
+                    path: shown.to_owned(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })?;
             match parsed {
                 Line::Options(o) => contents.options = Some(o),
                 Line::Search(s) => contents.searches.push(s),
@@ -109,15 +122,15 @@ impl Contents {
     }
 }
 
-/// An open journal.
-pub struct Journal {
+/// An open journal of cells (or runs) of type `R`.
+pub struct Journal<R = CellResult> {
     path: PathBuf,
     file: File,
-    cells: Vec<CellResult>,
+    cells: Vec<R>,
     searches: Vec<SearchRecord>,
 }
 
-impl Journal {
+impl<R: Serialize + DeserializeOwned + Clone> Journal<R> {
     /// Opens (or starts) the journal at `path` for a run with `options`.
     pub fn open(path: &Path, options: &impl Serialize) -> Result<Self, JournalError> {
         let shown = path.display().to_string();
@@ -170,7 +183,7 @@ impl Journal {
         Ok(journal)
     }
 
-    fn append(&mut self, line: &Line) -> Result<(), JournalError> {
+    fn append(&mut self, line: &Line<R>) -> Result<(), JournalError> {
         let shown = self.path.display().to_string();
         let text = serde_json::to_string(line).map_err(|e| JournalError::Corrupt {
             path: shown.clone(),
@@ -185,11 +198,9 @@ impl Journal {
             })
     }
 
-    /// The cell of (workflow, users, method, seed), when journalled.
-    pub fn cell(&self, workflow: &str, users: u32, method: &str, seed: u64) -> Option<&CellResult> {
-        self.cells.iter().find(|c| {
-            c.workflow == workflow && c.users == users && c.method == method && c.seed == seed
-        })
+    /// The first journalled cell that `matches`.
+    pub fn find(&self, matches: impl Fn(&R) -> bool) -> Option<&R> {
+        self.cells.iter().find(|c| matches(c))
     }
 
     /// The search of (workflow, users), when journalled.
@@ -200,7 +211,7 @@ impl Journal {
     }
 
     /// Records a finished cell.
-    pub fn record_cell(&mut self, cell: &CellResult) -> Result<(), JournalError> {
+    pub fn record_cell(&mut self, cell: &R) -> Result<(), JournalError> {
         self.append(&Line::Cell(Box::new(cell.clone())))?;
         self.cells.push(cell.clone());
         Ok(())
@@ -208,9 +219,18 @@ impl Journal {
 
     /// Records a finished search.
     pub fn record_search(&mut self, search: &SearchRecord) -> Result<(), JournalError> {
-        self.append(&Line::Search(search.clone()))?;
+        self.append(&Line::<R>::Search(search.clone()))?;
         self.searches.push(search.clone());
         Ok(())
+    }
+}
+
+impl Journal<CellResult> {
+    /// The cell of (workflow, users, method, seed), when journalled.
+    pub fn cell(&self, workflow: &str, users: u32, method: &str, seed: u64) -> Option<&CellResult> {
+        self.find(|c| {
+            c.workflow == workflow && c.users == users && c.method == method && c.seed == seed
+        })
     }
 }
 
@@ -233,7 +253,7 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         let options = serde_json::json!({"grid": 1});
         {
-            let mut j = Journal::open(&path, &options).expect("opens");
+            let mut j: Journal = Journal::open(&path, &options).expect("opens");
             j.record_search(&search(10)).expect("records");
         }
         // A kill in the middle of the next line.
@@ -241,15 +261,17 @@ mod tests {
         f.write_all(br#"{"search":{"workflow":"par"#)
             .expect("writes");
         drop(f);
-        let mut j = Journal::open(&path, &options).expect("reopens");
+        let mut j: Journal = Journal::open(&path, &options).expect("reopens");
         assert!(j.search("parallel", 10).is_some());
         j.record_search(&search(20)).expect("records");
-        let j = Journal::open(&path, &options).expect("reopens");
+        let j: Journal = Journal::open(&path, &options).expect("reopens");
         assert!(j.search("parallel", 10).is_some() && j.search("parallel", 20).is_some());
         // A damaged line in the middle is not silently skipped.
         let text = std::fs::read_to_string(&path).expect("reads");
         std::fs::write(&path, text.replacen("search", "sea rch", 1)).expect("writes");
-        let e = Journal::open(&path, &options).err().expect("refused");
+        let e = Journal::<CellResult>::open(&path, &options)
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("line 2"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //! cumulative latency (the sum of the windows' mean end-to-end latencies), mean cost and mean
 //! cost above the oracle.
 
+use std::path::Path;
 use std::time::Instant;
 
 use faasconf_core::optimiser::Optimiser;
@@ -17,6 +18,7 @@ use faasconf_core::{Workflow, catalog};
 use faasconf_twin::{Twin, TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{Journal, SearchRecord};
 use crate::methods::{Method, WarmUpOptions, build, warm_up};
 use crate::oracle::{SearchOptions, search};
 use crate::rq1::{Rq1Options, loads_of, qos_of};
@@ -187,6 +189,9 @@ pub enum Rq2Error {
         /// Why.
         message: String,
     },
+    /// The journal could not be used.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// The oracle's cost at `users`: linear between the searched levels, the nearest level's
@@ -206,23 +211,56 @@ pub fn oracle_at(levels: &[(u32, Option<f64>)], users: u32) -> Option<f64> {
     Some(c0? + t * (c1? - c0?))
 }
 
-/// Runs `options`.
+/// Runs `options`; `workdir` holds the warm-up models. Finished oracle searches and (method,
+/// seed) runs go to the `journal` file as they finish; what a stopped run of the same options
+/// journalled there is taken from it, not run again.
 pub fn run(
     options: &Rq2Options,
-    workdir: &std::path::Path,
+    workdir: &Path,
+    journal: &Path,
     progress: &mut dyn FnMut(Rq2Event),
 ) -> Result<Rq2, Rq2Error> {
+    let mut journal: Journal<Rq2Run> = Journal::open(journal, options)?;
     let workflow = catalog::builtin(&options.workflow)?;
     let qos = qos_of(&options.workflow);
     let levels = loads_of(&options.workflow);
     let mut oracle = Vec::with_capacity(levels.len());
     for &users in &levels {
-        let found = search(&workflow, users, &qos, &options.oracle, &|_| {});
-        oracle.push((users, found.steady.map(|s| s.cost)));
+        if journal.search(&options.workflow, users).is_none() {
+            let started = Instant::now();
+            let found = search(&workflow, users, &qos, &options.oracle, &|_| {});
+            journal.record_search(&SearchRecord {
+                workflow: options.workflow.clone(),
+                users,
+                cost: found.steady.map(|s| s.cost),
+                seconds: started.elapsed().as_secs_f64(),
+            })?;
+        }
+        let cost = journal
+            .search(&options.workflow, users)
+            .and_then(|s| s.cost);
+        oracle.push((users, cost));
         progress(Rq2Event::Oracle(users));
     }
     let mut runs = Vec::new();
     for &seed in &options.seeds {
+        let journalled = |journal: &Journal<Rq2Run>, method: Method| {
+            journal
+                .find(|r| r.method == method.name() && r.seed == seed)
+                .cloned()
+        };
+        if let Some(done) = options
+            .methods
+            .iter()
+            .map(|&m| journalled(&journal, m))
+            .collect::<Option<Vec<_>>>()
+        {
+            for run in done {
+                progress(Rq2Event::Run(Box::new(run.clone())));
+                runs.push(run);
+            }
+            continue;
+        }
         progress(Rq2Event::WarmUp(seed));
         let warm = warm_up(
             &workflow,
@@ -234,6 +272,11 @@ pub fn run(
             &options.methods,
         )?;
         for &method in &options.methods {
+            if let Some(done) = journalled(&journal, method) {
+                progress(Rq2Event::Run(Box::new(done.clone())));
+                runs.push(done);
+                continue;
+            }
             let failed = |message: String| Rq2Error::Method {
                 method: method.name(),
                 message,
@@ -241,6 +284,7 @@ pub fn run(
             let mut optimiser = build(method, &workflow, &qos, &warm, seed).map_err(failed)?;
             let mut run = run_method(&workflow, options, optimiser.as_mut(), seed, &oracle)?;
             run.method = method.name();
+            journal.record_cell(&run)?;
             progress(Rq2Event::Run(Box::new(run.clone())));
             runs.push(run);
         }
@@ -475,6 +519,28 @@ mod tests {
         assert_eq!(oracle_at(&[], 25), None);
     }
 
+    /// The same runs, window by window (decision times differ; JSON keeps a float to the last
+    /// digit or so).
+    fn assert_same(a: &Rq2, b: &Rq2) {
+        assert_eq!(a.runs.len(), b.runs.len());
+        for (x, y) in a.runs.iter().zip(&b.runs) {
+            assert_eq!(
+                (&x.method, x.seed, x.violations),
+                (&y.method, y.seed, y.violations)
+            );
+            assert_eq!(x.windows.len(), y.windows.len());
+            for (v, w) in x.windows.iter().zip(&y.windows) {
+                assert_eq!(
+                    (v.users, v.qos_met, v.transient),
+                    (w.users, w.qos_met, w.transient)
+                );
+                assert!(
+                    (v.cost - w.cost).abs() < 1e-9 && (v.e2e_mean_s - w.e2e_mean_s).abs() < 1e-9
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_method_sees_every_window_of_the_load() {
         let options = Rq2Options {
@@ -498,8 +564,9 @@ mod tests {
         };
         assert_eq!(options.windows(), 6);
         let dir = tempfile::tempdir().expect("temp dir");
+        let journal = dir.path().join("rq2.journal.jsonl");
         let mut finished = 0;
-        let run = run(&options, dir.path(), &mut |e| {
+        let run = run(&options, dir.path(), &journal, &mut |e| {
             if matches!(e, Rq2Event::Run(_)) {
                 finished += 1;
             }
@@ -521,5 +588,31 @@ mod tests {
         assert!(run.runs[0].windows.iter().any(|w| w.transient));
         let md = markdown(&run, "test");
         assert!(md.contains("| random |") && md.contains("| firm |"), "{md}");
+        // Run again on the journal: nothing is searched, warmed up or run again.
+        let mut events = Vec::new();
+        let again =
+            super::run(&options, dir.path(), &journal, &mut |e| events.push(e)).expect("resumes");
+        assert!(!events.iter().any(|e| matches!(e, Rq2Event::WarmUp(_))));
+        assert_same(&again, &run);
+        // A run stopped after its first method resumes with the second only.
+        let text = std::fs::read_to_string(&journal).expect("reads");
+        let without_firm: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("\"method\":\"firm\""))
+            .collect();
+        assert_eq!(without_firm.len(), text.lines().count() - 1);
+        std::fs::write(&journal, without_firm.join("\n") + "\n").expect("writes");
+        let mut events = Vec::new();
+        let resumed =
+            super::run(&options, dir.path(), &journal, &mut |e| events.push(e)).expect("resumes");
+        assert!(events.contains(&Rq2Event::WarmUp(3)));
+        assert_same(&resumed, &run);
+        // Other options do not mix into this journal.
+        let other = Rq2Options {
+            seeds: vec![4],
+            ..options.clone()
+        };
+        let e = super::run(&other, dir.path(), &journal, &mut |_| {}).expect_err("refused");
+        assert!(e.to_string().contains("other options"), "{e}");
     }
 }

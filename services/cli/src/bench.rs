@@ -2,6 +2,7 @@
 //! `<out>/<experiment>.json` and `<out>/<experiment>.md`.
 
 use anyhow::{Context, Result};
+use faasconf_benchmark::journal::Contents;
 use faasconf_benchmark::methods::Method;
 use faasconf_benchmark::report::{interim_markdown, markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
@@ -116,7 +117,6 @@ fn results(out: &std::path::Path) -> String {
                 any = true;
                 s.push_str(&format!("\nFrom `{shown}`:\n\n{}", demoted(&md)));
             } else if dir.join(format!("{name}.journal.jsonl")).exists() {
-                // Only the grid experiments (rq1, rq3) journal their cells.
                 any = true;
                 s.push_str(&in_progress(name, dir));
             }
@@ -131,18 +131,31 @@ fn results(out: &std::path::Path) -> String {
     s
 }
 
-/// A grid run in progress (a journal without a report): the summary of what it finished so far.
+/// A run in progress (a journal without a report): for the grid experiments (rq1, rq3) the
+/// summary of what it finished so far, for rq2 how far it got.
 fn in_progress(name: &str, dir: &std::path::Path) -> String {
     let shown = dir.display();
-    match rq1::interim(&dir.join(format!("{name}.journal.jsonl"))) {
+    let journal = dir.join(format!("{name}.journal.jsonl"));
+    let resume = format!("the same command with `--out {shown}` resumes it");
+    let unreadable = |e: &dyn std::fmt::Display| {
+        format!("\n`{shown}`: in progress, but its journal is unreadable: {e}\n")
+    };
+    if name == "rq2" {
+        return match Contents::<rq2::Rq2Run>::read(&journal) {
+            Ok(now) => format!(
+                "\n`{shown}`: in progress, {} oracle searches and {} (method, seed) runs journalled; {resume}.\n",
+                now.searches.len(),
+                now.cells.len()
+            ),
+            Err(e) => unreadable(&e),
+        };
+    }
+    match rq1::interim(&journal) {
         Ok(now) => {
             let md = interim_markdown(&now, &format!("{name} in progress (interim)"));
-            format!(
-                "\nFrom `{shown}` (the same command with `--out {shown}` resumes it):\n\n{}",
-                demoted(&md)
-            )
+            format!("\nFrom `{shown}` ({resume}):\n\n{}", demoted(&md))
         }
-        Err(e) => format!("\n`{shown}`: in progress, but its journal is unreadable: {e}\n"),
+        Err(e) => unreadable(&e),
     }
 }
 
@@ -230,7 +243,8 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
         options.seeds.len() * options.methods.len() + loads_of(&options.workflow).len(),
         "rq2",
     );
-    let report = rq2::run(&options, &workdir, &mut |event| match event {
+    let journal = args.out.join("rq2.journal.jsonl");
+    let report = rq2::run(&options, &workdir, &journal, &mut |event| match event {
         Rq2Event::Oracle(users) => {
             bar.set_message(format!("oracle {users}u"));
             bar.inc(1);
@@ -508,6 +522,12 @@ mod tests {
         .join("\n");
         std::fs::create_dir_all(dir.path().join("rq1")).expect("dir");
         std::fs::write(dir.path().join("rq1/rq1.journal.jsonl"), journal + "\n").expect("written");
+        std::fs::create_dir_all(dir.path().join("rq2")).expect("dir");
+        std::fs::write(
+            dir.path().join("rq2/rq2.journal.jsonl"),
+            format!("{search}\n"),
+        )
+        .expect("written");
         std::fs::create_dir_all(dir.path().join("rq3")).expect("dir");
         std::fs::write(dir.path().join("rq3/rq3.journal.jsonl"), "not json\n").expect("written");
         let md = results(dir.path());
@@ -523,6 +543,10 @@ mod tests {
         );
         assert!(
             md.contains("| parallel | faasconf | 1/1 | 3.000 | – (0) | -25.0% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("in progress, 1 oracle searches and 0 (method, seed) runs journalled"),
             "{md}"
         );
         assert!(
