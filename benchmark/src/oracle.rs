@@ -50,6 +50,22 @@ pub struct SearchOptions {
     pub confirm_windows: u32,
 }
 
+impl SearchOptions {
+    /// The smallest search that still runs every phase but the checks (for tests): `random`
+    /// configurations, one descent, one seed of two windows, no held-out or confirmation seeds.
+    pub fn smallest(random: usize) -> Self {
+        Self {
+            random,
+            starts: 1,
+            windows: 2,
+            seeds: 1,
+            holdout_seeds: 0,
+            confirm_seeds: 0,
+            ..crate::rq1::Rq1Options::quick().oracle
+        }
+    }
+}
+
 impl Default for SearchOptions {
     /// The reference search (`oracle-search` without flags): 4000 random configurations, 12
     /// descents, 3 seeds x 10 windows per evaluation, held-out 3 x 20, confirmation 4 x 50, only

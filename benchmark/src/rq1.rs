@@ -417,15 +417,7 @@ mod tests {
                 iterations: 4,
                 window_seconds: 30.0,
             },
-            oracle: SearchOptions {
-                random: 60,
-                starts: 1,
-                windows: 2,
-                seeds: 1,
-                holdout_seeds: 0,
-                confirm_seeds: 0,
-                ..Rq1Options::quick().oracle
-            },
+            oracle: SearchOptions::smallest(60),
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let journal = dir.path().join("journal.jsonl");

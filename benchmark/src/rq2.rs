@@ -551,15 +551,7 @@ mod tests {
                 samples: 40,
                 ..WarmUpOptions::default()
             },
-            oracle: SearchOptions {
-                random: 40,
-                starts: 1,
-                windows: 2,
-                seeds: 1,
-                holdout_seeds: 0,
-                confirm_seeds: 0,
-                ..Rq1Options::quick().oracle
-            },
+            oracle: SearchOptions::smallest(40),
             ..Rq2Options::full()
         };
         assert_eq!(options.windows(), 6);
