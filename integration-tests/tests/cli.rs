@@ -316,3 +316,78 @@ fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `faasconf bench` end to end at its smallest: `rq1 --quick` with one baseline writes the JSON
+/// the issue names, the report, the plots and the journal; without a terminal it tells its
+/// progress on standard error; run again it resumes from the journal (nothing is warmed up
+/// again) and `bench results` takes its report.
+#[test]
+fn bench_rq1_quick_writes_its_results_and_resumes_from_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rq1");
+    let bench = || {
+        common::command("faasconf")
+            .args(["bench", "rq1", "--quick", "--methods", "random", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = bench();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(stderr.contains("oracle parallel 20u"), "{stderr}");
+    assert!(stderr.contains("warm-up parallel seed 0"), "{stderr}");
+    assert!(
+        stderr.contains("parallel 20u seed 0 random: best"),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("rq1.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    for key in [
+        "workflow",
+        "users",
+        "method",
+        "seed",
+        "best_cost",
+        "feasible",
+        "violations",
+        "iterations_to_feasible",
+    ] {
+        assert!(cells[0].get(key).is_some(), "cells carry {key}");
+    }
+    assert_eq!(cells[0]["method"], "random");
+    assert_eq!(json["oracle"][0]["users"], 20);
+    assert!(out.join("rq1.md").exists() && out.join("rq1-parallel-cost.svg").exists());
+    let journal = fs::read_to_string(out.join("rq1.journal.jsonl")).unwrap();
+    assert_eq!(
+        journal
+            .lines()
+            .filter(|l| l.starts_with("{\"cell\""))
+            .count(),
+        1
+    );
+    let again = bench();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("warm-up"),
+        "resumed from the journal: {stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("rq1.journal.jsonl")).unwrap(),
+        journal
+    );
+    let results = common::command("faasconf")
+        .args(["bench", "results", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(results.status.success());
+    let md = fs::read_to_string(dir.path().join("RESULTS.md")).unwrap();
+    assert!(
+        md.contains("| parallel | random | 0/1 |") || md.contains("| parallel | random | 1/1 |"),
+        "{md}"
+    );
+}

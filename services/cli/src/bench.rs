@@ -235,6 +235,24 @@ fn rq2_options(args: &BenchArgs) -> Result<Rq2Options> {
     Ok(options)
 }
 
+/// A run's next stage: the bar's message, or a line on standard error where there is no bar
+/// to show (not a terminal: a log, a CI job), so a long run shows where it is either way.
+fn stage(bar: &indicatif::ProgressBar, message: String) {
+    if bar.is_hidden() {
+        eprintln!("{message}");
+    }
+    bar.set_message(message);
+}
+
+/// A finished piece of a run, above the bar or on standard error where there is none.
+fn finished(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 /// Runs `rq2` and writes its results.
 fn run_dynamic(args: &BenchArgs) -> Result<()> {
     let options = rq2_options(args)?;
@@ -246,19 +264,22 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
     let journal = args.out.join("rq2.journal.jsonl");
     let report = rq2::run(&options, &workdir, &journal, &mut |event| match event {
         Rq2Event::Oracle(users) => {
-            bar.set_message(format!("oracle {users}u"));
+            stage(&bar, format!("oracle {users}u"));
             bar.inc(1);
         }
-        Rq2Event::WarmUp(seed) => bar.set_message(format!("warm-up seed {seed}")),
+        Rq2Event::WarmUp(seed) => stage(&bar, format!("warm-up seed {seed}")),
         Rq2Event::Run(r) => {
-            bar.println(format!(
-                "{} seed {}: QoS compliance {:.1}%, {} violating windows, mean cost {:.3}",
-                r.method,
-                r.seed,
-                100.0 * r.compliance,
-                r.violations,
-                r.mean_cost
-            ));
+            finished(
+                &bar,
+                format!(
+                    "{} seed {}: QoS compliance {:.1}%, {} violating windows, mean cost {:.3}",
+                    r.method,
+                    r.seed,
+                    100.0 * r.compliance,
+                    r.violations,
+                    r.mean_cost
+                ),
+            );
             bar.inc(1);
         }
     })?;
@@ -301,22 +322,25 @@ fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
     let journal = args.out.join(format!("{name}.journal.jsonl"));
     let report = rq1::run(&options, &workdir, &journal, &mut |event| match event {
         Event::Oracle { workflow, users } => {
-            bar.set_message(format!("oracle {workflow} {users}u"));
+            stage(&bar, format!("oracle {workflow} {users}u"));
             bar.inc(1);
         }
         Event::WarmUp { workflow, seed } => {
-            bar.set_message(format!("warm-up {workflow} seed {seed}"));
+            stage(&bar, format!("warm-up {workflow} seed {seed}"));
         }
         Event::Cell(c) => {
-            bar.println(format!(
-                "{} {}u seed {} {}: best {} with {} violations",
-                c.workflow,
-                c.users,
-                c.seed,
-                c.method,
-                c.best_cost.map_or("none".into(), |b| format!("{b:.3}")),
-                c.violations
-            ));
+            finished(
+                &bar,
+                format!(
+                    "{} {}u seed {} {}: best {} with {} violations",
+                    c.workflow,
+                    c.users,
+                    c.seed,
+                    c.method,
+                    c.best_cost.map_or("none".into(), |b| format!("{b:.3}")),
+                    c.violations
+                ),
+            );
             bar.inc(1);
         }
     })?;
