@@ -200,10 +200,8 @@ fn run_speed(args: &BenchArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let measured = runtime.block_on(speed::run(&options, bin_dir, &workdir));
-    bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&workdir);
+    let machine = end_run(&bar, &workdir);
     let measured = measured?;
-    let machine = machine();
     let json = serde_json::json!({ "speed": measured, "machine": machine });
     write_results(args, "speed", &json, &speed::markdown(&measured, &machine))
 }
@@ -283,9 +281,7 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
             bar.inc(1);
         }
     })?;
-    bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&workdir);
-    let machine = machine();
+    let machine = end_run(&bar, &workdir);
     let json = serde_json::json!({
         "runs": report.runs,
         "oracle": report.oracle,
@@ -296,6 +292,14 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
     write_results(args, "rq2", &json, &rq2::markdown(&report, &machine))?;
     report_plots(faasconf_benchmark::plots::rq2_plots(&report, &args.out));
     Ok(())
+}
+
+/// Ends a run: the bar goes, and the scratch folder; the machine it was measured on, for the
+/// results.
+fn end_run(bar: &indicatif::ProgressBar, workdir: &std::path::Path) -> String {
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(workdir);
+    machine()
 }
 
 /// Creates `--out` and the scratch folder under it (warm-up models, the speed run's store)
@@ -344,9 +348,7 @@ fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
             bar.inc(1);
         }
     })?;
-    bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&workdir);
-    let machine = machine();
+    let machine = end_run(&bar, &workdir);
     let json = serde_json::json!({
         "cells": report.cells,
         "oracle": report.oracle,
