@@ -96,8 +96,7 @@ impl<R: DeserializeOwned> Contents<R> {
             path: shown.clone(),
             source,
         })?;
-        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-        Self::parse(complete, &shown)
+        Self::parse(complete_lines(&text), &shown)
     }
 
     fn parse(text: &str, shown: &str) -> Result<Self, JournalError> {
@@ -120,6 +119,12 @@ impl<R: DeserializeOwned> Contents<R> {
         }
         Ok(contents)
     }
+}
+
+/// `text` up to its last newline: a last line without one is still being written (or was cut
+/// by a kill).
+fn complete_lines(text: &str) -> &str {
+    text.rfind('\n').map_or("", |i| &text[..=i])
 }
 
 /// An open journal of cells (or runs) of type `R`.
@@ -145,19 +150,18 @@ impl<R: Serialize + DeserializeOwned + Clone> Journal<R> {
         })?;
         let mut contents = Contents::default();
         if path.exists() {
-            let mut text = std::fs::read_to_string(path).map_err(io)?;
+            let text = std::fs::read_to_string(path).map_err(io)?;
             // A run killed while writing leaves its last line without a newline: that line is
             // dropped (its cell runs again), everything before it is kept.
-            if !text.is_empty() && !text.ends_with('\n') {
-                let kept = text.rfind('\n').map_or(0, |i| i + 1);
-                text.truncate(kept);
+            let complete = complete_lines(&text);
+            if complete.len() < text.len() {
                 OpenOptions::new()
                     .write(true)
                     .open(path)
-                    .and_then(|f| f.set_len(kept as u64))
+                    .and_then(|f| f.set_len(complete.len() as u64))
                     .map_err(io)?;
             }
-            contents = Contents::parse(&text, &shown)?;
+            contents = Contents::parse(complete, &shown)?;
             if contents.options.as_ref().is_some_and(|o| *o != wanted) {
                 return Err(JournalError::OtherOptions { path: shown });
             }
