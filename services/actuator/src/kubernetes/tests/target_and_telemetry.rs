@@ -157,48 +157,152 @@ async fn without_a_telemetry_source_streaming_is_a_failed_precondition() {
     ));
 }
 
-/// What the backend sends, per resource: the verbs the Role in deploy/ must grant.
-#[test]
-fn the_shipped_role_grants_what_the_backend_uses() {
-    let text = include_str!("../../../../../deploy/kubernetes/actuator-rbac.yaml");
-    let mut granted = Vec::new();
+/// A request as RBAC sees it, `group/resource:verb`; `None` for discovery (allowed to every
+/// authenticated client by `system:discovery`).
+fn rbac_verb(seen: &Seen) -> Option<String> {
+    let (path, query) = seen.uri.split_once('?').unwrap_or((&seen.uri, ""));
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", _version, rest @ ..] => rest.iter().map(|p| ("", *p)).collect::<Vec<_>>(),
+        ["apis", group, _version, rest @ ..] => rest.iter().map(|p| (*group, *p)).collect(),
+        _ => panic!("not an API path: {}", seen.uri),
+    };
+    let group = rest.first().map_or("", |(g, _)| *g);
+    let segments: Vec<&str> = rest.iter().map(|(_, p)| *p).collect();
+    let (resource, named) = match segments.as_slice() {
+        [] => return None,
+        ["namespaces", _, resource] => ((*resource).to_owned(), false),
+        ["namespaces", _, resource, _name] => ((*resource).to_owned(), true),
+        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => panic!("unexpected path {path}"),
+    };
+    let verb = match (&seen.method, named) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if query.contains("watch=true") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::PATCH, _) => "patch",
+        (&Method::PUT, _) => "update",
+        (&Method::POST, _) => "create",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        (m, _) => panic!("unexpected method {m}"),
+    };
+    Some(format!("{group}/{resource}:{verb}"))
+}
+
+/// What the Role in deploy/ grants, `group/resource:verb`.
+fn granted_by_the_shipped_role() -> std::collections::BTreeSet<String> {
+    let text =
+        include_str!("../../../../../deploy/kubernetes/overlays/openfaas/actuator-rbac.yaml");
+    let mut granted = std::collections::BTreeSet::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {
         let object: Value = serde::Deserialize::deserialize(document).unwrap();
-        if object["kind"] == "Role" {
-            assert_eq!(object["metadata"]["namespace"], NS);
-            for rule in object["rules"].as_array().unwrap() {
-                for group in rule["apiGroups"].as_array().unwrap() {
-                    for resource in rule["resources"].as_array().unwrap() {
-                        for verb in rule["verbs"].as_array().unwrap() {
-                            granted.push(format!(
-                                "{}/{}:{}",
-                                group.as_str().unwrap(),
-                                resource.as_str().unwrap(),
-                                verb.as_str().unwrap()
-                            ));
-                        }
+        if object["kind"] != "Role" {
+            continue;
+        }
+        assert_eq!(object["metadata"]["namespace"], NS);
+        for rule in object["rules"].as_array().unwrap() {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect()
+            };
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        granted.insert(format!("{group}/{resource}:{verb}"));
                     }
                 }
             }
         }
     }
-    for needed in [
-        "apps/deployments:get",
-        "apps/deployments:patch",
-        "openfaas.com/functions:get",
-        "openfaas.com/functions:patch",
+    granted
+}
+
+/// Every path of the backend that talks to the API server, on both targets: reading the
+/// configuration, applying with a dry run and for real, following the rollout, and rolling back
+/// after a conflict. The Role must grant exactly the verbs those requests need: none missing,
+/// none unused.
+#[tokio::test(start_paused = true)]
+async fn the_shipped_role_grants_exactly_the_calls_the_backend_makes() {
+    let w = builtin("parallel").unwrap();
+    let mut clusters = Vec::new();
+    for (target, platform) in [
+        (Target::Deployment, Platform::Ce),
+        (Target::Function, Platform::Pro),
     ] {
-        assert!(
-            granted.iter().any(|g| g == needed),
-            "the Role lacks {needed}: {granted:?}"
-        );
+        let (backend, cluster) = start(Cluster::with(&w, &uniform(1000), target), target, platform);
+        backend.current("parallel").await.unwrap();
+        let next = with_resnet(uniform(1000), RESNET);
+        backend
+            .apply("parallel", next.clone(), 1, true)
+            .await
+            .unwrap();
+        backend.apply("parallel", next, 1, false).await.unwrap();
+        clusters.push(cluster);
     }
+    let (error, rolled_back, _) = apply_with_fault(Fault::Refuse {
+        name: "mobilenet",
+        code: 409,
+        times: 1,
+    })
+    .await;
+    assert!(matches!(error, ApplyError::Conflict(_)), "{error:?}");
+    clusters.push(rolled_back);
+    let used: std::collections::BTreeSet<String> = clusters
+        .iter()
+        .flat_map(|c| c.lock().unwrap().seen.clone())
+        .filter_map(|s| rbac_verb(&s))
+        .collect();
     assert!(
-        !granted
-            .iter()
-            .any(|g| g.ends_with(":delete") || g.ends_with(":create") || g.contains("secrets")),
-        "more than least privilege: {granted:?}"
+        used.contains("apps/deployments:patch") && used.contains("openfaas.com/functions:patch")
     );
+    assert_eq!(
+        granted_by_the_shipped_role(),
+        used,
+        "the Role in deploy/kubernetes/overlays/openfaas must grant exactly what the backend calls"
+    );
+}
+
+#[test]
+fn requests_map_to_the_verbs_rbac_checks() {
+    let seen = |method: Method, uri: &str| Seen {
+        method,
+        uri: uri.to_owned(),
+        content_type: None,
+        body: None,
+    };
+    let cases = [
+        (
+            seen(Method::GET, "/apis/apps/v1/namespaces/x/deployments/a"),
+            Some("apps/deployments:get"),
+        ),
+        (
+            seen(
+                Method::GET,
+                "/apis/apps/v1/namespaces/x/deployments?watch=true",
+            ),
+            Some("apps/deployments:watch"),
+        ),
+        (
+            seen(Method::GET, "/api/v1/namespaces/x/pods"),
+            Some("/pods:list"),
+        ),
+        (
+            seen(
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/x/deployments/a/scale",
+            ),
+            Some("apps/deployments/scale:patch"),
+        ),
+        (seen(Method::GET, "/apis/openfaas.com/v1"), None),
+    ];
+    for (request, verb) in cases {
+        assert_eq!(rbac_verb(&request).as_deref(), verb, "{}", request.uri);
+    }
 }
 
 /// Against a real cluster (`KUBECONFIG`) with OpenFaaS and the `parallel` workflow's functions
