@@ -140,16 +140,6 @@ fn port_named<'a>(container: &'a Container, name: &str) -> Option<&'a i32> {
         .map(|p| &p.container_port)
 }
 
-/// The `FAASCONF_*` variables a binary reads, from its `--help`.
-fn environment_of(binary: &str) -> BTreeSet<String> {
-    let out = common::command(binary).arg("--help").output().unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    help.split("[env: ")
-        .skip(1)
-        .map(|rest| rest.split('=').next().unwrap().to_owned())
-        .collect()
-}
-
 /// Every container: the image of its service, gRPC probes on its gRPC port, requests and
 /// limits, non-root with a read-only root filesystem and no capabilities, and only environment
 /// variables its binary reads.
@@ -163,7 +153,7 @@ fn check_containers(objects: &Objects, origin: &str) {
             "{origin} {workload}"
         );
         let binary = workload.as_str();
-        let known = environment_of(binary);
+        let known = common::environment_of(binary);
         for c in &spec.containers {
             let at = format!("{origin} {workload}/{}", c.name);
             assert!(

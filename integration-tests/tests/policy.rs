@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 
 mod common;
+mod dashboard;
 
 use common::Server;
 use faasconf_proto::v1::actuator_client::ActuatorClient;
@@ -444,6 +445,12 @@ async fn policy_trains_recommends_and_tunes() {
         "{metrics}"
     );
     assert!(metrics.contains("faasconf_policy_windows_total"));
+    // Dashboards: both services' /metrics are valid exposition text, and after training,
+    // recommending and tuning they export every metric the Grafana dashboard queries.
+    let actuator_metrics = actuator.scrape();
+    common::promtool_check(&metrics);
+    common::promtool_check(&actuator_metrics);
+    dashboard::check_against(&[metrics, actuator_metrics]);
     drop(client);
     drop(act);
     assert!(policy.terminate().success());

@@ -13,31 +13,6 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// `promtool check metrics` (Debian package prometheus, installed by .ci/run) must accept `text`.
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn health(endpoint: String, service: &str) -> i32 {
     let channel = tonic::transport::Channel::from_shared(endpoint)
         .unwrap()
@@ -171,7 +146,7 @@ async fn actuator_applies_configurations_and_streams_windows_until_sigterm() {
     ] {
         assert!(text.contains(series), "missing {series} in /metrics");
     }
-    promtool_check(&text);
+    common::promtool_check(&text);
     // SIGTERM with the stream open: it ends cleanly and the process exits within 5 s.
     let started = std::time::Instant::now();
     let pid = server.pid().to_string();

@@ -54,6 +54,41 @@ pub fn command(name: &str) -> Command {
     Command::new(bin_dir().join(name))
 }
 
+/// The `FAASCONF_*` variables a binary reads, from its `--help`.
+pub fn environment_of(binary: &str) -> std::collections::BTreeSet<String> {
+    let out = command(binary).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    help.split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split('=').next().unwrap().to_owned())
+        .collect()
+}
+
+/// `promtool check metrics` (Debian package prometheus, installed by .ci/run) must accept `text`.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running server process; stopped when dropped.
 pub struct Server {
     process: ServiceProcess,

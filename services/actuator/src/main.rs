@@ -196,7 +196,7 @@ async fn main() -> Result<()> {
     workload.validate().context("--users / --rps")?;
     let workflows = faasconf_server::served_workflows(&args.workflows)?;
     let handle = faasconf_server::install_metrics_recorder()?;
-    service_metrics::describe();
+    service_metrics::describe(&workflows);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let source = prometheus_source(&args)?;
     let backend: Arc<dyn Backend> = match args.backend {

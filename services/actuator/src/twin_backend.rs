@@ -168,7 +168,7 @@ impl ManagedTwin {
 
     async fn next_window(&self) -> Arc<WindowReport> {
         let window = Arc::new(self.twin.lock().await.run_window());
-        metrics::counter!("faasconf_actuator_windows_total", "workflow" => self.workflow.name.clone()).increment(1);
+        crate::service_metrics::record_window(&self.workflow, &window);
         window
     }
 

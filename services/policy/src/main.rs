@@ -39,6 +39,7 @@ async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
     let workflows = faasconf_server::served_workflows(&args.workflows)?;
+    let names: Vec<String> = workflows.iter().map(|w| w.name.clone()).collect();
     if let Some(url) = &args.actuator {
         url.parse::<http::Uri>()
             .with_context(|| format!("--actuator {url}: not a URL"))?;
@@ -50,7 +51,7 @@ async fn main() -> Result<()> {
     let engine = Engine::open(workflows, args.store.clone(), models)
         .with_context(|| format!("--store {}", args.store.display()))?;
     let handle = faasconf_server::install_metrics_recorder()?;
-    faasconf_policy::service::describe_metrics();
+    faasconf_policy::service::describe_metrics(&names);
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let router = axum::Router::new().route(

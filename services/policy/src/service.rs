@@ -49,8 +49,19 @@ impl PolicyService {
     }
 }
 
-/// Describes the service's own metrics (the RPC layer describes the RPC ones).
-pub fn describe_metrics() {
+/// Describes the service's own metrics (the RPC layer describes the RPC ones) and starts the
+/// event counters of every served workflow at zero, so dashboards see a series (and rates of
+/// zero) before the first event.
+pub fn describe_metrics(workflows: &[String]) {
+    for workflow in workflows {
+        for counter in [
+            "faasconf_policy_qos_violations_total",
+            "faasconf_policy_rollbacks_total",
+            "faasconf_policy_ses_replacements_total",
+        ] {
+            metrics::counter!(counter, "workflow" => workflow.clone()).absolute(0);
+        }
+    }
     metrics::describe_histogram!(
         "faasconf_policy_recommendation_seconds",
         metrics::Unit::Seconds,

@@ -86,7 +86,7 @@ impl KubernetesBackend {
                 functions: measured.functions,
             };
             index += 1;
-            metrics::counter!("faasconf_actuator_windows_total", "workflow" => m.workflow.name.clone()).increment(1);
+            crate::service_metrics::record_window(&m.workflow, &report);
             m.subscribers.offer(&Arc::new(report)).await;
         }
         m.subscribers.close().await;
