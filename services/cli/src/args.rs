@@ -163,6 +163,17 @@ pub struct RecommendArgs {
     /// Namespace of the functions (patch format).
     #[arg(long, default_value = "openfaas-fn")]
     pub namespace: String,
+    /// With `--format openfaas`: merge the recommendation into this stack.yml in place (only
+    /// limits, requests, max_inflight and scale labels change) instead of printing it.
+    #[arg(long)]
+    pub stack: Option<PathBuf>,
+    /// With `--format patch`: write one patch file per function, `<dir>/<function>.yaml`, for
+    /// `kubectl patch deployment <function> --patch-file`, instead of printing them.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// How long to wait for the policy service (connecting and answering), seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@
 
 mod args;
 mod bench;
+mod ci_output;
 mod demo;
 mod policy;
 mod sim;

@@ -148,11 +148,30 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Calls `RecommendConfig` and prints it.
+/// Calls `RecommendConfig` and prints it, or merges it into `--stack`, or writes patch files
+/// into `--out-dir`.
 pub async fn recommend(args: &RecommendArgs) -> Result<()> {
-    let mut client = PolicyClient::connect(args.endpoint.clone())
+    if args.stack.is_some() && args.format != RecommendFormat::Openfaas {
+        anyhow::bail!("--stack: only with --format openfaas");
+    }
+    if args.out_dir.is_some() && args.format != RecommendFormat::Patch {
+        anyhow::bail!("--out-dir: only with --format patch");
+    }
+    let timeout = std::time::Duration::from_secs(args.timeout_seconds);
+    let unreachable = || {
+        format!(
+            "--endpoint {}: the policy service is unreachable (within --timeout-seconds {})",
+            args.endpoint, args.timeout_seconds
+        )
+    };
+    let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())
+        .with_context(|| format!("--endpoint {}: not a URL", args.endpoint))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
         .await
-        .with_context(|| format!("--endpoint {}: cannot connect", args.endpoint))?;
+        .with_context(unreachable)?;
+    let mut client = PolicyClient::new(channel);
     let request = v1::RecommendConfigRequest {
         workflow: args.workflow.clone(),
         load: Some(v1::Load {
@@ -168,14 +187,40 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
     let response = client
         .recommend_config(request)
         .await
-        .map_err(|s| anyhow::anyhow!("RecommendConfig: {:?}: {}", s.code(), s.message()))?
+        .map_err(|s| {
+            anyhow::anyhow!(
+                "RecommendConfig at {}: {:?}: {}",
+                args.endpoint,
+                s.code(),
+                s.message()
+            )
+        })?
         .into_inner();
-    let text = match args.format {
-        RecommendFormat::Json => serde_json::to_string_pretty(&response_json(&response))?,
-        RecommendFormat::Openfaas => serde_yaml_ng::to_string(&openfaas_fragment(&response))?,
-        RecommendFormat::Patch => patches(&response, &args.namespace)?,
-    };
-    println!("{}", text.trim_end());
+    match (args.format, &args.stack, &args.out_dir) {
+        (RecommendFormat::Openfaas, Some(stack), _) => {
+            let changed = crate::ci_output::merge_into_stack(stack, &openfaas_fragment(&response))?;
+            eprintln!("{}: updated {}", stack.display(), changed.join(", "));
+        }
+        (RecommendFormat::Patch, _, Some(dir)) => {
+            let files = crate::ci_output::write_patch_files(
+                dir,
+                &patch_documents(&response, &args.namespace)?,
+            )?;
+            for file in files {
+                println!("{}", file.display());
+            }
+        }
+        (format, _, _) => {
+            let text = match format {
+                RecommendFormat::Json => serde_json::to_string_pretty(&response_json(&response))?,
+                RecommendFormat::Openfaas => {
+                    serde_yaml_ng::to_string(&openfaas_fragment(&response))?
+                }
+                RecommendFormat::Patch => patches(&response, &args.namespace)?,
+            };
+            println!("{}", text.trim_end());
+        }
+    }
     Ok(())
 }
 
@@ -223,6 +268,19 @@ pub fn openfaas_fragment(r: &v1::RecommendConfigResponse) -> Value {
 /// Strategic-merge patches of each function's Deployment, as YAML documents.
 pub fn patches(r: &v1::RecommendConfigResponse, namespace: &str) -> Result<String> {
     let mut out = String::new();
+    for (_, document) in patch_documents(r, namespace)? {
+        out.push_str("---\n");
+        out.push_str(&document);
+    }
+    Ok(out)
+}
+
+/// Each function's Deployment patch, as (function, YAML document).
+pub fn patch_documents(
+    r: &v1::RecommendConfigResponse,
+    namespace: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
     for f in functions(r) {
         let resources =
             json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
@@ -243,8 +301,7 @@ pub fn patches(r: &v1::RecommendConfigResponse, namespace: &str) -> Result<Strin
                 },
             },
         });
-        out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&patch)?);
+        out.push((f.function.clone(), serde_yaml_ng::to_string(&patch)?));
     }
     Ok(out)
 }
