@@ -104,6 +104,9 @@ struct Args {
     /// YAML or JSON file with `labels` and `queries` overriding the PromQL defaults.
     #[arg(long, env = "FAASCONF_PROMETHEUS_QUERIES")]
     prometheus_queries: Option<std::path::PathBuf>,
+    /// TLS and bearer-token settings.
+    #[command(flatten)]
+    security: faasconf_server::security::ServerSecurityFiles,
 }
 
 /// `--kubernetes-target`.
@@ -195,6 +198,7 @@ async fn main() -> Result<()> {
     };
     workload.validate().context("--users / --rps")?;
     let workflows = faasconf_server::served_workflows(&args.workflows)?;
+    let security = faasconf_server::security::ServerSecurity::load(&args.security)?;
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe(&workflows);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -270,7 +274,7 @@ async fn main() -> Result<()> {
         let _ = stop.send(true);
     };
     faasconf_server::serve::<ActuatorServer<ActuatorService>>(
-        "actuator", routes, listener, shutdown,
+        "actuator", routes, listener, &security, shutdown,
     )
     .await?;
     metrics_server.abort();

@@ -174,6 +174,18 @@ pub struct RecommendArgs {
     /// How long to wait for the policy service (connecting and answering), seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_seconds: u64,
+    /// PEM CA certificates to verify the policy service with (TLS: an `https://` endpoint).
+    #[arg(long, env = "FAASCONF_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM certificate to present to the policy service (mutual TLS).
+    #[arg(long, env = "FAASCONF_TLS_CLIENT_CERT")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM key of --tls-client-cert.
+    #[arg(long, env = "FAASCONF_TLS_CLIENT_KEY")]
+    pub tls_client_key: Option<PathBuf>,
+    /// File holding the bearer token the policy service requires.
+    #[arg(long, env = "FAASCONF_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

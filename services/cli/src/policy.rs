@@ -164,11 +164,26 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
             args.endpoint, args.timeout_seconds
         )
     };
-    let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())
-        .with_context(|| format!("--endpoint {}: not a URL", args.endpoint))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
+    use faasconf_server::security::{ClientFlags, ClientSecurity, ClientSecurityFiles};
+    let security = ClientSecurity::load(
+        &ClientSecurityFiles {
+            tls_ca: args.tls_ca.clone(),
+            tls_client_cert: args.tls_client_cert.clone(),
+            tls_client_key: args.tls_client_key.clone(),
+            token_file: args.token_file.clone(),
+        },
+        ClientFlags {
+            tls_ca: "--tls-ca",
+            tls_client_cert: "--tls-client-cert",
+            tls_client_key: "--tls-client-key",
+            token_file: "--token-file",
+        },
+    )?;
+    args.endpoint
+        .parse::<tonic::transport::Uri>()
+        .with_context(|| format!("--endpoint {}: not a URL", args.endpoint))?;
+    let channel = security
+        .connect(&args.endpoint, timeout, Some(timeout))
         .await
         .with_context(unreachable)?;
     let mut client = PolicyClient::new(channel);

@@ -32,6 +32,21 @@ struct Args {
     /// Workflows served: built-in names or topology files (default: every built-in one).
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
+    /// TLS and bearer-token settings of this server.
+    #[command(flatten)]
+    security: faasconf_server::security::ServerSecurityFiles,
+    /// PEM CA certificates to verify the actuator with (TLS: give it `https://` endpoints).
+    #[arg(long, env = "FAASCONF_ACTUATOR_TLS_CA")]
+    actuator_tls_ca: Option<PathBuf>,
+    /// PEM certificate this service presents to the actuator (mutual TLS).
+    #[arg(long, env = "FAASCONF_ACTUATOR_TLS_CLIENT_CERT")]
+    actuator_tls_client_cert: Option<PathBuf>,
+    /// PEM key of --actuator-tls-client-cert.
+    #[arg(long, env = "FAASCONF_ACTUATOR_TLS_CLIENT_KEY")]
+    actuator_tls_client_key: Option<PathBuf>,
+    /// File holding the bearer token the actuator requires.
+    #[arg(long, env = "FAASCONF_ACTUATOR_TOKEN_FILE")]
+    actuator_token_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -39,6 +54,21 @@ async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
     let workflows = faasconf_server::served_workflows(&args.workflows)?;
+    let security = faasconf_server::security::ServerSecurity::load(&args.security)?;
+    let actuator_security = faasconf_server::security::ClientSecurity::load(
+        &faasconf_server::security::ClientSecurityFiles {
+            tls_ca: args.actuator_tls_ca.clone(),
+            tls_client_cert: args.actuator_tls_client_cert.clone(),
+            tls_client_key: args.actuator_tls_client_key.clone(),
+            token_file: args.actuator_token_file.clone(),
+        },
+        faasconf_server::security::ClientFlags {
+            tls_ca: "--actuator-tls-ca",
+            tls_client_cert: "--actuator-tls-client-cert",
+            tls_client_key: "--actuator-tls-client-key",
+            token_file: "--actuator-token-file",
+        },
+    )?;
     let names: Vec<String> = workflows.iter().map(|w| w.name.clone()).collect();
     if let Some(url) = &args.actuator {
         url.parse::<http::Uri>()
@@ -77,14 +107,18 @@ async fn main() -> Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         },
     ));
-    let service = PolicyService::new(Arc::new(engine)).with_default_actuator(args.actuator);
+    let service = PolicyService::new(Arc::new(engine))
+        .with_default_actuator(args.actuator)
+        .with_actuator_security(actuator_security);
     let routes = Routes::new(PolicyServer::new(service));
     let shutdown = async move {
         faasconf_server::shutdown_signal().await;
         let _ = stop.send(true);
     };
-    faasconf_server::serve::<PolicyServer<PolicyService>>("policy", routes, listener, shutdown)
-        .await?;
+    faasconf_server::serve::<PolicyServer<PolicyService>>(
+        "policy", routes, listener, &security, shutdown,
+    )
+    .await?;
     metrics_server.abort();
     Ok(())
 }

@@ -42,6 +42,15 @@ impl PolicyService {
         }
     }
 
+    /// How tuning sessions reach actuators: TLS and token (set before serving).
+    pub fn with_actuator_security(
+        mut self,
+        security: faasconf_server::security::ClientSecurity,
+    ) -> Self {
+        self.sessions = Arc::new(Sessions::with_client(security));
+        self
+    }
+
     /// The actuator a `StartTuning` without an endpoint tunes against.
     pub fn with_default_actuator(mut self, actuator: Option<String>) -> Self {
         self.default_actuator = actuator;

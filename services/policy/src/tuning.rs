@@ -110,9 +110,18 @@ struct Session {
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     next: std::sync::atomic::AtomicU64,
+    client: faasconf_server::security::ClientSecurity,
 }
 
 impl Sessions {
+    /// Sessions that reach actuators with `client`'s TLS and token.
+    pub fn with_client(client: faasconf_server::security::ClientSecurity) -> Self {
+        Self {
+            client,
+            ..Self::default()
+        }
+    }
+
     /// Starts a session; at most one runs per workflow.
     pub fn start(&self, engine: Arc<Engine>, spec: TuningSpec) -> Result<TuningState, PolicyError> {
         let workflow = engine.workflow(&spec.workflow)?.clone();
@@ -157,11 +166,13 @@ impl Sessions {
         let shared = Arc::new(Mutex::new(state.clone()));
         let (stop, stopped) = watch::channel(false);
         let task_state = shared.clone();
+        let client = self.client.clone();
         let span = tracing::info_span!("tuning_session", session = %id, workflow = %spec.workflow);
         tokio::spawn(
             async move {
                 let result = run(
                     engine,
+                    &client,
                     workflow,
                     version.path.into(),
                     task_state.clone(),
@@ -235,15 +246,19 @@ fn traced<T>(message: T) -> tonic::Request<T> {
 
 async fn run(
     engine: Arc<Engine>,
+    client: &faasconf_server::security::ClientSecurity,
     workflow: Workflow,
     model_dir: std::path::PathBuf,
     state: Arc<Mutex<TuningState>>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), PolicyError> {
     let spec = lock(&state).spec.clone();
-    let mut client = ActuatorClient::connect(spec.actuator.clone())
+    // No per-call timeout: the telemetry stream lives as long as the session.
+    let channel = client
+        .connect(&spec.actuator, std::time::Duration::from_secs(10), None)
         .await
         .map_err(unavailable)?;
+    let mut client = ActuatorClient::new(channel);
     let remote = client
         .get_workflow(traced(v1::GetWorkflowRequest {
             workflow: workflow.name.clone(),

@@ -1,9 +1,11 @@
 //! What every faasconf gRPC service shares: binding the listener (and announcing the bound
 //! address, so tests and supervisors can use port 0), grpc.health.v1, server reflection over
-//! the faasconf descriptors, request timeouts and a concurrency limit, tracing, and graceful
-//! shutdown on SIGTERM or Ctrl-C (health goes NOT_SERVING first, in-flight calls drain).
+//! the faasconf descriptors, optional TLS and bearer tokens ([`security`]), request timeouts
+//! and a concurrency limit, tracing, and graceful shutdown on SIGTERM or Ctrl-C (health goes
+//! NOT_SERVING first, in-flight calls drain).
 
 pub mod rpc_layer;
+pub mod security;
 pub mod traces;
 
 pub use traces::{TracingGuard, init_tracing};
@@ -120,14 +122,17 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
-/// `S` is the main service, reported SERVING while the server runs.
+/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves, with
+/// `security`'s TLS and token check. `S` is the main service, reported SERVING while the server
+/// runs.
 pub async fn serve<S: NamedService>(
     service: &'static str,
     routes: Routes,
     listener: TcpListener,
+    security: &security::ServerSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    tracing::info!(security = %security.describe(), "serving");
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -141,13 +146,21 @@ pub async fn serve<S: NamedService>(
         drain_on::<S>(health, shutdown).await;
         let _ = stopping.send(());
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &security.tls {
+        builder = builder
+            .tls_config(tls.clone())
+            .context("TLS with --tls-cert and --tls-key")?;
+    }
+    let server = builder
         // Why: a stuck backend call must not hold a client forever.
         .timeout(REQUEST_TIMEOUT)
         // Why: bound the work one client can queue on us.
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         // Why: one place observes every RPC (span, count by code, latency).
         .layer(rpc_layer::RpcObserveLayer::new(service))
+        // Why: inside the observer, so refused calls are counted as UNAUTHENTICATED.
+        .layer(security::AuthLayer::new(security.token.clone()))
         .add_routes(routes)
         // Why: with our own listener tonic's `tcp_nodelay` does not apply; without it Nagle's
         // algorithm and delayed ACKs add ~40 ms to small responses.
