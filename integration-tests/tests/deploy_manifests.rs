@@ -163,6 +163,64 @@ fn check_containers(objects: &Objects, origin: &str) {
             );
             let grpc = *port_named(c, "grpc").unwrap_or_else(|| panic!("{at}: no grpc port"));
             assert!(port_named(c, "metrics").is_some(), "{at}: no metrics port");
+            // Kubernetes gRPC probes speak plaintext: with TLS on, they go to the health port.
+            let env_value = |name: &str| {
+                c.env
+                    .iter()
+                    .flatten()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.value.clone())
+            };
+            let probed = match env_value("FAASCONF_HEALTH_ADDR") {
+                Some(addr) => {
+                    let port: i32 = addr.rsplit(':').next().unwrap().parse().unwrap();
+                    assert_eq!(
+                        port_named(c, "health"),
+                        Some(&port),
+                        "{at}: a `health` port {port}"
+                    );
+                    port
+                }
+                None => {
+                    assert!(
+                        env_value("FAASCONF_TLS_CERT").is_none(),
+                        "{at}: TLS without FAASCONF_HEALTH_ADDR: the probes would fail"
+                    );
+                    grpc
+                }
+            };
+            // Files the service reads lie in mounted volumes.
+            let mounts: Vec<String> = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| format!("{}/", m.mount_path))
+                .collect();
+            for e in c.env.iter().flatten() {
+                let value = e.value.clone().unwrap_or_default();
+                if value.starts_with("/etc/") {
+                    assert!(
+                        mounts.iter().any(|m| value.starts_with(m.as_str())),
+                        "{at}: {} = {value} is in no mounted volume",
+                        e.name
+                    );
+                }
+            }
+            let volumes: Vec<String> = spec
+                .volumes
+                .iter()
+                .flatten()
+                .map(|v| v.name.clone())
+                .collect();
+            for m in c.volume_mounts.iter().flatten() {
+                // `data` is the StatefulSet's volume claim template.
+                let claimed = m.name == "data";
+                assert!(
+                    claimed || volumes.contains(&m.name),
+                    "{at}: mounts {} which is no volume",
+                    m.name
+                );
+            }
             for (kind, probe) in [
                 ("liveness", &c.liveness_probe),
                 ("readiness", &c.readiness_probe),
@@ -173,8 +231,8 @@ fn check_containers(objects: &Objects, origin: &str) {
                 let port = probe.grpc.as_ref().map(|g| g.port);
                 assert_eq!(
                     port,
-                    Some(grpc),
-                    "{at}: {kind} probe is not grpc.health.v1 on {grpc}"
+                    Some(probed),
+                    "{at}: {kind} probe is not grpc.health.v1 on {probed}"
                 );
             }
             let resources = c.resources.as_ref().unwrap();

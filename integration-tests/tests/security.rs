@@ -1,6 +1,7 @@
 //! TLS, mutual TLS and bearer tokens on the services as processes: a TLS server refuses
-//! plaintext clients and (with a client CA) clients without a certificate; with a token file
-//! every RPC but health needs the token, else UNAUTHENTICATED; the policy reaches a secured
+//! plaintext clients and (with a client CA) clients without a certificate, and answers probes
+//! in plaintext on its health port; with a token file every RPC but health needs the token,
+//! else UNAUTHENTICATED; the policy reaches a secured
 //! actuator with its client flags, and `faasconf recommend` a secured policy service.
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
@@ -90,6 +91,11 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 async fn secured_services_refuse_plaintext_missing_certificates_and_missing_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
+    let health_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let health_addr = format!("127.0.0.1:{health_port}");
     let token_file = dir.path().join("actuator.token");
     std::fs::write(&token_file, "actuator-s3cret\n").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
@@ -112,7 +118,41 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
             &s(&pki.ca),
             "--auth-token-file",
             &s(&token_file),
+            "--health-addr",
+            &health_addr,
         ],
+    );
+    // Probes: health alone, in plaintext, on --health-addr.
+    let probe = async {
+        for _ in 0..50 {
+            if let Ok(c) = Endpoint::from_shared(format!("http://{health_addr}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                return c;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("nothing on --health-addr {health_addr}");
+    }
+    .await;
+    let probed = HealthClient::new(probe.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(probed.status, 1, "SERVING in plaintext on the health port");
+    let only_health = ActuatorClient::new(probe)
+        .list_workflows(v1::ListWorkflowsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        only_health.code(),
+        tonic::Code::Unimplemented,
+        "the health port serves health only"
     );
 
     // Plaintext: refused (at connecting or at the first call).

@@ -140,6 +140,22 @@ pub async fn serve<S: NamedService>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
+    // Why: Kubernetes gRPC probes speak plaintext only; with TLS on, they need a port of their own.
+    let health_only = match security.health_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind --health-addr {addr}"))?;
+            println!("health on {}", listener.local_addr()?);
+            let incoming = TcpListenerStream::new(listener).map(no_delay);
+            Some(tokio::spawn(
+                Server::builder()
+                    .add_service(health_service.clone())
+                    .serve_with_incoming(incoming),
+            ))
+        }
+        None => None,
+    };
     let routes = routes.add_service(health_service).add_service(reflection);
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
@@ -177,6 +193,9 @@ pub async fn serve<S: NamedService>(
     tokio::select! {
         result = server => result.context("gRPC server")?,
         () = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "grace period over, closing the remaining connections"),
+    }
+    if let Some(task) = health_only {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

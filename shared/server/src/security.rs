@@ -127,6 +127,10 @@ pub struct ServerSecurityFiles {
     /// `authorization: Bearer <token>`, else UNAUTHENTICATED.
     #[arg(long, env = "FAASCONF_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// Also serve grpc.health.v1, alone and in plaintext, on this address: Kubernetes gRPC
+    /// probes do not speak TLS.
+    #[arg(long, env = "FAASCONF_HEALTH_ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 /// A server's security, loaded.
@@ -136,6 +140,8 @@ pub struct ServerSecurity {
     pub tls: Option<ServerTlsConfig>,
     /// The token RPCs must carry (none: no check).
     pub token: Option<Token>,
+    /// Where health is also served in plaintext.
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerSecurity {
@@ -178,7 +184,11 @@ impl ServerSecurity {
             .as_deref()
             .map(|p| Token::from_file("--auth-token-file", p))
             .transpose()?;
-        Ok(Self { tls, token })
+        Ok(Self {
+            tls,
+            token,
+            health_addr: files.health_addr,
+        })
     }
 
     /// What is enabled, for the start-up log (no secrets).
@@ -420,6 +430,7 @@ mod tests {
         let security = ServerSecurity {
             tls: None,
             token: Some(token.clone()),
+            health_addr: None,
         };
         assert!(!format!("{security:?} {}", security.describe()).contains("s3cret"));
         let header = |v: &str| http::HeaderValue::from_str(v).unwrap();
@@ -465,6 +476,7 @@ mod tests {
             tls_key: key.then(|| PathBuf::from("k.pem")),
             tls_client_ca: ca.then(|| PathBuf::from("ca.pem")),
             auth_token_file: None,
+            health_addr: None,
         };
         let flag = |f: ServerSecurityFiles| match ServerSecurity::load(&f) {
             Err(SecurityError::Invalid { flag, .. }) => flag,
