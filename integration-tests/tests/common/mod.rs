@@ -103,6 +103,16 @@ impl Server {
         Server { process }
     }
 
+    /// Starts `name` like [`Server::start`] with `env` added to its environment.
+    pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(bin_dir().join(name));
+        command.args(["--grpc-addr", ANY_LOOPBACK_PORT]).args(args);
+        command.envs(env.iter().copied());
+        let process = ServiceProcess::start_command(command, Logs::Discard)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Server { process }
+    }
+
     /// The gRPC address (`host:port`).
     pub fn addr(&self) -> &str {
         self.process.grpc_addr()

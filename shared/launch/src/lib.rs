@@ -105,9 +105,16 @@ impl ServiceProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let name = binary.display().to_string();
-        let mut child = Command::new(binary)
-            .args(args)
+        let mut command = Command::new(binary);
+        command.args(args);
+        Self::start_command(command, logs)
+    }
+
+    /// Starts `command` (a service binary with its arguments and, say, environment) and waits
+    /// until it announces its gRPC address.
+    pub fn start_command(mut command: Command, logs: Logs) -> Result<Self, LaunchError> {
+        let name = Path::new(command.get_program()).display().to_string();
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(match logs {
                 Logs::Discard => Stdio::null(),
