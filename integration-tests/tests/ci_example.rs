@@ -49,11 +49,9 @@ fn unreachable_endpoint() -> String {
 fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let trained = common::command("faasconf")
-        .args([
-            "train",
-            "--workflow",
-            "parallel",
+    common::train_parallel(
+        &store,
+        &[
             "--samples",
             "300",
             "--updates",
@@ -64,12 +62,8 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
             "10,20",
             "--seed",
             "3",
-            "--store",
-        ])
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(trained.status.success(), "{}", stderr(&trained));
+        ],
+    );
     let policy = common::Server::start(
         "faasconf-policy",
         &[

@@ -40,25 +40,6 @@ fn start_policy(store: &std::path::Path) -> Server {
     )
 }
 
-async fn wait_for_end(
-    client: &mut PolicyClient<tonic::transport::Channel>,
-    session_id: &str,
-) -> v1::TuningStatus {
-    loop {
-        let s = client
-            .get_tuning_status(v1::GetTuningStatusRequest {
-                session_id: session_id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if !matches!(s.state.as_str(), "pending" | "running") {
-            return s;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_trains_recommends_and_tunes() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,11 +85,9 @@ async fn policy_trains_recommends_and_tunes() {
     );
 
     // Train a small model into the same store (WAL: the running service sees it).
-    let out = common::command("faasconf")
-        .args([
-            "train",
-            "--workflow",
-            "parallel",
+    let report = common::train_parallel(
+        &store,
+        &[
             "--samples",
             "300",
             "--updates",
@@ -121,17 +100,8 @@ async fn policy_trains_recommends_and_tunes() {
             "softmax",
             "--seed",
             "3",
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
             report["model_version"].as_i64(),
@@ -261,7 +231,7 @@ async fn policy_trains_recommends_and_tunes() {
             ..Default::default()
         })
         .await;
-    let status = wait_for_end(&mut client, &started.session_id).await;
+    let status = common::wait_for_session_end(&mut client, &started.session_id).await;
     assert!(
         again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition)
             || status.state != "running",
@@ -319,7 +289,7 @@ async fn policy_trains_recommends_and_tunes() {
         .await
         .unwrap()
         .into_inner();
-    let status = wait_for_end(&mut client, &converging.session_id).await;
+    let status = common::wait_for_session_end(&mut client, &converging.session_id).await;
     let improved_every_time = status.history.iter().all(|i| i.qos_met)
         && status.history.windows(2).all(|p| p[1].cost < p[0].cost);
     let none_met = status.history.iter().all(|i| !i.qos_met);

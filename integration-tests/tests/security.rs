@@ -211,11 +211,9 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
     // The policy reaches the secured actuator with its client flags; a policy without the
     // actuator's token is refused there. The policy itself requires its own token.
     let store = dir.path().join("faasconf.db");
-    let trained = common::command("faasconf")
-        .args([
-            "train",
-            "--workflow",
-            "parallel",
+    common::train_parallel(
+        &store,
+        &[
             "--samples",
             "200",
             "--updates",
@@ -226,15 +224,7 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
             "20",
             "--seed",
             "1",
-            "--store",
-        ])
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
+        ],
     );
     let policy_token = dir.path().join("policy.token");
     std::fs::write(&policy_token, "policy-s3cret").unwrap();

@@ -91,11 +91,9 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let trained = common::command("faasconf")
-        .args([
-            "train",
-            "--workflow",
-            "parallel",
+    common::train_parallel(
+        &store,
+        &[
             "--samples",
             "200",
             "--updates",
@@ -106,15 +104,7 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
             "20",
             "--seed",
             "1",
-            "--store",
-        ])
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
+        ],
     );
     let actuator = Server::start_with_env(
         "faasconf-actuator",
@@ -155,20 +145,8 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
         .await
         .unwrap()
         .into_inner();
-    loop {
-        let s = client
-            .get_tuning_status(v1::GetTuningStatusRequest {
-                session_id: session.session_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if !matches!(s.state.as_str(), "pending" | "running") {
-            assert_eq!(s.state, "budget_spent", "{s:?}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = common::wait_for_session_end(&mut client, &session.session_id).await;
+    assert_eq!(status.state, "budget_spent", "{status:?}");
     drop(client);
     // SIGTERM: each service flushes its last spans on the way out.
     assert!(policy.terminate().success());

@@ -54,6 +54,43 @@ pub fn command(name: &str) -> Command {
     Command::new(bin_dir().join(name))
 }
 
+/// `faasconf train --workflow parallel --store <store> <args>`: trains a model into the store
+/// (asserting it worked) and returns the training report.
+pub fn train_parallel(store: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = command("faasconf")
+        .args(["train", "--workflow", "parallel", "--store"])
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Polls a tuning session until it is neither pending nor running.
+pub async fn wait_for_session_end(
+    client: &mut faasconf_proto::v1::policy_client::PolicyClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> faasconf_proto::v1::TuningStatus {
+    loop {
+        let s = client
+            .get_tuning_status(faasconf_proto::v1::GetTuningStatusRequest {
+                session_id: session_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !matches!(s.state.as_str(), "pending" | "running") {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The `FAASCONF_*` variables a binary reads, from its `--help`.
 pub fn environment_of(binary: &str) -> std::collections::BTreeSet<String> {
     let out = command(binary).arg("--help").output().unwrap();
