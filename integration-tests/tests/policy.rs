@@ -138,21 +138,11 @@ async fn policy_trains_recommends_and_tunes() {
     assert!(twin.band.is_some(), "twin samples at 20 users give a band");
 
     // The fast path with a window from the actuator.
-    let actuator = Server::start(
-        "faasconf-actuator",
-        &[
-            "--workflow",
-            "parallel",
-            "--clock",
-            "virtual",
-            "--users",
-            "20",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--seed",
-            "9",
-        ],
-    );
+    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
+        .into_iter()
+        .chain(["--seed", "9"])
+        .collect();
+    let actuator = Server::start("faasconf-actuator", &args);
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let window = {
         let mut stream = act

@@ -99,29 +99,23 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
     let token_file = dir.path().join("actuator.token");
     std::fs::write(&token_file, "actuator-s3cret\n").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let actuator = Server::start(
-        "faasconf-actuator",
-        &[
-            "--workflow",
-            "parallel",
-            "--clock",
-            "virtual",
-            "--users",
-            "20",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &s(&pki.server_cert),
-            "--tls-key",
-            &s(&pki.server_key),
-            "--tls-client-ca",
-            &s(&pki.ca),
-            "--auth-token-file",
-            &s(&token_file),
-            "--health-addr",
-            &health_addr,
-        ],
-    );
+    let secured = [
+        "--tls-cert".to_owned(),
+        s(&pki.server_cert),
+        "--tls-key".to_owned(),
+        s(&pki.server_key),
+        "--tls-client-ca".to_owned(),
+        s(&pki.ca),
+        "--auth-token-file".to_owned(),
+        s(&token_file),
+        "--health-addr".to_owned(),
+        health_addr.clone(),
+    ];
+    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
+        .into_iter()
+        .chain(secured.iter().map(String::as_str))
+        .collect();
+    let actuator = Server::start("faasconf-actuator", &args);
     // Probes: health alone, in plaintext, on --health-addr.
     let probe = async {
         for _ in 0..50 {
@@ -211,21 +205,7 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
     // The policy reaches the secured actuator with its client flags; a policy without the
     // actuator's token is refused there. The policy itself requires its own token.
     let store = dir.path().join("faasconf.db");
-    common::train_parallel(
-        &store,
-        &[
-            "--samples",
-            "200",
-            "--updates",
-            "50",
-            "--online-steps",
-            "20",
-            "--loads",
-            "20",
-            "--seed",
-            "1",
-        ],
-    );
+    common::train_parallel(&store, &common::SMALL_TRAINING);
     let policy_token = dir.path().join("policy.token");
     std::fs::write(&policy_token, "policy-s3cret").unwrap();
     let policy_args = |with_actuator_token: bool| {

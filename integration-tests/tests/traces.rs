@@ -91,33 +91,10 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    common::train_parallel(
-        &store,
-        &[
-            "--samples",
-            "200",
-            "--updates",
-            "50",
-            "--online-steps",
-            "20",
-            "--loads",
-            "20",
-            "--seed",
-            "1",
-        ],
-    );
+    common::train_parallel(&store, &common::SMALL_TRAINING);
     let actuator = Server::start_with_env(
         "faasconf-actuator",
-        &[
-            "--workflow",
-            "parallel",
-            "--clock",
-            "virtual",
-            "--users",
-            "20",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
+        &common::VIRTUAL_PARALLEL_ACTUATOR,
         &env,
     );
     let policy = Server::start_with_env(

@@ -54,6 +54,33 @@ pub fn command(name: &str) -> Command {
     Command::new(bin_dir().join(name))
 }
 
+/// A small, quick training run for tests that need a model, not a good one.
+pub const SMALL_TRAINING: [&str; 10] = [
+    "--samples",
+    "200",
+    "--updates",
+    "50",
+    "--online-steps",
+    "20",
+    "--loads",
+    "20",
+    "--seed",
+    "1",
+];
+
+/// An actuator on the twin for `parallel` at 20 users, paced by its subscribers, with
+/// `/metrics` on a free port.
+pub const VIRTUAL_PARALLEL_ACTUATOR: [&str; 8] = [
+    "--workflow",
+    "parallel",
+    "--clock",
+    "virtual",
+    "--users",
+    "20",
+    "--metrics-addr",
+    "127.0.0.1:0",
+];
+
 /// `faasconf train --workflow parallel --store <store> <args>`: trains a model into the store
 /// (asserting it worked) and returns the training report.
 pub fn train_parallel(store: &std::path::Path, args: &[&str]) -> serde_json::Value {
