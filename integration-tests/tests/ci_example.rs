@@ -49,21 +49,7 @@ fn unreachable_endpoint() -> String {
 fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    common::train_parallel(
-        &store,
-        &[
-            "--samples",
-            "300",
-            "--updates",
-            "100",
-            "--online-steps",
-            "50",
-            "--loads",
-            "10,20",
-            "--seed",
-            "3",
-        ],
-    );
+    common::train_parallel(&store, &common::SMALL_TRAINING);
     let policy = common::Server::start(
         "faasconf-policy",
         &[
