@@ -8,9 +8,11 @@
 //!    functions and batches of 64 and 512 transitions, after warm-up (the first calls on CUDA
 //!    compile kernels).
 //!
-//! Prints one JSON object. On a GPU machine:
-//! `CUDARC_CUDA_VERSION=13000 cargo build --release -p faasconf-agents --features cuda --example device_check`
-//! (the variable stands in for `nvcc` where the toolkit is not installed), then run the binary.
+//! Prints one JSON object, and its progress on stderr. Build it with
+//! `deploy/cuda/build-offline.sh -p faasconf-agents --example device_check` (or, where GitHub is
+//! reachable, `CUDARC_CUDA_VERSION=13000 cargo build --release -p faasconf-agents --features cuda
+//! --example device_check`; the variable stands in for `nvcc`), then run the binary on the GPU
+//! machine. Results of 2026-11-30 on an H200: `benchmark/results/cuda/`.
 
 use std::time::Instant;
 
@@ -123,7 +125,9 @@ fn main() -> anyhow::Result<()> {
     let target_name = format!("{target:?}");
     let n = 6;
     let (cpu_before, cpu_losses, cpu_after) = trajectory(Device::flex(), n, steps)?;
+    eprintln!("cpu trajectory done ({steps} updates)");
     let (dev_before, dev_losses, dev_after) = trajectory(target.clone(), n, steps)?;
+    eprintln!("{target_name} trajectory done");
     let before = max_difference(&cpu_before, &dev_before);
     let loss_difference = cpu_losses
         .iter()
@@ -136,6 +140,10 @@ fn main() -> anyhow::Result<()> {
         for batch in [64, 512] {
             let (cpu_update, cpu_act) = timing(Device::flex(), functions, batch)?;
             let (dev_update, dev_act) = timing(target.clone(), functions, batch)?;
+            eprintln!(
+                "{functions} functions, batch {batch}: update {cpu_update:.2} ms on the CPU, \
+                 {dev_update:.2} ms on {target_name}"
+            );
             timings.push(serde_json::json!({
                 "functions": functions, "batch": batch,
                 "cpu_update_ms": cpu_update, "device_update_ms": dev_update,
