@@ -10,13 +10,20 @@
 # linked for its NVPTX path only.
 #
 # Usage: deploy/cuda/build-offline.sh [cargo build arguments]   (default: -p faasconf)
+#        deploy/cuda/build-offline.sh --stand-in-only   (write the stand-in, print its folder, build nothing)
 # CUDARC_CUDA_VERSION picks the CUDA API the bindings target (default 13000: CUDA 13, driver >= 580).
+# FAASCONF_LLVM_PREFIX names another LLVM installation to stand in (default /usr/lib/llvm-22,
+# installed with apt when missing).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-llvm=/usr/lib/llvm-22
-if [ ! -x "$llvm/bin/llvm-config" ] || [ ! -e /usr/include/zstd.h ]; then
+llvm="${FAASCONF_LLVM_PREFIX:-/usr/lib/llvm-22}"
+if [ -z "${FAASCONF_LLVM_PREFIX:-}" ] && { [ ! -x "$llvm/bin/llvm-config" ] || [ ! -e /usr/include/zstd.h ]; }; then
     apt-get install -y -q --no-install-recommends llvm-22-dev libzstd-dev zlib1g-dev
+fi
+if [ ! -x "$llvm/bin/llvm-config" ]; then
+    echo "FAASCONF_LLVM_PREFIX: no executable $llvm/bin/llvm-config" >&2
+    exit 1
 fi
 
 bundler=$(grep -A1 '^name = "tracel-llvm-bundler"' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
@@ -28,22 +35,26 @@ bundle="${XDG_DATA_HOME:-$HOME/.local/share}/tracel/tracel-llvm-$bundler"
 mkdir -p "$bundle/bin"
 cat > "$bundle/bin/llvm-config" <<WRAPPER
 #!/bin/sh
-# Stand-in for tracel's LLVM bundle, written by deploy/cuda/build-offline.sh: Debian's LLVM 22.
-REAL=$llvm/bin/llvm-config
+# Stand-in for tracel's LLVM bundle, written by deploy/cuda/build-offline.sh: the LLVM in $llvm.
+REAL="$llvm/bin/llvm-config"
 case " \$* " in
   *" --system-libs "*) echo "-lrt -ldl -lm -lz -lzstd" ;;
   *" --libs "*)
     out=""
-    for l in \$(\$REAL "\$@"); do
+    for l in \$("\$REAL" "\$@"); do
       [ -f "$llvm/lib/lib\${l#-l}.a" ] && out="\$out \$l"
     done
     echo \$out ;;
-  *) exec \$REAL "\$@" ;;
+  *) exec "\$REAL" "\$@" ;;
 esac
 WRAPPER
 chmod +x "$bundle/bin/llvm-config"
 touch "$bundle/.tracel-llvm-installed"
 
+if [ "${1:-}" = "--stand-in-only" ]; then
+    echo "$bundle"
+    exit 0
+fi
 if [ $# -eq 0 ]; then
     set -- -p faasconf
 fi
