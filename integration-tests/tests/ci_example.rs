@@ -156,16 +156,10 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
     // The patch step, applied through a kubectl stand-in that records its arguments.
     let kubectl = dir.path().join("kubectl");
     let calls = dir.path().join("kubectl.calls");
-    std::fs::write(
+    common::write_script(
         &kubectl,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", calls.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&kubectl)
-        .status()
-        .unwrap();
+        &format!("#!/bin/sh\necho \"$*\" >> {}\n", calls.display()),
+    );
     let kubectl_path = kubectl.to_str().unwrap().to_owned();
     let with_kubectl = [("KUBECTL", kubectl_path.as_str()), ("APPLY", "1")];
     let patched = run(

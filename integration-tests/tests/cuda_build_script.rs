@@ -7,7 +7,8 @@
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,17 +31,11 @@ fn bundler_version() -> String {
         .to_owned()
 }
 
-fn write_executable(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// An LLVM installation whose `llvm-config` names Polly (no archive here) and LLVM's tools'
 /// system libraries, as Debian's does.
 fn fake_llvm(root: &Path) -> PathBuf {
     let prefix = root.join("llvm");
-    write_executable(
+    common::write_script(
         &prefix.join("bin/llvm-config"),
         &format!(
             "#!/bin/sh\ncase \" $* \" in\n  *\" --libs \"*) echo \"-lLLVMCore -lPolly -lLLVMSupport\" ;;\n  \

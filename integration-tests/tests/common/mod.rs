@@ -10,6 +10,16 @@ use std::time::Duration;
 
 use faasconf_launch::{ANY_LOOPBACK_PORT, Logs, ServiceProcess};
 
+/// Writes a shell script (a stand-in for a tool a test's subject calls) and makes it executable.
+pub fn write_script(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Directory of the binaries built for this test run (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
