@@ -14,9 +14,7 @@ use std::process::Output;
 use k8s_openapi::api::apps::v1::Deployment;
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/ci")
-        .join(name)
+    common::repository().join("deploy/ci").join(name)
 }
 
 /// Runs a script in `dir` with `env`, as a CI runner would.

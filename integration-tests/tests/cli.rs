@@ -269,13 +269,10 @@ fn actuator_flags_are_checked_before_serving() {
 
 #[test]
 fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
-    let history = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/parallel_10_train.csv"
-    );
+    let history = common::repository().join("../shared/data/parallel_10_train.csv");
     let dir = tempfile::tempdir().unwrap();
     // The first 60 rows: a fidelity run on real measurements gives finite figures.
-    let text = fs::read_to_string(history).unwrap();
+    let text = fs::read_to_string(&history).unwrap();
     let head: Vec<&str> = text.lines().take(61).collect();
     let small = dir.path().join("head.csv");
     fs::write(&small, head.join("\n")).unwrap();

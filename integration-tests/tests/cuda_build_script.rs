@@ -12,9 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::repository;
 
 /// The bundler version the lock file pins: the bundle's folder is named after it.
 fn bundler_version() -> String {

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 /// One instruction: keyword (upper case) and its arguments, continuation lines joined.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +118,7 @@ fn workspace_binaries() -> BTreeSet<String> {
             "1",
             "--offline",
         ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(common::repository())
         .output()
         .unwrap();
     assert!(
@@ -140,7 +139,7 @@ fn workspace_binaries() -> BTreeSet<String> {
 
 #[test]
 fn each_service_image_runs_its_workspace_binary_as_non_root() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::repository();
     let text = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
     let stages = stages(&parse(&text));
     let build = &stages["build"];

@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/kubernetes")
+    common::repository()
+        .join("deploy/kubernetes")
         .canonicalize()
         .unwrap()
 }

@@ -12,7 +12,7 @@ use common::Server;
 
 #[test]
 fn python_grpcio_client_lists_applies_and_streams() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = common::repository();
     let stubs = tempfile::tempdir().unwrap();
     let generated = Command::new("python3")
         .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])

@@ -20,6 +20,11 @@ pub fn write_script(path: &std::path::Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The repository's root (the workspace), where the tests find scripts, manifests and protos.
+pub fn repository() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
 /// Directory of the binaries built for this test run (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -51,7 +56,7 @@ pub fn bin_dir() -> PathBuf {
             if profile == "release" {
                 cmd.arg("--release");
             }
-            cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            cmd.current_dir(repository());
             let status = cmd.status().expect("running cargo build");
             assert!(status.success(), "cargo build of the binaries failed");
             dir
