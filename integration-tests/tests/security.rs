@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::Server;
+use common::{Server, with_token};
 use faasconf_proto::v1;
 use faasconf_proto::v1::actuator_client::ActuatorClient;
 use faasconf_proto::v1::policy_client::PolicyClient;
@@ -77,14 +77,6 @@ async fn tls_channel(
         .tls_config(tls)?
         .connect()
         .await
-}
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,22 +247,12 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
             .await
             .unwrap()
             .into_inner();
-        let status = loop {
-            let s = client
-                .get_tuning_status(with_token(
-                    v1::GetTuningStatusRequest {
-                        session_id: session.session_id.clone(),
-                    },
-                    "policy-s3cret",
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-            if !matches!(s.state.as_str(), "pending" | "running") {
-                break s;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let status = common::wait_for_session_end_with_token(
+            &mut client,
+            &session.session_id,
+            Some("policy-s3cret"),
+        )
+        .await;
         if with_actuator_token {
             assert_eq!(status.state, "budget_spent", "{status:?}");
             assert_eq!(status.iterations, 1);

@@ -113,16 +113,39 @@ pub fn train_parallel(store: &std::path::Path, args: &[&str]) -> serde_json::Val
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `message` as a request carrying `token` as its bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
 /// Polls a tuning session until it is neither pending nor running.
 pub async fn wait_for_session_end(
     client: &mut faasconf_proto::v1::policy_client::PolicyClient<tonic::transport::Channel>,
     session_id: &str,
 ) -> faasconf_proto::v1::TuningStatus {
+    wait_for_session_end_with_token(client, session_id, None).await
+}
+
+/// [`wait_for_session_end`], each poll carrying `token` (a bearer token) when one is given.
+pub async fn wait_for_session_end_with_token(
+    client: &mut faasconf_proto::v1::policy_client::PolicyClient<tonic::transport::Channel>,
+    session_id: &str,
+    token: Option<&str>,
+) -> faasconf_proto::v1::TuningStatus {
     loop {
+        let message = faasconf_proto::v1::GetTuningStatusRequest {
+            session_id: session_id.into(),
+        };
+        let request = match token {
+            Some(token) => with_token(message, token),
+            None => tonic::Request::new(message),
+        };
         let s = client
-            .get_tuning_status(faasconf_proto::v1::GetTuningStatusRequest {
-                session_id: session_id.into(),
-            })
+            .get_tuning_status(request)
             .await
             .unwrap()
             .into_inner();
