@@ -18,6 +18,7 @@
 //! Per window it reports what Prometheus and the function logs would ([`report`]).
 //! Everything random comes from one seeded generator: the same seed gives the same windows.
 
+mod arrivals;
 pub mod calibrate;
 mod error;
 pub mod evaluate;
