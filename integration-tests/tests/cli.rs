@@ -388,3 +388,78 @@ fn bench_rq1_quick_writes_its_results_and_resumes_from_its_journal() {
         "{md}"
     );
 }
+
+/// The README's main command, shortened: `faasconf demo --json` pre-trains, starts both services
+/// as processes, tunes, and ends its standard output with one JSON summary line that agrees with
+/// itself (QoS verdicts, best cost) and names every function of the workflow.
+#[test]
+fn demo_tunes_on_the_twin_and_ends_with_a_json_summary() {
+    let workdir = tempfile::tempdir().unwrap();
+    let out = common::command("faasconf")
+        .args([
+            "demo",
+            "--json",
+            "--samples",
+            "200",
+            "--updates",
+            "50",
+            "--iterations",
+            "3",
+            "--seed",
+            "1",
+            "--workdir",
+        ])
+        .arg(workdir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("pre-trained attmf"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "only the summary: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["state"], "budget_spent");
+    let iterations = summary["iterations"].as_array().unwrap();
+    assert_eq!(iterations.len(), 3);
+    let qos_latency_s = 13.0;
+    let mut cheapest_met: Option<f64> = None;
+    for (i, iteration) in iterations.iter().enumerate() {
+        assert_eq!(iteration["iteration"], i as u64 + 1);
+        let cost = iteration["cost"].as_f64().unwrap();
+        let latency = iteration["e2e_mean_s"].as_f64().unwrap();
+        let success = iteration["success_ratio"].as_f64().unwrap();
+        let met = iteration["qos_met"].as_bool().unwrap();
+        assert!(cost > 0.0 && latency > 0.0 && (0.0..=1.0).contains(&success));
+        assert_eq!(
+            met,
+            latency < qos_latency_s && success >= 0.9,
+            "{iteration}"
+        );
+        if met {
+            cheapest_met = Some(cheapest_met.map_or(cost, |c| c.min(cost)));
+        }
+    }
+    assert_eq!(summary["best_cost"].as_f64(), cheapest_met);
+    let config = summary["final_config"].as_object().unwrap();
+    let names: Vec<&str> = config.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["mobilenet", "resize", "resnet", "rgb", "starter", "update"]
+    );
+    for function in config.values() {
+        for field in ["cpu_millis", "memory_mib", "replicas", "concurrency"] {
+            assert!(function[field].as_u64().unwrap() > 0, "{field}: {function}");
+        }
+    }
+    assert!(
+        workdir.path().join("faasconf.db").exists() && workdir.path().join("models").is_dir(),
+        "the store and the model stay in --workdir"
+    );
+
+    let out = common::command("faasconf")
+        .args(["demo", "--workflow", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workflow nope"));
+}
