@@ -57,11 +57,33 @@ pub fn bin_dir() -> PathBuf {
                 cmd.arg("--release");
             }
             cmd.current_dir(repository());
+            // What cargo set for this test process is not the build's environment: build
+            // scripts that watch such a variable (ring's watches CARGO_MANIFEST_DIR) would see it
+            // change and rebuild ring and everything above it, minutes on 2 cores.
+            for (name, _) in std::env::vars_os() {
+                if name.to_str().is_some_and(is_set_by_cargo_for_tests) {
+                    cmd.env_remove(&name);
+                }
+            }
             let status = cmd.status().expect("running cargo build");
             assert!(status.success(), "cargo build of the binaries failed");
             dir
         })
         .clone()
+}
+
+/// Whether cargo sets the environment variable `name` for the test binaries it runs (as against
+/// variables that configure cargo itself, such as `CARGO_HOME` or `CARGO_TARGET_DIR`).
+fn is_set_by_cargo_for_tests(name: &str) -> bool {
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "CARGO_TARGET_TMPDIR"
+            | "OUT_DIR"
+    ) || name.starts_with("CARGO_PKG_")
 }
 
 /// A `Command` for one of the binaries.
