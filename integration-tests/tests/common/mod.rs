@@ -42,17 +42,12 @@ pub fn bin_dir() -> PathBuf {
                 .and_then(|n| n.to_str())
                 .unwrap_or("debug")
                 .to_owned();
+            // The whole workspace with its tests, as `cargo test --workspace` resolves it: the
+            // binaries then share the features (tokio's `test-util`, serde_json's `raw_value`,
+            // ...) of what that command already built, so only they are compiled here. Three
+            // packages alone resolve other features and rebuild tokio and all above it.
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "-q",
-                "-p",
-                "faasconf",
-                "-p",
-                "faasconf-actuator",
-                "-p",
-                "faasconf-policy",
-            ]);
+            cmd.args(["build", "-q", "--workspace", "--bins", "--tests"]);
             if profile == "release" {
                 cmd.arg("--release");
             }
