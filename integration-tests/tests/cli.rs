@@ -421,7 +421,7 @@ fn demo_tunes_on_the_twin_and_ends_with_a_json_summary() {
     assert_eq!(summary["state"], "budget_spent");
     let iterations = summary["iterations"].as_array().unwrap();
     assert_eq!(iterations.len(), 3);
-    let qos_latency_s = 13.0;
+    let qos = faasconf_core::Qos::default();
     let mut cheapest_met: Option<f64> = None;
     for (i, iteration) in iterations.iter().enumerate() {
         assert_eq!(iteration["iteration"], i as u64 + 1);
@@ -432,7 +432,7 @@ fn demo_tunes_on_the_twin_and_ends_with_a_json_summary() {
         assert!(cost > 0.0 && latency > 0.0 && (0.0..=1.0).contains(&success));
         assert_eq!(
             met,
-            latency < qos_latency_s && success >= 0.9,
+            latency < qos.mean_latency_seconds && success >= qos.min_success_ratio,
             "{iteration}"
         );
         if met {
