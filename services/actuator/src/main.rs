@@ -98,7 +98,7 @@ struct Args {
     #[arg(long, env = "FAASCONF_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
     rollout_deadline_seconds: u64,
     /// Prometheus server the telemetry is read from (kubernetes backend), e.g.
-    /// http://prometheus.openfaas:9090.
+    /// `http://prometheus.openfaas:9090`.
     #[arg(long, env = "FAASCONF_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
     /// YAML or JSON file with `labels` and `queries` overriding the PromQL defaults.

@@ -345,7 +345,7 @@ pub struct RunArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub trace: TraceArgs,
-    /// Configuration JSON: {"<function>": {"cpu_millis", "memory_mib", "replicas", "concurrency"}}.
+    /// Configuration JSON: `{"<function>": {"cpu_millis", "memory_mib", "replicas", "concurrency"}}`.
     /// Default: every knob at the middle of its range.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -428,7 +428,7 @@ pub struct EvaluateArgs {
     /// Closed-loop concurrent users.
     #[arg(long)]
     pub users: u32,
-    /// JSON Lines input: {"id": .., "config": {"<function>": {knobs}}} per line.
+    /// JSON Lines input: `{"id": .., "config": {"<function>": {knobs}}}` per line.
     #[arg(long)]
     pub input: PathBuf,
     /// JSON Lines output, one line per input line, same ids.

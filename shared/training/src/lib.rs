@@ -7,7 +7,7 @@
 //! - [`search`]: steady-state evaluation and coordinate descent on the twin.
 //! - [`evaluate`]: the greedy policy on its own on the twin (what compares algorithms).
 //! - [`online`]: online steps on the twin after the offline updates (the policy's own data).
-//! - [`train`]: the training loop, its checkpoints and its report (losses, reward curve).
+//! - [`mod@train`]: the training loop, its checkpoints and its report (losses, reward curve).
 //! - [`job`]: a whole job (history import, twin samples, training, registration) as the CLI
 //!   and the policy service run it.
 //! - [`model`]: a trained model (agents + state encoder), saving, loading, registering, and

@@ -11,7 +11,7 @@
 //!   replica with the fewest requests in flight; when every ready replica is at its
 //!   concurrency limit the watchdog answers HTTP 429 and the workflow request fails;
 //! - each replica sharing its CPU quota among its requests (CFS quota as processor sharing
-//!   with throttling waste, see [`replica`](crate::replica)), holding a working set that grows
+//!   with throttling waste, see the `replica` module), holding a working set that grows
 //!   with requests in flight (over the memory limit: OOM kill, failed requests, restart), and
 //!   starting cold when added or rolled.
 //!
