@@ -417,6 +417,7 @@ pub fn build(
                         screen: v.screen,
                         safe_exploration: v.ses,
                         seed,
+                        cancel: Default::default(),
                     },
                 )
                 .map_err(|e| format!("{}: {e}", v.name()))?,

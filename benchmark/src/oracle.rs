@@ -125,6 +125,7 @@ pub fn search(
         window_seconds: 30.0,
         threads: options.threads,
         qos: *qos,
+        cancel: Default::default(),
     };
     let randoms = random_configs(workflow, options.random, &mut rng);
     let mut evaluations = randoms.len();
@@ -233,6 +234,7 @@ pub fn verify(
                 window_seconds: 30.0,
                 threads: 1,
                 qos: *qos,
+                cancel: Default::default(),
             }
             .steady(workflow, config)
         })

@@ -157,6 +157,7 @@ fn best_known(
             window_seconds: 30.0,
             threads: 0,
             qos: *qos,
+            cancel: Default::default(),
         }
         .steady(workflow, config);
         if check.feasible(qos) && check.pass_rate() >= pass_rate {

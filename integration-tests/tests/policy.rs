@@ -26,25 +26,33 @@ fn recommend(workflow: &str, load: Option<v1::Load>) -> v1::RecommendConfigReque
     }
 }
 
-fn start_policy(store: &std::path::Path) -> Server {
-    Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel,sequential",
-        ],
-    )
+fn start_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
+    let mut args = vec![
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--workflow",
+        "parallel,sequential",
+    ];
+    if let Some(actuator) = actuator {
+        args.extend(["--actuator", actuator]);
+    }
+    Server::start("faasconf-policy", &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_trains_recommends_and_tunes() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let policy = start_policy(&store);
+    // The actuator of the fast path and the tuning sessions below; the policy may tune against
+    // it alone.
+    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
+        .into_iter()
+        .chain(["--seed", "9"])
+        .collect();
+    let actuator = Server::start("faasconf-actuator", &args);
+    let policy = start_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
 
     // Before any model: FAILED_PRECONDITION saying how to train; bad inputs name their field.
@@ -138,11 +146,6 @@ async fn policy_trains_recommends_and_tunes() {
     assert!(twin.band.is_some(), "twin samples at 20 users give a band");
 
     // The fast path with a window from the actuator.
-    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
-        .into_iter()
-        .chain(["--seed", "9"])
-        .collect();
-    let actuator = Server::start("faasconf-actuator", &args);
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let window = {
         let mut stream = act
@@ -422,7 +425,7 @@ async fn policy_trains_recommends_and_tunes() {
 async fn a_killed_training_job_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let policy = start_policy(&store);
+    let policy = start_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     // 200 samples, 160 epochs of them: 500 updates, a checkpoint every 250.
     let job = client
@@ -470,7 +473,7 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
         "the samples were committed before training began"
     );
 
-    let policy = start_policy(&store);
+    let policy = start_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let status = loop {
         let s = client

@@ -200,6 +200,7 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
     common::train_parallel(&store, &common::SMALL_TRAINING);
     let policy_token = dir.path().join("policy.token");
     std::fs::write(&policy_token, "policy-s3cret").unwrap();
+    let actuator_url = format!("https://localhost:{}", port(&actuator));
     let policy_args = |with_actuator_token: bool| {
         let mut args = vec![
             "--metrics-addr".to_owned(),
@@ -220,13 +221,14 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
             s(&pki.client_cert),
             "--actuator-tls-client-key".to_owned(),
             s(&pki.client_key),
+            "--allowed-actuator".to_owned(),
+            actuator_url.clone(),
         ];
         if with_actuator_token {
             args.extend(["--actuator-token-file".to_owned(), s(&token_file)]);
         }
         args
     };
-    let actuator_url = format!("https://localhost:{}", port(&actuator));
     for with_actuator_token in [true, false] {
         let args = policy_args(with_actuator_token);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -106,6 +106,8 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
             store.to_str().unwrap(),
             "--workflow",
             "parallel",
+            "--actuator",
+            &actuator.endpoint(),
         ],
         &env,
     );

@@ -275,6 +275,29 @@ impl Server {
         self.process.endpoint()
     }
 
+    /// Resident memory now, MB.
+    pub fn rss_mb(&self) -> f64 {
+        self.process
+            .rss_mb()
+            .expect("the server's /proc/<pid>/status")
+    }
+
+    /// CPU time the server has used so far (user + system), seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which may hold spaces) start at state (field 3);
+        // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.process.exited().unwrap().is_none()
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(self) -> std::process::ExitStatus {
         self.process
@@ -285,5 +308,76 @@ impl Server {
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(self) {
         self.process.kill().expect("killing the server");
+    }
+}
+
+/// Runs `binary` with `args`, expecting it to refuse to start: its standard error, once it
+/// exited unsuccessfully (within 60 s; a binary that starts serving instead fails the test).
+pub fn refuses_to_start(binary: &str, args: &[&str]) -> String {
+    let mut child = command(binary)
+        .args([
+            "--grpc-addr",
+            ANY_LOOPBACK_PORT,
+            "--metrics-addr",
+            ANY_LOOPBACK_PORT,
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{binary} {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{binary} {args:?} exited 0: {stderr}");
+    stderr
+}
+
+/// The field violations of an INVALID_ARGUMENT status (`google.rpc.BadRequest`).
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Calls `path` (any gRPC method path, served or not) with an empty message over `channel`,
+/// with `token` as bearer token when given; the status it answered.
+pub async fn call_path(
+    channel: tonic::transport::Channel,
+    path: &str,
+    token: Option<&str>,
+) -> tonic::Status {
+    use faasconf_proto::v1::{ListWorkflowsRequest, ListWorkflowsResponse};
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let request = match token {
+        Some(t) => with_token(ListWorkflowsRequest {}, t),
+        None => tonic::Request::new(ListWorkflowsRequest {}),
+    };
+    let codec = tonic_prost::ProstCodec::<ListWorkflowsRequest, ListWorkflowsResponse>::default();
+    match grpc
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_maybe_shared(path.to_owned()).unwrap(),
+            codec,
+        )
+        .await
+    {
+        Ok(_) => tonic::Status::ok(""),
+        Err(status) => status,
     }
 }

@@ -5,12 +5,10 @@
 //! cluster running OpenFaaS ([`crate::kubernetes`]). The service maps [`ApplyError`] to gRPC
 //! status codes in one place.
 
-use std::sync::Arc;
-
-use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{FieldError, Knob, Workflow, WorkflowConfig};
 use faasconf_twin::Workload;
-use tokio::sync::mpsc;
+
+use crate::fanout::Subscription;
 
 /// Why a backend refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +42,9 @@ pub enum ApplyError {
     /// The backend does not offer this operation (e.g. setting the load of a real cluster).
     #[error("{0}")]
     Unsupported(String),
+    /// As much of this is open as the actuator takes on at once (telemetry streams).
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 /// One knob that changes.
@@ -95,11 +96,7 @@ pub trait Backend: Send + Sync + 'static {
     /// A new subscriber's window queue; it ends when the backend shuts down. `lockstep`: the
     /// subscriber decides on every steady window, and a simulated clock that is not paced by
     /// wall time waits for its `apply` before the next window (real time never waits).
-    async fn subscribe(
-        &self,
-        workflow: &str,
-        lockstep: bool,
-    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError>;
+    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<Subscription, ApplyError>;
 
     /// Replaces the workload (simulated backends only).
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError>;
@@ -138,6 +135,14 @@ pub fn not_managed(name: &str) -> ApplyError {
         "workflow",
         format!("{name:?} is not managed by this actuator"),
     )])
+}
+
+/// The error for a subscription past [`MAX_SUBSCRIBERS`](crate::fanout::MAX_SUBSCRIBERS).
+pub fn subscribers_exhausted(workflow: &str) -> ApplyError {
+    ApplyError::Exhausted(format!(
+        "{} telemetry streams of {workflow:?} are open, the most this actuator serves at once; close one first",
+        crate::fanout::MAX_SUBSCRIBERS
+    ))
 }
 
 /// Counts one apply outcome on `/metrics`.

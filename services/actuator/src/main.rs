@@ -197,6 +197,14 @@ async fn main() -> Result<()> {
         None => Workload::ClosedLoop { users: args.users },
     };
     workload.validate().context("--users / --rps")?;
+    if let Err(errors) = telemetry::check_limits(&workload, "") {
+        let flag = if args.rps.is_some() {
+            "--rps"
+        } else {
+            "--users"
+        };
+        bail!("{flag}: {}", errors[0].message);
+    }
     let workflows = faasconf_server::served_workflows(&args.workflows)?;
     let security = faasconf_server::security::ServerSecurity::load(&args.security)?;
     let handle = faasconf_server::install_metrics_recorder()?;

@@ -12,6 +12,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::backend::{ApplyError, Backend};
+use crate::fanout::Subscription;
 use crate::telemetry::{window_to_proto, workload_from_proto};
 
 /// The Actuator service.
@@ -30,7 +31,10 @@ impl ActuatorService {
             return Err(invalid_argument(&[FieldError::new("workflow", "missing")]));
         }
         self.backend.workflow(name).ok_or_else(|| {
-            Status::not_found(format!("workflow {name:?} is not managed by this actuator"))
+            Status::not_found(format!(
+                "workflow {} is not managed by this actuator",
+                faasconf_core::limits::quoted(name)
+            ))
         })
     }
 }
@@ -48,6 +52,7 @@ pub fn status_of(error: ApplyError) -> Status {
         ApplyError::Conflict(message) => Status::aborted(message),
         ApplyError::Unavailable(message) => Status::unavailable(message),
         ApplyError::Unsupported(message) => Status::failed_precondition(message),
+        ApplyError::Exhausted(message) => Status::resource_exhausted(message),
     }
 }
 
@@ -136,13 +141,16 @@ impl Actuator for ActuatorService {
         request: Request<v1::StreamTelemetryRequest>,
     ) -> Result<Response<Self::StreamTelemetryStream>, Status> {
         let workflow = self.find(&request.get_ref().workflow)?.clone();
-        let receiver = self
+        let Subscription { receiver, guard } = self
             .backend
             .subscribe(&workflow.name, request.get_ref().lockstep)
             .await
             .map_err(status_of)?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
-            .map(move |window| Ok(window_to_proto(&workflow, &window)));
+        // The guard lives as long as the stream: a caller that hangs up is counted out at once.
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |window| {
+            let _open = &guard;
+            Ok(window_to_proto(&workflow, &window))
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

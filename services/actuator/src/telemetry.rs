@@ -25,8 +25,61 @@ pub fn workload_from_proto(request: &v1::SetWorkloadRequest) -> Result<Workload,
             max_users: t.max_users,
         },
     };
-    workload.validate().map_err(|e| e.field_errors().to_vec())?;
+    check_limits(&workload, "")?;
+    workload.validate().map_err(|e| {
+        // The twin names its own fields; the caller sent the request's.
+        e.field_errors()
+            .iter()
+            .map(|f| FieldError::new(request_field(&f.field), f.message.clone()))
+            .collect::<Vec<_>>()
+    })?;
     Ok(workload)
+}
+
+/// The `SetWorkloadRequest` field of a twin workload field (`workload.users` ->
+/// `concurrent_users`).
+fn request_field(twin_field: &str) -> String {
+    let field = twin_field.strip_prefix("workload.").unwrap_or(twin_field);
+    match field {
+        "users" => "concurrent_users".to_owned(),
+        "requests_per_second" => field.to_owned(),
+        other => format!("trace.{other}"),
+    }
+}
+
+/// Checks a workload against the actuator's limits (`faasconf_core::limits`): the twin must
+/// simulate each window well inside the window's own length. `prefix` names the fields (the
+/// request's, or a flag's).
+pub fn check_limits(workload: &Workload, prefix: &str) -> Result<(), Vec<FieldError>> {
+    use faasconf_core::limits::{MAX_REQUESTS_PER_SECOND, MAX_TRACE_MINUTES, MAX_USERS};
+    let error = match workload {
+        Workload::ClosedLoop { users } if *users > MAX_USERS => Some((
+            "concurrent_users",
+            format!("{users} is over the limit of {MAX_USERS}"),
+        )),
+        Workload::Poisson {
+            requests_per_second: r,
+        } if *r > MAX_REQUESTS_PER_SECOND => Some((
+            "requests_per_second",
+            format!("{r} is over the limit of {MAX_REQUESTS_PER_SECOND}"),
+        )),
+        Workload::Trace { max_users, .. } if *max_users > MAX_USERS => Some((
+            "trace.max_users",
+            format!("{max_users} is over the limit of {MAX_USERS}"),
+        )),
+        Workload::Trace { per_minute, .. } if per_minute.len() > MAX_TRACE_MINUTES => Some((
+            "trace.per_minute",
+            format!(
+                "{} minutes are over the limit of {MAX_TRACE_MINUTES}",
+                per_minute.len()
+            ),
+        )),
+        _ => None,
+    };
+    match error {
+        None => Ok(()),
+        Some((field, message)) => Err(vec![FieldError::new(format!("{prefix}{field}"), message)]),
+    }
 }
 
 #[cfg(test)]
@@ -46,15 +99,45 @@ mod tests {
         let zero = req(Some(v1::set_workload_request::Workload::ConcurrentUsers(0)));
         assert_eq!(
             workload_from_proto(&zero).unwrap_err()[0].field,
-            "workload.users"
+            "concurrent_users"
         );
         let nan = req(Some(v1::set_workload_request::Workload::RequestsPerSecond(
             f64::NAN,
         )));
         assert_eq!(
             workload_from_proto(&nan).unwrap_err()[0].field,
-            "workload.requests_per_second"
+            "requests_per_second"
         );
+        for (workload, field) in [
+            (
+                v1::set_workload_request::Workload::ConcurrentUsers(100_000),
+                "concurrent_users",
+            ),
+            (
+                v1::set_workload_request::Workload::RequestsPerSecond(1e6),
+                "requests_per_second",
+            ),
+            (
+                v1::set_workload_request::Workload::Trace(v1::TraceWorkload {
+                    per_minute: vec![1.0; 200_000],
+                    min_users: 1,
+                    max_users: 10,
+                }),
+                "trace.per_minute",
+            ),
+            (
+                v1::set_workload_request::Workload::Trace(v1::TraceWorkload {
+                    per_minute: vec![1.0; 3],
+                    min_users: 1,
+                    max_users: 5000,
+                }),
+                "trace.max_users",
+            ),
+        ] {
+            let e = workload_from_proto(&req(Some(workload))).unwrap_err();
+            assert_eq!(e[0].field, field, "{e:?}");
+            assert!(e[0].message.contains("over the limit"), "{e:?}");
+        }
         let ok = req(Some(v1::set_workload_request::Workload::ConcurrentUsers(
             12,
         )));

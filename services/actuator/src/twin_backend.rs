@@ -19,10 +19,12 @@ use std::time::Duration;
 
 use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, WindowReport, Workload};
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, watch};
 
-use crate::backend::{ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed};
-use crate::fanout::Subscribers;
+use crate::backend::{
+    ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed, subscribers_exhausted,
+};
+use crate::fanout::{Subscribers, Subscription};
 
 /// How windows are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,8 +136,11 @@ impl ManagedTwin {
     }
 
     /// A new subscriber's window queue (see the module docs for `lockstep`).
-    pub async fn subscribe(&self, lockstep: bool) -> mpsc::Receiver<Arc<WindowReport>> {
-        self.subscribers.subscribe(lockstep).await
+    pub async fn subscribe(&self, lockstep: bool) -> Result<Subscription, ApplyError> {
+        self.subscribers
+            .subscribe(lockstep)
+            .await
+            .ok_or_else(|| subscribers_exhausted(&self.workflow.name))
     }
 
     /// Waits until an apply beyond the `seen`-th one, while a lockstep subscriber is live, at
@@ -307,16 +312,11 @@ impl Backend for TwinBackend {
             .await
     }
 
-    async fn subscribe(
-        &self,
-        workflow: &str,
-        lockstep: bool,
-    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
-        Ok(self
-            .get(workflow)
+    async fn subscribe(&self, workflow: &str, lockstep: bool) -> Result<Subscription, ApplyError> {
+        self.get(workflow)
             .ok_or_else(|| not_managed(workflow))?
             .subscribe(lockstep)
-            .await)
+            .await
     }
 
     async fn set_workload(&self, workflow: &str, workload: Workload) -> Result<(), ApplyError> {

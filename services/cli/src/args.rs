@@ -145,8 +145,8 @@ pub struct RecommendArgs {
     /// The workflow.
     #[arg(long)]
     pub workflow: String,
-    /// Closed-loop concurrent users.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Closed-loop concurrent users (at most 1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(faasconf_core::limits::MAX_USERS)))]
     pub users: u32,
     /// QoS mean latency target, milliseconds (default: the service's, 13000).
     #[arg(long)]
@@ -186,6 +186,10 @@ pub struct RecommendArgs {
     /// File holding the bearer token the policy service requires.
     #[arg(long, env = "FAASCONF_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Send --token-file's token over a plaintext `http://` endpoint (loopback development
+    /// only; otherwise use `https://` with --tls-ca).
+    #[arg(long, env = "FAASCONF_ALLOW_PLAINTEXT_TOKEN")]
+    pub allow_plaintext_token: bool,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,9 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             &models.display().to_string(),
             "--workflow",
             &workflow.name,
+            // The only actuator its sessions may tune against.
+            "--actuator",
+            &actuator.endpoint(),
         ]
         .map(String::from),
     )?;

@@ -177,11 +177,13 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
             tls_client_cert: "--tls-client-cert",
             tls_client_key: "--tls-client-key",
             token_file: "--token-file",
+            allow_plaintext_token: "--allow-plaintext-token",
         },
-    )?;
-    args.endpoint
-        .parse::<tonic::transport::Uri>()
-        .with_context(|| format!("--endpoint {}: not a URL", args.endpoint))?;
+    )?
+    .allow_plaintext_token(args.allow_plaintext_token);
+    security
+        .check_endpoint(&args.endpoint)
+        .map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
     let channel = security
         .connect(&args.endpoint, timeout, Some(timeout))
         .await

@@ -150,7 +150,7 @@ impl Engine {
         }
         let stored = self
             .store()
-            .observations(&workflow.name)
+            .observations(workflow)
             .map_err(PolicyError::internal)?;
         let samples = safe_history(stored.iter().map(|s| &s.observation));
         let explorer = Arc::new(Mutex::new(SafeExplorer::new(self.ses, samples, 0)));

@@ -11,7 +11,8 @@ pub enum PolicyError {
     Invalid(Vec<FieldError>),
     /// No such workflow.
     #[error(
-        "workflow {0:?} is not known to this policy (built in: sequential, parallel, branch, tcktapp; or start the service with --workflow FILE)"
+        "workflow {} is not known to this policy (built in: sequential, parallel, branch, tcktapp; or start the service with --workflow FILE)",
+        faasconf_core::limits::quoted(.0)
     )]
     UnknownWorkflow(String),
     /// No such model version, session or job.
@@ -28,6 +29,12 @@ pub enum PolicyError {
     /// The request cannot be served in the current state (e.g. a session already running).
     #[error("{0}")]
     Precondition(String),
+    /// The service is busy with as much of this kind of work as it takes on at once.
+    #[error("{0}")]
+    Exhausted(String),
+    /// The caller went away or its deadline passed; the work was stopped.
+    #[error("cancelled: the caller went away or its deadline passed")]
+    Cancelled,
     /// The actuator could not be reached.
     #[error("actuator unavailable: {0}")]
     Unavailable(String),
@@ -59,6 +66,8 @@ impl From<PolicyError> for Status {
                 Status::failed_precondition(e.to_string())
             }
             PolicyError::Unavailable(_) => Status::unavailable(e.to_string()),
+            PolicyError::Exhausted(_) => Status::resource_exhausted(e.to_string()),
+            PolicyError::Cancelled => Status::cancelled(e.to_string()),
             PolicyError::Internal(_) => Status::internal(e.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 //! and model versions. The learning itself is in `faasconf-agents` and `faasconf-training`,
 //! safe exploration in `faasconf-ses`, the experience store in `faasconf-store`.
 //!
+//! - [`actuators`] — the actuators sessions may tune against (and no other).
 //! - [`engine`] — workflows, store, loaded models, safe exploration per workflow.
 //! - [`planner`] — state -> configuration (policy, SES, twin screening).
 //! - [`recommend`] — the `RecommendConfig` RPC.
@@ -15,6 +16,7 @@
 //! - [`jobs`] — training jobs, resumed after a restart.
 //! - [`service`] — the gRPC edge.
 
+pub mod actuators;
 pub mod engine;
 pub mod error;
 pub mod jobs;
@@ -27,4 +29,4 @@ pub mod tuning;
 
 pub use engine::Engine;
 pub use error::PolicyError;
-pub use service::PolicyService;
+pub use service::{PolicyService, ServiceSettings};

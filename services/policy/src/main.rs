@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use faasconf_policy::{Engine, PolicyService};
+use faasconf_policy::actuators::Actuators;
+use faasconf_policy::tuning::Retention;
+use faasconf_policy::{Engine, PolicyService, ServiceSettings};
 use faasconf_proto::v1::policy_server::PolicyServer;
 use tonic::service::Routes;
 
@@ -20,9 +22,35 @@ struct Args {
     /// Address of the HTTP `/metrics` endpoint (port 0: any free port).
     #[arg(long, env = "FAASCONF_METRICS_ADDR", default_value = "127.0.0.1:9465")]
     metrics_addr: SocketAddr,
-    /// The actuator tuning sessions use when a request names none.
+    /// The actuator tuning sessions use when a request names none (also allowed).
     #[arg(long, env = "FAASCONF_ACTUATOR")]
     actuator: Option<String>,
+    /// Further actuators a `StartTuning` may name (repeat, or comma-separated). No other
+    /// endpoint is accepted: sessions carry this policy's actuator credentials.
+    #[arg(
+        long = "allowed-actuator",
+        env = "FAASCONF_ALLOWED_ACTUATORS",
+        value_delimiter = ','
+    )]
+    allowed_actuators: Vec<String>,
+    /// Send --actuator-token-file's token over plaintext `http://` actuator endpoints (loopback
+    /// development only; otherwise use `https://` with --actuator-tls-ca).
+    #[arg(long, env = "FAASCONF_ALLOW_PLAINTEXT_TOKEN")]
+    allow_plaintext_token: bool,
+    /// Training jobs running at once (StartTraining past it: RESOURCE_EXHAUSTED).
+    #[arg(long, env = "FAASCONF_MAX_TRAINING_JOBS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_training_jobs: u32,
+    /// Twin-path RecommendConfig calls (no `current` window) running at once (past it:
+    /// RESOURCE_EXHAUSTED).
+    #[arg(long, env = "FAASCONF_MAX_TWIN_RECOMMENDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_twin_recommends: u32,
+    /// How long an ended tuning session stays readable, seconds.
+    #[arg(
+        long,
+        env = "FAASCONF_SESSION_RETENTION_SECONDS",
+        default_value_t = 86_400
+    )]
+    session_retention_seconds: u64,
     /// The experience store (SQLite file, created if missing).
     #[arg(long, env = "FAASCONF_STORE", default_value = "faasconf.db")]
     store: PathBuf,
@@ -67,13 +95,16 @@ async fn main() -> Result<()> {
             tls_client_cert: "--actuator-tls-client-cert",
             tls_client_key: "--actuator-tls-client-key",
             token_file: "--actuator-token-file",
+            allow_plaintext_token: "--allow-plaintext-token",
         },
+    )?
+    .allow_plaintext_token(args.allow_plaintext_token);
+    let actuators = Actuators::new(
+        args.actuator.clone(),
+        args.allowed_actuators.clone(),
+        actuator_security,
     )?;
     let names: Vec<String> = workflows.iter().map(|w| w.name.clone()).collect();
-    if let Some(url) = &args.actuator {
-        url.parse::<http::Uri>()
-            .with_context(|| format!("--actuator {url}: not a URL"))?;
-    }
     let models = args
         .models
         .clone()
@@ -107,9 +138,18 @@ async fn main() -> Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         },
     ));
-    let service = PolicyService::new(Arc::new(engine))
-        .with_default_actuator(args.actuator)
-        .with_actuator_security(actuator_security);
+    let service = PolicyService::new(
+        Arc::new(engine),
+        ServiceSettings {
+            actuators,
+            retention: Retention {
+                keep: std::time::Duration::from_secs(args.session_retention_seconds),
+                ..Retention::default()
+            },
+            max_training_jobs: args.max_training_jobs as usize,
+            max_twin_recommends: args.max_twin_recommends as usize,
+        },
+    );
     let routes = Routes::new(PolicyServer::new(service));
     let shutdown = async move {
         faasconf_server::shutdown_signal().await;

@@ -19,6 +19,7 @@
 //! holds, so the session does not change configuration on noise.
 
 use faasconf_agents::Decision;
+use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
@@ -218,6 +219,7 @@ pub fn plan(
     confirmations: &mut Tally,
     options: &PlanOptions,
     rng: &mut Rng,
+    cancel: &Cancel,
 ) -> Result<Plan, PolicyError> {
     let Decision { actions, weights } = model
         .decide(workflow, window)
@@ -284,6 +286,7 @@ pub fn plan(
         window_seconds: window.duration_seconds.clamp(1.0, 3600.0),
         threads: 0,
         qos: *qos,
+        cancel: cancel.clone(),
     };
     let strict = options.tightened(qos);
     // The search asks more of its few screening windows than the checks (`checks`) ask of their
@@ -316,6 +319,9 @@ pub fn plan(
         origins.push(None);
     }
     let scored = evaluation.steady_all(workflow, &configs);
+    if cancel.is_cancelled() {
+        return Err(PolicyError::Cancelled);
+    }
     let screened = configs.len();
     // Candidates best first: feasible under the margin by cost, then the rest by shortfall.
     let mut order: Vec<usize> = (0..screened).collect();
@@ -447,6 +453,9 @@ pub fn plan(
     visited.retain(|(c, s, _)| acceptable(s) && !avoid.contains(c));
     visited.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
     visited.dedup_by(|a, b| a.0 == b.0);
+    if cancel.is_cancelled() {
+        return Err(PolicyError::Cancelled);
+    }
     let (verdict_of, evaluations) = check_and_choose(
         workflow,
         &visited,
@@ -458,6 +467,10 @@ pub fn plan(
         confirmations,
         rng,
     );
+    // A cancelled check judged every configuration infeasible: nothing it chose holds.
+    if cancel.is_cancelled() {
+        return Err(PolicyError::Cancelled);
+    }
     refined += evaluations;
     let mut expected_pass_rate = None;
     if let Some((k, rate)) = verdict_of {

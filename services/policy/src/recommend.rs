@@ -9,6 +9,8 @@
 //! returned with the twin's predicted latency and success ratio.
 
 use faasconf_agents::attention::neighbourhood;
+use faasconf_core::cancel::Cancel;
+use faasconf_core::limits::MAX_USERS;
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
@@ -112,18 +114,29 @@ pub fn attention_rows(workflow: &Workflow, weights: &[f32]) -> Vec<AttentionRow>
         .collect()
 }
 
+/// Checks closed-loop users against [`MAX_USERS`].
+pub fn check_users(users: u32) -> Result<(), PolicyError> {
+    if (1..=MAX_USERS).contains(&users) {
+        Ok(())
+    } else {
+        Err(PolicyError::field(
+            "load.concurrent_users",
+            format!("{users} is not in 1..={MAX_USERS}"),
+        ))
+    }
+}
+
 /// Answers a recommendation request.
+///
+/// The twin path polls `cancel` and stops with [`PolicyError::Cancelled`] when it is raised
+/// (the caller hung up or its deadline passed).
 pub fn recommend(
     engine: &Engine,
     request: &RecommendRequest,
+    cancel: &Cancel,
 ) -> Result<Recommendation, PolicyError> {
     let workflow = engine.workflow(&request.workflow)?;
-    if request.users == 0 {
-        return Err(PolicyError::field(
-            "load.concurrent_users",
-            "must be at least 1",
-        ));
-    }
+    check_users(request.users)?;
     request
         .qos
         .validate("qos")
@@ -150,9 +163,10 @@ pub fn recommend(
                     ..PlanOptions::default()
                 },
                 &mut rng,
+                cancel,
             )?
         }
-        None => twin_path(workflow, &model, &explorer, request, &mut rng)?,
+        None => twin_path(workflow, &model, &explorer, request, &mut rng, cancel)?,
     };
     Ok(Recommendation {
         cost: plan.config.cost(),
@@ -171,6 +185,7 @@ fn twin_path(
     explorer: &std::sync::Arc<std::sync::Mutex<faasconf_ses::SafeExplorer>>,
     request: &RecommendRequest,
     rng: &mut Rng,
+    cancel: &Cancel,
 ) -> Result<Plan, PolicyError> {
     let start = workflow
         .config_from_actions(&vec![[0.5; 4]; workflow.len()])
@@ -189,6 +204,9 @@ fn twin_path(
     let mut best: Option<Plan> = None;
     let mut confirmations = Tally::default();
     for _ in 0..TWIN_STEPS {
+        if cancel.is_cancelled() {
+            return Err(PolicyError::Cancelled);
+        }
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
@@ -204,6 +222,7 @@ fn twin_path(
                 &mut confirmations,
                 &TWIN_PATH,
                 rng,
+                cancel,
             )?
         };
         twin.apply_config(step.config.clone())

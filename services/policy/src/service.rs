@@ -5,56 +5,76 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use faasconf_agents::Algorithm;
-use faasconf_core::Qos;
+use faasconf_core::cancel::Cancel;
+use faasconf_core::limits::{MAX_TRAINING_EPOCHS, MAX_TRAINING_SAMPLES, MAX_USERS};
+use faasconf_core::{FieldError, Qos};
 use faasconf_proto::convert::config_to_proto;
 use faasconf_proto::v1::{self, policy_server::Policy};
 use faasconf_proto::window::window_from_proto;
 use faasconf_training::{JobSpec, TrainOptions};
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
+use crate::actuators::Actuators;
 use crate::engine::Engine;
 use crate::error::PolicyError;
 use crate::jobs::{JobRecord, Jobs};
-use crate::recommend::{RecommendRequest, recommend};
-use crate::tuning::{Sessions, TuningSpec, TuningState};
+use crate::recommend::{RecommendRequest, check_users, recommend};
+use crate::tuning::{Retention, Sessions, TuningSpec, TuningState};
+
+/// How long `CancelTraining` waits for the job to stop before it answers.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The policy service.
 pub struct PolicyService {
     engine: Arc<Engine>,
     sessions: Arc<Sessions>,
     jobs: Arc<Jobs>,
-    default_actuator: Option<String>,
+    /// Permits for twin-path recommendations running at once.
+    twin_recommends: Arc<Semaphore>,
+    max_twin_recommends: usize,
+}
+
+/// How much of each kind of heavy work the service takes on, and whom it may tune against.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The actuators tuning sessions may use.
+    pub actuators: Actuators,
+    /// How long ended tuning sessions stay readable.
+    pub retention: Retention,
+    /// Training jobs running at once.
+    pub max_training_jobs: usize,
+    /// Twin-path `RecommendConfig` calls running at once.
+    pub max_twin_recommends: usize,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            actuators: Actuators::default(),
+            retention: Retention::default(),
+            max_training_jobs: 1,
+            max_twin_recommends: 2,
+        }
+    }
 }
 
 impl PolicyService {
-    /// A service over `engine`; restarts interrupted training jobs.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        let jobs = Arc::new(Jobs::new(&engine.models_dir));
-        let resumed = jobs.resume_interrupted(engine.clone());
+    /// A service over `engine`; restarts interrupted training jobs that may still run.
+    pub fn new(engine: Arc<Engine>, settings: ServiceSettings) -> Self {
+        let jobs = Arc::new(Jobs::new(&engine.models_dir, settings.max_training_jobs));
+        let resumed = jobs.resume_interrupted(engine.clone(), check_job_spec);
         if resumed > 0 {
             tracing::info!(resumed, "interrupted training jobs resumed");
         }
+        let max_twin_recommends = settings.max_twin_recommends.max(1);
         Self {
             engine,
-            sessions: Arc::new(Sessions::default()),
+            sessions: Arc::new(Sessions::new(settings.actuators, settings.retention)),
             jobs,
-            default_actuator: None,
+            twin_recommends: Arc::new(Semaphore::new(max_twin_recommends)),
+            max_twin_recommends,
         }
-    }
-
-    /// How tuning sessions reach actuators: TLS and token (set before serving).
-    pub fn with_actuator_security(
-        mut self,
-        security: faasconf_server::security::ClientSecurity,
-    ) -> Self {
-        self.sessions = Arc::new(Sessions::with_client(security));
-        self
-    }
-
-    /// The actuator a `StartTuning` without an endpoint tunes against.
-    pub fn with_default_actuator(mut self, actuator: Option<String>) -> Self {
-        self.default_actuator = actuator;
-        self
     }
 }
 
@@ -132,16 +152,111 @@ pub fn qos_from_proto(qos: Option<&v1::Qos>) -> Qos {
 
 fn users_from_proto(load: Option<&v1::Load>) -> Result<u32, PolicyError> {
     match load.and_then(|l| l.kind.as_ref()) {
-        Some(v1::load::Kind::ConcurrentUsers(u)) if *u > 0 => Ok(*u),
-        Some(v1::load::Kind::ConcurrentUsers(_)) => Err(PolicyError::field(
-            "load.concurrent_users",
-            "must be at least 1",
-        )),
+        Some(v1::load::Kind::ConcurrentUsers(u)) => check_users(*u).map(|()| *u),
         Some(v1::load::Kind::RequestsPerSecond(_)) => Err(PolicyError::field(
             "load.requests_per_second",
             "the policy is trained on closed-loop users: give load.concurrent_users",
         )),
         None => Err(PolicyError::field("load", "missing: give concurrent_users")),
+    }
+}
+
+/// Samples a training job draws when the request names none.
+pub const DEFAULT_SAMPLES: u32 = 2000;
+
+/// A `StartTrainingRequest` as a job, every field checked against its limit before anything
+/// is written.
+fn job_spec_from_proto(
+    engine: &Engine,
+    r: v1::StartTrainingRequest,
+) -> Result<JobSpec, PolicyError> {
+    engine.workflow(&r.workflow)?;
+    let mut errors = Vec::new();
+    let algorithm = if r.algorithm.is_empty() {
+        Algorithm::AttMf
+    } else {
+        r.algorithm.parse().unwrap_or_else(|e: String| {
+            errors.push(FieldError::new("algorithm", e));
+            Algorithm::AttMf
+        })
+    };
+    if r.samples > MAX_TRAINING_SAMPLES {
+        errors.push(FieldError::new(
+            "samples",
+            format!("{} is over the limit of {MAX_TRAINING_SAMPLES}", r.samples),
+        ));
+    }
+    if r.epochs > MAX_TRAINING_EPOCHS {
+        errors.push(FieldError::new(
+            "epochs",
+            format!("{} is over the limit of {MAX_TRAINING_EPOCHS}", r.epochs),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(PolicyError::Invalid(errors));
+    }
+    let samples = if r.samples == 0 {
+        DEFAULT_SAMPLES
+    } else {
+        r.samples
+    };
+    let defaults = TrainOptions::default();
+    let updates = if r.epochs == 0 {
+        defaults.updates
+    } else {
+        (u64::from(r.epochs) * u64::from(samples))
+            .div_ceil(defaults.batch_size as u64)
+            .max(1)
+    };
+    let spec = JobSpec {
+        workflow: r.workflow,
+        samples: samples as usize,
+        loads: vec![10, 20, 30],
+        train: TrainOptions {
+            algorithm,
+            updates,
+            seed: r.seed,
+            ..defaults
+        },
+        promote: false,
+    };
+    check_job_spec(&spec)?;
+    Ok(spec)
+}
+
+/// Whether a job may run under today's limits (also for a job recorded by an older version).
+pub fn check_job_spec(spec: &JobSpec) -> Result<(), PolicyError> {
+    let max_updates = (u64::from(MAX_TRAINING_EPOCHS) * u64::from(MAX_TRAINING_SAMPLES))
+        .div_ceil(spec.train.batch_size.max(1) as u64);
+    let mut errors = Vec::new();
+    if spec.samples > MAX_TRAINING_SAMPLES as usize {
+        errors.push(FieldError::new(
+            "samples",
+            format!(
+                "{} is over the limit of {MAX_TRAINING_SAMPLES}",
+                spec.samples
+            ),
+        ));
+    }
+    if spec.train.updates + spec.train.online_steps > max_updates {
+        errors.push(FieldError::new(
+            "epochs",
+            format!(
+                "{} updates are over the limit of {max_updates}",
+                spec.train.updates + spec.train.online_steps
+            ),
+        ));
+    }
+    if spec.loads.is_empty() || spec.loads.iter().any(|&u| check_users(u).is_err()) {
+        errors.push(FieldError::new(
+            "loads",
+            format!("{:?}: each must be in 1..={MAX_USERS}", spec.loads),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError::Invalid(errors))
     }
 }
 
@@ -180,7 +295,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
 fn job_to_proto(r: &JobRecord) -> v1::TrainingStatus {
     v1::TrainingStatus {
         job_id: r.id.clone(),
-        state: r.state.clone(),
+        state: r.state.name().to_owned(),
         progress: r.progress,
         model_version: r.model_version.clone(),
         message: r.message.clone(),
@@ -213,13 +328,29 @@ impl Policy for PolicyService {
             model_version: r.model_version,
         };
         let engine = self.engine.clone();
-        // The twin path simulates; keep it off the async workers.
         let answer = if twin_path {
-            tokio::task::spawn_blocking(move || recommend(&engine, &request))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
+            // The twin path simulates: off the async workers, a bounded number at once, and
+            // stopped when this call's future is dropped (the caller hung up, its deadline or
+            // the server's request timeout passed). The permit is held until the work has
+            // wound down, so abandoned work still counts against the limit.
+            let permit = self.twin_recommends.clone().try_acquire_owned().map_err(|_| {
+                PolicyError::Exhausted(format!(
+                    "{} twin-path recommendations are running, the most this policy runs at once (--max-twin-recommends); retry later, or send `current` for the fast path",
+                    self.max_twin_recommends
+                ))
+            })?;
+            let cancel = Cancel::new();
+            let guard = cancel.on_drop();
+            let answer = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                recommend(&engine, &request, &cancel)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+            guard.disarm();
+            answer
         } else {
-            recommend(&engine, &request)
+            recommend(&engine, &request, &Cancel::new())
         }?;
         let path = if twin_path { "twin" } else { "window" };
         metrics::histogram!("faasconf_policy_recommendation_seconds", "path" => path)
@@ -263,11 +394,7 @@ impl Policy for PolicyService {
         let r = request.into_inner();
         let spec = TuningSpec {
             workflow: r.workflow,
-            actuator: if r.actuator_endpoint.is_empty() {
-                self.default_actuator.clone().unwrap_or_default()
-            } else {
-                r.actuator_endpoint
-            },
+            actuator: r.actuator_endpoint,
             qos: qos_from_proto(r.qos.as_ref()),
             max_iterations: if r.max_iterations == 0 {
                 15
@@ -308,40 +435,7 @@ impl Policy for PolicyService {
         &self,
         request: Request<v1::StartTrainingRequest>,
     ) -> Result<Response<v1::TrainingStatus>, Status> {
-        let r = request.into_inner();
-        self.engine.workflow(&r.workflow)?;
-        let algorithm: Algorithm = if r.algorithm.is_empty() {
-            Algorithm::AttMf
-        } else {
-            r.algorithm
-                .parse()
-                .map_err(|e: String| PolicyError::field("algorithm", e))?
-        };
-        let samples = if r.samples == 0 {
-            2000
-        } else {
-            r.samples as usize
-        };
-        let defaults = TrainOptions::default();
-        let updates = if r.epochs == 0 {
-            defaults.updates
-        } else {
-            (u64::from(r.epochs) * samples as u64)
-                .div_ceil(defaults.batch_size as u64)
-                .max(1)
-        };
-        let spec = JobSpec {
-            workflow: r.workflow,
-            samples,
-            loads: vec![10, 20, 30],
-            train: TrainOptions {
-                algorithm,
-                updates,
-                seed: r.seed,
-                ..defaults
-            },
-            promote: false,
-        };
+        let spec = job_spec_from_proto(&self.engine, request.into_inner())?;
         let record = self.jobs.start(self.engine.clone(), spec)?;
         Ok(Response::new(job_to_proto(&record)))
     }
@@ -353,6 +447,22 @@ impl Policy for PolicyService {
         Ok(Response::new(job_to_proto(
             &self.jobs.status(&request.into_inner().job_id)?,
         )))
+    }
+
+    async fn cancel_training(
+        &self,
+        request: Request<v1::CancelTrainingRequest>,
+    ) -> Result<Response<v1::TrainingStatus>, Status> {
+        let id = request.into_inner().job_id;
+        let mut record = self.jobs.cancel(&id)?;
+        // A job stops within a training update or a twin episode: wait a little for it to say
+        // so, then answer where it stands.
+        let deadline = Instant::now() + CANCEL_WAIT;
+        while record.state.is_active() && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            record = self.jobs.status(&id)?;
+        }
+        Ok(Response::new(job_to_proto(&record)))
     }
 
     async fn list_models(

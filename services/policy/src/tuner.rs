@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::optimiser::{Optimiser, OptimiserError, Proposal};
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
@@ -46,6 +47,8 @@ pub struct TunerOptions {
     pub safe_exploration: bool,
     /// Seed of the exploration noise and of the twin's screening seeds.
     pub seed: u64,
+    /// Raised: a decision in progress stops and fails with [`PolicyError::Cancelled`].
+    pub cancel: Cancel,
 }
 
 /// faasconf's tuning method (see the module doc).
@@ -262,6 +265,7 @@ impl Tuner {
                 &mut self.confirmations,
                 &options,
                 &mut self.rng,
+                &self.options.cancel,
             )?
         };
         self.predicted = chosen

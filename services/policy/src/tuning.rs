@@ -10,9 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use faasconf_core::optimiser::Proposal;
-use faasconf_core::{Qos, Workflow, WorkflowConfig};
+use faasconf_core::{FieldError, Qos, Workflow, WorkflowConfig};
 use faasconf_proto::convert::{config_from_proto, config_to_proto};
 use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
 use faasconf_proto::window::window_from_proto;
@@ -22,6 +23,10 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tracing::Instrument;
 
+use faasconf_core::cancel::Cancel;
+use faasconf_core::limits::{clip_to, quoted};
+
+use crate::actuators::Actuators;
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
 use crate::tuner::{Tuner, TunerOptions};
@@ -47,6 +52,46 @@ pub struct TuningSpec {
     pub converge_after: u32,
     /// Seed.
     pub seed: u64,
+}
+
+impl TuningSpec {
+    /// Checks every count and the QoS against their limits (before anything starts).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        use faasconf_core::limits::{MAX_ROLLBACK_WINDOWS, MAX_TUNING_ITERATIONS};
+        let mut errors = Vec::new();
+        if !(1..=MAX_TUNING_ITERATIONS).contains(&self.max_iterations) {
+            errors.push(FieldError::new(
+                "max_iterations",
+                format!(
+                    "{} is not in 1..={MAX_TUNING_ITERATIONS}",
+                    self.max_iterations
+                ),
+            ));
+        }
+        if !(1..=MAX_ROLLBACK_WINDOWS).contains(&self.rollback_after) {
+            errors.push(FieldError::new(
+                "rollback_after_windows",
+                format!(
+                    "{} is not in 1..={MAX_ROLLBACK_WINDOWS}",
+                    self.rollback_after
+                ),
+            ));
+        }
+        if self.converge_after > MAX_TUNING_ITERATIONS {
+            errors.push(FieldError::new(
+                "converge_after",
+                format!("{} is over {MAX_TUNING_ITERATIONS}", self.converge_after),
+            ));
+        }
+        if let Err(e) = self.qos.validate("qos") {
+            errors.extend(e.field_errors().iter().cloned());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError::Invalid(errors))
+        }
+    }
 }
 
 /// One iteration.
@@ -91,6 +136,8 @@ pub struct TuningState {
     pub message: String,
     /// The model version used.
     pub model_version: String,
+    /// When the session ended (it is dropped [`Retention::keep`] later).
+    pub ended: Option<Instant>,
 }
 
 impl TuningState {
@@ -103,6 +150,26 @@ impl TuningState {
 struct Session {
     state: Arc<Mutex<TuningState>>,
     stop: watch::Sender<bool>,
+    /// Stops a decision in progress (raised with `stop`).
+    cancel: Cancel,
+}
+
+/// How long ended sessions stay readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// An ended session is dropped this long after it ended.
+    pub keep: Duration,
+    /// At most this many ended sessions are kept (the oldest go first).
+    pub max_ended: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            keep: Duration::from_secs(24 * 3600),
+            max_ended: 1000,
+        }
+    }
 }
 
 /// The sessions of this service.
@@ -110,35 +177,48 @@ struct Session {
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     next: std::sync::atomic::AtomicU64,
-    client: faasconf_server::security::ClientSecurity,
+    actuators: Actuators,
+    retention: Retention,
 }
 
 impl Sessions {
-    /// Sessions that reach actuators with `client`'s TLS and token.
-    pub fn with_client(client: faasconf_server::security::ClientSecurity) -> Self {
+    /// Sessions that tune against `actuators` only, keeping ended ones per `retention`.
+    pub fn new(actuators: Actuators, retention: Retention) -> Self {
         Self {
-            client,
+            actuators,
+            retention,
             ..Self::default()
         }
     }
 
+    /// Drops the sessions that ended more than `keep` ago, and the oldest ended ones past
+    /// `max_ended`.
+    fn prune(&self, sessions: &mut HashMap<String, Session>) {
+        let mut ended: Vec<(Instant, String)> = sessions
+            .iter()
+            .filter_map(|(id, s)| lock(&s.state).ended.map(|t| (t, id.clone())))
+            .collect();
+        ended.sort();
+        let excess = ended.len().saturating_sub(self.retention.max_ended);
+        for (k, (at, id)) in ended.iter().enumerate() {
+            if k < excess || at.elapsed() > self.retention.keep {
+                sessions.remove(id);
+            }
+        }
+    }
+
     /// Starts a session; at most one runs per workflow.
-    pub fn start(&self, engine: Arc<Engine>, spec: TuningSpec) -> Result<TuningState, PolicyError> {
+    pub fn start(
+        &self,
+        engine: Arc<Engine>,
+        mut spec: TuningSpec,
+    ) -> Result<TuningState, PolicyError> {
         let workflow = engine.workflow(&spec.workflow)?.clone();
-        if spec.actuator.is_empty() {
-            return Err(PolicyError::field(
-                "actuator_endpoint",
-                "missing (e.g. http://127.0.0.1:50051)",
-            ));
-        }
-        if spec.max_iterations == 0 {
-            return Err(PolicyError::field("max_iterations", "must be at least 1"));
-        }
-        spec.qos
-            .validate("qos")
-            .map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
+        spec.actuator = self.actuators.resolve(&spec.actuator)?;
+        spec.validate()?;
         let (version, _) = engine.model(&workflow, &spec.model_version)?;
         let mut sessions = lock(&self.sessions);
+        self.prune(&mut sessions);
         if let Some((id, _)) = sessions.iter().find(|(_, s)| {
             let s = lock(&s.state);
             s.spec.workflow == spec.workflow && matches!(s.state, "pending" | "running")
@@ -162,11 +242,14 @@ impl Sessions {
             rollbacks: 0,
             message: String::new(),
             model_version: version.version.to_string(),
+            ended: None,
         };
         let shared = Arc::new(Mutex::new(state.clone()));
         let (stop, stopped) = watch::channel(false);
         let task_state = shared.clone();
-        let client = self.client.clone();
+        let client = self.actuators.client().clone();
+        let cancel = Cancel::new();
+        let task_cancel = cancel.clone();
         let span = tracing::info_span!("tuning_session", session = %id, workflow = %spec.workflow);
         tokio::spawn(
             async move {
@@ -177,6 +260,7 @@ impl Sessions {
                     version.path.into(),
                     task_state.clone(),
                     stopped,
+                    task_cancel,
                 )
                 .await;
                 let mut s = lock(&task_state);
@@ -185,6 +269,7 @@ impl Sessions {
                     s.state = "failed";
                     s.message = e.to_string();
                 }
+                s.ended = Some(Instant::now());
             }
             .instrument(span),
         );
@@ -193,6 +278,7 @@ impl Sessions {
             Session {
                 state: shared,
                 stop,
+                cancel,
             },
         );
         Ok(state)
@@ -200,9 +286,10 @@ impl Sessions {
 
     /// The state of a session.
     pub fn status(&self, id: &str) -> Result<TuningState, PolicyError> {
-        let sessions = lock(&self.sessions);
+        let mut sessions = lock(&self.sessions);
+        self.prune(&mut sessions);
         let s = sessions.get(id).ok_or_else(|| {
-            PolicyError::NotFound(format!("tuning session {id:?} does not exist"))
+            PolicyError::NotFound(format!("tuning session {} does not exist", quoted(id)))
         })?;
         Ok(lock(&s.state).clone())
     }
@@ -211,9 +298,10 @@ impl Sessions {
     pub fn stop(&self, id: &str) -> Result<TuningState, PolicyError> {
         let sessions = lock(&self.sessions);
         let s = sessions.get(id).ok_or_else(|| {
-            PolicyError::NotFound(format!("tuning session {id:?} does not exist"))
+            PolicyError::NotFound(format!("tuning session {} does not exist", quoted(id)))
         })?;
         let _ = s.stop.send(true);
+        s.cancel.cancel();
         let mut state = lock(&s.state);
         if matches!(state.state, "pending" | "running") {
             state.state = "stopped";
@@ -223,18 +311,20 @@ impl Sessions {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> PolicyError {
-    PolicyError::Unavailable(e.to_string())
-}
-
-fn from_status(s: tonic::Status) -> PolicyError {
+/// The error of an actuator's answer, naming the actuator (and every cause of a transport
+/// failure, not only "transport error").
+fn from_status(actuator: &str, s: tonic::Status) -> PolicyError {
+    let mut message = clip_to(s.message(), 480).into_owned();
+    if let Some(source) = std::error::Error::source(&s) {
+        message = format!("{message}: {}", faasconf_server::security::chain(source));
+    }
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            PolicyError::Unavailable(s.message().to_owned())
+            PolicyError::Unavailable(format!("{actuator}: {message}"))
         }
-        _ => {
-            PolicyError::Precondition(format!("actuator answered {:?}: {}", s.code(), s.message()))
-        }
+        code => PolicyError::Precondition(format!(
+            "the actuator at {actuator} answered {code:?}: {message}"
+        )),
     }
 }
 
@@ -251,20 +341,21 @@ async fn run(
     model_dir: std::path::PathBuf,
     state: Arc<Mutex<TuningState>>,
     mut stopped: watch::Receiver<bool>,
+    cancel: Cancel,
 ) -> Result<(), PolicyError> {
     let spec = lock(&state).spec.clone();
     // No per-call timeout: the telemetry stream lives as long as the session.
     let channel = client
         .connect(&spec.actuator, std::time::Duration::from_secs(10), None)
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| PolicyError::Unavailable(e.to_string()))?;
     let mut client = ActuatorClient::new(channel);
     let remote = client
         .get_workflow(traced(v1::GetWorkflowRequest {
             workflow: workflow.name.clone(),
         }))
         .await
-        .map_err(from_status)?
+        .map_err(|e| from_status(&spec.actuator, e))?
         .into_inner();
     let remote_functions = remote.workflow.map(|w| w.functions).unwrap_or_default();
     if remote_functions != workflow.function_names() {
@@ -285,7 +376,7 @@ async fn run(
     let mut tuner = {
         let stored = engine
             .store()
-            .observations(&workflow.name)
+            .observations(&workflow)
             .map_err(PolicyError::internal)?;
         let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
         Tuner::new(
@@ -299,6 +390,7 @@ async fn run(
                 screen: spec.screen,
                 safe_exploration: true,
                 seed: spec.seed,
+                cancel,
             },
         )?
     };
@@ -310,7 +402,7 @@ async fn run(
             lockstep: true,
         }))
         .await
-        .map_err(from_status)?
+        .map_err(|e| from_status(&spec.actuator, e))?
         .into_inner();
     lock(&state).state = "running";
     let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
@@ -323,11 +415,12 @@ async fn run(
             _ = stopped.wait_for(|s| *s) => return Ok(()),
         };
         let Some(message) = message else {
-            return Err(PolicyError::Unavailable(
-                "the actuator ended the telemetry stream".into(),
-            ));
+            return Err(PolicyError::Unavailable(format!(
+                "{}: the actuator ended the telemetry stream",
+                spec.actuator
+            )));
         };
-        let message = message.map_err(from_status)?;
+        let message = message.map_err(|e| from_status(&spec.actuator, e))?;
         let window = window_from_proto(&workflow, &message, "telemetry").map_err(|e| {
             PolicyError::Internal(format!(
                 "the actuator sent a bad window: {}",
@@ -415,7 +508,14 @@ async fn run(
             return Ok(());
         }
         let rollbacks = tuner.rollbacks();
-        let next = tokio::task::block_in_place(|| tuner.decide(&window))?;
+        let next = match tokio::task::block_in_place(|| tuner.decide(&window)) {
+            // Stopped while deciding: nothing is applied after a stop.
+            Err(PolicyError::Cancelled) => return Ok(()),
+            other => other?,
+        };
+        if *stopped.borrow() {
+            return Ok(());
+        }
         if tuner.rollbacks() > rollbacks {
             let mut s = lock(&state);
             s.rollbacks = tuner.rollbacks();
@@ -443,7 +543,7 @@ async fn run(
                 .apply_config(request)
                 .instrument(step)
                 .await
-                .map_err(from_status)?
+                .map_err(|e| from_status(&spec.actuator, e))?
                 .into_inner();
             version = applied.config_version;
         }

@@ -12,11 +12,16 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// A problem with `field`.
+    /// A problem with `field`. Both are clipped (a field path to 160 characters, a message to
+    /// 480): messages quote what the caller sent, and an error must not grow with the input.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let clipped = |s: String, chars| match crate::limits::clip_to(&s, chars) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(c) => c,
+        };
         Self {
-            field: field.into(),
-            message: message.into(),
+            field: clipped(field.into(), 160),
+            message: clipped(message.into(), 480),
         }
     }
 }

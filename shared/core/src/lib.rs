@@ -8,6 +8,8 @@
 //! - [`profile`]: what a function costs to run (CPU work, memory, I/O), used by the twin.
 //! - [`catalog`]: the built-in benchmark workflows and topology files (YAML or JSON).
 //! - [`history`]: rows of the FaaSConf history CSV format.
+//! - [`limits`]: the limits of every caller-supplied count and rate, and clipping of echoed input.
+//! - [`cancel`]: cooperative cancellation of long work.
 //! - [`optimiser`]: the interface every tuning method implements (faasconf and the baselines).
 //! - [`qos`]: the end-to-end QoS target and the shared reward.
 //! - [`rng`]: the project's own seeded random number generator (results stay identical per seed).
@@ -15,11 +17,13 @@
 //!
 //! Proto types are converted to these at the service edge (`faasconf-proto`).
 
+pub mod cancel;
 pub mod catalog;
 pub mod config;
 pub mod cost;
 pub mod error;
 pub mod history;
+pub mod limits;
 pub mod optimiser;
 pub mod profile;
 pub mod qos;

@@ -51,7 +51,10 @@ pub fn config_from_proto(
             if value == 0 {
                 errors.push(FieldError::new(
                     format!("{path}.{knob}"),
-                    format!("missing (0) for function {:?}", f.function),
+                    format!(
+                        "missing (0) for function {}",
+                        faasconf_core::limits::quoted(&f.function)
+                    ),
                 ));
             }
         }

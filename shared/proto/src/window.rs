@@ -60,16 +60,25 @@ pub fn window_from_proto(
     w: &v1::TelemetryWindow,
     field: &str,
 ) -> Result<WindowReport, Vec<FieldError>> {
+    use faasconf_core::limits::quoted;
     let mut errors = Vec::new();
     if !w.workflow.is_empty() && w.workflow != workflow.name {
         errors.push(FieldError::new(
             format!("{field}.workflow"),
-            format!("{:?} is not {:?}", w.workflow, workflow.name),
+            format!("{} is not {:?}", quoted(&w.workflow), workflow.name),
         ));
     }
     let users = match w.load.as_ref().and_then(|l| l.kind.as_ref()) {
         Some(v1::load::Kind::ConcurrentUsers(u)) => *u,
-        Some(v1::load::Kind::RequestsPerSecond(_)) => 0,
+        // Why not 0 users: the policy's states and bands are in closed-loop users, and a rate
+        // read as no load at all plans for an idle workflow.
+        Some(v1::load::Kind::RequestsPerSecond(_)) => {
+            errors.push(FieldError::new(
+                format!("{field}.load.requests_per_second"),
+                "open-loop windows are not supported yet: give load.concurrent_users",
+            ));
+            0
+        }
         None => {
             errors.push(FieldError::new(format!("{field}.load"), "missing"));
             0
@@ -80,15 +89,32 @@ pub fn window_from_proto(
             .then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")))
     };
     let metrics = w.workflow_metrics.unwrap_or_default();
-    errors.extend(bad(
-        format!("{field}.workflow_metrics.mean_latency_seconds"),
-        metrics.mean_latency_seconds,
-    ));
-    errors.extend(bad(
-        format!("{field}.workflow_metrics.success_ratio"),
-        metrics.success_ratio,
-    ));
+    for (name, v) in [
+        ("mean_latency_seconds", metrics.mean_latency_seconds),
+        ("p95_latency_seconds", metrics.p95_latency_seconds),
+        ("success_ratio", metrics.success_ratio),
+        ("throughput_rps", metrics.throughput_rps),
+        ("cost", metrics.cost),
+    ] {
+        errors.extend(bad(format!("{field}.workflow_metrics.{name}"), v));
+    }
+    if metrics.success_ratio > 1.0 {
+        errors.push(FieldError::new(
+            format!("{field}.workflow_metrics.success_ratio"),
+            format!("{} is above 1", metrics.success_ratio),
+        ));
+    }
+    if metrics.successful_requests > metrics.total_requests {
+        errors.push(FieldError::new(
+            format!("{field}.workflow_metrics.successful_requests"),
+            format!(
+                "{} is more than total_requests ({})",
+                metrics.successful_requests, metrics.total_requests
+            ),
+        ));
+    }
     errors.extend(bad(format!("{field}.duration_seconds"), w.duration_seconds));
+    errors.extend(bad(format!("{field}.start_seconds"), w.start_seconds));
     if w.functions.len() != workflow.len() {
         errors.push(FieldError::new(
             format!("{field}.functions"),
@@ -105,8 +131,9 @@ pub fn window_from_proto(
             errors.push(FieldError::new(
                 format!("{path}.function"),
                 format!(
-                    "{:?} where {:?} was expected (workflow order)",
-                    f.function, spec.name
+                    "{} where {:?} was expected (workflow order)",
+                    quoted(&f.function),
+                    spec.name
                 ),
             ));
         }
@@ -252,6 +279,33 @@ mod tests {
             "current.functions[1].function",
             "current.functions[2].latency_p95_seconds",
             "current.config.starter.replicas",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == expected),
+                "missing {expected} in {fields:?}"
+            );
+        }
+        msg = window_to_proto(&w, &window(&w));
+        msg.load = Some(v1::Load {
+            kind: Some(v1::load::Kind::RequestsPerSecond(5.0)),
+        });
+        if let Some(m) = msg.workflow_metrics.as_mut() {
+            m.p95_latency_seconds = f64::NAN;
+            m.cost = f64::INFINITY;
+            m.throughput_rps = -1.0;
+            m.success_ratio = 1.5;
+        }
+        let fields: Vec<String> = window_from_proto(&w, &msg, "current")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        for expected in [
+            "current.load.requests_per_second",
+            "current.workflow_metrics.p95_latency_seconds",
+            "current.workflow_metrics.cost",
+            "current.workflow_metrics.throughput_rps",
+            "current.workflow_metrics.success_ratio",
         ] {
             assert!(
                 fields.iter().any(|f| f == expected),

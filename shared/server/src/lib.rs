@@ -1,9 +1,10 @@
 //! What every faasconf gRPC service shares: binding the listener (and announcing the bound
 //! address, so tests and supervisors can use port 0), grpc.health.v1, server reflection over
 //! the faasconf descriptors, optional TLS and bearer tokens ([`security`]), request timeouts
-//! and a concurrency limit, tracing, and graceful shutdown on SIGTERM or Ctrl-C (health goes
+//! and a concurrency limit, bounded error answers ([`bounded`]), tracing, and graceful shutdown on SIGTERM or Ctrl-C (health goes
 //! NOT_SERVING first, in-flight calls drain).
 
+pub mod bounded;
 pub mod rpc_layer;
 pub mod security;
 pub mod traces;
@@ -173,6 +174,8 @@ pub async fn serve<S: NamedService>(
         .timeout(REQUEST_TIMEOUT)
         // Why: bound the work one client can queue on us.
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        // Why: no error answer grows with what a caller sent (outermost: refusals too).
+        .layer(bounded::BoundedErrorsLayer)
         // Why: one place observes every RPC (span, count by code, latency).
         .layer(rpc_layer::RpcObserveLayer::new(service))
         // Why: inside the observer, so refused calls are counted as UNAUTHENTICATED.

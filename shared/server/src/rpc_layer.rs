@@ -6,6 +6,10 @@
 //! The code is read from the response's `grpc-status` header: tonic puts it there for every
 //! error (a trailers-only response); a successful call carries it in the trailers, so a response
 //! without it counts as OK. Health checks and reflection are not counted.
+//!
+//! Labels come from the fixed set of the contract's methods ([`faasconf_proto::rpc_paths`]): a
+//! path outside it is `method="unknown"`, and so is every call refused as unauthenticated, so
+//! no caller can add series (a label per path a client invents grew `/metrics` without bound).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,12 +61,25 @@ pub fn code_name(header: Option<&http::HeaderValue>) -> String {
     }
 }
 
-/// The method name of a faasconf RPC path (`/faasconf.v1.Actuator/ApplyConfig` -> `ApplyConfig`).
+/// The method name of a faasconf RPC path (`/faasconf.v1.Actuator/ApplyConfig` -> `ApplyConfig`),
+/// `None` for paths of other services (health, reflection).
 pub fn faasconf_method(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/faasconf.")?;
     let (_, method) = rest.split_once('/')?;
     (!method.is_empty()).then_some(method)
 }
+
+/// The label of a faasconf RPC path: the method's name when the contract has it, else
+/// `unknown`.
+pub fn method_label(path: &str) -> &str {
+    match faasconf_method(path) {
+        Some(method) if faasconf_proto::rpc_paths().contains(path) => method,
+        _ => UNKNOWN,
+    }
+}
+
+/// The method label of calls to paths the contract does not have, and of unauthenticated calls.
+pub const UNKNOWN: &str = "unknown";
 
 impl<S, B, R> Service<http::Request<B>> for RpcObserve<S>
 where
@@ -84,9 +101,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = self.service;
-        let Some(method) = faasconf_method(request.uri().path()).map(str::to_owned) else {
+        let path = request.uri().path();
+        if faasconf_method(path).is_none() {
             return Box::pin(inner.call(request));
-        };
+        }
+        let method = method_label(path).to_owned();
         let span = tracing::info_span!("rpc", otel.kind = "server", rpc.system = "grpc", rpc.service = service, rpc.method = %method, rpc.code = tracing::field::Empty);
         {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -103,6 +122,12 @@ where
                     Err(_) => "Internal".to_owned(),
                 };
                 tracing::Span::current().record("rpc.code", code.as_str());
+                // Who did not authenticate does not choose a label.
+                let method = if code == "Unauthenticated" {
+                    UNKNOWN.to_owned()
+                } else {
+                    method
+                };
                 tracing::debug!(elapsed = ?started.elapsed(), "answered");
                 metrics::histogram!("faasconf_rpc_duration_seconds", "service" => service, "method" => method.clone()).record(started.elapsed().as_secs_f64());
                 metrics::counter!("faasconf_rpc_requests_total", "service" => service, "method" => method, "code" => code).increment(1);
@@ -130,6 +155,12 @@ mod tests {
         );
         assert_eq!(faasconf_method("/grpc.health.v1.Health/Check"), None);
         assert_eq!(faasconf_method("/faasconf.v1.Actuator/"), None);
+        assert_eq!(
+            method_label("/faasconf.v1.Actuator/ApplyConfig"),
+            "ApplyConfig"
+        );
+        assert_eq!(method_label("/faasconf.v1.Actuator/Invented123"), "unknown");
+        assert_eq!(method_label("/faasconf.evil/ApplyConfig"), "unknown");
         assert_eq!(code_name(None), "OK");
         assert_eq!(code_name(Some(&http::HeaderValue::from_static("0"))), "OK");
         assert_eq!(
@@ -150,8 +181,11 @@ mod tests {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let answer = tower::service_fn(|request: http::Request<()>| async move {
-            let status = if request.uri().path().ends_with("ApplyConfig") {
+            let path = request.uri().path();
+            let status = if path.ends_with("ApplyConfig") {
                 "10"
+            } else if path.ends_with("SetWorkload") {
+                "16"
             } else {
                 "0"
             };
@@ -173,6 +207,9 @@ mod tests {
                     "/faasconf.v1.Actuator/ApplyConfig",
                     "/faasconf.v1.Actuator/GetWorkflow",
                     "/grpc.health.v1.Health/Check",
+                    "/faasconf.v1.Actuator/Invented1",
+                    "/faasconf.v1.Actuator/Invented2",
+                    "/faasconf.v1.Actuator/SetWorkload",
                 ] {
                     let request = http::Request::builder().uri(path).body(()).unwrap();
                     std::future::poll_fn(|cx| service.poll_ready(cx))
@@ -186,5 +223,16 @@ mod tests {
         assert!(text.contains("faasconf_rpc_requests_total{service=\"actuator\",method=\"ApplyConfig\",code=\"Aborted\"} 2"), "{text}");
         assert!(text.contains("faasconf_rpc_requests_total{service=\"actuator\",method=\"GetWorkflow\",code=\"OK\"} 1"), "{text}");
         assert!(!text.contains("Check"), "health checks are not counted");
+        assert!(
+            text.contains(
+                "faasconf_rpc_requests_total{service=\"actuator\",method=\"unknown\",code=\"OK\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("faasconf_rpc_requests_total{service=\"actuator\",method=\"unknown\",code=\"Unauthenticated\"} 1"), "{text}");
+        assert!(
+            !text.contains("Invented") && !text.contains("method=\"SetWorkload\""),
+            "{text}"
+        );
     }
 }

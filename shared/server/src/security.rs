@@ -16,14 +16,14 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tower::{Layer, Service};
+
+mod client;
+pub use client::{
+    AuthChannel, ClientFlags, ClientSecurity, ClientSecurityFiles, ConnectError, Credentials, chain,
+};
 
 /// Why security settings cannot be used. Names the flag and the file, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum SecurityError {
     Tls(#[from] tonic::transport::Error),
 }
 
-fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
+pub(crate) fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
     std::fs::read(path).map_err(|source| SecurityError::Read {
         flag,
         path: path.to_owned(),
@@ -61,7 +61,7 @@ fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
 
 /// A bearer token. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+pub struct Token(pub(crate) String);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,139 +277,6 @@ where
     }
 }
 
-/// How a client reaches a service: TLS settings and a token, all optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientSecurityFiles {
-    /// PEM CA certificates to verify the server with (TLS; `https://` endpoints).
-    pub tls_ca: Option<PathBuf>,
-    /// PEM certificate this client presents (mutual TLS).
-    pub tls_client_cert: Option<PathBuf>,
-    /// PEM key of that certificate.
-    pub tls_client_key: Option<PathBuf>,
-    /// File holding the bearer token to send.
-    pub token_file: Option<PathBuf>,
-}
-
-/// A client's security, loaded; `flags` name the files in errors (e.g. `--actuator-tls-ca`).
-#[derive(Debug, Clone, Default)]
-pub struct ClientSecurity {
-    tls: Option<ClientTlsConfig>,
-    token: Option<Token>,
-}
-
-/// The names of a client's flags, for error messages.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientFlags {
-    /// The CA flag.
-    pub tls_ca: &'static str,
-    /// The client certificate flag.
-    pub tls_client_cert: &'static str,
-    /// The client key flag.
-    pub tls_client_key: &'static str,
-    /// The token file flag.
-    pub token_file: &'static str,
-}
-
-impl ClientSecurity {
-    /// Reads the files.
-    pub fn load(files: &ClientSecurityFiles, flags: ClientFlags) -> Result<Self, SecurityError> {
-        let identity = match (&files.tls_client_cert, &files.tls_client_key) {
-            (Some(c), Some(k)) => Some(Identity::from_pem(
-                read(flags.tls_client_cert, c)?,
-                read(flags.tls_client_key, k)?,
-            )),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(SecurityError::Invalid {
-                    flag: flags.tls_client_key,
-                    message: format!("missing: {} needs its key", flags.tls_client_cert),
-                });
-            }
-            (None, Some(_)) => {
-                return Err(SecurityError::Invalid {
-                    flag: flags.tls_client_cert,
-                    message: format!("missing: {} needs its certificate", flags.tls_client_key),
-                });
-            }
-        };
-        let tls = match (&files.tls_ca, identity) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(SecurityError::Invalid {
-                    flag: flags.tls_ca,
-                    message: format!(
-                        "missing: a client certificate is for TLS; give the CA that signed the server's ({})",
-                        flags.tls_ca
-                    ),
-                });
-            }
-            (Some(ca), identity) => {
-                let mut config = ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(read(flags.tls_ca, ca)?));
-                if let Some(identity) = identity {
-                    config = config.identity(identity);
-                }
-                Some(config)
-            }
-        };
-        let token = files
-            .token_file
-            .as_deref()
-            .map(|p| Token::from_file(flags.token_file, p))
-            .transpose()?;
-        Ok(Self { tls, token })
-    }
-
-    /// A channel to `endpoint` (`https://` when TLS is configured) that sends the token, with
-    /// `connect_timeout`, and `request_timeout` for each call when given (not for clients of
-    /// long-lived streams).
-    pub async fn connect(
-        &self,
-        endpoint: &str,
-        connect_timeout: Duration,
-        request_timeout: Option<Duration>,
-    ) -> Result<AuthChannel, tonic::transport::Error> {
-        let mut e = Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(connect_timeout);
-        if let Some(timeout) = request_timeout {
-            e = e.timeout(timeout);
-        }
-        if let Some(tls) = &self.tls {
-            e = e.tls_config(tls.clone())?;
-        }
-        let channel = e.connect().await?;
-        Ok(InterceptedService::new(
-            channel,
-            Credentials {
-                token: self.token.clone(),
-            },
-        ))
-    }
-}
-
-/// A channel that sends the client's token with every request.
-pub type AuthChannel = InterceptedService<Channel, Credentials>;
-
-/// Adds `authorization: Bearer <token>` to every request when a token is configured.
-#[derive(Debug, Clone, Default)]
-pub struct Credentials {
-    token: Option<Token>,
-}
-
-impl Interceptor for Credentials {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.token {
-            let value = format!("Bearer {}", token.0)
-                .parse()
-                .map_err(|_| tonic::Status::internal("the token cannot be sent as a header"))?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -501,6 +368,7 @@ mod tests {
             tls_client_cert: "--tls-client-cert",
             tls_client_key: "--tls-client-key",
             token_file: "--token-file",
+            allow_plaintext_token: "--allow-plaintext-token",
         };
         // The identity files are read first: a missing one is named.
         let error = ClientSecurity::load(&client, flags)

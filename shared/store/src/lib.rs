@@ -27,6 +27,9 @@ pub enum Error {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The file is not a sound SQLite database (SQLite's quick check at open found damage).
+    #[error("store file is damaged: {0}; restore it from a backup or move it aside to start empty")]
+    Damaged(String),
     /// A stored payload did not decode.
     #[error("store: row {id} of {table} is corrupt: {message}")]
     Corrupt {
@@ -152,10 +155,31 @@ CREATE TABLE IF NOT EXISTS models (
 ";
 
 impl Store {
-    /// Opens (creating) the store at `path`.
+    /// Opens (creating) the store at `path`, after SQLite's quick check of the whole file: a
+    /// damaged store fails here, at start, not on the first read of the damaged page.
     pub fn open(path: &Path) -> Result<Self> {
         let connection = Connection::open(path).map_err(sql("open"))?;
-        Self::init(connection)
+        let store = Self::init(connection)?;
+        store.quick_check()?;
+        Ok(store)
+    }
+
+    /// SQLite's `PRAGMA quick_check` (every page and index entry readable, the b-trees well
+    /// formed; `O(size)`, without the cross-checks of `integrity_check`).
+    pub fn quick_check(&self) -> Result<()> {
+        let mut query = self
+            .connection
+            .prepare("PRAGMA quick_check(20)")
+            .map_err(|e| Error::Damaged(e.to_string()))?;
+        let problems: Vec<String> = query
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| Error::Damaged(e.to_string()))?;
+        if problems == ["ok"] {
+            Ok(())
+        } else {
+            Err(Error::Damaged(problems.join("; ")))
+        }
     }
 
     /// A store in memory (tests, dry runs).
@@ -215,26 +239,36 @@ impl Store {
         Ok(ids)
     }
 
-    /// Every observation of `workflow`, in insertion order.
-    pub fn observations(&self, workflow: &str) -> Result<Vec<Stored>> {
+    /// Every observation of `workflow`, in insertion order. A row that does not decode, or
+    /// does not fit the workflow (another function list: the topology changed under the same
+    /// name), is skipped, logged and counted on `faasconf_store_skipped_rows_total`: one bad
+    /// row must not make every read of the workflow fail.
+    pub fn observations(&self, workflow: &Workflow) -> Result<Vec<Stored>> {
         let mut query = self
             .connection
             .prepare_cached("SELECT id, payload FROM observations WHERE workflow = ?1 ORDER BY id")
             .map_err(sql("prepare select"))?;
         let rows = query
-            .query_map(params![workflow], |r| {
+            .query_map(params![workflow.name], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(sql("select observations"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, payload) = row.map_err(sql("read observation"))?;
-            let observation = serde_json::from_str(&payload).map_err(|e| Error::Corrupt {
-                table: "observations",
-                id,
-                message: e.to_string(),
-            })?;
-            out.push(Stored { id, observation });
+            let (id, payload) = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    skipped(&workflow.name, 0, &e.to_string());
+                    continue;
+                }
+            };
+            match serde_json::from_str::<Observation>(&payload) {
+                Ok(observation) => match misfit(workflow, &observation) {
+                    None => out.push(Stored { id, observation }),
+                    Some(why) => skipped(&workflow.name, id, &why),
+                },
+                Err(e) => skipped(&workflow.name, id, &e.to_string()),
+            }
         }
         Ok(out)
     }
@@ -327,7 +361,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Model versions of `workflow` (all workflows when `None`), oldest first.
+    /// Model versions of `workflow` (all workflows when `None`), oldest first; a version whose
+    /// metadata does not decode is skipped, logged and counted.
     pub fn models(&self, workflow: Option<&str>) -> Result<Vec<ModelVersion>> {
         let mut query = self
             .connection
@@ -347,11 +382,14 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (version, workflow, path, metadata, promoted) = row.map_err(sql("read model"))?;
-            let metadata = serde_json::from_str(&metadata).map_err(|e| Error::Corrupt {
-                table: "models",
-                id: version,
-                message: e.to_string(),
-            })?;
+            // A version whose metadata does not decode is skipped (and counted), not fatal.
+            let metadata = match serde_json::from_str(&metadata) {
+                Ok(m) => m,
+                Err(e) => {
+                    skipped(&workflow, version, &format!("model metadata: {e}"));
+                    continue;
+                }
+            };
             out.push(ModelVersion {
                 version,
                 workflow,
@@ -362,6 +400,43 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Why a decoded observation cannot be used for `workflow` (`None`: it fits).
+pub fn misfit(workflow: &Workflow, o: &Observation) -> Option<String> {
+    let n = workflow.len();
+    let names_fit = o
+        .window
+        .functions
+        .iter()
+        .map(|f| f.function.as_str())
+        .eq(workflow.functions.iter().map(|f| f.name.as_str()));
+    if o.workflow != workflow.name {
+        Some(format!("it is of workflow {:?}", o.workflow))
+    } else if !names_fit {
+        Some("its functions are not the workflow's".into())
+    } else if o.actions.len() != n || o.window.config.0.len() != n {
+        Some(format!(
+            "{} actions and {} configured functions for {n} functions",
+            o.actions.len(),
+            o.window.config.0.len()
+        ))
+    } else if !o.reward.is_finite() || o.actions.iter().flatten().any(|a| !a.is_finite()) {
+        Some("a reward or action is not a finite number".into())
+    } else {
+        None
+    }
+}
+
+fn skipped(workflow: &str, id: i64, why: &str) {
+    tracing::warn!(
+        workflow,
+        row = id,
+        why,
+        "skipping a stored observation that cannot be used"
+    );
+    metrics::counter!("faasconf_store_skipped_rows_total", "workflow" => workflow.to_owned())
+        .increment(1);
 }
 
 /// A history row as an observation (`session` names the import; rows are independent windows).

@@ -37,7 +37,7 @@ fn observations_round_trip_in_order() {
     let batch: Vec<Observation> = (0..5).map(observation).collect();
     let ids = store.record(&batch).unwrap();
     assert_eq!(ids.len(), 5);
-    let back = store.observations("parallel").unwrap();
+    let back = store.observations(&builtin("parallel").unwrap()).unwrap();
     assert_eq!(
         back.iter()
             .map(|s| s.observation.clone())
@@ -58,7 +58,7 @@ fn the_whole_history_file_imports() {
         .collect();
     let mut store = Store::in_memory().unwrap();
     store.record(&observations).unwrap();
-    let back = store.observations("parallel").unwrap();
+    let back = store.observations(&builtin("parallel").unwrap()).unwrap();
     assert_eq!(back.len(), rows.len());
     let first = &back[0].observation;
     assert_eq!(
@@ -183,7 +183,7 @@ fn a_killed_writer_loses_nothing_it_committed() {
         "{committed} committed, {stored} found after the kill"
     );
     let seqs: Vec<u64> = store
-        .observations("parallel")
+        .observations(&builtin("parallel").unwrap())
         .unwrap()
         .iter()
         .map(|s| s.observation.seq)
@@ -193,4 +193,59 @@ fn a_killed_writer_loses_nothing_it_committed() {
         (0..stored).collect::<Vec<_>>(),
         "nothing missing, nothing torn"
     );
+}
+
+#[test]
+fn rows_that_do_not_decode_or_fit_are_skipped() {
+    let w = builtin("parallel").unwrap();
+    let mut store = Store::in_memory().unwrap();
+    store.record(&[observation(0)]).unwrap();
+    let mut short = observation(1);
+    short.actions.pop();
+    let mut renamed = observation(2);
+    renamed.window.functions[0].function = "ghost".into();
+    store.record(&[short, renamed, observation(3)]).unwrap();
+    store
+        .connection
+        .execute(
+            "INSERT INTO observations (workflow, source, session, seq, users, price, reward, qos_met, payload) VALUES ('parallel', 'twin', 'x', 9, 1, 0, 0, 0, '{not json')",
+            [],
+        )
+        .unwrap();
+    let seqs: Vec<u64> = store
+        .observations(&w)
+        .unwrap()
+        .iter()
+        .map(|s| s.observation.seq)
+        .collect();
+    assert_eq!(seqs, [0, 3]);
+}
+
+#[test]
+fn a_damaged_file_fails_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faasconf.db");
+    {
+        let mut store = Store::open(&path).unwrap();
+        let batch: Vec<Observation> = (0..400).map(observation).collect();
+        store.record(&batch).unwrap();
+        store
+            .connection
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+    }
+    // Overwrite pages in the middle of the file, as a bad disk or a torn copy would.
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 64 * 1024, "{}", bytes.len());
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 8192] {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let _ = std::fs::remove_file(path.with_extension("db-wal"));
+    match Store::open(&path) {
+        Err(e @ Error::Damaged(_)) => assert!(e.to_string().contains("damaged"), "{e}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a damaged store opened"),
+    }
 }

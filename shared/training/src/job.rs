@@ -23,7 +23,7 @@ pub struct JobSpec {
     pub samples: usize,
     /// Sampling of the twin.
     pub loads: Vec<u32>,
-    /// Training options (algorithm, updates, seed...).
+    /// Training options (algorithm, updates, seed...; its `cancel` flag stops the whole job).
     pub train: TrainOptions,
     /// Promote the model when done.
     pub promote: bool,
@@ -61,7 +61,7 @@ pub fn import_history(
     qos: &Qos,
 ) -> Result<usize, Error> {
     if store
-        .observations(&workflow.name)?
+        .observations(workflow)?
         .iter()
         .any(|s| s.observation.source == Source::History && s.observation.session == session)
     {
@@ -100,7 +100,7 @@ pub fn run_job(
     }
     let prefix = format!("twin-{}-", spec.train.seed);
     let stored = store
-        .observations(&workflow.name)?
+        .observations(workflow)?
         .iter()
         .filter(|s| {
             s.observation.source == Source::Twin && s.observation.session.starts_with(&prefix)
@@ -113,6 +113,7 @@ pub fn run_job(
             samples: spec.samples,
             qos: spec.train.qos,
             seed: spec.train.seed,
+            cancel: spec.train.cancel.clone(),
             ..SampleOptions::default()
         };
         let done = std::sync::atomic::AtomicUsize::new(0);
@@ -126,7 +127,7 @@ pub fn run_job(
         })?;
         // Sessions already stored (a killed job) are not recorded twice.
         let have: std::collections::HashSet<(String, u64)> = store
-            .observations(&workflow.name)?
+            .observations(workflow)?
             .into_iter()
             .filter(|s| s.observation.source == Source::Twin)
             .map(|s| (s.observation.session, s.observation.seq))
@@ -141,7 +142,7 @@ pub fn run_job(
         }
     }
     let observations: Vec<_> = store
-        .observations(&workflow.name)?
+        .observations(workflow)?
         .into_iter()
         .map(|s| s.observation)
         .collect();

@@ -42,6 +42,9 @@ pub enum Error {
     /// A domain error (configuration, workflow).
     #[error(transparent)]
     Core(#[from] faasconf_core::Error),
+    /// The work was cancelled (a stop request, the caller gone).
+    #[error("cancelled")]
+    Cancelled,
     /// The twin refused.
     #[error(transparent)]
     Twin(#[from] faasconf_twin::Error),

@@ -4,6 +4,7 @@
 //! After each change one window is run and dropped (it is `transient`: the rollout happens
 //! inside it), then the next window is the observation, as online tuning does.
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::{Qos, Workflow};
 use faasconf_store::{Observation, Source};
@@ -32,6 +33,8 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Threads (0 = every core).
     pub threads: usize,
+    /// Raised: the draw stops after the episodes in hand and fails with [`Error::Cancelled`].
+    pub cancel: Cancel,
 }
 
 impl Default for SampleOptions {
@@ -46,6 +49,7 @@ impl Default for SampleOptions {
             qos: Qos::default(),
             seed: 0,
             threads: 0,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -66,12 +70,35 @@ pub fn twin_samples(
     if options.episode_length == 0 {
         return Err(Error::invalid("episode_length", "must be at least 1"));
     }
+    let max = faasconf_core::limits::MAX_TRAINING_SAMPLES as usize;
+    if options.samples > max {
+        return Err(Error::invalid(
+            "samples",
+            format!("{} is over the limit of {max}", options.samples),
+        ));
+    }
+    if let Some(&users) = options
+        .loads
+        .iter()
+        .find(|&&u| u > faasconf_core::limits::MAX_USERS)
+    {
+        return Err(Error::invalid(
+            "loads",
+            format!(
+                "{users} users is over the limit of {}",
+                faasconf_core::limits::MAX_USERS
+            ),
+        ));
+    }
     options.qos.validate("qos")?;
     let episodes: Vec<usize> = (0..options.samples.div_ceil(options.episode_length)).collect();
     let per_episode = |&e: &usize| -> Result<Vec<Observation>, Error> {
         let length = options
             .episode_length
             .min(options.samples - e * options.episode_length);
+        if options.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let out = episode(workflow, options, e as u64, length)?;
         progress(out.len());
         Ok(out)
@@ -215,5 +242,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("loads:"), "{err}");
+        let err = twin_samples(
+            &w,
+            &SampleOptions {
+                samples: u32::MAX as usize,
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("samples:"), "{err}");
+    }
+
+    #[test]
+    fn a_cancelled_draw_stops() {
+        let w = builtin("parallel").unwrap();
+        let options = SampleOptions {
+            samples: 40,
+            threads: 1,
+            ..SampleOptions::default()
+        };
+        options.cancel.cancel();
+        assert!(matches!(
+            twin_samples(&w, &options, &|_| {}),
+            Err(Error::Cancelled)
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //! still meets a QoS target. The policy refines its proposals with it before anything touches
 //! the cluster; the benchmark's reference optimum uses it from random starts.
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::{Knob, Qos, Workflow, WorkflowConfig};
 use faasconf_twin::parallel::parallel_map;
@@ -52,6 +53,10 @@ pub struct Evaluation {
     pub threads: usize,
     /// The QoS each window is judged against for [`Steady::windows_met`].
     pub qos: Qos,
+    /// Raised: every evaluation from then on returns at once as infeasible (no window met), so
+    /// a search winds down in moments; its caller reports the cancellation.
+    #[serde(skip)]
+    pub cancel: Cancel,
 }
 
 impl Evaluation {
@@ -59,7 +64,17 @@ impl Evaluation {
     pub fn steady(&self, workflow: &Workflow, config: &WorkflowConfig) -> Steady {
         let (mut latency, mut total, mut ok, mut met) = (0.0, 0u64, 0u64, 0u32);
         let windows = self.windows * self.seeds.len() as u32;
+        let cancelled = Steady {
+            e2e_mean_seconds: f64::INFINITY,
+            success_ratio: 0.0,
+            cost: config.cost(),
+            windows,
+            windows_met: 0,
+        };
         for &seed in &self.seeds {
+            if self.cancel.is_cancelled() {
+                return cancelled;
+            }
             let Ok(mut twin) = Twin::new(
                 workflow.clone(),
                 config.clone(),
@@ -79,6 +94,9 @@ impl Evaluation {
             };
             twin.run_window();
             for _ in 0..self.windows {
+                if self.cancel.is_cancelled() {
+                    return cancelled;
+                }
                 let w = twin.run_window();
                 met += u32::from(self.qos.met(&w.workflow));
                 latency += w.workflow.mean_latency_seconds * w.workflow.total_requests as f64;
@@ -327,6 +345,7 @@ mod tests {
             window_seconds: 20.0,
             threads: 0,
             qos,
+            cancel: Default::default(),
         }
     }
 

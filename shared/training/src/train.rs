@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn::prelude::Device;
 use faasconf_agents::{AgentConfig, Algorithm, Learner, STATE_DIM, Scoring, StateEncoder};
+use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::{Qos, Workflow};
 use faasconf_store::Observation;
@@ -54,6 +55,10 @@ pub struct TrainOptions {
     pub qos: Qos,
     /// Seed.
     pub seed: u64,
+    /// Raised: training stops before its next update and fails with [`Error::Cancelled`] (the
+    /// last checkpoint stays, so a later run with the same options resumes from it).
+    #[serde(skip)]
+    pub cancel: Cancel,
 }
 
 impl Default for TrainOptions {
@@ -73,6 +78,7 @@ impl Default for TrainOptions {
             evaluate_loads: vec![10, 20, 30],
             qos: Qos::default(),
             seed: 0,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -251,6 +257,9 @@ pub fn train(
         )?),
     };
     while learner.updates() < total {
+        if options.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         if let Some(twins) = online
             .as_mut()
             .filter(|_| learner.updates() >= options.updates)

@@ -26,18 +26,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{FunctionConfig, Workflow, WorkflowConfig};
 use faasconf_twin::Workload;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use self::objects::{Target, apply_body, deployment_config, deployment_resource, read_config};
 use self::rollout::{Rollout, rollout_state};
-use crate::backend::{ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed};
-use crate::fanout::Subscribers;
+use crate::backend::{
+    ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed, subscribers_exhausted,
+};
+use crate::fanout::{Subscribers, Subscription};
 
 pub use self::settings::{KubernetesSettings, Platform};
 
@@ -535,11 +536,7 @@ impl Backend for KubernetesBackend {
         result
     }
 
-    async fn subscribe(
-        &self,
-        workflow: &str,
-        _lockstep: bool,
-    ) -> Result<mpsc::Receiver<Arc<WindowReport>>, ApplyError> {
+    async fn subscribe(&self, workflow: &str, _lockstep: bool) -> Result<Subscription, ApplyError> {
         let m = self.managed(workflow)?;
         if !self.has_telemetry {
             return Err(ApplyError::Unsupported(
@@ -547,7 +544,10 @@ impl Backend for KubernetesBackend {
             ));
         }
         // A cluster runs in real time: nobody's decision holds it.
-        Ok(m.subscribers.subscribe(false).await)
+        m.subscribers
+            .subscribe(false)
+            .await
+            .ok_or_else(|| subscribers_exhausted(workflow))
     }
 
     async fn set_workload(&self, _workflow: &str, _workload: Workload) -> Result<(), ApplyError> {

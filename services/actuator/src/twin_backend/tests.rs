@@ -115,7 +115,7 @@ async fn concurrent_applies_on_one_version_have_exactly_one_winner() {
 async fn virtual_clock_streams_tagged_windows_paced_by_the_reader() {
     let (b, stop) = backend(Clock::Virtual, 30.0);
     let m = b.get("parallel").unwrap();
-    let mut rx = m.subscribe(false).await;
+    let mut rx = m.subscribe(false).await.unwrap();
     let first = rx.recv().await.unwrap();
     let (_, v1) = m.current().await;
     assert_eq!(first.config_version, v1);
@@ -145,8 +145,8 @@ async fn virtual_clock_streams_tagged_windows_paced_by_the_reader() {
 async fn a_vanished_subscriber_does_not_block_the_others() {
     let (b, _stop) = backend(Clock::Virtual, 30.0);
     let m = b.get("parallel").unwrap();
-    let gone = m.subscribe(false).await;
-    let mut alive = m.subscribe(false).await;
+    let gone = m.subscribe(false).await.unwrap();
+    let mut alive = m.subscribe(false).await.unwrap();
     drop(gone);
     for expected in 0..10 {
         let w = tokio::time::timeout(std::time::Duration::from_secs(10), alive.recv())
@@ -162,8 +162,8 @@ async fn a_vanished_subscriber_does_not_block_the_others() {
 async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
     let (b, stop) = backend(Clock::Real, 30.0);
     let m = b.get("parallel").unwrap().clone();
-    let mut slow = m.subscribe(false).await;
-    let mut fast = m.subscribe(false).await;
+    let mut slow = m.subscribe(false).await.unwrap();
+    let mut fast = m.subscribe(false).await.unwrap();
     let mut fast_seen = Vec::new();
     for _ in 0..(SUBSCRIBER_QUEUE + 4) {
         fast_seen.push(fast.recv().await.unwrap().index);
@@ -175,7 +175,7 @@ async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
     );
     // The slow one holds only what fitted in its queue; the rest passed it by.
     let mut slow_seen = Vec::new();
-    while let Ok(w) = slow.try_recv() {
+    while let Ok(w) = slow.receiver.try_recv() {
         slow_seen.push(w.index);
     }
     assert_eq!(slow_seen, (0..SUBSCRIBER_QUEUE as u64).collect::<Vec<_>>());
@@ -187,7 +187,7 @@ async fn real_clock_keeps_time_and_slow_subscribers_miss_windows() {
 async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
     let (b, _stop) = backend(Clock::Virtual, 30.0);
     let m = b.get("parallel").unwrap().clone();
-    let mut rx = m.subscribe(true).await;
+    let mut rx = m.subscribe(true).await.unwrap();
     let quiet = std::time::Duration::from_millis(300);
     let first = rx.recv().await.unwrap();
     assert!(!first.transient);
@@ -224,7 +224,7 @@ async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
         "a dry run released the clock"
     );
     // A lockstep subscriber that goes away releases the clock for the others.
-    let mut other = m.subscribe(false).await;
+    let mut other = m.subscribe(false).await.unwrap();
     drop(rx);
     for _ in 0..3 {
         tokio::time::timeout(std::time::Duration::from_secs(10), other.recv())

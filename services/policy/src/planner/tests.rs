@@ -67,6 +67,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             ..PlanOptions::default()
         },
         &mut rng,
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(alone.verdict, None);
@@ -97,6 +98,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
         &mut confirmations,
         &options,
         &mut rng,
+        &Default::default(),
     )
     .unwrap();
     let verdict = screened.verdict.unwrap();
@@ -116,6 +118,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             window_seconds: window.duration_seconds,
             threads: 0,
             qos,
+            cancel: Default::default(),
         }
         .steady(&w, &alone.config)
     };
@@ -162,6 +165,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
         &mut confirmations,
         &options,
         &mut rng,
+        &Default::default(),
     )
     .unwrap();
     assert_ne!(avoided.config, screened.config);
@@ -190,6 +194,7 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
         window_seconds: 30.0,
         threads: 0,
         qos,
+        cancel: Default::default(),
     };
     let generous = w
         .config_from_actions(&vec![[1.0, 1.0, 0.3, 0.5]; w.len()])
