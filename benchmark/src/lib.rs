@@ -9,6 +9,7 @@
 //! - [`rq2`] — every method under 85 minutes of dynamic load.
 //! - [`rq3`] — faasconf's ablations, in the same run.
 //! - [`speed`] — RecommendConfig latency and throughput, training steps, twin speed, memory.
+//! - [`load`] — the policy under 16 concurrent RecommendConfig clients on each path.
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
 //! - [`plots`] — the cost and violation figures (SVG and PNG).
 //! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
@@ -18,6 +19,7 @@
 
 pub mod baselines;
 pub mod journal;
+pub mod load;
 pub mod methods;
 pub mod oracle;
 pub mod plots;

@@ -203,6 +203,76 @@ pub async fn run(
     })
 }
 
+/// Trains a small `parallel` model into `<workdir>/<name>.db` (600 samples, 300 updates, seeded)
+/// and starts `faasconf-policy` over it on free loopback ports, with `extra` arguments.
+pub fn start_policy(
+    policy_bin: &Path,
+    workdir: &Path,
+    name: &str,
+    seed: u64,
+    extra: &[&str],
+) -> Result<ServiceProcess, SpeedError> {
+    let workflow = catalog::builtin("parallel")?;
+    let store_path = workdir.join(format!("{name}.db"));
+    let models: PathBuf = workdir.join(format!("{name}-models"));
+    {
+        let mut store = Store::open(&store_path)?;
+        let spec = JobSpec {
+            workflow: "parallel".into(),
+            samples: 600,
+            loads: vec![10, 20, 30],
+            train: TrainOptions {
+                updates: 300,
+                evaluate_every: 0,
+                seed,
+                ..TrainOptions::default()
+            },
+            promote: true,
+        };
+        run_job(
+            &mut store,
+            &workflow,
+            &spec,
+            &models,
+            faasconf_agents::default_device(),
+            &mut |_| {},
+        )?;
+    }
+    let store_arg = store_path.display().to_string();
+    let models_arg = models.display().to_string();
+    let mut args = vec![
+        "--workflow",
+        "parallel",
+        "--store",
+        &store_arg,
+        "--models",
+        &models_arg,
+    ];
+    args.extend_from_slice(extra);
+    start_service(policy_bin, &args)
+}
+
+/// A steady twin window of `parallel` at 20 users under the middle configuration, as a
+/// telemetry message (the fast path's `current`).
+pub fn sample_window(seed: u64) -> Result<v1::TelemetryWindow, SpeedError> {
+    let workflow = catalog::builtin("parallel")?;
+    let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
+    let mut twin = Twin::new(
+        workflow.clone(),
+        start,
+        Workload::ClosedLoop { users: 20 },
+        TwinOptions {
+            window_seconds: 30.0,
+            seed,
+        },
+    )?;
+    twin.run_window();
+    Ok(faasconf_proto::window::window_to_proto(
+        &workflow,
+        &twin.run_window(),
+    ))
+}
+
 /// Milliseconds per update of each algorithm, after a few untimed ones.
 fn training_steps(
     options: &SpeedOptions,
@@ -297,45 +367,7 @@ async fn recommend(
     policy_bin: &Path,
     workdir: &Path,
 ) -> Result<Recommend, SpeedError> {
-    let workflow = catalog::builtin("parallel")?;
-    let store_path = workdir.join("speed.db");
-    let models: PathBuf = workdir.join("speed-models");
-    {
-        let mut store = Store::open(&store_path)?;
-        let spec = JobSpec {
-            workflow: "parallel".into(),
-            samples: 600,
-            loads: vec![10, 20, 30],
-            train: TrainOptions {
-                updates: 300,
-                evaluate_every: 0,
-                seed: options.seed,
-                ..TrainOptions::default()
-            },
-            promote: true,
-        };
-        run_job(
-            &mut store,
-            &workflow,
-            &spec,
-            &models,
-            faasconf_agents::default_device(),
-            &mut |_| {},
-        )?;
-    }
-    let store_arg = store_path.display().to_string();
-    let models_arg = models.display().to_string();
-    let policy = start_service(
-        policy_bin,
-        &[
-            "--workflow",
-            "parallel",
-            "--store",
-            &store_arg,
-            "--models",
-            &models_arg,
-        ],
-    )?;
+    let policy = start_policy(policy_bin, workdir, "speed", options.seed, &[])?;
     let mut client = PolicyClient::connect(policy.endpoint())
         .await
         .map_err(rpc)?;
@@ -345,18 +377,7 @@ async fn recommend(
             rss_mb.push((name.to_owned(), mb));
         }
     };
-    let start = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
-    let mut twin = Twin::new(
-        workflow.clone(),
-        start,
-        Workload::ClosedLoop { users: 20 },
-        TwinOptions {
-            window_seconds: 30.0,
-            seed: options.seed,
-        },
-    )?;
-    twin.run_window();
-    let window = faasconf_proto::window::window_to_proto(&workflow, &twin.run_window());
+    let window = sample_window(options.seed)?;
     let with_window = v1::RecommendConfigRequest {
         workflow: "parallel".into(),
         load: Some(v1::Load {

@@ -82,6 +82,156 @@ impl Tally {
     }
 }
 
+/// What the clients share: a stop flag, tallies, and the actuator's lifetime (bumped after
+/// each kill) with the versions each successful apply produced in it.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    recommends: Tally,
+    applies: Tally,
+    lifetime: AtomicU64,
+    versions: Mutex<Vec<(u64, u64)>>,
+}
+
+type Tasks = Vec<tokio::task::JoinHandle<()>>;
+
+/// Four `RecommendConfig` clients: every eighth call of the first takes the twin path.
+fn recommenders(shared: &Arc<Shared>, addr: &str, window: &v1::TelemetryWindow, tasks: &mut Tasks) {
+    for k in 0..4u32 {
+        let (shared, addr, window) = (shared.clone(), addr.to_owned(), window.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = PolicyClient::new(channel(&addr));
+            let mut i = 0u32;
+            while !shared.stop.load(Ordering::Relaxed) {
+                let current = (k != 0 || !i.is_multiple_of(8)).then(|| window.clone());
+                let request = v1::RecommendConfigRequest {
+                    workflow: "parallel".into(),
+                    load: Some(v1::Load {
+                        kind: Some(Kind::ConcurrentUsers(10 + i % 20)),
+                    }),
+                    current,
+                    ..Default::default()
+                };
+                let answer = c.recommend_config(common::with_token(request, TOKEN)).await;
+                if shared.recommends.count("RecommendConfig", answer).is_none() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                i += 1;
+            }
+        }));
+    }
+}
+
+/// Two `ApplyConfig` clients racing on `sequential` with optimistic concurrency.
+fn appliers(shared: &Arc<Shared>, addr: &str, tasks: &mut Tasks) {
+    for k in 0..2u32 {
+        let (shared, addr) = (shared.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = ActuatorClient::new(channel(&addr));
+            let mut i = 0u32;
+            while !shared.stop.load(Ordering::Relaxed) {
+                apply_once(&shared, &mut c, 1 + (i + k) % 3).await;
+                i += 1;
+            }
+        }));
+    }
+}
+
+async fn apply_once(
+    shared: &Shared,
+    c: &mut ActuatorClient<tonic::transport::Channel>,
+    replicas: u32,
+) {
+    let life = shared.lifetime.load(Ordering::Acquire);
+    let read = c
+        .get_workflow(v1::GetWorkflowRequest {
+            workflow: "sequential".into(),
+        })
+        .await;
+    let Some(current) = shared.applies.count("GetWorkflow", read) else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
+    };
+    let current = current.into_inner();
+    let mut config = current.current_config.unwrap();
+    for f in &mut config.functions {
+        f.replicas = replicas;
+    }
+    let answer = c
+        .apply_config(v1::ApplyConfigRequest {
+            workflow: "sequential".into(),
+            config: Some(config),
+            dry_run: false,
+            expected_version: current.config_version,
+        })
+        .await;
+    match answer {
+        // Another client applied first: the optimistic check refused this one.
+        Err(s) if s.code() == tonic::Code::Aborted => {}
+        other => {
+            if let Some(applied) = shared.applies.count("ApplyConfig", other)
+                && !applied.get_ref().diff.is_empty()
+                && shared.lifetime.load(Ordering::Acquire) == life
+            {
+                let version = applied.into_inner().config_version;
+                shared.versions.lock().await.push((life, version));
+            }
+        }
+    }
+}
+
+/// Two token-less clients calling invented methods of the policy.
+fn hammers(shared: &Arc<Shared>, addr: &str, tasks: &mut Tasks) {
+    for _ in 0..2 {
+        let (shared, addr) = (shared.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !shared.stop.load(Ordering::Relaxed) {
+                let path = format!("/faasconf.v1.Policy/Invented{i}");
+                let answer = common::call_path(channel(&addr), &path, None).await;
+                assert!(
+                    matches!(
+                        answer.code(),
+                        tonic::Code::Unauthenticated
+                            | tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                    ),
+                    "{answer:?}"
+                );
+                i += 1;
+            }
+        }));
+    }
+}
+
+/// Each actuator lifetime's versions are contiguous and none was given twice.
+fn assert_contiguous(versions: &[(u64, u64)]) {
+    for life in 0..=1 {
+        let seen: Vec<u64> = versions
+            .iter()
+            .filter(|(l, _)| *l == life)
+            .map(|(_, v)| *v)
+            .collect();
+        let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            seen.len(),
+            "lifetime {life}: a version given twice: {seen:?}"
+        );
+        if let (Some(first), Some(last)) = (distinct.first(), distinct.last()) {
+            assert_eq!(
+                last - first + 1,
+                distinct.len() as u64,
+                "lifetime {life}: gaps in {distinct:?}"
+            );
+        }
+    }
+    assert!(
+        versions.iter().any(|(l, _)| *l == 1),
+        "applies went on after the actuator's restart"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_survive_kills_and_hostile_clients_without_losing_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,169 +259,39 @@ async fn services_survive_kills_and_hostile_clients_without_losing_data() {
         "--actuator",
         &actuator_url,
     ];
-    let mut actuator = start_on("faasconf-actuator", &actuator_addr, &actuator_args);
-    let mut policy = start_on("faasconf-policy", &policy_addr, &policy_args);
+    let actuator = start_on("faasconf-actuator", &actuator_addr, &actuator_args);
+    let policy = start_on("faasconf-policy", &policy_addr, &policy_args);
     let rss_start = policy.rss_mb().unwrap();
 
     // A window for the fast path (this subscriber leaves before the session starts).
-    let window = {
-        let mut act = ActuatorClient::new(channel(&actuator_addr));
-        let mut stream = act
-            .stream_telemetry(v1::StreamTelemetryRequest {
-                workflow: "parallel".into(),
-                lockstep: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stream.message().await.unwrap().unwrap()
-    };
+    let window = common::first_window(&actuator_url, "parallel").await;
     let mut client = PolicyClient::new(channel(&policy_addr));
+    let start = v1::StartTuningRequest {
+        workflow: "parallel".into(),
+        max_iterations: 10_000,
+        no_twin_screening: true,
+        seed: 5,
+        ..Default::default()
+    };
     let session = client
-        .start_tuning(common::with_token(
-            v1::StartTuningRequest {
-                workflow: "parallel".into(),
-                max_iterations: 10_000,
-                no_twin_screening: true,
-                seed: 5,
-                ..Default::default()
-            },
-            TOKEN,
-        ))
+        .start_tuning(common::with_token(start, TOKEN))
         .await
         .unwrap()
         .into_inner();
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let recommends = Arc::new(Tally::default());
-    let applies = Arc::new(Tally::default());
-    // (actuator lifetime, version) of every apply that changed something.
-    let versions: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
-    let lifetime = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for k in 0..4u32 {
-        let (stop, tally, addr, window) = (
-            stop.clone(),
-            recommends.clone(),
-            policy_addr.clone(),
-            window.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut c = PolicyClient::new(channel(&addr));
-            let mut i = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                // Every eighth call of one client takes the twin path; the rest the fast path.
-                let current = (k != 0 || i % 8 != 0).then(|| window.clone());
-                let request = v1::RecommendConfigRequest {
-                    workflow: "parallel".into(),
-                    load: Some(v1::Load {
-                        kind: Some(Kind::ConcurrentUsers(10 + i % 20)),
-                    }),
-                    current,
-                    ..Default::default()
-                };
-                if tally
-                    .count(
-                        "RecommendConfig",
-                        c.recommend_config(common::with_token(request, TOKEN)).await,
-                    )
-                    .is_none()
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                i += 1;
-            }
-        }));
-    }
-    for k in 0..2u32 {
-        let (stop, tally, addr, versions, lifetime) = (
-            stop.clone(),
-            applies.clone(),
-            actuator_addr.clone(),
-            versions.clone(),
-            lifetime.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut c = ActuatorClient::new(channel(&addr));
-            let mut i = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                let life = lifetime.load(Ordering::Acquire);
-                let Some(current) = tally.count(
-                    "GetWorkflow",
-                    c.get_workflow(v1::GetWorkflowRequest {
-                        workflow: "sequential".into(),
-                    })
-                    .await,
-                ) else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let current = current.into_inner();
-                let mut config = current.current_config.unwrap();
-                for f in &mut config.functions {
-                    f.replicas = 1 + (i + k) % 3;
-                }
-                let answer = c
-                    .apply_config(v1::ApplyConfigRequest {
-                        workflow: "sequential".into(),
-                        config: Some(config),
-                        dry_run: false,
-                        expected_version: current.config_version,
-                    })
-                    .await;
-                match answer {
-                    // Another client applied first: the optimistic check refused this one.
-                    Err(s) if s.code() == tonic::Code::Aborted => {}
-                    other => {
-                        if let Some(applied) = tally
-                            .count("ApplyConfig", other)
-                            .map(tonic::Response::into_inner)
-                            && !applied.diff.is_empty()
-                            && lifetime.load(Ordering::Acquire) == life
-                        {
-                            versions.lock().await.push((life, applied.config_version));
-                        }
-                    }
-                }
-                i += 1;
-            }
-        }));
-    }
-    for _ in 0..2 {
-        let (stop, addr) = (stop.clone(), policy_addr.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let answer = common::call_path(
-                    channel(&addr),
-                    &format!("/faasconf.v1.Policy/Invented{i}"),
-                    None,
-                )
-                .await;
-                assert!(
-                    matches!(
-                        answer.code(),
-                        tonic::Code::Unauthenticated
-                            | tonic::Code::Unavailable
-                            | tonic::Code::Unknown
-                    ),
-                    "{answer:?}"
-                );
-                i += 1;
-            }
-        }));
-    }
+    let shared = Arc::new(Shared::default());
+    let mut tasks = Tasks::new();
+    recommenders(&shared, &policy_addr, &window, &mut tasks);
+    appliers(&shared, &actuator_addr, &mut tasks);
+    hammers(&shared, &policy_addr, &mut tasks);
 
     // Let it run, then kill -9 the policy (after noting what the session reported) and the
     // actuator, restarting each on its port.
     tokio::time::sleep(Duration::from_secs(10)).await;
+    let asked = v1::GetTuningStatusRequest {
+        session_id: session.session_id.clone(),
+    };
     let reported = client
-        .get_tuning_status(common::with_token(
-            v1::GetTuningStatusRequest {
-                session_id: session.session_id.clone(),
-            },
-            TOKEN,
-        ))
+        .get_tuning_status(common::with_token(asked, TOKEN))
         .await
         .unwrap()
         .into_inner();
@@ -279,12 +299,13 @@ async fn services_survive_kills_and_hostile_clients_without_losing_data() {
     policy.kill().unwrap();
     let mut policy = start_on("faasconf-policy", &policy_addr, &policy_args);
     tokio::time::sleep(Duration::from_secs(8)).await;
-    // Counted after the kill: an apply that A1 answered can no longer be read as A2's.
+    // Counted after the kill: an apply that the first actuator answered can no longer be read
+    // as the second's.
     actuator.kill().unwrap();
-    lifetime.fetch_add(1, Ordering::AcqRel);
+    shared.lifetime.fetch_add(1, Ordering::AcqRel);
     let mut actuator = start_on("faasconf-actuator", &actuator_addr, &actuator_args);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    stop.store(true, Ordering::Relaxed);
+    shared.stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
     }
@@ -303,56 +324,30 @@ async fn services_survive_kills_and_hostile_clients_without_losing_data() {
         "{} iterations reported, {stored} windows stored",
         reported.iterations
     );
-    // Each actuator lifetime's versions: contiguous, none twice.
-    let versions = versions.lock().await.clone();
-    for life in 0..=1 {
-        let seen: Vec<u64> = versions
-            .iter()
-            .filter(|(l, _)| *l == life)
-            .map(|(_, v)| *v)
-            .collect();
-        let distinct: BTreeSet<u64> = seen.iter().copied().collect();
-        assert_eq!(
-            distinct.len(),
-            seen.len(),
-            "lifetime {life}: a version given twice: {seen:?}"
-        );
-        if let (Some(first), Some(last)) = (distinct.first(), distinct.last()) {
-            assert_eq!(
-                last - first + 1,
-                distinct.len() as u64,
-                "lifetime {life}: gaps in {distinct:?}"
-            );
-        }
-    }
-    assert!(
-        versions.iter().any(|(l, _)| *l == 1),
-        "applies went on after the actuator's restart"
-    );
+    assert_contiguous(&shared.versions.lock().await);
     // Both restarted services are alive and answer; the policy's memory stayed bounded.
     assert!(policy.exited().unwrap().is_none() && actuator.exited().unwrap().is_none());
     let rss_end = policy.rss_mb().unwrap();
+    let (r, a) = (&shared.recommends, &shared.applies);
     eprintln!(
         "recommends ok {} / unavailable {}; applies ok {} / unavailable {}; policy RSS {rss_start:.0} MB at start, {rss_end:.0} MB at the end",
-        recommends.ok.load(Ordering::Relaxed),
-        recommends.unavailable.load(Ordering::Relaxed),
-        applies.ok.load(Ordering::Relaxed),
-        applies.unavailable.load(Ordering::Relaxed),
+        r.ok.load(Ordering::Relaxed),
+        r.unavailable.load(Ordering::Relaxed),
+        a.ok.load(Ordering::Relaxed),
+        a.unavailable.load(Ordering::Relaxed),
     );
-    assert!(recommends.ok.load(Ordering::Relaxed) > 20 && applies.ok.load(Ordering::Relaxed) > 20);
+    assert!(r.ok.load(Ordering::Relaxed) > 20 && a.ok.load(Ordering::Relaxed) > 20);
     assert!(rss_end < 400.0, "policy RSS {rss_end:.0} MB");
-    let mut c = PolicyClient::new(channel(&policy_addr));
-    c.recommend_config(common::with_token(
-        v1::RecommendConfigRequest {
-            workflow: "parallel".into(),
-            load: Some(v1::Load {
-                kind: Some(Kind::ConcurrentUsers(20)),
-            }),
-            current: Some(window),
-            ..Default::default()
-        },
-        TOKEN,
-    ))
-    .await
-    .unwrap();
+    let again = v1::RecommendConfigRequest {
+        workflow: "parallel".into(),
+        load: Some(v1::Load {
+            kind: Some(Kind::ConcurrentUsers(20)),
+        }),
+        current: Some(window),
+        ..Default::default()
+    };
+    client
+        .recommend_config(common::with_token(again, TOKEN))
+        .await
+        .unwrap();
 }

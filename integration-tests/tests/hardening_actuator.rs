@@ -75,12 +75,7 @@ async fn the_actuator_bounds_workloads_and_error_answers() {
         })
         .await
         .unwrap_err();
-    assert_eq!(huge.code(), tonic::Code::NotFound);
-    assert!(
-        huge.message().len() < 1024,
-        "{} bytes",
-        huge.message().len()
-    );
+    common::assert_small(&huge, tonic::Code::NotFound);
     let functions: Vec<v1::FunctionConfig> = (0..150_000)
         .map(|i| v1::FunctionConfig {
             function: format!("f{i}"),
@@ -194,18 +189,7 @@ async fn bad_windows_and_unreachable_actuators_are_named_and_sessions_pruned() {
     );
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
 
-    let window = {
-        let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
-        let mut stream = act
-            .stream_telemetry(v1::StreamTelemetryRequest {
-                workflow: "parallel".into(),
-                lockstep: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stream.message().await.unwrap().unwrap()
-    };
+    let window = common::first_window(&actuator.endpoint(), "parallel").await;
     let with = |w: v1::TelemetryWindow| v1::RecommendConfigRequest {
         workflow: "parallel".into(),
         load: Some(v1::Load {

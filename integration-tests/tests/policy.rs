@@ -147,17 +147,7 @@ async fn policy_trains_recommends_and_tunes() {
 
     // The fast path with a window from the actuator.
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
-    let window = {
-        let mut stream = act
-            .stream_telemetry(v1::StreamTelemetryRequest {
-                workflow: "parallel".into(),
-                lockstep: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stream.message().await.unwrap().unwrap()
-    };
+    let window = common::first_window(&actuator.endpoint(), "parallel").await;
     let fast = client
         .recommend_config(v1::RecommendConfigRequest {
             current: Some(window.clone()),

@@ -372,7 +372,7 @@ pub async fn call_path(
     match grpc
         .unary(
             request,
-            http::uri::PathAndQuery::from_maybe_shared(path.to_owned()).unwrap(),
+            http::uri::PathAndQuery::try_from(path).unwrap(),
             codec,
         )
         .await
@@ -380,4 +380,32 @@ pub async fn call_path(
         Ok(_) => tonic::Status::ok(""),
         Err(status) => status,
     }
+}
+
+/// The first telemetry window of `workflow` from the actuator at `endpoint` (a subscriber that
+/// leaves at once).
+pub async fn first_window(endpoint: &str, workflow: &str) -> faasconf_proto::v1::TelemetryWindow {
+    use faasconf_proto::v1;
+    let mut actuator = v1::actuator_client::ActuatorClient::connect(endpoint.to_owned())
+        .await
+        .unwrap();
+    let mut stream = actuator
+        .stream_telemetry(v1::StreamTelemetryRequest {
+            workflow: workflow.into(),
+            lockstep: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap()
+}
+
+/// Asserts `status` is `code` with a message under 1 KiB (whatever the request echoed).
+pub fn assert_small(status: &tonic::Status, code: tonic::Code) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().len() < 1024,
+        "a {} byte message",
+        status.message().len()
+    );
 }

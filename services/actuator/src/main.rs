@@ -120,14 +120,6 @@ enum TargetChoice {
     Function,
 }
 
-/// The overrides file of `--prometheus-queries`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct QueryOverrides {
-    labels: faasconf_prometheus::Labels,
-    queries: faasconf_prometheus::Queries,
-}
-
 fn prometheus_source(args: &Args) -> Result<Option<Arc<faasconf_prometheus::PrometheusSource>>> {
     let Some(url) = &args.prometheus_url else {
         if args.prometheus_queries.is_some() {
@@ -136,11 +128,11 @@ fn prometheus_source(args: &Args) -> Result<Option<Arc<faasconf_prometheus::Prom
         return Ok(None);
     };
     let overrides = match &args.prometheus_queries {
-        None => QueryOverrides::default(),
+        None => faasconf_prometheus::Overrides::default(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--prometheus-queries {}", path.display()))?;
-            serde_yaml_ng::from_str(&text)
+            faasconf_prometheus::Overrides::parse(&text)
                 .with_context(|| format!("--prometheus-queries {}", path.display()))?
         }
     };

@@ -86,6 +86,82 @@ pub fn check_limits(workload: &Workload, prefix: &str) -> Result<(), Vec<FieldEr
 mod tests {
     use super::*;
 
+    mod fuzz {
+        use faasconf_core::testing::cases;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn rate() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(0.0),
+                -10.0..2000.0f64,
+                any::<f64>(),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = v1::SetWorkloadRequest> {
+            use v1::set_workload_request::Workload as W;
+            let workload = prop_oneof![
+                Just(None),
+                any::<u32>().prop_map(|u| Some(W::ConcurrentUsers(u))),
+                (0u32..3000).prop_map(|u| Some(W::ConcurrentUsers(u))),
+                rate().prop_map(|r| Some(W::RequestsPerSecond(r))),
+                (
+                    prop::collection::vec(rate(), 0..50),
+                    any::<u32>(),
+                    prop_oneof![any::<u32>(), 0u32..2000]
+                )
+                    .prop_map(|(per_minute, min_users, max_users)| {
+                        Some(W::Trace(v1::TraceWorkload {
+                            per_minute,
+                            min_users,
+                            max_users,
+                        }))
+                    }),
+            ];
+            workload.prop_map(|workload| v1::SetWorkloadRequest {
+                workflow: "parallel".into(),
+                workload,
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any workload a caller sends: refused naming a request field, or within every
+            /// limit and valid for the twin.
+            #[test]
+            fn fuzz_workloads_are_refused_or_within_limits(request in request()) {
+                use faasconf_core::limits::{MAX_REQUESTS_PER_SECOND, MAX_TRACE_MINUTES, MAX_USERS};
+                match workload_from_proto(&request) {
+                    Ok(w) => {
+                        prop_assert!(w.validate().is_ok());
+                        match &w {
+                            Workload::ClosedLoop { users } => prop_assert!((1..=MAX_USERS).contains(users)),
+                            Workload::Poisson { requests_per_second: r } => prop_assert!(*r > 0.0 && *r <= MAX_REQUESTS_PER_SECOND),
+                            Workload::Trace { per_minute, max_users, .. } => {
+                                prop_assert!(*max_users <= MAX_USERS && per_minute.len() <= MAX_TRACE_MINUTES);
+                            }
+                        }
+                    }
+                    Err(errors) => {
+                        prop_assert!(!errors.is_empty());
+                        for e in &errors {
+                            prop_assert!(
+                                ["workload", "concurrent_users", "requests_per_second"].contains(&e.field.as_str())
+                                    || e.field.starts_with("trace."),
+                                "{e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_workloads_name_their_field() {
         let req = |w| v1::SetWorkloadRequest {

@@ -241,6 +241,9 @@ pub enum Experiment {
     /// RecommendConfig latency and throughput, training step time, twin windows per second,
     /// the services' memory (needs the release service binaries beside this one).
     Speed,
+    /// The policy under 16 concurrent RecommendConfig clients, 30 s per path (fast, twin):
+    /// answers per second, latency, refusals, memory (needs the release policy binary).
+    Load,
     /// Assembles `<out>/RESULTS.md` from the experiments' results under `<out>/<experiment>/`
     /// (runs nothing).
     Results,

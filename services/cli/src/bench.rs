@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use faasconf_benchmark::journal::Contents;
+use faasconf_benchmark::load::{self, LoadOptions};
 use faasconf_benchmark::methods::Method;
 use faasconf_benchmark::report::{interim_markdown, markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
@@ -66,6 +67,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         Experiment::Rq2 => run_dynamic(args),
         Experiment::Rq3 => run_grid(args, "rq3", "ablations of faasconf, 15 online iterations"),
         Experiment::Speed => run_speed(args),
+        Experiment::Load => run_load(args),
         Experiment::Results => {
             let path = args.out.join("RESULTS.md");
             std::fs::write(&path, results(&args.out))
@@ -78,7 +80,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// Every experiment, the command that produces its results under `<out>/<name>/`, and what it
 /// answers.
-const EXPERIMENTS: [(&str, &str); 4] = [
+const EXPERIMENTS: [(&str, &str); 5] = [
     (
         "rq1",
         "best QoS-meeting cost against the baselines and the oracle",
@@ -89,6 +91,7 @@ const EXPERIMENTS: [(&str, &str); 4] = [
         "speed",
         "latency, throughput, training step, twin speed, memory",
     ),
+    ("load", "16 concurrent RecommendConfig clients on each path"),
 ];
 
 /// `RESULTS.md`: per experiment, the report of every run under `out` (each names the machine it
@@ -204,6 +207,43 @@ fn run_speed(args: &BenchArgs) -> Result<()> {
     let measured = measured?;
     let json = serde_json::json!({ "speed": measured, "machine": machine });
     write_results(args, "speed", &json, &speed::markdown(&measured, &machine))
+}
+
+/// Runs `load` against the policy binary beside this one and writes its results.
+fn run_load(args: &BenchArgs) -> Result<()> {
+    if !(args.seeds.len() <= 1
+        && args.methods.is_empty()
+        && args.workflows.is_empty()
+        && args.loads.is_empty())
+    {
+        anyhow::bail!(
+            "load takes --quick, --out and one --seeds value; the other flags are for rq1-rq3"
+        );
+    }
+    let mut options = if args.quick {
+        LoadOptions::quick()
+    } else {
+        LoadOptions::full()
+    };
+    if let Some(&seed) = args.seeds.first() {
+        options.seed = seed;
+    }
+    let exe = std::env::current_exe().context("where faasconf runs from")?;
+    let bin_dir = exe.parent().context("faasconf's directory")?;
+    let workdir = work_dir(args)?;
+    let bar = progress_bar(1, "load");
+    bar.set_message(format!(
+        "{} clients, {} s per path",
+        options.clients, options.seconds
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let measured = runtime.block_on(load::run(&options, bin_dir, &workdir));
+    let machine = end_run(&bar, &workdir);
+    let measured = measured?;
+    let json = serde_json::json!({ "load": measured, "machine": machine });
+    write_results(args, "load", &json, &load::markdown(&measured, &machine))
 }
 
 /// The options of the `rq2` run the flags ask for.

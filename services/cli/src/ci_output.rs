@@ -158,6 +158,56 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&stack).unwrap(), without);
     }
 
+    mod fuzz {
+        use faasconf_core::testing::{cases, edited};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn stack() -> impl Strategy<Value = String> {
+            let insert = prop_oneof![
+                Just("\n".to_owned()),
+                Just(": ".to_owned()),
+                Just("  ".to_owned()),
+                Just("- ".to_owned()),
+                Just("&a ".to_owned()),
+                Just("*a".to_owned()),
+                Just("{".to_owned()),
+                Just(" none".to_owned()),
+                ".{0,4}",
+            ];
+            edited(STACK.to_owned(), insert, 4)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(64), failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Edited or arbitrary stack files: the merge writes a stack that reads back with
+            /// the recommendation in it, or fails leaving the file byte for byte as it was.
+            #[test]
+            fn fuzz_stack_merges_are_whole_or_nothing(text in stack()) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("stack.yml");
+                std::fs::write(&path, &text).unwrap();
+                match merge_into_stack(&path, &fragment()) {
+                    Ok(changed) => {
+                        prop_assert_eq!(changed, vec!["resnet".to_owned()]);
+                        let merged: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                        let resnet = &merged["functions"]["resnet"];
+                        prop_assert_eq!(&resnet["limits"]["cpu"], "1500m");
+                        prop_assert_eq!(&resnet["environment"]["max_inflight"], "6");
+                    }
+                    Err(e) => {
+                        prop_assert!(format!("{e:#}").contains("--stack"), "{e:#}");
+                        prop_assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+                        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+                        prop_assert_eq!(leftovers, 1, "no temporary file is left");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_scalar_where_a_mapping_belongs_is_named() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use faasconf_agents::Algorithm;
 use faasconf_core::cancel::Cancel;
-use faasconf_core::limits::{MAX_TRAINING_EPOCHS, MAX_TRAINING_SAMPLES, MAX_USERS};
+use faasconf_core::limits::{
+    MAX_TRAINING_EPOCHS, MAX_TRAINING_SAMPLES, MAX_TRAINING_UPDATES, MAX_USERS,
+};
 use faasconf_core::{FieldError, Qos};
 use faasconf_proto::convert::config_to_proto;
 use faasconf_proto::v1::{self, policy_server::Policy};
@@ -226,8 +228,7 @@ fn job_spec_from_proto(
 
 /// Whether a job may run under today's limits (also for a job recorded by an older version).
 pub fn check_job_spec(spec: &JobSpec) -> Result<(), PolicyError> {
-    let max_updates = (u64::from(MAX_TRAINING_EPOCHS) * u64::from(MAX_TRAINING_SAMPLES))
-        .div_ceil(spec.train.batch_size.max(1) as u64);
+    let max_updates = MAX_TRAINING_UPDATES;
     let mut errors = Vec::new();
     if spec.samples > MAX_TRAINING_SAMPLES as usize {
         errors.push(FieldError::new(
@@ -242,8 +243,10 @@ pub fn check_job_spec(spec: &JobSpec) -> Result<(), PolicyError> {
         errors.push(FieldError::new(
             "epochs",
             format!(
-                "{} updates are over the limit of {max_updates}",
-                spec.train.updates + spec.train.online_steps
+                "{} updates (epochs x samples / {} + {} online steps) are over the limit of {max_updates}",
+                spec.train.updates + spec.train.online_steps,
+                spec.train.batch_size,
+                spec.train.online_steps
             ),
         ));
     }

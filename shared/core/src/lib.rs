@@ -14,6 +14,7 @@
 //! - [`qos`]: the end-to-end QoS target and the shared reward.
 //! - [`rng`]: the project's own seeded random number generator (results stay identical per seed).
 //! - [`telemetry`]: per-window telemetry reports (per function and end to end).
+//! - `testing` (feature `testing`): what the crates' fuzzing properties share.
 //!
 //! Proto types are converted to these at the service edge (`faasconf-proto`).
 
@@ -29,6 +30,8 @@ pub mod profile;
 pub mod qos;
 pub mod rng;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod topology;
 
 pub use config::{FunctionBounds, FunctionConfig, Knob, Range, WorkflowConfig};
@@ -36,3 +39,6 @@ pub use error::{Error, FieldError, Result};
 pub use profile::{FailureMode, FunctionProfile, PlatformProfile, Routing};
 pub use qos::Qos;
 pub use topology::{Stage, Workflow};
+
+#[cfg(test)]
+mod fuzz;

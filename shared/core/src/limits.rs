@@ -21,7 +21,9 @@ pub const MAX_TRACE_MINUTES: usize = 100_000;
 /// Twin samples one training job may draw.
 pub const MAX_TRAINING_SAMPLES: u32 = 50_000;
 /// Passes over the samples one training job may ask for.
-pub const MAX_TRAINING_EPOCHS: u32 = 100;
+pub const MAX_TRAINING_EPOCHS: u32 = 1000;
+/// Gradient updates one training job may run (epochs x samples / batch, plus its online steps).
+pub const MAX_TRAINING_UPDATES: u64 = 100_000;
 /// Iterations of one tuning session.
 pub const MAX_TUNING_ITERATIONS: u32 = 10_000;
 /// Consecutive QoS-missing windows before a session rolls back.

@@ -23,7 +23,7 @@ use faasconf_core::Workflow;
 use faasconf_core::telemetry::{FunctionWindow, WorkflowWindow};
 use serde::Deserialize;
 
-pub use queries::{Labels, Queries};
+pub use queries::{Labels, Overrides, Queries};
 
 /// Why a window could not be read.
 #[derive(Debug, thiserror::Error)]

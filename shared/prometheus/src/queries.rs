@@ -234,3 +234,80 @@ mod tests {
         );
     }
 }
+
+/// What an overrides file (`--prometheus-queries`, YAML or JSON) holds: label names and
+/// templates, each defaulting to the built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    /// Label names.
+    pub labels: Labels,
+    /// Templates.
+    pub queries: Queries,
+}
+
+impl Overrides {
+    /// Parses an overrides file's text (YAML, of which JSON is a subset); the error names the
+    /// key and line.
+    pub fn parse(text: &str) -> Result<Self, crate::Error> {
+        serde_yaml_ng::from_str(text).map_err(|e| crate::Error::Settings {
+            field: "overrides".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use faasconf_core::testing::{cases, edited};
+    use proptest::prelude::*;
+
+    use super::Overrides;
+    use crate::{PrometheusSettings, PrometheusSource};
+
+    const FILE: &str = r#"
+labels:
+  function: fn
+  workflow: app
+queries:
+  workflow_requests: 'sum by (code) (increase(req_total{${workflow_label}="${workflow}"}[${window}]))'
+  running_pods: 'count by (${container_label}) (up{${namespace_label}="${namespace}"})'
+"#;
+
+    fn text() -> impl Strategy<Value = String> {
+        let insert = prop_oneof![
+            Just("${".to_owned()),
+            Just("}".to_owned()),
+            Just("${nope}".to_owned()),
+            Just("\n  unknown: x\n".to_owned()),
+            Just(": [".to_owned()),
+            ".{0,6}",
+        ];
+        edited(FILE.to_owned(), insert, 5)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Edited or arbitrary overrides files: refused naming the key (or the template with an
+        /// unknown placeholder), or a source is built; never a panic.
+        #[test]
+        fn fuzz_override_files(text in text()) {
+            match Overrides::parse(&text) {
+                Ok(o) => {
+                    let settings = PrometheusSettings {
+                        url: "http://127.0.0.1:9".into(),
+                        namespace: "openfaas-fn".into(),
+                        labels: o.labels,
+                        queries: o.queries,
+                        timeout: std::time::Duration::from_secs(1),
+                    };
+                    if let Err(e) = PrometheusSource::new(settings) {
+                        prop_assert!(e.to_string().starts_with("queries.") || e.to_string().starts_with("labels"), "{e}");
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().starts_with("overrides: "), "{e}"),
+            }
+        }
+    }
+}

@@ -58,3 +58,6 @@ mod tests {
         assert!(!paths.contains("/faasconf.v1.Policy/Nope"));
     }
 }
+
+#[cfg(test)]
+mod fuzz;

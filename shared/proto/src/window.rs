@@ -257,6 +257,18 @@ mod tests {
         );
     }
 
+    /// Asserts that `msg` is refused naming at least every field of `expected`.
+    fn assert_named(w: &Workflow, msg: &v1::TelemetryWindow, expected: &[&str]) {
+        let fields: Vec<String> = window_from_proto(w, msg, "current")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        for e in expected {
+            assert!(fields.iter().any(|f| f == e), "missing {e} in {fields:?}");
+        }
+    }
+
     #[test]
     fn bad_windows_name_every_field() {
         let w = builtin("parallel").unwrap();
@@ -268,23 +280,17 @@ mod tests {
         if let Some(c) = msg.config.as_mut() {
             c.functions[0].replicas = 99;
         }
-        let fields: Vec<String> = window_from_proto(&w, &msg, "current")
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
-        for expected in [
-            "current.workflow",
-            "current.load",
-            "current.functions[1].function",
-            "current.functions[2].latency_p95_seconds",
-            "current.config.starter.replicas",
-        ] {
-            assert!(
-                fields.iter().any(|f| f == expected),
-                "missing {expected} in {fields:?}"
-            );
-        }
+        assert_named(
+            &w,
+            &msg,
+            &[
+                "current.workflow",
+                "current.load",
+                "current.functions[1].function",
+                "current.functions[2].latency_p95_seconds",
+                "current.config.starter.replicas",
+            ],
+        );
         msg = window_to_proto(&w, &window(&w));
         msg.load = Some(v1::Load {
             kind: Some(v1::load::Kind::RequestsPerSecond(5.0)),
@@ -295,30 +301,19 @@ mod tests {
             m.throughput_rps = -1.0;
             m.success_ratio = 1.5;
         }
-        let fields: Vec<String> = window_from_proto(&w, &msg, "current")
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
-        for expected in [
-            "current.load.requests_per_second",
-            "current.workflow_metrics.p95_latency_seconds",
-            "current.workflow_metrics.cost",
-            "current.workflow_metrics.throughput_rps",
-            "current.workflow_metrics.success_ratio",
-        ] {
-            assert!(
-                fields.iter().any(|f| f == expected),
-                "missing {expected} in {fields:?}"
-            );
-        }
+        assert_named(
+            &w,
+            &msg,
+            &[
+                "current.load.requests_per_second",
+                "current.workflow_metrics.p95_latency_seconds",
+                "current.workflow_metrics.cost",
+                "current.workflow_metrics.throughput_rps",
+                "current.workflow_metrics.success_ratio",
+            ],
+        );
         msg = window_to_proto(&w, &window(&w));
         msg.functions.pop();
-        assert!(
-            window_from_proto(&w, &msg, "current")
-                .unwrap_err()
-                .iter()
-                .any(|e| e.field == "current.functions")
-        );
+        assert_named(&w, &msg, &["current.functions"]);
     }
 }

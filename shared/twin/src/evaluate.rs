@@ -297,6 +297,56 @@ mod tests {
 
     const GOOD: &str = r#"{"id":"r1","config":{"starter":{"cpu_millis":770,"memory_mib":1536,"replicas":4,"concurrency":4},"rgb":{"cpu_millis":1000,"memory_mib":1024,"replicas":2,"concurrency":3},"resize":{"cpu_millis":1000,"memory_mib":1024,"replicas":2,"concurrency":3},"update":{"cpu_millis":1000,"memory_mib":1024,"replicas":2,"concurrency":3},"resnet":{"cpu_millis":2000,"memory_mib":1024,"replicas":4,"concurrency":3},"mobilenet":{"cpu_millis":1500,"memory_mib":1024,"replicas":2,"concurrency":3}}}"#;
 
+    mod fuzz {
+        use faasconf_core::testing::{cases, edited};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn lines() -> impl Strategy<Value = String> {
+            let insert = prop_oneof![
+                Just("\n".to_owned()),
+                Just("-1".to_owned()),
+                Just("1e99".to_owned()),
+                Just("\"ghost\":{}".to_owned()),
+                Just(",".to_owned()),
+                Just("null".to_owned()),
+                Just("4294967296".to_owned()),
+                ".{0,4}",
+            ];
+            let valid = format!("{GOOD}\n{}", GOOD.replace("\"r1\"", "\"r2\""));
+            edited(valid, insert, 5)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Edited or arbitrary JSON Lines: every line a valid configuration with a unique
+            /// id, or errors that name a line; never a panic.
+            #[test]
+            fn fuzz_evaluation_lines(text in lines()) {
+                let w = builtin("parallel").unwrap();
+                match parse_requests(&w, &text) {
+                    Ok(requests) => {
+                        let ids: std::collections::BTreeSet<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+                        prop_assert_eq!(ids.len(), requests.len());
+                        for r in &requests {
+                            for (spec, c) in w.functions.iter().zip(&r.config.0) {
+                                prop_assert!(spec.bounds.check(c, "x").is_empty());
+                            }
+                        }
+                    }
+                    Err(errors) => {
+                        prop_assert!(!errors.is_empty());
+                        for e in &errors {
+                            prop_assert!(e.field.starts_with("line "), "{e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn good_lines_parse_and_evaluate_deterministically() {
         let w = builtin("parallel").unwrap();
