@@ -4,7 +4,7 @@
 //! - [`protocol`] — one (workflow, load, method, seed) cell: 15 online iterations on the twin.
 //! - [`baselines`] — the methods faasconf is compared with, behind the optimiser interface.
 //! - [`methods`] — every method by name, built from the same warm-up samples.
-//! - [`oracle`] — the reference optimum on the twin (`oracle-search`).
+//! - the reference optimum on the twin (`oracle-search`) is `faasconf_tuner::oracle`.
 //! - [`rq1`] — the grid of workflows x loads x seeds x methods (`faasconf bench rq1`).
 //! - [`rq2`] — every method under 85 minutes of dynamic load.
 //! - [`rq3`] — faasconf's ablations, in the same run.
@@ -21,7 +21,6 @@ pub mod baselines;
 pub mod journal;
 pub mod load;
 pub mod methods;
-pub mod oracle;
 pub mod plots;
 pub mod protocol;
 pub mod report;

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use faasconf_agents::Algorithm;
 use faasconf_core::optimiser::Optimiser;
 use faasconf_core::{Qos, Range, Workflow};
-use faasconf_policy::engine::safe_history;
-use faasconf_policy::tuner::{Tuner, TunerOptions};
 use faasconf_ses::{SafeExplorer, SesConfig};
 use faasconf_store::Observation;
 use faasconf_training::{Model, SampleOptions, TrainOptions, twin_samples};
+use faasconf_tuner::safe_history;
+use faasconf_tuner::{Tuner, TunerOptions};
 
 use crate::baselines::{BayesianOptions, BayesianSearch, Firm, FirmOptions, RandomSearch};
 

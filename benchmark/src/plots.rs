@@ -189,21 +189,17 @@ impl Figure for Bars<'_> {
     }
 }
 
-/// Writes `figure` as `<stem>.svg` and `<stem>.png` in `dir`.
+/// Writes `figure` as `<stem>.svg` in `dir` (one format: SVG is text, small, and renders
+/// wherever the Markdown reports do).
 fn save<F: Figure>(figure: &F, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
     let svg = dir.join(format!("{stem}.svg"));
-    let png = dir.join(format!("{stem}.png"));
-    let failed = |path: &Path| {
-        let path = path.display().to_string();
-        move |message| PlotError::Draw { path, message }
-    };
     figure
         .draw_on(SVGBackend::new(&svg, F::SIZE).into_drawing_area())
-        .map_err(failed(&svg))?;
-    figure
-        .draw_on(BitMapBackend::new(&png, F::SIZE).into_drawing_area())
-        .map_err(failed(&png))?;
-    Ok(vec![svg, png])
+        .map_err(|message| PlotError::Draw {
+            path: svg.display().to_string(),
+            message,
+        })?;
+    Ok(vec![svg])
 }
 
 /// Draws the plots of `run` into `dir`; returns the files written.
@@ -478,7 +474,7 @@ mod tests {
         }
     }
 
-    /// Checks what a plotting function wrote: both formats with content, the legend named.
+    /// Checks what a plotting function wrote: SVG files with content, the legend named.
     fn written(plots: Result<Vec<PathBuf>, PlotError>, files: usize, legend: &[&str]) {
         match plots {
             Ok(written) => {
@@ -491,7 +487,6 @@ mod tests {
                 for name in legend {
                     assert!(svg.contains(name), "legend names {name}");
                 }
-                assert!(&std::fs::read(&written[1]).expect("png")[1..4] == b"PNG");
             }
             // Only a machine without the font may skip; the error says what to install.
             Err(PlotError::NoFont) => {
@@ -525,7 +520,7 @@ mod tests {
             warm_up_seconds: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        written(rq1_plots(&run, dir.path()), 4, &["faasconf", "oracle"]);
+        written(rq1_plots(&run, dir.path()), 2, &["faasconf", "oracle"]);
     }
 
     #[test]
@@ -542,7 +537,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         written(
             rq3_plots(&run, dir.path()),
-            6,
+            3,
             &["parallel", "whole", "unscreened-mf"],
         );
         let window = |cost| crate::rq2::WindowRecord {
@@ -570,6 +565,6 @@ mod tests {
             oracle: vec![(10, Some(2.0))],
             options: crate::rq2::Rq2Options::quick(),
         };
-        written(rq2_plots(&dynamic, dir.path()), 4, &["faasconf", "oracle"]);
+        written(rq2_plots(&dynamic, dir.path()), 2, &["faasconf", "oracle"]);
     }
 }

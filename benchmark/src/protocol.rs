@@ -10,9 +10,12 @@
 
 use std::time::Instant;
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::optimiser::{Optimiser, OptimiserError};
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
-use faasconf_twin::{Twin, TwinOptions, Workload};
+use faasconf_tuner::tuning_loop::{self, Baseline, LoopError, LoopOptions, Silent};
+use faasconf_tuner::twin_env::TwinEnvironment;
+use faasconf_twin::{TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
 
 /// How a cell is run.
@@ -33,26 +36,8 @@ impl Default for Protocol {
     }
 }
 
-/// One online iteration as measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IterationRecord {
-    /// 1-based.
-    pub iteration: u32,
-    /// Cost of the configuration applied.
-    pub cost: f64,
-    /// The configuration applied.
-    pub config: WorkflowConfig,
-    /// Mean end-to-end latency of its steady window, seconds.
-    pub e2e_mean_s: f64,
-    /// Success ratio of that window.
-    pub success_ratio: f64,
-    /// QoS met in that window.
-    pub qos_met: bool,
-    /// The method's safety filter replaced its proposal.
-    pub ses_replaced: bool,
-    /// The method rolled back.
-    pub rollback: bool,
-}
+/// One online iteration as measured: the tuning loop's record.
+pub type IterationRecord = faasconf_tuner::Iteration;
 
 /// What one (workflow, load, method, seed) cell measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +95,8 @@ pub enum CellError {
     },
 }
 
-/// Runs `method` for `protocol.iterations` iterations on the twin at `users`.
+/// Runs `method` for `protocol.iterations` iterations on the twin at `users`: the tuning loop
+/// over the twin (`faasconf_tuner::tuning_loop`).
 pub fn run_cell(
     workflow: &Workflow,
     users: u32,
@@ -130,62 +116,42 @@ pub fn run_cell(
             source,
         }
     };
-    let initial = workflow
-        .config_from_actions(&vec![[0.5; 4]; workflow.len()])
-        .map_err(|e| twin_error("the initial configuration")(faasconf_twin::Error::core(e)))?;
-    let mut twin = Twin::new(
-        workflow.clone(),
-        initial,
+    let mut twin = TwinEnvironment::new(
+        workflow,
         Workload::ClosedLoop { users },
         TwinOptions {
             window_seconds: protocol.window_seconds,
             seed,
         },
+        true,
+        None,
     )
     .map_err(twin_error("the scenario"))?;
-    twin.run_window(); // pods start and users ramp up: not an observation
-    let mut observed = twin.run_window();
-    let mut iterations = Vec::with_capacity(protocol.iterations as usize);
-    let mut decision_seconds = 0.0;
-    for iteration in 1..=protocol.iterations {
-        let deciding = Instant::now();
-        let proposal = method
-            .propose(&observed)
-            .map_err(|source| CellError::Method { users, source })?;
-        decision_seconds += deciding.elapsed().as_secs_f64();
-        let before = twin.config_version();
-        twin.apply_config(proposal.config.clone())
-            .map_err(twin_error("a proposal"))?;
-        if twin.config_version() != before {
-            twin.run_window(); // the rollout happens in this one
-        }
-        observed = twin.run_window();
-        iterations.push(IterationRecord {
-            iteration,
-            cost: proposal.config.cost(),
-            config: proposal.config,
-            e2e_mean_s: observed.workflow.mean_latency_seconds,
-            success_ratio: observed.workflow.success_ratio,
-            qos_met: qos.met(&observed.workflow),
-            ses_replaced: proposal.ses_replaced,
-            rollback: proposal.rollback,
-        });
-    }
-    let met = || iterations.iter().filter(|i| i.qos_met);
-    let best = met().min_by(|a, b| a.cost.total_cmp(&b.cost));
+    let options = LoopOptions {
+        qos: *qos,
+        max_iterations: protocol.iterations,
+        converge_after: 0,
+        cancel: Cancel::default(),
+    };
+    let report = tuning_loop::run(&mut twin, &mut Baseline(method), &options, &mut Silent)
+        .map_err(|e| match e {
+            LoopError::Environment(source) => twin_error("a proposal")(source),
+            LoopError::Method(source) => CellError::Method { users, source },
+            LoopError::Hook(never) => match never {},
+        })?;
     Ok(CellResult {
         workflow: workflow.name.clone(),
         users,
         method: name,
         seed,
-        best_cost: best.map(|i| i.cost),
-        best_config: best.map(|i| i.config.clone()),
-        feasible: met().next().is_some(),
-        violations: iterations.iter().filter(|i| !i.qos_met).count() as u32,
-        iterations_to_feasible: met().next().map(|i| i.iteration),
-        decision_seconds,
+        best_cost: report.best.as_ref().map(|b| b.cost),
+        best_config: report.best.as_ref().map(|b| b.config.clone()),
+        feasible: report.first_feasible().is_some(),
+        violations: report.violations(),
+        iterations_to_feasible: report.first_feasible(),
+        decision_seconds: report.decision_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
-        iterations,
+        iterations: report.iterations,
     })
 }
 

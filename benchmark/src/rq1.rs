@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::{Contents, Journal, SearchRecord};
 use crate::methods::{Method, WarmUpOptions, build, warm_up};
-use crate::oracle::{SearchOptions, search};
 use crate::protocol::{CellResult, Protocol, run_cell};
+use faasconf_tuner::oracle::{SearchOptions, search};
 
 /// The grid and budgets of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,7 +150,7 @@ fn best_known(
         if best.0.is_some_and(|b| cost >= b) {
             break; // sorted: none further is cheaper
         }
-        let check = faasconf_training::search::Evaluation {
+        let check = faasconf_tuner::search::Evaluation {
             users,
             windows: CHECK_WINDOWS,
             seeds: CHECK_SEEDS.to_vec(),

@@ -12,16 +12,19 @@
 use std::path::Path;
 use std::time::Instant;
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::optimiser::Optimiser;
-use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Workflow, catalog};
-use faasconf_twin::{Twin, TwinOptions, Workload};
+use faasconf_tuner::Judged;
+use faasconf_tuner::tuning_loop::{self, Baseline, LoopError, LoopOptions, Silent};
+use faasconf_tuner::twin_env::TwinEnvironment;
+use faasconf_twin::{TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Journal, SearchRecord};
 use crate::methods::{Method, WarmUpOptions, build, warm_up};
-use crate::oracle::{SearchOptions, search};
 use crate::rq1::{Rq1Options, loads_of, qos_of};
+use faasconf_tuner::oracle::{SearchOptions, search};
 
 /// Invocations per minute of one function of the Azure Functions 2019 trace (`../shared/data/
 /// azure/invocations_per_minute_140fn.csv`, data row 138, function `e91d3cbe…`, minutes
@@ -314,10 +317,9 @@ fn run_method(
         }
     };
     let qos = qos_of(&options.workflow);
-    let initial = workflow.config_from_actions(&vec![[0.5; 4]; workflow.len()])?;
-    let mut twin = Twin::new(
-        workflow.clone(),
-        initial,
+    let total = options.windows() as usize;
+    let mut twin = TwinEnvironment::new(
+        workflow,
         Workload::Trace {
             per_minute: options.per_minute.clone(),
             min_users: options.min_users,
@@ -327,45 +329,42 @@ fn run_method(
             window_seconds: options.window_seconds,
             seed,
         },
+        false,
+        Some(total),
     )
     .map_err(twin_error("the scenario"))?;
-    let total = options.windows() as usize;
-    let mut windows: Vec<WindowRecord> = Vec::with_capacity(total);
-    let record = |windows: &mut Vec<WindowRecord>, w: &WindowReport, transient: bool| {
-        windows.push(WindowRecord {
-            window: windows.len() as u32,
-            users: w.users,
-            cost: w.config.cost(),
-            e2e_mean_s: w.workflow.mean_latency_seconds,
-            success_ratio: w.workflow.success_ratio,
-            qos_met: qos.met(&w.workflow),
-            transient,
-            oracle_cost: oracle_at(oracle, w.users),
-        });
+    // As many iterations as the load lasts: the twin ends the loop after its last window.
+    let loop_options = LoopOptions {
+        qos,
+        max_iterations: u32::MAX,
+        converge_after: 0,
+        cancel: Cancel::default(),
     };
-    let mut observed = twin.run_window();
-    record(&mut windows, &observed, false);
-    let mut decision_seconds = 0.0;
-    while windows.len() < total {
-        let deciding = Instant::now();
-        let proposal = method.propose(&observed).map_err(|e| Rq2Error::Method {
-            method: name.clone(),
-            message: e.to_string(),
+    let report = tuning_loop::run(&mut twin, &mut Baseline(method), &loop_options, &mut Silent)
+        .map_err(|e| match e {
+            LoopError::Environment(source) => twin_error("a proposal")(source),
+            LoopError::Method(e) => Rq2Error::Method {
+                method: name.clone(),
+                message: e.to_string(),
+            },
+            LoopError::Hook(never) => match never {},
         })?;
-        decision_seconds += deciding.elapsed().as_secs_f64();
-        let before = twin.config_version();
-        twin.apply_config(proposal.config)
-            .map_err(twin_error("a proposal"))?;
-        if twin.config_version() != before {
-            let rollout = twin.run_window();
-            record(&mut windows, &rollout, true);
-            if windows.len() >= total {
-                break;
-            }
-        }
-        observed = twin.run_window();
-        record(&mut windows, &observed, false);
-    }
+    let decision_seconds = report.decision_seconds;
+    let windows: Vec<WindowRecord> = twin
+        .windows()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| WindowRecord {
+            window: k as u32,
+            users: s.window.users,
+            cost: s.window.config.cost(),
+            e2e_mean_s: s.window.workflow.mean_latency_seconds,
+            success_ratio: s.window.workflow.success_ratio,
+            qos_met: Judged::of(&qos, &s.window).qos_met,
+            transient: s.transient,
+            oracle_cost: oracle_at(oracle, s.window.users),
+        })
+        .collect();
     let n = windows.len().max(1) as f64;
     let met = windows.iter().filter(|w| w.qos_met).count();
     let above: Vec<f64> = windows

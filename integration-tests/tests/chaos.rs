@@ -8,6 +8,7 @@
 
 mod common;
 
+use faasconf_proto::v1::TuningSessionState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -295,7 +296,11 @@ async fn services_survive_kills_and_hostile_clients_without_losing_data() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reported.state, "running", "{reported:?}");
+    assert_eq!(
+        reported.state(),
+        TuningSessionState::Running,
+        "{reported:?}"
+    );
     policy.kill().unwrap();
     let mut policy = start_on("faasconf-policy", &policy_addr, &policy_args);
     tokio::time::sleep(Duration::from_secs(8)).await;

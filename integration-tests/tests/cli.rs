@@ -340,7 +340,21 @@ fn bench_rq1_quick_writes_its_results_and_resumes_from_its_journal() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("rq1.json")).unwrap()).unwrap();
-    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(json["journal"], "rq1.journal.jsonl");
+    assert!(
+        json.get("cells").is_none(),
+        "the cells are in the journal only"
+    );
+    let cells: Vec<serde_json::Value> = fs::read_to_string(out.join("rq1.journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .get("cell")
+                .cloned()
+        })
+        .collect();
     assert_eq!(cells.len(), 1);
     for key in [
         "workflow",

@@ -8,6 +8,7 @@
 
 mod common;
 
+use faasconf_proto::v1::TrainingJobState;
 use std::time::Duration;
 
 use common::{Server, refuses_to_start, violated_fields};
@@ -109,8 +110,15 @@ async fn training_requests_are_bounded_cancellable_and_never_crash_loop() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(cancelled.state, "cancelled", "{cancelled:?}");
-    assert_eq!(status(&mut client, &first.job_id).await.state, "cancelled");
+    assert_eq!(
+        cancelled.state(),
+        TrainingJobState::Cancelled,
+        "{cancelled:?}"
+    );
+    assert_eq!(
+        status(&mut client, &first.job_id).await.state(),
+        TrainingJobState::Cancelled
+    );
     let missing = client
         .cancel_training(v1::CancelTrainingRequest {
             job_id: "x".repeat(1 << 20),
@@ -143,14 +151,14 @@ async fn training_requests_are_bounded_cancellable_and_never_crash_loop() {
     let mut policy = Server::start("faasconf-policy", &args);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let poisoned = status(&mut client, "train-poison").await;
-    assert_eq!(poisoned.state, "failed", "{poisoned:?}");
+    assert_eq!(poisoned.state(), TrainingJobState::Failed, "{poisoned:?}");
     assert!(
         poisoned.message.contains("not resumed") && poisoned.message.contains("samples"),
         "{}",
         poisoned.message
     );
     let looped = status(&mut client, "train-looping").await;
-    assert_eq!(looped.state, "failed", "{looped:?}");
+    assert_eq!(looped.state(), TrainingJobState::Failed, "{looped:?}");
     assert!(
         looped.message.contains("started 3 times"),
         "{}",

@@ -7,6 +7,7 @@
 
 mod common;
 
+use faasconf_proto::v1::TuningSessionState;
 use std::time::Duration;
 
 use common::{Server, refuses_to_start, violated_fields};
@@ -236,7 +237,7 @@ async fn bad_windows_and_unreachable_actuators_are_named_and_sessions_pruned() {
         .unwrap()
         .into_inner();
     let failed = common::wait_for_session_end(&mut client, &session.session_id).await;
-    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.state(), TuningSessionState::Failed);
     assert!(failed.message.contains(&unreachable), "{}", failed.message);
     assert!(
         failed.message.len() > unreachable.len() + "transport error".len() + 4,
@@ -247,7 +248,7 @@ async fn bad_windows_and_unreachable_actuators_are_named_and_sessions_pruned() {
     // Ended sessions are dropped after --session-retention-seconds.
     let done = client.start_tuning(start("")).await.unwrap().into_inner();
     let ended = common::wait_for_session_end(&mut client, &done.session_id).await;
-    assert_eq!(ended.state, "budget_spent", "{ended:?}");
+    assert_eq!(ended.state(), TuningSessionState::BudgetSpent, "{ended:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for id in [&session.session_id, &done.session_id] {
         let gone = client

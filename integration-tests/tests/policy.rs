@@ -11,6 +11,7 @@ use common::Server;
 use faasconf_proto::v1::actuator_client::ActuatorClient;
 use faasconf_proto::v1::policy_client::PolicyClient;
 use faasconf_proto::v1::{self, load::Kind};
+use faasconf_proto::v1::{TrainingJobState, TuningSessionState};
 
 fn users(n: u32) -> Option<v1::Load> {
     Some(v1::Load {
@@ -217,10 +218,14 @@ async fn policy_trains_recommends_and_tunes() {
     let status = common::wait_for_session_end(&mut client, &started.session_id).await;
     assert!(
         again.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition)
-            || status.state != "running",
+            || status.state() != TuningSessionState::Running,
         "one session per workflow"
     );
-    assert_eq!(status.state, "budget_spent", "{status:?}");
+    assert_eq!(
+        status.state(),
+        TuningSessionState::BudgetSpent,
+        "{status:?}"
+    );
     assert_eq!(status.iterations, 4);
     assert_eq!(status.history.len(), 4);
     assert_eq!(
@@ -277,11 +282,12 @@ async fn policy_trains_recommends_and_tunes() {
         && status.history.windows(2).all(|p| p[1].cost < p[0].cost);
     let none_met = status.history.iter().all(|i| !i.qos_met);
     assert!(
-        status.state == "converged"
-            || (status.state == "budget_spent" && (improved_every_time || none_met)),
+        status.state() == TuningSessionState::Converged
+            || (status.state() == TuningSessionState::BudgetSpent
+                && (improved_every_time || none_met)),
         "{status:?}"
     );
-    if status.state == "converged" {
+    if status.state() == TuningSessionState::Converged {
         assert!(
             status.iterations <= 6 && status.message.contains("not improved"),
             "{status:?}"
@@ -313,7 +319,7 @@ async fn policy_trains_recommends_and_tunes() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(stopped.state, "stopped", "{stopped:?}");
+    assert_eq!(stopped.state(), TuningSessionState::Stopped, "{stopped:?}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let settled = client
         .get_tuning_status(v1::GetTuningStatusRequest {
@@ -331,8 +337,8 @@ async fn policy_trains_recommends_and_tunes() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        (settled.state.as_str(), settled.iterations),
-        (later.state.as_str(), later.iterations),
+        (settled.state(), settled.iterations),
+        (later.state(), later.iterations),
         "a stopped session stays stopped"
     );
     assert!(later.iterations < 1000);
@@ -473,7 +479,7 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
             .await
             .unwrap()
             .into_inner();
-        if matches!(s.state.as_str(), "done" | "failed") {
+        if matches!(s.state(), TrainingJobState::Done | TrainingJobState::Failed) {
             break s;
         }
         assert!(
@@ -482,7 +488,7 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert_eq!(status.state, "done", "{status:?}");
+    assert_eq!(status.state(), TrainingJobState::Done, "{status:?}");
     assert_eq!(
         faasconf_store::Store::open(&store)
             .unwrap()

@@ -8,6 +8,7 @@
 
 mod common;
 
+use faasconf_proto::v1::TuningSessionState;
 use std::path::{Path, PathBuf};
 
 use common::{Server, with_token};
@@ -256,10 +257,14 @@ async fn secured_services_refuse_plaintext_missing_certificates_and_missing_toke
         )
         .await;
         if with_actuator_token {
-            assert_eq!(status.state, "budget_spent", "{status:?}");
+            assert_eq!(
+                status.state(),
+                TuningSessionState::BudgetSpent,
+                "{status:?}"
+            );
             assert_eq!(status.iterations, 1);
         } else {
-            assert_eq!(status.state, "failed", "{status:?}");
+            assert_eq!(status.state(), TuningSessionState::Failed, "{status:?}");
             assert!(
                 status.message.contains("Unauthenticated"),
                 "{}",

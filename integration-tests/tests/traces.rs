@@ -7,6 +7,7 @@
 
 mod common;
 
+use faasconf_proto::v1::TuningSessionState;
 use std::sync::{Arc, Mutex};
 
 use common::Server;
@@ -125,7 +126,11 @@ async fn one_trace_follows_a_tuning_step_from_the_policy_to_the_actuator_and_bac
         .unwrap()
         .into_inner();
     let status = common::wait_for_session_end(&mut client, &session.session_id).await;
-    assert_eq!(status.state, "budget_spent", "{status:?}");
+    assert_eq!(
+        status.state(),
+        TuningSessionState::BudgetSpent,
+        "{status:?}"
+    );
     drop(client);
     // SIGTERM: each service flushes its last spans on the way out.
     assert!(policy.terminate().success());

@@ -6,8 +6,8 @@
 //! [--holdout-seeds N] [--holdout-windows W] [--confirm-seeds N] [--confirm-windows W]`
 
 use anyhow::{Context, bail};
-use faasconf_benchmark::oracle::{SearchOptions, describe, search, verify};
 use faasconf_core::{Qos, catalog};
+use faasconf_tuner::oracle::{SearchOptions, describe, search, verify};
 
 fn main() -> anyhow::Result<()> {
     let mut users = Vec::new();

@@ -7,8 +7,8 @@
 //! configuration itself (`{"starter": {"cpu_millis": ..}, ..}`). Prints one JSON line.
 
 use anyhow::{Context, bail};
-use faasconf_benchmark::oracle::verify;
 use faasconf_core::{Qos, catalog};
+use faasconf_tuner::oracle::verify;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -166,7 +166,7 @@ pub async fn wait_for_session_end_with_token(
             .await
             .unwrap()
             .into_inner();
-        if !matches!(s.state.as_str(), "pending" | "running") {
+        if !faasconf_proto::states::tuning_is_active(s.state()) {
             return s;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

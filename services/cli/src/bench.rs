@@ -322,8 +322,9 @@ fn run_dynamic(args: &BenchArgs) -> Result<()> {
         }
     })?;
     let machine = end_run(&bar, &workdir);
+    // The runs themselves are in the journal (one JSON line each): not written twice.
     let json = serde_json::json!({
-        "runs": report.runs,
+        "journal": "rq2.journal.jsonl",
         "oracle": report.oracle,
         "summary": rq2::summaries(&report),
         "options": report.options,
@@ -389,8 +390,9 @@ fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
         }
     })?;
     let machine = end_run(&bar, &workdir);
+    // The cells themselves are in the journal (one JSON line each): not written twice.
     let json = serde_json::json!({
-        "cells": report.cells,
+        "journal": format!("{name}.journal.jsonl"),
         "oracle": report.oracle,
         "summary": summaries(&report),
         "options": report.options,

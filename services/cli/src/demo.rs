@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use faasconf_core::{Qos, catalog};
 use faasconf_launch::{Logs, ServiceProcess};
-use faasconf_proto::v1::{self, policy_client::PolicyClient};
+use faasconf_proto::states::{tuning_is_active, tuning_state_name};
+use faasconf_proto::v1::{self, TuningSessionState, policy_client::PolicyClient};
 use faasconf_store::Store;
 use faasconf_training::{JobSpec, TrainOptions};
 use serde_json::json;
@@ -184,14 +185,15 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             ));
         }
         printed = status.history.len();
-        if !matches!(status.state.as_str(), "pending" | "running") {
+        if !tuning_is_active(status.state()) {
             break status;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     drop(policy);
     drop(actuator);
-    if status.state == "failed" {
+    let state = tuning_state_name(status.state());
+    if status.state() == TuningSessionState::Failed {
         bail!("the tuning session failed: {}", status.message);
     }
     let final_config = status
@@ -205,7 +207,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         .collect();
     say(format!(
         "{}: {} iterations, {} QoS violations, {} rollbacks, best QoS-meeting cost {} ({:.1} s in all)",
-        status.state,
+        state,
         status.iterations,
         status.qos_violations,
         status.rollbacks,
@@ -224,7 +226,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         let iterations: Vec<_> = status.history.iter().map(|i| json!({"iteration": i.iteration, "cost": i.cost, "e2e_mean_s": i.e2e_mean_seconds, "success_ratio": i.success_ratio, "qos_met": i.qos_met})).collect();
         println!(
             "{}",
-            json!({"iterations": iterations, "final_config": config_json, "best_cost": status.best_config.as_ref().map(|_| status.best_cost), "qos_violations": status.qos_violations, "rollbacks": status.rollbacks, "state": status.state})
+            json!({"iterations": iterations, "final_config": config_json, "best_cost": status.best_config.as_ref().map(|_| status.best_cost), "qos_violations": status.qos_violations, "rollbacks": status.rollbacks, "state": state})
         );
     }
     if temporary {

@@ -5,30 +5,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use faasconf_tuner::{lock, safe_history};
+
 use faasconf_core::Workflow;
-use faasconf_ses::{SafeExplorer, Sample, SesConfig};
-use faasconf_store::{ModelVersion, Observation, Store};
+use faasconf_ses::{SafeExplorer, SesConfig};
+use faasconf_store::{ModelVersion, Store};
 use faasconf_training::Model;
 
 use crate::error::PolicyError;
 
 /// A loaded model, shared by requests (decisions lock it briefly).
 pub type SharedModel = Arc<Mutex<Model>>;
-
-/// Safe exploration's history from observations: every steady window's users, actions, price
-/// and QoS outcome (transient windows are left out).
-pub fn safe_history<'a>(observations: impl IntoIterator<Item = &'a Observation>) -> Vec<Sample> {
-    observations
-        .into_iter()
-        .filter(|o| !o.window.transient)
-        .map(|o| Sample {
-            users: o.users,
-            price: o.window.config.cost(),
-            actions: o.actions.clone(),
-            qos_met: o.qos_met,
-        })
-        .collect()
-}
 
 /// What every RPC works with.
 pub struct Engine {
@@ -42,11 +29,6 @@ pub struct Engine {
     explorers: Mutex<HashMap<String, Arc<Mutex<SafeExplorer>>>>,
     /// Settings of safe exploration.
     pub ses: SesConfig,
-}
-
-/// Locks a mutex, recovering the data of a panicked holder (its writes are whole values).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Engine {

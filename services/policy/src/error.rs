@@ -72,3 +72,14 @@ impl From<PolicyError> for Status {
         }
     }
 }
+
+impl From<faasconf_tuner::TunerError> for PolicyError {
+    fn from(e: faasconf_tuner::TunerError) -> Self {
+        use faasconf_tuner::TunerError;
+        match e {
+            TunerError::Cancelled => Self::Cancelled,
+            TunerError::Invalid(_) | TunerError::State { .. } => Self::Invalid(e.field_errors()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -42,20 +42,21 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// The name the API reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// Still to end.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+impl From<JobState> for faasconf_proto::v1::TrainingJobState {
+    fn from(s: JobState) -> Self {
+        match s {
+            JobState::Pending => Self::Pending,
+            JobState::Running => Self::Running,
+            JobState::Done => Self::Done,
+            JobState::Failed => Self::Failed,
+            JobState::Cancelled => Self::Cancelled,
+        }
     }
 }
 

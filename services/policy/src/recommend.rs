@@ -15,37 +15,13 @@ use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
 use faasconf_ses::Band;
-use faasconf_training::Verdict;
-use faasconf_twin::{Twin, TwinOptions, Workload};
+use faasconf_tuner::outcomes::Tally;
+use faasconf_tuner::planner::{PlanInput, PlanOptions, PlanState, plan};
+use faasconf_tuner::twin_path::decide_on_twin;
+use faasconf_tuner::{Verdict, lock};
 
-use crate::engine::{Engine, lock};
+use crate::engine::Engine;
 use crate::error::PolicyError;
-use crate::outcomes::Tally;
-use crate::planner::{Plan, PlanOptions, plan};
-
-/// Policy steps taken on the twin when no window is given.
-pub const TWIN_STEPS: usize = 3;
-
-/// Screening on the twin path: lighter than a tuning session's (a CI job waits for it).
-const TWIN_PATH: PlanOptions = PlanOptions {
-    candidates: 8,
-    random_starts: 0,
-    noise: 0.15,
-    screen: true,
-    screen_windows: 6,
-    screen_seeds: 2,
-    twin_seed: 0x7a1,
-    refine_budget: 300,
-    latency_margin: 0.0,
-    success_margin: 0.0,
-    pass_rate: 0.85,
-    holdout_seeds: 2,
-    holdout_windows: 12,
-    screen_pass_rate: 0.85,
-    confirm_seeds: 2,
-    confirm_windows: 12,
-    confirm_pass_rate: 0.85,
-};
 
 /// A recommendation request, validated.
 #[derive(Debug, Clone)]
@@ -148,25 +124,36 @@ pub fn recommend(
         Some(window) => {
             let model = lock(&model);
             let mut explorer = lock(&explorer);
-            plan(
+            let input = PlanInput {
                 workflow,
-                &model,
+                model: &model,
                 window,
-                request.users,
-                &request.qos,
-                Some(&mut explorer),
-                None,
-                &[],
-                &mut Tally::default(),
-                &PlanOptions {
-                    screen: false,
-                    ..PlanOptions::default()
-                },
-                &mut rng,
+                users: request.users,
+                qos: &request.qos,
+                incumbent: None,
+                avoid: &[],
+            };
+            let state = PlanState {
+                explorer: Some(&mut explorer),
+                confirmations: &mut Tally::default(),
+                rng: &mut rng,
                 cancel,
-            )?
+            };
+            let options = PlanOptions {
+                screen: false,
+                ..PlanOptions::DEFAULT
+            };
+            plan(&input, state, &options)?
         }
-        None => twin_path(workflow, &model, &explorer, request, &mut rng, cancel)?,
+        None => decide_on_twin(
+            workflow,
+            &model,
+            &explorer,
+            request.users,
+            &request.qos,
+            &mut rng,
+            cancel,
+        )?,
     };
     Ok(Recommendation {
         cost: plan.config.cost(),
@@ -177,69 +164,4 @@ pub fn recommend(
         attention: attention_rows(workflow, &plan.weights),
         config: plan.config,
     })
-}
-
-fn twin_path(
-    workflow: &Workflow,
-    model: &crate::engine::SharedModel,
-    explorer: &std::sync::Arc<std::sync::Mutex<faasconf_ses::SafeExplorer>>,
-    request: &RecommendRequest,
-    rng: &mut Rng,
-    cancel: &Cancel,
-) -> Result<Plan, PolicyError> {
-    let start = workflow
-        .config_from_actions(&vec![[0.5; 4]; workflow.len()])
-        .map_err(PolicyError::internal)?;
-    let mut twin = Twin::new(
-        workflow.clone(),
-        start,
-        Workload::ClosedLoop {
-            users: request.users,
-        },
-        TwinOptions::default(),
-    )
-    .map_err(PolicyError::internal)?;
-    twin.run_window();
-    let mut window = twin.run_window();
-    let mut best: Option<Plan> = None;
-    let mut confirmations = Tally::default();
-    for _ in 0..TWIN_STEPS {
-        if cancel.is_cancelled() {
-            return Err(PolicyError::Cancelled);
-        }
-        let step = {
-            let model = lock(model);
-            let mut explorer = lock(explorer);
-            plan(
-                workflow,
-                &model,
-                &window,
-                request.users,
-                &request.qos,
-                Some(&mut explorer),
-                best.as_ref().map(|b: &Plan| &b.config),
-                &[],
-                &mut confirmations,
-                &TWIN_PATH,
-                rng,
-                cancel,
-            )?
-        };
-        twin.apply_config(step.config.clone())
-            .map_err(PolicyError::internal)?;
-        twin.run_window();
-        window = twin.run_window();
-        let better = match (&best, &step.verdict) {
-            (None, _) => true,
-            (Some(b), Some(v)) => {
-                let bv = b.verdict.unwrap_or(*v);
-                (v.qos_met && !bv.qos_met) || (v.qos_met == bv.qos_met && v.cost < bv.cost)
-            }
-            (Some(_), None) => false,
-        };
-        if better {
-            best = Some(step);
-        }
-    }
-    best.ok_or_else(|| PolicyError::Internal("no policy step".into()))
 }

@@ -269,10 +269,10 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
     v1::TuningStatus {
         session_id: s.id.clone(),
         workflow: s.spec.workflow.clone(),
-        state: s.state.to_owned(),
+        state: v1::TuningSessionState::from(s.state).into(),
         iterations: s.history.len() as u32,
-        best_config: s.best.as_ref().and_then(|(c, _)| config(c)),
-        best_cost: s.best.as_ref().map_or(0.0, |(_, c)| *c),
+        best_config: s.best.as_ref().and_then(|b| config(&b.config)),
+        best_cost: s.best.as_ref().map_or(0.0, |b| b.cost),
         qos_violations: s.violations(),
         rollbacks: s.rollbacks,
         message: s.message.clone(),
@@ -283,7 +283,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
                 iteration: i.iteration,
                 config: config(&i.config),
                 cost: i.cost,
-                e2e_mean_seconds: i.e2e_mean_seconds,
+                e2e_mean_seconds: i.e2e_mean_s,
                 success_ratio: i.success_ratio,
                 qos_met: i.qos_met,
                 ses_replaced: i.ses_replaced,
@@ -298,7 +298,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
 fn job_to_proto(r: &JobRecord) -> v1::TrainingStatus {
     v1::TrainingStatus {
         job_id: r.id.clone(),
-        state: r.state.name().to_owned(),
+        state: v1::TrainingJobState::from(r.state).into(),
         progress: r.progress,
         model_version: r.model_version.clone(),
         message: r.message.clone(),

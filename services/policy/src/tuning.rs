@@ -7,29 +7,27 @@
 //! session reverts to the last QoS-meeting configuration and records why. Windows marked
 //! `transient` (an apply finished inside them) and windows of an older configuration are never
 //! learnt from.
+//!
+//! The loop itself is `faasconf_tuner::tuning_loop`, run on a blocking thread over the
+//! actuator as its environment (`run`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faasconf_core::optimiser::Proposal;
-use faasconf_core::{FieldError, Qos, Workflow, WorkflowConfig};
-use faasconf_proto::convert::{config_from_proto, config_to_proto};
-use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
-use faasconf_proto::window::window_from_proto;
-use faasconf_store::{Observation, Source};
-use faasconf_training::Model;
-use tokio::sync::watch;
-use tokio_stream::StreamExt;
-use tracing::Instrument;
-
 use faasconf_core::cancel::Cancel;
-use faasconf_core::limits::{clip_to, quoted};
+use faasconf_core::limits::quoted;
+use faasconf_core::{FieldError, Qos};
+use faasconf_proto::v1;
+use faasconf_tuner::{Best, Iteration};
+use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::actuators::Actuators;
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
-use crate::tuner::{Tuner, TunerOptions};
+
+mod run;
 
 /// What a session was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,27 +92,41 @@ impl TuningSpec {
     }
 }
 
-/// One iteration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Iteration {
-    /// 1-based.
-    pub iteration: u32,
-    /// Configuration applied.
-    pub config: WorkflowConfig,
-    /// Its cost.
-    pub cost: f64,
-    /// Mean end-to-end latency of its first steady window.
-    pub e2e_mean_seconds: f64,
-    /// Success ratio of that window.
-    pub success_ratio: f64,
-    /// QoS met.
-    pub qos_met: bool,
-    /// Safe exploration replaced the policy's proposal.
-    pub ses_replaced: bool,
-    /// A rollback.
-    pub rollback: bool,
-    /// Reward.
-    pub reward: f64,
+/// Where a session stands (the proto's `TuningSessionState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Accepted; connecting to the actuator.
+    Pending,
+    /// Observing windows and applying decisions.
+    Running,
+    /// The best cost stopped improving.
+    Converged,
+    /// Every iteration done.
+    BudgetSpent,
+    /// Stopped on request.
+    Stopped,
+    /// Ended by an error.
+    Failed,
+}
+
+impl SessionState {
+    /// Still to end.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+impl From<SessionState> for v1::TuningSessionState {
+    fn from(s: SessionState) -> Self {
+        match s {
+            SessionState::Pending => Self::Pending,
+            SessionState::Running => Self::Running,
+            SessionState::Converged => Self::Converged,
+            SessionState::BudgetSpent => Self::BudgetSpent,
+            SessionState::Stopped => Self::Stopped,
+            SessionState::Failed => Self::Failed,
+        }
+    }
 }
 
 /// Where a session stands.
@@ -124,12 +136,12 @@ pub struct TuningState {
     pub id: String,
     /// The spec.
     pub spec: TuningSpec,
-    /// pending, running, converged, budget_spent, stopped, failed.
-    pub state: &'static str,
+    /// Its state.
+    pub state: SessionState,
     /// Iterations done.
     pub history: Vec<Iteration>,
     /// Cheapest QoS-meeting configuration seen.
-    pub best: Option<(WorkflowConfig, f64)>,
+    pub best: Option<Best>,
     /// Rollbacks done.
     pub rollbacks: u32,
     /// Last news (why it stopped, why it rolled back).
@@ -221,7 +233,7 @@ impl Sessions {
         self.prune(&mut sessions);
         if let Some((id, _)) = sessions.iter().find(|(_, s)| {
             let s = lock(&s.state);
-            s.spec.workflow == spec.workflow && matches!(s.state, "pending" | "running")
+            s.spec.workflow == spec.workflow && s.state.is_active()
         }) {
             return Err(PolicyError::Precondition(format!(
                 "session {id} is already tuning {:?}; stop it first",
@@ -236,7 +248,7 @@ impl Sessions {
         let state = TuningState {
             id: id.clone(),
             spec: spec.clone(),
-            state: "pending",
+            state: SessionState::Pending,
             history: Vec::new(),
             best: None,
             rollbacks: 0,
@@ -253,7 +265,7 @@ impl Sessions {
         let span = tracing::info_span!("tuning_session", session = %id, workflow = %spec.workflow);
         tokio::spawn(
             async move {
-                let result = run(
+                let result = run::run(
                     engine,
                     &client,
                     workflow,
@@ -266,7 +278,7 @@ impl Sessions {
                 let mut s = lock(&task_state);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "tuning session failed");
-                    s.state = "failed";
+                    s.state = SessionState::Failed;
                     s.message = e.to_string();
                 }
                 s.ended = Some(Instant::now());
@@ -303,249 +315,10 @@ impl Sessions {
         let _ = s.stop.send(true);
         s.cancel.cancel();
         let mut state = lock(&s.state);
-        if matches!(state.state, "pending" | "running") {
-            state.state = "stopped";
+        if state.state.is_active() {
+            state.state = SessionState::Stopped;
             state.message = "stopped on request".into();
         }
         Ok(state.clone())
-    }
-}
-
-/// The error of an actuator's answer, naming the actuator (and every cause of a transport
-/// failure, not only "transport error").
-fn from_status(actuator: &str, s: tonic::Status) -> PolicyError {
-    let mut message = clip_to(s.message(), 480).into_owned();
-    if let Some(source) = std::error::Error::source(&s) {
-        message = format!("{message}: {}", faasconf_server::security::chain(source));
-    }
-    match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            PolicyError::Unavailable(format!("{actuator}: {message}"))
-        }
-        code => PolicyError::Precondition(format!(
-            "the actuator at {actuator} answered {code:?}: {message}"
-        )),
-    }
-}
-
-fn traced<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    faasconf_server::traces::inject_context(request.metadata_mut());
-    request
-}
-
-async fn run(
-    engine: Arc<Engine>,
-    client: &faasconf_server::security::ClientSecurity,
-    workflow: Workflow,
-    model_dir: std::path::PathBuf,
-    state: Arc<Mutex<TuningState>>,
-    mut stopped: watch::Receiver<bool>,
-    cancel: Cancel,
-) -> Result<(), PolicyError> {
-    let spec = lock(&state).spec.clone();
-    // No per-call timeout: the telemetry stream lives as long as the session.
-    let channel = client
-        .connect(&spec.actuator, std::time::Duration::from_secs(10), None)
-        .await
-        .map_err(|e| PolicyError::Unavailable(e.to_string()))?;
-    let mut client = ActuatorClient::new(channel);
-    let remote = client
-        .get_workflow(traced(v1::GetWorkflowRequest {
-            workflow: workflow.name.clone(),
-        }))
-        .await
-        .map_err(|e| from_status(&spec.actuator, e))?
-        .into_inner();
-    let remote_functions = remote.workflow.map(|w| w.functions).unwrap_or_default();
-    if remote_functions != workflow.function_names() {
-        return Err(PolicyError::Precondition(format!(
-            "the actuator's {:?} has functions {remote_functions:?}; this policy knows {:?}",
-            workflow.name,
-            workflow.function_names()
-        )));
-    }
-    let mut version = remote.config_version;
-    // The actuator's configuration must fit this policy's workflow (bounds included).
-    config_from_proto(&workflow, remote.current_config.as_ref(), "current_config")
-        .map_err(PolicyError::Invalid)?;
-    // A private copy: online learning must not change the stored version others are served.
-    let model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
-        .map_err(PolicyError::internal)?;
-    let explorer = engine.explorer(&workflow)?;
-    let mut tuner = {
-        let stored = engine
-            .store()
-            .observations(&workflow)
-            .map_err(PolicyError::internal)?;
-        let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
-        Tuner::new(
-            workflow.clone(),
-            model,
-            explorer,
-            &refs,
-            TunerOptions {
-                qos: spec.qos,
-                rollback_after: spec.rollback_after,
-                screen: spec.screen,
-                safe_exploration: true,
-                seed: spec.seed,
-                cancel,
-            },
-        )?
-    };
-    // Lockstep: a virtual-clock twin waits for each decision, so a session is reproducible from
-    // its seed whatever the planning takes (a cluster does not wait).
-    let mut stream = client
-        .stream_telemetry(traced(v1::StreamTelemetryRequest {
-            workflow: workflow.name.clone(),
-            lockstep: true,
-        }))
-        .await
-        .map_err(|e| from_status(&spec.actuator, e))?
-        .into_inner();
-    lock(&state).state = "running";
-    let mut pending: Option<(bool, bool)> = None; // (ses_replaced, rollback) of the applied change
-    let mut since_best = 0u32;
-    let session = lock(&state).id.clone();
-    let mut seq = 0u64;
-    loop {
-        let message = tokio::select! {
-            m = stream.next() => m,
-            _ = stopped.wait_for(|s| *s) => return Ok(()),
-        };
-        let Some(message) = message else {
-            return Err(PolicyError::Unavailable(format!(
-                "{}: the actuator ended the telemetry stream",
-                spec.actuator
-            )));
-        };
-        let message = message.map_err(|e| from_status(&spec.actuator, e))?;
-        let window = window_from_proto(&workflow, &message, "telemetry").map_err(|e| {
-            PolicyError::Internal(format!(
-                "the actuator sent a bad window: {}",
-                PolicyError::Invalid(e)
-            ))
-        })?;
-        if window.config_version > version {
-            return Err(PolicyError::Precondition(format!(
-                "the configuration of {:?} was changed outside this session (version {} after this session's {version})",
-                workflow.name, window.config_version
-            )));
-        }
-        if window.transient || window.config_version != version {
-            continue;
-        }
-        let step = tracing::info_span!(
-            "tuning_step",
-            iteration = lock(&state).history.len() + 1,
-            users = window.users
-        );
-        let met = spec.qos.met(&window.workflow);
-        let reward = spec.qos.reward(&window.workflow);
-        let observation = Observation {
-            workflow: workflow.name.clone(),
-            source: Source::Online,
-            session: session.clone(),
-            seq,
-            users: window.users,
-            actions: workflow.actions_of(&window.config),
-            window: window.clone(),
-            reward,
-            qos_met: met,
-        };
-        seq += 1;
-        engine
-            .store()
-            .record(std::slice::from_ref(&observation))
-            .map_err(PolicyError::internal)?;
-        metrics::counter!("faasconf_policy_windows_total", "workflow" => workflow.name.clone(), "qos" => if met { "met" } else { "missed" }).increment(1);
-        metrics::gauge!("faasconf_policy_cost", "workflow" => workflow.name.clone())
-            .set(window.workflow.cost);
-        metrics::gauge!("faasconf_policy_reward", "workflow" => workflow.name.clone()).set(reward);
-        if !met {
-            metrics::counter!("faasconf_policy_qos_violations_total", "workflow" => workflow.name.clone()).increment(1);
-        }
-        tokio::task::block_in_place(|| tuner.observe(&window))?;
-        if let Some((ses_replaced, rollback)) = pending.take() {
-            let mut s = lock(&state);
-            let iteration = s.history.len() as u32 + 1;
-            s.history.push(Iteration {
-                iteration,
-                config: window.config.clone(),
-                cost: window.config.cost(),
-                e2e_mean_seconds: window.workflow.mean_latency_seconds,
-                success_ratio: window.workflow.success_ratio,
-                qos_met: met,
-                ses_replaced,
-                rollback,
-                reward,
-            });
-            let improved = met
-                && s.best
-                    .as_ref()
-                    .is_none_or(|(_, c)| window.config.cost() < *c);
-            if improved {
-                s.best = Some((window.config.clone(), window.config.cost()));
-                since_best = 0;
-            } else {
-                since_best += 1;
-            }
-            // Converged before budget spent: when both hold on the last iteration, that the
-            // best stopped improving is what the caller wants to know.
-            if spec.converge_after > 0 && s.best.is_some() && since_best >= spec.converge_after {
-                s.state = "converged";
-                s.message = format!("the best cost has not improved for {since_best} iterations");
-                return Ok(());
-            }
-            if iteration >= spec.max_iterations {
-                s.state = "budget_spent";
-                s.message = format!("{iteration} iterations done");
-                return Ok(());
-            }
-        }
-        if *stopped.borrow() {
-            return Ok(());
-        }
-        let rollbacks = tuner.rollbacks();
-        let next = match tokio::task::block_in_place(|| tuner.decide(&window)) {
-            // Stopped while deciding: nothing is applied after a stop.
-            Err(PolicyError::Cancelled) => return Ok(()),
-            other => other?,
-        };
-        if *stopped.borrow() {
-            return Ok(());
-        }
-        if tuner.rollbacks() > rollbacks {
-            let mut s = lock(&state);
-            s.rollbacks = tuner.rollbacks();
-            s.message = tuner.news().to_owned();
-        }
-        let Proposal {
-            config: next,
-            ses_replaced,
-            rollback,
-        } = next;
-        pending = Some((ses_replaced, rollback));
-        // Applied even when unchanged: the decision is what a lockstep clock waits for (the
-        // actuator changes nothing then). The apply carries this step's trace context.
-        {
-            let request = {
-                let _entered = step.enter();
-                traced(v1::ApplyConfigRequest {
-                    workflow: workflow.name.clone(),
-                    config: Some(config_to_proto(&workflow, &next)),
-                    dry_run: false,
-                    expected_version: version,
-                })
-            };
-            let applied = client
-                .apply_config(request)
-                .instrument(step)
-                .await
-                .map_err(|e| from_status(&spec.actuator, e))?
-                .into_inner();
-            version = applied.config_version;
-        }
     }
 }

@@ -4,6 +4,7 @@
 //! service edge, nowhere else).
 
 pub mod convert;
+pub mod states;
 pub mod status;
 pub mod window;
 

@@ -4,7 +4,6 @@
 //!
 //! - [`samples`]: observations of random and perturbed configurations on the twin.
 //! - [`replay`]: transitions from observations (transient windows skipped); the replay buffer.
-//! - [`search`]: steady-state evaluation and coordinate descent on the twin.
 //! - [`evaluate`]: the greedy policy on its own on the twin (what compares algorithms).
 //! - [`online`]: online steps on the twin after the offline updates (the policy's own data).
 //! - [`mod@train`]: the training loop, its checkpoints and its report (losses, reward curve).
@@ -19,12 +18,11 @@ pub mod model;
 pub mod online;
 pub mod replay;
 pub mod samples;
-pub mod search;
 pub mod train;
 
 pub use evaluate::{EvaluateOptions, PolicyScore, evaluate_policy};
 pub use job::{JobOutcome, JobSpec, Stage, import_history, run_job};
-pub use model::{Model, ModelMeta, Verdict};
+pub use model::{Model, ModelMeta};
 pub use samples::{SampleOptions, twin_samples};
 pub use train::{Progress, TrainOptions, TrainReport, train};
 

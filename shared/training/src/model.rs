@@ -169,16 +169,3 @@ impl Model {
         Ok(windows)
     }
 }
-
-/// The twin's verdict on one configuration (what a screened recommendation reports).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// Mean end-to-end latency, seconds.
-    pub e2e_mean_seconds: f64,
-    /// Success ratio.
-    pub success_ratio: f64,
-    /// Cost of the configuration.
-    pub cost: f64,
-    /// Whether every window met QoS.
-    pub qos_met: bool,
-}

@@ -1,0 +1,334 @@
+//! From a state to a configuration: the policy's decision, exploration around it, the
+//! safe-exploration filter, and (optionally) screening of the candidates on the twin.
+//!
+//! Screening: each candidate configuration is run on the calibrated twin at the observed load
+//! (steady state over several seeds) and the cheapest ones the twin predicts to meet QoS with a
+//! safety margin are refined by coordinate descent on the twin (cheaper one-knob moves that keep
+//! the margin, within a budget of evaluations). If no candidate meets the margin, a repair
+//! climb leads from the closest one back to it. Candidates come from the policy (its decision,
+//! plus Gaussian exploration around it), the safe-exploration strategy, the session's best
+//! configuration so far, the configuration applied now and random restarts, so the search
+//! starts where the agents and the history point and is not confined there.
+//!
+//! A window holds a few dozen requests, so whether one meets QoS is noisy, and a search over
+//! thousands of configurations finds ones that look better on its seeds than they are. Three
+//! samples guard the choice: the search's own screening windows (with a stricter bar), fixed
+//! held-out seeds for the cheapest configurations it stood on, and fresh confirmation seeds on
+//! every decision, whose windows add up per configuration over the session. The cheapest
+//! configuration whose record passes is chosen; the one applied now stays while its record
+//! holds, so the session does not change configuration on noise.
+
+use faasconf_agents::Decision;
+use faasconf_core::cancel::Cancel;
+use faasconf_core::rng::Rng;
+use faasconf_core::telemetry::WindowReport;
+use faasconf_core::{Qos, Workflow, WorkflowConfig};
+use faasconf_ses::{Band, SafeExplorer, SesError};
+use faasconf_training::Model;
+
+use crate::error::TunerError;
+use crate::outcomes::Tally;
+
+use crate::search::Verdict;
+
+mod checks;
+mod screen;
+use screen::Screen;
+
+/// Coordinate descents per screened decision.
+const DESCENTS: usize = 3;
+/// Safe-history configurations screened with the policy's candidates.
+const SAFE_STARTS: usize = 8;
+/// Random moves of one kick of the iterated local search.
+const KICK_MOVES: usize = 3;
+/// Acceptable configurations checked on held-out twin seeds: the cheapest ones, and ones
+/// spread over the dearer rest.
+const VALIDATION_CHEAPEST: usize = 16;
+const VALIDATION_SPREAD: usize = 32;
+/// Configurations that pass the held-out check and are confirmed on fresh seeds again, cheapest
+/// first.
+const CONFIRMED: usize = 6;
+/// How far below `pass_rate` the record of the configuration applied now may fall
+/// before it is given up (hysteresis: a record near the bar crosses it on noise).
+const KEEP_SLACK: f64 = 0.05;
+
+/// How candidates are drawn and screened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanOptions {
+    /// Candidates per decision (the policy's own plus noisy ones).
+    pub candidates: usize,
+    /// Random configurations screened with them (restarts of the search away from where the
+    /// policy and the history point; 0: none).
+    pub random_starts: usize,
+    /// Exploration noise around the policy's action (normalised space).
+    pub noise: f64,
+    /// Screen candidates on the twin.
+    pub screen: bool,
+    /// Steady twin windows per seed per screened configuration.
+    pub screen_windows: u32,
+    /// Twin seeds per screened configuration.
+    pub screen_seeds: u64,
+    /// First seed of the screening twin.
+    pub twin_seed: u64,
+    /// Twin evaluations the refinement may spend.
+    pub refine_budget: usize,
+    /// Safety margin: the twin must predict a mean latency this fraction below the target...
+    pub latency_margin: f64,
+    /// ...and a success ratio this much above the floor...
+    pub success_margin: f64,
+    /// ...and this share of its windows must meet QoS on their own (a configuration applied for
+    /// one window should meet QoS in that window, not only on average).
+    pub pass_rate: f64,
+    /// Held-out twin seeds the search's cheapest results are checked on. A window holds a few
+    /// dozen requests, so whether one meets QoS is noisy; a search over thousands of
+    /// configurations finds ones that look better on its seeds than they are, and the check
+    /// needs many more windows than the screening to see through it.
+    pub holdout_seeds: u64,
+    /// Steady windows per held-out seed.
+    pub holdout_windows: u32,
+    /// The share of screening windows a configuration must meet QoS in for the search to stand
+    /// on it (at least `pass_rate`, which the held-out check and the confirmation ask).
+    pub screen_pass_rate: f64,
+    /// Fresh twin seeds the cheapest configurations that pass the held-out check are confirmed
+    /// on. Choosing the cheapest of several that passed is itself a selection on noise (the
+    /// winner passed partly by luck); a second, independent sample of windows takes it out, and
+    /// its pass rate is what the session expects online.
+    pub confirm_seeds: u64,
+    /// Steady windows per confirmation seed.
+    pub confirm_windows: u32,
+    /// The share of confirmation windows that must meet QoS (at least `pass_rate`): a
+    /// configuration is applied for windows one at a time, and each miss is a violation.
+    pub confirm_pass_rate: f64,
+}
+
+impl PlanOptions {
+    /// The options of a tuning session's decision.
+    pub const DEFAULT: Self = Self {
+        candidates: 32,
+        random_starts: 256,
+        noise: 0.15,
+        screen: true,
+        screen_windows: 10,
+        screen_seeds: 4,
+        twin_seed: 0x7a1,
+        refine_budget: 4000,
+        latency_margin: 0.0,
+        success_margin: 0.0,
+        pass_rate: 0.85,
+        screen_pass_rate: 0.9,
+        holdout_seeds: 4,
+        holdout_windows: 25,
+        confirm_seeds: 4,
+        confirm_windows: 50,
+        confirm_pass_rate: 0.85,
+    };
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl PlanOptions {
+    /// The QoS target tightened by the margins.
+    pub fn tightened(&self, qos: &Qos) -> Qos {
+        Qos {
+            mean_latency_seconds: qos.mean_latency_seconds * (1.0 - self.latency_margin),
+            min_success_ratio: (qos.min_success_ratio + self.success_margin).min(1.0),
+        }
+    }
+}
+
+/// A chosen configuration and how it was chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The configuration.
+    pub config: WorkflowConfig,
+    /// Its normalised actions.
+    pub actions: Vec<[f64; 4]>,
+    /// The actor's neighbour weights `[n * n]` behind the decision.
+    pub weights: Vec<f32>,
+    /// Safe exploration replaced the chosen candidate's proposal.
+    pub ses_replaced: bool,
+    /// The band that applied (none without QoS-meeting history).
+    pub band: Option<Band>,
+    /// The twin's verdict on the configuration, when screened.
+    pub verdict: Option<Verdict>,
+    /// Candidates screened.
+    pub screened: usize,
+    /// The share of held-out twin windows in which the configuration met QoS (when screened):
+    /// what to expect of it online.
+    pub expected_pass_rate: Option<f64>,
+}
+
+struct Candidate {
+    actions: Vec<[f64; 4]>,
+    replaced: bool,
+    band: Option<Band>,
+}
+
+fn rows(actions: &[f32]) -> Vec<[f64; 4]> {
+    actions
+        .chunks(4)
+        .map(|c| [0, 1, 2, 3].map(|i| f64::from(c.get(i).copied().unwrap_or(0.0)).clamp(0.0, 1.0)))
+        .collect()
+}
+
+fn filtered(
+    workflow: &Workflow,
+    users: u32,
+    proposed: Vec<[f64; 4]>,
+    explorer: &mut Option<&mut SafeExplorer>,
+) -> Result<Candidate, TunerError> {
+    let Some(explorer) = explorer.as_deref_mut() else {
+        return Ok(Candidate {
+            actions: proposed,
+            replaced: false,
+            band: None,
+        });
+    };
+    match explorer.filter(workflow, users, proposed.clone()) {
+        Ok(f) => Ok(Candidate {
+            actions: f.actions,
+            replaced: f.replaced,
+            band: Some(f.band),
+        }),
+        Err(SesError::NoSafeHistory) => Ok(Candidate {
+            actions: proposed,
+            replaced: false,
+            band: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What one decision starts from.
+#[derive(Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The workflow.
+    pub workflow: &'a Workflow,
+    /// The trained model whose policy proposes.
+    pub model: &'a Model,
+    /// The window observed last (the state; its configuration is the one applied now).
+    pub window: &'a WindowReport,
+    /// The load to screen at.
+    pub users: u32,
+    /// The QoS target.
+    pub qos: &'a Qos,
+    /// The best configuration seen so far, screened with the candidates.
+    pub incumbent: Option<&'a WorkflowConfig>,
+    /// Configurations that kept missing QoS when applied: never chosen again, however well
+    /// they screen.
+    pub avoid: &'a [WorkflowConfig],
+}
+
+/// What a decision reads and adds to: the session's safe-exploration strategy (none: no
+/// filter), its record of confirmation windows, its random stream and its stop signal.
+pub struct PlanState<'a> {
+    /// Safe exploration (none: the agents' actions unfiltered).
+    pub explorer: Option<&'a mut SafeExplorer>,
+    /// The session's record of confirmation windows, which this decision adds to.
+    pub confirmations: &'a mut Tally,
+    /// The session's random stream.
+    pub rng: &'a mut Rng,
+    /// Raised: the decision stops with [`TunerError::Cancelled`].
+    pub cancel: &'a Cancel,
+}
+
+/// The configuration for the state `input.window` at `input.users` (see the module doc).
+///
+/// A search on fixed twin seeds ends on the edge of what passes on those seeds' noise, so the
+/// cheapest acceptable configurations it visited are checked again on held-out seeds, cheapest
+/// first, and the first that passes there too is chosen.
+pub fn plan(
+    input: &PlanInput<'_>,
+    state: PlanState<'_>,
+    options: &PlanOptions,
+) -> Result<Plan, TunerError> {
+    let PlanState {
+        mut explorer,
+        confirmations,
+        rng,
+        cancel,
+    } = state;
+    let (candidates, count, weights) = propose(input, &mut explorer, options, rng)?;
+    let workflow = input.workflow;
+    if !options.screen {
+        let c = candidates
+            .into_iter()
+            .next()
+            .ok_or(TunerError::NoCandidate)?;
+        return Ok(Plan {
+            config: workflow.config_from_actions(&c.actions)?,
+            actions: c.actions,
+            weights,
+            ses_replaced: c.replaced,
+            band: c.band,
+            verdict: None,
+            screened: 0,
+            expected_pass_rate: None,
+        });
+    }
+    let screen = Screen::new(input, options, cancel);
+    let mut search = screen.start(input, &candidates, count, rng)?;
+    screen.descend_from_the_best(&mut search);
+    screen.repair_if_short(&mut search);
+    screen.kick(&mut search, rng);
+    let verdict_of = screen.check(input, &mut search, confirmations, rng)?;
+    Ok(search.finish(input, &candidates, verdict_of, weights))
+}
+
+/// The policy's candidates (its decision, then Gaussian exploration around it), each filtered
+/// by safe exploration, and (when screening) the cheapest QoS-meeting configurations of the
+/// safe history; with the number of policy candidates and the actor's neighbour weights.
+fn propose(
+    input: &PlanInput<'_>,
+    explorer: &mut Option<&mut SafeExplorer>,
+    options: &PlanOptions,
+    rng: &mut Rng,
+) -> Result<(Vec<Candidate>, usize, Vec<f32>), TunerError> {
+    let (workflow, users) = (input.workflow, input.users);
+    let Decision { actions, weights } = input
+        .model
+        .decide(workflow, input.window)
+        .map_err(|source| TunerError::State { source })?;
+    let greedy = rows(&actions);
+    let count = if options.screen {
+        options.candidates.max(1)
+    } else {
+        1
+    };
+    let mut candidates = Vec::with_capacity(count);
+    for i in 0..count {
+        let proposed = if i == 0 {
+            greedy.clone()
+        } else {
+            greedy
+                .iter()
+                .map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0)))
+                .collect()
+        };
+        candidates.push(filtered(workflow, users, proposed, explorer)?);
+    }
+    if options.screen
+        && let Some(explorer) = explorer.as_deref()
+    {
+        let band = explorer.band_for(users).cloned();
+        let mut safe: Vec<Vec<[f64; 4]>> = explorer.safe_for(users).to_vec();
+        safe.sort_by(|a, b| {
+            faasconf_ses::price(workflow, a)
+                .unwrap_or(f64::MAX)
+                .total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX))
+        });
+        candidates.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate {
+            actions,
+            replaced: true,
+            band,
+        }));
+    }
+    Ok((candidates, count, weights))
+}
+
+#[cfg(test)]
+mod tests;
