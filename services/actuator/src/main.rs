@@ -6,6 +6,7 @@
 //! `StreamTelemetry` (many subscribers) and `SetWorkload` (twin). Health, reflection, timeouts and
 //! graceful shutdown come from `faasconf-server`; on SIGTERM every telemetry stream ends cleanly.
 
+mod apply;
 mod backend;
 mod fanout;
 mod kubernetes;

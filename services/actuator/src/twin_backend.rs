@@ -9,9 +9,10 @@
 //!   subscriber thinks, by however many windows the transport buffers, and the configuration
 //!   would change at a point that depends on timing, not on the seed.
 //!
-//! Configuration changes go through [`TwinBackend::apply`]: validated whole first, optimistic
-//! concurrency on the version, idempotent, dry-run capable. A twin applies a valid configuration
-//! atomically, so nothing needs rolling back here (the Kubernetes backend does).
+//! Configuration changes go through the apply protocol ([`crate::apply`]): validated whole
+//! first, optimistic concurrency on the version, idempotent, dry-run capable. A twin applies a
+//! valid configuration atomically, so nothing needs rolling back here (the Kubernetes backend
+//! does).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,9 +22,8 @@ use faasconf_core::{Workflow, WorkflowConfig};
 use faasconf_twin::{Twin, TwinOptions, WindowReport, Workload};
 use tokio::sync::{Mutex, watch};
 
-use crate::backend::{
-    ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed, subscribers_exhausted,
-};
+use crate::apply::{self, ApplyTarget, Applying};
+use crate::backend::{ApplyError, ApplyOutcome, Backend, not_managed, subscribers_exhausted};
 use crate::fanout::{Subscribers, Subscription};
 
 /// How windows are paced.
@@ -59,60 +59,14 @@ impl ManagedTwin {
         (twin.config().clone(), twin.config_version())
     }
 
-    /// Validates and applies `config` (see the module docs).
+    /// Validates and applies `config` through the apply protocol ([`crate::apply`]).
     pub async fn apply(
         &self,
         config: WorkflowConfig,
         expected_version: u64,
         dry_run: bool,
     ) -> Result<ApplyOutcome, ApplyError> {
-        if let Err(e) = self.workflow.validate_config(&config) {
-            self.count_apply("invalid");
-            return Err(ApplyError::Invalid(e.field_errors().to_vec()));
-        }
-        let mut twin = self.twin.lock().await;
-        let current = twin.config_version();
-        if expected_version != 0 && expected_version != current {
-            self.count_apply("stale");
-            return Err(ApplyError::Stale {
-                current,
-                expected: expected_version,
-            });
-        }
-        let diff = diff(&self.workflow, twin.config(), &config);
-        if dry_run {
-            self.count_apply("dry_run");
-            return Ok(ApplyOutcome {
-                applied: config,
-                version: current,
-                diff,
-            });
-        }
-        if diff.is_empty() {
-            // A decision to keep the configuration: it releases a lockstep clock all the same.
-            self.applies.send_modify(|n| *n += 1);
-            self.count_apply("unchanged");
-            return Ok(ApplyOutcome {
-                applied: config,
-                version: current,
-                diff,
-            });
-        }
-        let version = twin
-            .apply_config(config.clone())
-            .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
-        self.applies.send_modify(|n| *n += 1);
-        tracing::info!(workflow = %self.workflow.name, version, changes = diff.len(), "configuration applied");
-        self.count_apply("applied");
-        Ok(ApplyOutcome {
-            applied: config,
-            version,
-            diff,
-        })
-    }
-
-    fn count_apply(&self, outcome: &'static str) {
-        count_apply(&self.workflow.name, outcome);
+        apply::apply(self, &self.workflow, config, expected_version, dry_run).await
     }
 
     /// The simulated cluster's metric families (gateway and cAdvisor names).
@@ -334,6 +288,57 @@ impl Backend for TwinBackend {
         }
         // One header per family across every workflow's simulated cluster.
         faasconf_twin::exposition::render(families)
+    }
+}
+
+/// The twin's side of an apply: its lock; it has no platform limits beyond the bounds.
+#[tonic::async_trait]
+impl ApplyTarget for ManagedTwin {
+    async fn begin<'a>(
+        &'a self,
+        _workflow: &'a Workflow,
+    ) -> Result<Box<dyn Applying + 'a>, ApplyError> {
+        let twin = self.twin.lock().await;
+        Ok(Box::new(TwinApplying {
+            twin,
+            applies: &self.applies,
+        }))
+    }
+}
+
+/// An apply to a locked twin.
+struct TwinApplying<'a> {
+    twin: tokio::sync::MutexGuard<'a, Twin>,
+    applies: &'a watch::Sender<u64>,
+}
+
+#[tonic::async_trait]
+impl Applying for TwinApplying<'_> {
+    fn current(&self) -> (&WorkflowConfig, u64) {
+        (self.twin.config(), self.twin.config_version())
+    }
+
+    /// A valid configuration is one the twin runs.
+    async fn dry_run(
+        &mut self,
+        _: usize,
+        _: &faasconf_core::FunctionConfig,
+    ) -> Result<(), ApplyError> {
+        Ok(())
+    }
+
+    async fn write(&mut self, config: &WorkflowConfig, _: &[usize]) -> Result<u64, ApplyError> {
+        let version = self
+            .twin
+            .apply_config(config.clone())
+            .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        self.applies.send_modify(|n| *n += 1);
+        Ok(version)
+    }
+
+    /// A decision to keep the configuration: it releases a lockstep clock all the same.
+    fn keep(&mut self) {
+        self.applies.send_modify(|n| *n += 1);
     }
 }
 

@@ -261,25 +261,28 @@ pub fn response_json(r: &v1::RecommendConfigResponse) -> Value {
 }
 
 /// An OpenFaaS stack.yml `functions:` fragment: limits and requests, `max_inflight`, and the
-/// scale labels pinning the replicas.
+/// scale labels pinning the replicas (`faasconf_openfaas::stack_fields`).
 pub fn openfaas_fragment(r: &v1::RecommendConfigResponse) -> Value {
     let functions: serde_json::Map<String, Value> = functions(r)
         .iter()
         .map(|f| {
-            let resources = json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
-            let replicas = f.replicas.to_string();
             (
                 f.function.clone(),
-                json!({
-                    "limits": resources,
-                    "requests": resources,
-                    "environment": {"max_inflight": f.concurrency.to_string()},
-                    "labels": {"com.openfaas.scale.min": replicas, "com.openfaas.scale.max": replicas},
-                }),
+                faasconf_openfaas::stack_fields(&config_of(f)),
             )
         })
         .collect();
     json!({ "functions": functions })
+}
+
+/// A recommended function's configuration.
+fn config_of(f: &v1::FunctionConfig) -> faasconf_core::FunctionConfig {
+    faasconf_core::FunctionConfig {
+        cpu_millis: f.cpu_millis,
+        memory_mib: f.memory_mib,
+        replicas: f.replicas,
+        concurrency: f.concurrency,
+    }
 }
 
 /// Strategic-merge patches of each function's Deployment, as YAML documents.
@@ -299,25 +302,14 @@ pub fn patch_documents(
 ) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for f in functions(r) {
-        let resources =
-            json!({"cpu": format!("{}m", f.cpu_millis), "memory": format!("{}Mi", f.memory_mib)});
-        let replicas = f.replicas.to_string();
-        let patch = json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": f.function, "namespace": namespace},
-            "spec": {
-                "replicas": f.replicas,
-                "template": {
-                    "metadata": {"labels": {"com.openfaas.scale.min": replicas, "com.openfaas.scale.max": replicas}},
-                    "spec": {"containers": [{
-                        "name": f.function,
-                        "resources": {"limits": resources, "requests": resources},
-                        "env": [{"name": "max_inflight", "value": f.concurrency.to_string()}],
-                    }]},
-                },
-            },
-        });
+        // The body the Kubernetes backend applies, without our version annotation.
+        let patch = faasconf_openfaas::apply_body(
+            faasconf_openfaas::Target::Deployment,
+            &f.function,
+            namespace,
+            &config_of(f),
+            None,
+        );
         out.push((f.function.clone(), serde_yaml_ng::to_string(&patch)?));
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! The `kubernetes` backend: OpenFaaS functions on a real cluster, through the Kubernetes API.
 //!
-//! Applying a workflow configuration ([`KubernetesBackend::apply`]):
+//! Applying a workflow configuration (the apply protocol, [`crate::apply`], with this backend's
+//! side in `apply`):
 //! 1. validate it whole, including the platform's limits (OpenFaaS CE clamps replicas to 5: more
 //!    is refused with FAILED_PRECONDITION rather than fought);
 //! 2. read every function's object and the version annotation, check `expected_version`;
@@ -16,6 +17,7 @@
 //! Telemetry comes from the Prometheus source (`faasconf-prometheus`), one window per
 //! `window_seconds` of wall time.
 
+mod apply;
 pub mod objects;
 pub mod rollout;
 mod settings;
@@ -35,9 +37,7 @@ use tokio::time::Instant;
 
 use self::objects::{Target, apply_body, deployment_config, deployment_resource, read_config};
 use self::rollout::{Rollout, rollout_state};
-use crate::backend::{
-    ApplyError, ApplyOutcome, Backend, count_apply, diff, not_managed, subscribers_exhausted,
-};
+use crate::backend::{ApplyError, ApplyOutcome, Backend, not_managed, subscribers_exhausted};
 use crate::fanout::{Subscribers, Subscription};
 
 pub use self::settings::{KubernetesSettings, Platform};
@@ -167,7 +167,7 @@ impl KubernetesBackend {
         Api::namespaced_with(
             self.client.clone(),
             &self.settings.namespace,
-            &target.resource(),
+            &objects::resource(target),
         )
     }
 
@@ -236,31 +236,6 @@ impl KubernetesBackend {
         Ok((WorkflowConfig(configs), version.max(1)))
     }
 
-    fn check_platform(
-        &self,
-        workflow: &Workflow,
-        config: &WorkflowConfig,
-    ) -> Result<(), ApplyError> {
-        let Some(max) = self.settings.platform.max_replicas() else {
-            return Ok(());
-        };
-        match workflow
-            .functions
-            .iter()
-            .zip(&config.0)
-            .find(|(_, c)| c.replicas > max)
-        {
-            Some((f, c)) => Err(ApplyError::Precondition {
-                field: format!("config.{}.replicas", f.name),
-                message: format!(
-                    "{} replicas, but OpenFaaS CE runs at most {max} per function (it would clamp them); use --platform pro on OpenFaaS Pro",
-                    c.replicas
-                ),
-            }),
-            None => Ok(()),
-        }
-    }
-
     async fn patch(
         &self,
         function: &str,
@@ -327,145 +302,6 @@ impl KubernetesBackend {
             tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
-
-    /// Applies the previous values back to `touched` functions (newest first); what failed.
-    async fn roll_back(
-        &self,
-        workflow: &Workflow,
-        touched: &[usize],
-        previous: &WorkflowConfig,
-        previous_version: u64,
-    ) -> Vec<String> {
-        let mut failures = Vec::new();
-        for &i in touched.iter().rev() {
-            let name = &workflow.functions[i].name;
-            let result = match self
-                .patch(name, &previous.0[i], Some(previous_version), false)
-                .await
-            {
-                Ok(()) => self.wait_rollout(name, &previous.0[i]).await,
-                Err(e) => Err(e.into_apply_error(
-                    &self.settings,
-                    &self.object_name(self.settings.target, name),
-                )),
-            };
-            let outcome = if result.is_ok() { "ok" } else { "failed" };
-            metrics::counter!("faasconf_actuator_rollbacks_total", "workflow" => workflow.name.clone(), "outcome" => outcome).increment(1);
-            if let Err(e) = result {
-                tracing::error!(workflow = %workflow.name, function = %name, error = %e, "rollback failed");
-                failures.push(format!("{name} ({e})"));
-            }
-        }
-        failures
-    }
-
-    async fn apply_managed(
-        &self,
-        m: &Managed,
-        config: WorkflowConfig,
-        expected_version: u64,
-        dry_run: bool,
-    ) -> Result<ApplyOutcome, ApplyError> {
-        let workflow = &m.workflow;
-        workflow
-            .validate_config(&config)
-            .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
-        self.check_platform(workflow, &config)?;
-        let mut state = m.state.lock().await;
-        let (previous, version) = self.read_workflow(workflow).await?;
-        let version = version.max(state.version.unwrap_or(0));
-        state.version = Some(version);
-        state.config = Some(previous.clone());
-        if expected_version != 0 && expected_version != version {
-            return Err(ApplyError::Stale {
-                current: version,
-                expected: expected_version,
-            });
-        }
-        let changes = diff(workflow, &previous, &config);
-        let changed: Vec<usize> = (0..workflow.len())
-            .filter(|&i| previous.0[i] != config.0[i])
-            .collect();
-        if dry_run {
-            for &i in &changed {
-                let name = &workflow.functions[i].name;
-                self.patch(name, &config.0[i], Some(version + 1), true)
-                    .await
-                    .map_err(|e| {
-                        e.into_apply_error(
-                            &self.settings,
-                            &self.object_name(self.settings.target, name),
-                        )
-                    })?;
-            }
-            return Ok(ApplyOutcome {
-                applied: config,
-                version,
-                diff: changes,
-            });
-        }
-        if changed.is_empty() {
-            return Ok(ApplyOutcome {
-                applied: config,
-                version,
-                diff: changes,
-            });
-        }
-        let next = version + 1;
-        let mut touched = Vec::new();
-        for &i in &changed {
-            let name = &workflow.functions[i].name;
-            let object_name = self.object_name(self.settings.target, name);
-            let step = match self.patch(name, &config.0[i], Some(next), false).await {
-                Ok(()) => {
-                    touched.push(i);
-                    self.wait_rollout(name, &config.0[i]).await
-                }
-                Err(e) => {
-                    // Unknown outcome (5xx, timeout): it may have been applied, so undo it too.
-                    if matches!(e, CallFailure::Unknown(_)) {
-                        touched.push(i);
-                    }
-                    Err(e.into_apply_error(&self.settings, &object_name))
-                }
-            };
-            if let Err(error) = step {
-                let failures = self.roll_back(workflow, &touched, &previous, version).await;
-                state.changed_at = Some(Instant::now());
-                let rolled: Vec<&str> = touched
-                    .iter()
-                    .map(|&j| workflow.functions[j].name.as_str())
-                    .collect();
-                let summary = if failures.is_empty() {
-                    format!("rolled back: {}", rolled.join(", "))
-                } else {
-                    format!("rollback FAILED for: {}", failures.join("; "))
-                };
-                tracing::warn!(workflow = %workflow.name, %error, %summary, "apply failed");
-                return Err(match error {
-                    ApplyError::Precondition { field, message } => ApplyError::Precondition {
-                        field,
-                        message: format!("{message}; version {version} kept, {summary}"),
-                    },
-                    ApplyError::Conflict(message) => ApplyError::Conflict(format!(
-                        "{message}; version {version} kept, {summary}"
-                    )),
-                    other => ApplyError::Unavailable(format!(
-                        "{other}; version {version} kept, {summary}"
-                    )),
-                });
-            }
-        }
-        state.version = Some(next);
-        state.config = Some(config.clone());
-        state.changed_at = Some(Instant::now());
-        tracing::info!(workflow = %workflow.name, version = next, changes = changes.len(), "configuration applied");
-        Ok(ApplyOutcome {
-            applied: config,
-            version: next,
-            diff: changes,
-        })
-    }
 }
 
 /// Which object to apply to when the operator decides: the `Function` resource when the
@@ -515,25 +351,7 @@ impl Backend for KubernetesBackend {
         dry_run: bool,
     ) -> Result<ApplyOutcome, ApplyError> {
         let m = self.managed(workflow)?;
-        let result = self
-            .apply_managed(m, config, expected_version, dry_run)
-            .await;
-        let outcome = match &result {
-            Ok(o) if dry_run => {
-                if o.diff.is_empty() {
-                    "unchanged"
-                } else {
-                    "dry_run"
-                }
-            }
-            Ok(o) if o.diff.is_empty() => "unchanged",
-            Ok(_) => "applied",
-            Err(ApplyError::Invalid(_)) => "invalid",
-            Err(ApplyError::Stale { .. }) => "stale",
-            Err(_) => "failed",
-        };
-        count_apply(workflow, outcome);
-        result
+        crate::apply::apply(self, &m.workflow, config, expected_version, dry_run).await
     }
 
     async fn subscribe(&self, workflow: &str, _lockstep: bool) -> Result<Subscription, ApplyError> {
