@@ -10,6 +10,7 @@
 //! - [`rq3`] — faasconf's ablations, in the same run.
 //! - [`speed`] — RecommendConfig latency and throughput, training steps, twin speed, memory.
 //! - [`load`] — the policy under 16 concurrent RecommendConfig clients on each path.
+//! - [`mismatch`] — rq1's protocol on clusters that are not the twin (drawn per-function factors).
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
 //! - [`plots`] — the cost and violation figures (SVG and PNG).
 //! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
@@ -21,6 +22,7 @@ pub mod baselines;
 pub mod journal;
 pub mod load;
 pub mod methods;
+pub mod mismatch;
 pub mod plots;
 pub mod protocol;
 pub mod report;

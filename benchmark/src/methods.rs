@@ -33,6 +33,8 @@ pub struct Variant {
     pub screen: bool,
     /// All four knobs (off: CPU, memory and replicas only; concurrency stays where it starts).
     pub hybrid: bool,
+    /// The screening twin is refitted to the windows observed (only with `screen`).
+    pub follow: bool,
 }
 
 impl Variant {
@@ -42,14 +44,17 @@ impl Variant {
         ses: true,
         screen: true,
         hybrid: true,
+        follow: true,
     };
 
-    /// The variant's name: `faasconf`, then what differs (`-unscreened`, the algorithm when not
-    /// attmf, `-noses`, `-hw`).
+    /// The variant's name: `faasconf`, then what differs (`-unscreened`, `-norefit`, the
+    /// algorithm when not attmf, `-noses`, `-hw`).
     pub fn name(self) -> String {
         let mut name = String::from("faasconf");
         if !self.screen {
             name.push_str("-unscreened");
+        } else if !self.follow {
+            name.push_str("-norefit");
         }
         if self.algorithm != Algorithm::AttMf {
             name.push('-');
@@ -64,19 +69,22 @@ impl Variant {
         name
     }
 
-    /// Every variant there is.
+    /// Every variant there is (following the cluster only where the twin screens).
     fn every() -> impl Iterator<Item = Variant> {
         Algorithm::ALL.into_iter().flat_map(|algorithm| {
-            [true, false].into_iter().flat_map(move |screen| {
-                [true, false].into_iter().flat_map(move |ses| {
-                    [true, false].into_iter().map(move |hybrid| Variant {
-                        algorithm,
-                        ses,
-                        screen,
-                        hybrid,
+            [(true, true), (true, false), (false, false)]
+                .into_iter()
+                .flat_map(move |(screen, follow)| {
+                    [true, false].into_iter().flat_map(move |ses| {
+                        [true, false].into_iter().map(move |hybrid| Variant {
+                            algorithm,
+                            ses,
+                            screen,
+                            hybrid,
+                            follow,
+                        })
                     })
                 })
-            })
         })
     }
 }
@@ -117,6 +125,7 @@ pub const ABLATIONS: [Variant; 9] = {
     let full = Variant::FULL;
     let agents = Variant {
         screen: false,
+        follow: false,
         ..full
     };
     [
@@ -415,6 +424,7 @@ pub fn build(
                         qos: *qos,
                         rollback_after: 3,
                         screen: v.screen,
+                        follow: v.follow,
                         safe_exploration: v.ses,
                         seed,
                         cancel: Default::default(),
@@ -467,7 +477,8 @@ mod tests {
                 algorithm: Algorithm::Ddpg,
                 ses: false,
                 screen: false,
-                hybrid: false
+                hybrid: false,
+                follow: false,
             })
         );
         let e = Method::parse("faasconf-hw-noses").expect_err("suffixes in order");

@@ -244,6 +244,10 @@ pub enum Experiment {
     /// The policy under 16 concurrent RecommendConfig clients, 30 s per path (fast, twin):
     /// answers per second, latency, refusals, memory (needs the release policy binary).
     Load,
+    /// rq1's protocol on clusters that are not the twin: per-function CPU-work and I/O-time
+    /// factors drawn from 0.6-1.6; faasconf screens on the unscaled twin (refitting it to the
+    /// windows it sees), the baselines warm up on the cluster.
+    Mismatch,
     /// Assembles `<out>/RESULTS.md` from the experiments' results under `<out>/<experiment>/`
     /// (runs nothing).
     Results,

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use faasconf_benchmark::journal::Contents;
 use faasconf_benchmark::load::{self, LoadOptions};
 use faasconf_benchmark::methods::Method;
+use faasconf_benchmark::mismatch::{self, MismatchOptions};
 use faasconf_benchmark::report::{interim_markdown, markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
 use faasconf_benchmark::rq2::{self, Rq2Event, Rq2Options};
@@ -68,6 +69,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         Experiment::Rq3 => run_grid(args, "rq3", "ablations of faasconf, 15 online iterations"),
         Experiment::Speed => run_speed(args),
         Experiment::Load => run_load(args),
+        Experiment::Mismatch => run_mismatch(args),
         Experiment::Results => {
             let path = args.out.join("RESULTS.md");
             std::fs::write(&path, results(&args.out))
@@ -80,7 +82,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// Every experiment, the command that produces its results under `<out>/<name>/`, and what it
 /// answers.
-const EXPERIMENTS: [(&str, &str); 5] = [
+const EXPERIMENTS: [(&str, &str); 6] = [
     (
         "rq1",
         "best QoS-meeting cost against the baselines and the oracle",
@@ -92,6 +94,7 @@ const EXPERIMENTS: [(&str, &str); 5] = [
         "latency, throughput, training step, twin speed, memory",
     ),
     ("load", "16 concurrent RecommendConfig clients on each path"),
+    ("mismatch", "tuning a cluster that is not the twin"),
 ];
 
 /// `RESULTS.md`: per experiment, the report of every run under `out` (each names the machine it
@@ -244,6 +247,63 @@ fn run_load(args: &BenchArgs) -> Result<()> {
     let measured = measured?;
     let json = serde_json::json!({ "load": measured, "machine": machine });
     write_results(args, "load", &json, &load::markdown(&measured, &machine))
+}
+
+/// Runs `mismatch` and writes its results.
+fn run_mismatch(args: &BenchArgs) -> Result<()> {
+    let mut options = if args.quick {
+        MismatchOptions::quick()
+    } else {
+        MismatchOptions::full()
+    };
+    if !args.loads.is_empty() {
+        anyhow::bail!(
+            "--loads: mismatch runs each workflow at its own load; the flag is for rq1 and rq3"
+        );
+    }
+    if !args.workflows.is_empty() {
+        let full = MismatchOptions::full().cells;
+        options.cells = args
+            .workflows
+            .iter()
+            .map(|w| {
+                faasconf_core::catalog::builtin(w).with_context(|| format!("--workflows {w}"))?;
+                let users = full.iter().find(|(n, _)| n == w).map_or(20, |c| c.1);
+                Ok((w.clone(), users))
+            })
+            .collect::<Result<_>>()?;
+    }
+    if !args.seeds.is_empty() {
+        options.seeds.clone_from(&args.seeds);
+    }
+    if !args.methods.is_empty() {
+        options.methods = parse_methods(&args.methods)?;
+    }
+    let workdir = work_dir(args)?;
+    let per_draw = options.methods.len() + usize::from(options.ceiling);
+    let total = options.cells.len() * options.seeds.len() * options.draws as usize * per_draw;
+    let bar = progress_bar(total, "mismatch");
+    let run = mismatch::run(&options, &workdir, &mut |event| match event {
+        mismatch::Event::Phase(what) => stage(&bar, what),
+        mismatch::Event::Cell(c) => {
+            bar.inc(1);
+            bar.println(format!(
+                "{} draw {} ({:.2}): {} misses {}, best {:?} holds {:?}, oracle {:?}",
+                c.cell.workflow,
+                c.draw.index,
+                c.draw.size,
+                c.cell.method,
+                c.cell.violations,
+                c.cell.best_cost,
+                c.best_pass_rate,
+                c.oracle_cost
+            ));
+        }
+    });
+    let machine = end_run(&bar, &workdir);
+    let run = run?;
+    let json = serde_json::json!({ "mismatch": run, "machine": machine });
+    write_results(args, "mismatch", &json, &mismatch::markdown(&run, &machine))
 }
 
 /// The options of the `rq2` run the flags ask for.

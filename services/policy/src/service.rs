@@ -115,6 +115,10 @@ pub fn describe_metrics(workflows: &[String]) {
         "Proposals safe exploration replaced."
     );
     metrics::describe_gauge!(
+        "faasconf_policy_twin_error",
+        "Tuning sessions: the twin's relative error on the newest window's end-to-end latency, before refitting."
+    );
+    metrics::describe_gauge!(
         "faasconf_policy_cost",
         "Cost of the configuration in the latest observed window."
     );
@@ -275,6 +279,17 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
         best_cost: s.best.as_ref().map_or(0.0, |b| b.cost),
         qos_violations: s.violations(),
         rollbacks: s.rollbacks,
+        twin_error: s.twin_error,
+        twin_wrong: s.twin_wrong,
+        twin_fit: s
+            .twin_fit
+            .iter()
+            .map(|(function, cpu, io)| v1::TwinFit {
+                function: function.clone(),
+                cpu_work_factor: *cpu,
+                io_time_factor: *io,
+            })
+            .collect(),
         message: s.message.clone(),
         history: s
             .history
@@ -289,6 +304,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
                 ses_replaced: i.ses_replaced,
                 rollback: i.rollback,
                 reward: i.reward,
+                twin_error: i.twin_error,
             })
             .collect(),
         model_version: s.model_version.clone(),

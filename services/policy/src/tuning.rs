@@ -144,6 +144,13 @@ pub struct TuningState {
     pub best: Option<Best>,
     /// Rollbacks done.
     pub rollbacks: u32,
+    /// The twin's error on the newest window ([`faasconf_tuner::Tuner::twin_error`]).
+    pub twin_error: Option<f64>,
+    /// The twin stays wrong ([`faasconf_tuner::Tuner::twin_wrong`]).
+    pub twin_wrong: bool,
+    /// Per function: the refitted twin's (CPU work, I/O time) factors
+    /// ([`faasconf_tuner::Tuner::twin_factors`]).
+    pub twin_fit: Vec<(String, f64, f64)>,
     /// Last news (why it stopped, why it rolled back).
     pub message: String,
     /// The model version used.
@@ -252,6 +259,9 @@ impl Sessions {
             history: Vec::new(),
             best: None,
             rollbacks: 0,
+            twin_error: None,
+            twin_wrong: false,
+            twin_fit: Vec::new(),
             message: String::new(),
             model_version: version.version.to_string(),
             ended: None,

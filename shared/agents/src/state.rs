@@ -205,6 +205,7 @@ mod tests {
             success_ratio: 0.8,
             throughput_rps: 0.3,
             cost: 5.0,
+            rollout_stalled: false,
         };
         WindowReport {
             index: 0,

@@ -320,6 +320,35 @@ pub fn parse_topology(text: &str, is_json: bool, origin: &str) -> Result<Workflo
     )
 }
 
+/// `workflow` as a topology file (JSON): what [`parse_topology`] reads back to the same
+/// workflow, profiles and platform included — a calibrated or drawn twin as an artifact the
+/// services and the CLI accept wherever they take a topology file.
+pub fn topology_file(workflow: &Workflow) -> serde_json::Value {
+    let name = |i: usize| workflow.functions[i].name.clone();
+    let mut file = serde_json::json!({
+        "name": workflow.name,
+        "functions": workflow.functions,
+        "plan": workflow.plan,
+        "platform": workflow.platform,
+    });
+    // Edges the plan implies (with their branch weights) are left to the plan.
+    let derived = Workflow::new(
+        workflow.name.clone(),
+        workflow.functions.clone(),
+        workflow.plan.clone(),
+        None,
+        workflow.platform,
+    );
+    if derived.is_ok_and(|d| d.edges != workflow.edges) {
+        file["edges"] = workflow
+            .edges
+            .iter()
+            .map(|e| serde_json::json!({ "from": name(e.from), "to": name(e.to) }))
+            .collect();
+    }
+    file
+}
+
 /// A built-in workflow by name, or a topology file when `name_or_path` names an existing file.
 pub fn resolve(name_or_path: &str) -> Result<Workflow> {
     let path = Path::new(name_or_path);

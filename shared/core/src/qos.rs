@@ -60,9 +60,11 @@ impl Qos {
         }
     }
 
-    /// Whether a window met the target. A window in which no request finished did not.
+    /// Whether a window met the target. A window in which no request finished did not, nor
+    /// did one whose rollout stalled (its figures are an earlier configuration's).
     pub fn met(&self, window: &WorkflowWindow) -> bool {
         window.total_requests > 0
+            && !window.rollout_stalled
             && window.mean_latency_seconds < self.mean_latency_seconds
             && window.success_ratio >= self.min_success_ratio
     }
@@ -108,6 +110,7 @@ mod tests {
             success_ratio: ratio,
             throughput_rps: 0.0,
             cost,
+            rollout_stalled: false,
         }
     }
 

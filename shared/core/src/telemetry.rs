@@ -55,6 +55,11 @@ pub struct WorkflowWindow {
     pub throughput_rps: f64,
     /// Cost of the configuration in force at the end of the window.
     pub cost: f64,
+    /// The rollout of the configuration had not completed at the window's end: pods of an
+    /// earlier configuration still served (e.g. new pods that cannot start within their memory
+    /// limit). The figures are not the configuration's own, and such a window never meets QoS.
+    #[serde(default)]
+    pub rollout_stalled: bool,
 }
 
 /// One telemetry window.

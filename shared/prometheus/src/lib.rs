@@ -375,6 +375,8 @@ impl PrometheusSource {
             success_ratio: if total > 0.0 { successful / total } else { 0.0 },
             throughput_rps: successful / duration.as_secs_f64().max(1e-9),
             cost: 0.0,
+            // Prometheus cannot tell; the actuator knows its rollouts and sets it.
+            rollout_stalled: false,
         };
         Ok(Measured {
             workflow: workflow_window,

@@ -114,6 +114,7 @@ fn window() -> impl Strategy<Value = v1::TelemetryWindow> {
                     successful_requests: ok,
                     total_requests: total,
                     cost: f[0],
+                    rollout_stalled: ok % 2 == 1,
                 }),
                 functions,
                 config,

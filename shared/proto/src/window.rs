@@ -27,6 +27,7 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
             success_ratio: w.workflow.success_ratio,
             throughput_rps: w.workflow.throughput_rps,
             cost: w.workflow.cost,
+            rollout_stalled: w.workflow.rollout_stalled,
         }),
         functions: w
             .functions
@@ -171,6 +172,7 @@ pub fn window_from_proto(
             success_ratio: metrics.success_ratio,
             throughput_rps: metrics.throughput_rps,
             cost: metrics.cost,
+            rollout_stalled: metrics.rollout_stalled,
         },
         functions: w
             .functions
@@ -233,6 +235,7 @@ mod tests {
             success_ratio: 0.9,
             throughput_rps: 0.6,
             cost: 4.2,
+            rollout_stalled: false,
         };
         WindowReport {
             index: 7,

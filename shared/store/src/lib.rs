@@ -486,6 +486,7 @@ pub fn observation_from_history(
             success_ratio: row.success_ratio(),
             throughput_rps: row.successful / 30.0,
             cost: row.price,
+            rollout_stalled: false,
         },
         functions,
     };

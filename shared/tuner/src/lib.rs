@@ -5,7 +5,8 @@
 //!
 //! - [`tuner`] — the method behind the optimiser interface the baselines share: learn from a
 //!   window (replay, online updates, safe exploration's history, the rollback guard), then
-//!   decide the next configuration.
+//!   decide the next configuration; the twin it screens on follows the cluster (refitted to
+//!   the windows it observes, `faasconf_twin::follow`).
 //! - [`tuning_loop`] — the one tuning loop over an environment (observe, judge, propose,
 //!   apply, record), with the QoS verdict and reward, "best", convergence and the iteration
 //!   record defined once; [`twin_env`] — the in-process twin as its environment.
@@ -18,10 +19,12 @@
 //! - [`outcomes`] — what a session learns of the configurations it applied and of the twin's
 //!   predictions.
 //! - [`twin_path`] — deciding without a cluster: a few screened policy steps on the twin.
+//! - [`fallback`] — when the twin stays wrong: grow the bottleneck the telemetry shows.
 //! - [`history`] — safe exploration's history from stored observations.
 //! - [`error`] — [`TunerError`].
 
 pub mod error;
+pub mod fallback;
 pub mod history;
 pub mod oracle;
 pub mod outcomes;

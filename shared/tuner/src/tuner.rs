@@ -5,6 +5,7 @@
 //! -> twin screening). Tuning sessions drive it over gRPC; the benchmark drives it on the twin
 //! directly, beside the baselines.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use faasconf_core::cancel::Cancel;
@@ -16,8 +17,10 @@ use faasconf_ses::{SafeExplorer, Sample};
 use faasconf_store::Observation;
 use faasconf_training::Model;
 use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
+use faasconf_twin::follow::{FollowOptions, Observed, refit};
 
 use crate::error::TunerError;
+use crate::fallback::grow_bottleneck;
 use crate::lock;
 use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanInput, PlanOptions, PlanState, plan};
@@ -34,6 +37,16 @@ pub const MAX_PASS_RATE: f64 = 0.9;
 /// Replay capacity of a tuner (transitions; the oldest are dropped first).
 pub const REPLAY_CAPACITY: usize = 50_000;
 
+/// Steady windows the twin is refitted to (the newest; the cluster may drift).
+pub const FOLLOW_WINDOWS: usize = 8;
+
+/// Relative error of the twin's end-to-end latency above which it is called wrong.
+pub const TWIN_WRONG: f64 = 0.25;
+
+/// Consecutive wrong windows, refits notwithstanding, after which the twin stays wrong: its
+/// ranking is no longer trusted after a miss ([`crate::fallback`]).
+pub const WRONG_AFTER: u32 = 3;
+
 /// How a tuner decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TunerOptions {
@@ -46,6 +59,11 @@ pub struct TunerOptions {
     /// Filter the agents' actions by safe exploration and seed the screening with its history
     /// (off only in the benchmark's ablation).
     pub safe_exploration: bool,
+    /// Refit the twin's profiles to the windows observed (the twin follows the cluster), so
+    /// that screening ranks on what the cluster does rather than on what the twin believed; the
+    /// twin's error is then reported per window, and while it stays wrong a miss grows the
+    /// measured bottleneck instead ([`crate::fallback`]).
+    pub follow: bool,
     /// Seed of the exploration noise and of the twin's screening seeds.
     pub seed: u64,
     /// Raised: a decision in progress stops and fails with [`TunerError::Cancelled`].
@@ -54,7 +72,15 @@ pub struct TunerOptions {
 
 /// faasconf's tuning method (see the module doc).
 pub struct Tuner {
+    /// The twin screening runs on: the prior, refitted to the windows observed when following.
     workflow: Workflow,
+    /// The twin as given (the stored profiles): what refits start from and shrink towards.
+    prior: Workflow,
+    /// The newest steady windows, for refits.
+    observed: VecDeque<Observed>,
+    twin_error: Option<f64>,
+    /// Consecutive windows the twin was wrong on.
+    wrong_windows: u32,
     model: Model,
     explorer: Arc<Mutex<SafeExplorer>>,
     options: TunerOptions,
@@ -97,6 +123,10 @@ impl Tuner {
         let defaults = PlanOptions::default();
         Ok(Self {
             rng: Rng::stream(options.seed, 42),
+            prior: workflow.clone(),
+            observed: VecDeque::new(),
+            twin_error: None,
+            wrong_windows: 0,
             workflow,
             model,
             explorer,
@@ -129,6 +159,73 @@ impl Tuner {
     /// What the last rollback was about (empty before one).
     pub fn news(&self) -> &str {
         &self.news
+    }
+
+    /// The twin's relative error on the end-to-end latency of the window observed last, for
+    /// the configuration in force, before it was refitted to that window (`None` before a
+    /// steady window, or when not following).
+    pub fn twin_error(&self) -> Option<f64> {
+        self.twin_error
+    }
+
+    /// Whether the twin stays wrong: its error exceeded [`TWIN_WRONG`] on the last
+    /// [`WRONG_AFTER`] windows, each after a refit to the windows before it.
+    pub fn twin_wrong(&self) -> bool {
+        self.wrong_windows >= WRONG_AFTER
+    }
+
+    /// Per function: the refitted twin's CPU work and I/O time over the stored profiles' (1: not
+    /// moved).
+    pub fn twin_factors(&self) -> Vec<(String, f64, f64)> {
+        faasconf_twin::follow::factors(&self.prior, &self.workflow)
+            .into_iter()
+            .zip(&self.workflow.functions)
+            .map(|((cpu, io), f)| (f.name.clone(), cpu, io))
+            .collect()
+    }
+
+    /// The twin screening runs on now.
+    pub fn twin(&self) -> &Workflow {
+        &self.workflow
+    }
+
+    /// Refits the twin to the newest steady windows and records its error on `window`.
+    fn follow(&mut self, window: &WindowReport) {
+        let Some(observed) = Observed::from_window(&self.prior, window) else {
+            return;
+        };
+        if self.observed.len() == FOLLOW_WINDOWS {
+            self.observed.pop_front();
+        }
+        self.observed.push_back(observed);
+        let options = FollowOptions {
+            window_seconds: window.duration_seconds,
+            seed: self.options.seed ^ 0xf0_11_0e,
+            ..FollowOptions::default()
+        };
+        let newest = self.observed.len() - 1;
+        let fit = refit(
+            &self.prior,
+            &self.workflow,
+            self.observed.make_contiguous(),
+            &options,
+        );
+        let error = fit.errors_before[newest];
+        self.twin_error = Some(error);
+        self.wrong_windows = if error > TWIN_WRONG {
+            self.wrong_windows + 1
+        } else {
+            0
+        };
+        metrics::gauge!("faasconf_policy_twin_error", "workflow" => self.workflow.name.clone())
+            .set(error);
+        tracing::info!(
+            twin_error = error,
+            refitted_error = fit.error_after,
+            "twin refitted to {} windows",
+            self.observed.len()
+        );
+        self.workflow = fit.workflow;
     }
 
     /// Learns from the steady window of the configuration in force: safe exploration's history,
@@ -174,6 +271,9 @@ impl Tuner {
             }
         }
         self.previous = Some(window.clone());
+        if self.options.follow {
+            self.follow(window);
+        }
         self.outcomes.observe(&window.config, met);
         // Configurations the twin passed miss QoS more often than its held-out pass rates said:
         // widen the margin, so later choices keep further from the edge.
@@ -229,6 +329,19 @@ impl Tuner {
                 ses_replaced: false,
                 rollback: true,
             });
+        }
+        if self.twin_wrong()
+            && self.misses > 0
+            && let Some(grown) = grow_bottleneck(&self.workflow, window)
+        {
+            self.news = format!(
+                "the twin stays wrong (error {:.0}% on the last window): grew {} {} on the measured bottleneck",
+                self.twin_error.unwrap_or(f64::NAN) * 100.0,
+                grown.function,
+                grown.knob.name()
+            );
+            tracing::info!(function = %grown.function, knob = grown.knob.name(), "the twin stays wrong: growing the measured bottleneck");
+            return Ok(Proposal::new(grown.config));
         }
         let options = PlanOptions {
             screen: self.options.screen,

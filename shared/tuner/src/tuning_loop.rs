@@ -54,6 +54,12 @@ pub trait Method {
     fn propose(&mut self, observed: &WindowReport, judged: Judged)
     -> Result<Proposal, Self::Error>;
 
+    /// The method's model's relative error on the window it learnt from last (`None`: no model,
+    /// or no window yet). The loop records it on that window's iteration.
+    fn twin_error(&self) -> Option<f64> {
+        None
+    }
+
     /// Learns from the last window of a loop that ended on its budget or on convergence (no
     /// decision follows it).
     fn finish(&mut self, _observed: &WindowReport, _judged: Judged) -> Result<(), Self::Error> {
@@ -90,6 +96,10 @@ impl Method for Tuner {
 
     fn finish(&mut self, observed: &WindowReport, judged: Judged) -> Result<(), TunerError> {
         self.observe(observed, judged)
+    }
+
+    fn twin_error(&self) -> Option<f64> {
+        Tuner::twin_error(self)
     }
 }
 
@@ -135,6 +145,10 @@ pub struct Iteration {
     /// The window's reward (0 in records written before it was kept).
     #[serde(default)]
     pub reward: f64,
+    /// The method's twin's relative error on this window's end-to-end latency, before it was
+    /// refitted to it (`None`: a method without a twin, or the last window of a loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_error: Option<f64>,
 }
 
 /// The cheapest configuration that met QoS in a window of its own: what "best" means for a
@@ -313,6 +327,9 @@ where
             return Ok(report);
         }
         let proposal = proposed.map_err(LoopError::Method)?;
+        if let Some(last) = report.iterations.last_mut() {
+            last.twin_error = method.twin_error();
+        }
         hooks.proposed(method, &proposal);
         environment
             .apply(&proposal.config, iteration)
@@ -337,6 +354,7 @@ where
             ses_replaced: proposal.ses_replaced,
             rollback: proposal.rollback,
             reward: judged.reward,
+            twin_error: None,
         };
         if Best::offer(&mut report.best, &window.config, judged.qos_met) {
             since_best = 0;

@@ -90,6 +90,23 @@ pub struct Prediction {
     pub p75_seconds: Vec<f64>,
     /// Requests finished per window.
     pub total_requests: f64,
+    /// Per-function CPU core-seconds per completed request ([`cpu_per_request`]), in workflow
+    /// order (NaN: nothing ran).
+    #[serde(default)]
+    pub cpu_per_request: Vec<f64>,
+}
+
+/// Core-seconds per completed request of one function over a window: usage x pods x window /
+/// completions (NaN when nothing completed or nothing was measured).
+pub fn cpu_per_request(f: &faasconf_core::telemetry::FunctionWindow, duration: f64) -> f64 {
+    if f.completed == 0
+        || f.ready_replicas == 0
+        || f.cpu_usage_percent.is_nan()
+        || f.cpu_usage_percent <= 0.0
+    {
+        return f64::NAN;
+    }
+    f.cpu_usage_percent / 100.0 * f64::from(f.ready_replicas) * duration / f.completed as f64
 }
 
 /// Simulates `windows` windows (after one warm-up window) of `row`'s configuration under its
@@ -124,6 +141,7 @@ pub fn predict_config(
             success_ratio: f64::NAN,
             p75_seconds: vec![f64::NAN; n],
             total_requests: 0.0,
+            cpu_per_request: vec![f64::NAN; n],
         };
     };
     twin.run_window();
@@ -133,9 +151,18 @@ pub fn predict_config(
         success_ratio: 0.0,
         p75_seconds: vec![0.0; n],
         total_requests: 0.0,
+        cpu_per_request: vec![0.0; n],
     };
+    let mut cpu_windows = vec![0u32; n];
     for _ in 0..windows {
         let w = twin.run_window();
+        for (j, f) in w.functions.iter().enumerate() {
+            let c = cpu_per_request(f, w.duration_seconds);
+            if c.is_finite() {
+                p.cpu_per_request[j] += c;
+                cpu_windows[j] += 1;
+            }
+        }
         p.e2e_mean_seconds += w.workflow.mean_latency_seconds;
         p.success_ratio += w.workflow.success_ratio;
         p.total_requests += w.workflow.total_requests as f64;
@@ -148,6 +175,9 @@ pub fn predict_config(
     p.success_ratio /= k;
     p.total_requests /= k;
     p.p75_seconds.iter_mut().for_each(|v| *v /= k);
+    for (c, n) in p.cpu_per_request.iter_mut().zip(cpu_windows) {
+        *c = if n == 0 { f64::NAN } else { *c / f64::from(n) };
+    }
     p
 }
 

@@ -25,6 +25,7 @@ pub mod evaluate;
 mod events;
 pub mod exposition;
 pub mod fidelity;
+pub mod follow;
 pub mod parallel;
 mod plan;
 pub(crate) mod replica;

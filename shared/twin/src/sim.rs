@@ -494,6 +494,7 @@ impl Twin {
             },
             throughput_rps: tally.successful as f64 / duration,
             cost: self.config.cost(),
+            rollout_stalled: self.functions.iter().any(|f| !f.to_drain.is_empty()),
         };
         let report = WindowReport {
             index: self.window_index,

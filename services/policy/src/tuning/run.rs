@@ -87,6 +87,7 @@ pub(super) async fn run(
                 rollback_after: spec.rollback_after,
                 screen: spec.screen,
                 safe_exploration: true,
+                follow: true,
                 seed: spec.seed,
                 cancel: cancel.clone(),
             },
@@ -322,10 +323,17 @@ impl Hooks<Tuner> for SessionHooks {
 
     fn proposed(&mut self, tuner: &Tuner, _proposal: &Proposal) {
         let mut s = lock(&self.state);
-        if tuner.rollbacks() > s.rollbacks {
-            s.rollbacks = tuner.rollbacks();
+        // News: a rollback, or a growth of the measured bottleneck while the twin stays wrong.
+        if !tuner.news().is_empty() && tuner.news() != s.message {
             s.message = tuner.news().to_owned();
         }
+        s.rollbacks = tuner.rollbacks();
+        s.twin_error = tuner.twin_error();
+        if let Some(last) = s.history.last_mut() {
+            last.twin_error = tuner.twin_error();
+        }
+        s.twin_wrong = tuner.twin_wrong();
+        s.twin_fit = tuner.twin_factors();
     }
 
     fn iteration(&mut self, record: &Iteration, best: Option<&Best>) -> Result<(), PolicyError> {

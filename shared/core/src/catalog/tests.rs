@@ -210,3 +210,15 @@ fn config_from_named_reports_unknown_missing_and_out_of_bounds() {
     assert_eq!(all.0.len(), 5);
     w.validate_config(&all).unwrap();
 }
+
+#[test]
+fn a_topology_file_reads_back_to_the_same_workflow() {
+    for name in BUILTIN {
+        let mut workflow = builtin(name).expect("built in");
+        workflow.functions[0].profile.cpu_core_seconds *= 1.37;
+        workflow.platform.user_think_seconds = 0.7;
+        let text = topology_file(&workflow).to_string();
+        let back = parse_topology(&text, true, "test").expect("reads back");
+        assert_eq!(back, workflow, "{name}");
+    }
+}

@@ -1,0 +1,108 @@
+use faasconf_core::catalog;
+
+use super::*;
+use crate::sim::Twin;
+
+/// Steady windows of `cluster` under a few configurations around the middle of the space.
+fn observe(cluster: &Workflow, users: u32, seed: u64) -> Vec<Observed> {
+    let mut out = Vec::new();
+    for (k, level) in [0.45, 0.6, 0.75].into_iter().enumerate() {
+        let config = cluster
+            .config_from_actions(&vec![[level; 4]; cluster.len()])
+            .expect("in bounds");
+        let mut twin = Twin::new(
+            cluster.clone(),
+            config,
+            Workload::ClosedLoop { users },
+            TwinOptions {
+                window_seconds: 30.0,
+                seed: seed + k as u64,
+            },
+        )
+        .expect("a valid scenario");
+        twin.run_window();
+        for _ in 0..2 {
+            let window = twin.run_window();
+            out.extend(Observed::from_window(cluster, &window));
+        }
+    }
+    out
+}
+
+fn scaled(workflow: &Workflow, factors: &[(f64, f64)]) -> Workflow {
+    let mut w = workflow.clone();
+    for (f, (cpu, io)) in w.functions.iter_mut().zip(factors) {
+        f.profile.cpu_core_seconds *= cpu;
+        f.profile.io_seconds *= io;
+    }
+    w
+}
+
+#[test]
+fn a_refit_moves_each_function_towards_the_cluster_and_shrinks_the_error() {
+    let prior = catalog::builtin("parallel").expect("built in");
+    let truth: Vec<(f64, f64)> = (0..prior.len())
+        .map(|j| if j % 2 == 0 { (1.5, 1.4) } else { (0.7, 0.75) })
+        .collect();
+    let cluster = scaled(&prior, &truth);
+    let observed = observe(&cluster, 20, 7);
+    assert!(observed.len() >= 4, "steady windows to learn from");
+    let fit = refit(&prior, &prior, &observed, &FollowOptions::default());
+    assert!(
+        fit.error_after < fit.error_before * 0.6,
+        "error {} -> {}",
+        fit.error_before,
+        fit.error_after
+    );
+    for (j, ((cpu, _), (true_cpu, _))) in fit.factors.iter().zip(&truth).enumerate() {
+        // The CPU factor is measured directly: it lands on the right side of 1, near the truth.
+        assert!(
+            (cpu.ln() - true_cpu.ln()).abs() < 0.25,
+            "function {j}: cpu factor {cpu} for a true {true_cpu}"
+        );
+    }
+}
+
+#[test]
+fn the_twin_s_own_windows_leave_it_where_it_was() {
+    let prior = catalog::builtin("parallel").expect("built in");
+    let observed = observe(&prior, 20, 11);
+    let fit = refit(&prior, &prior, &observed, &FollowOptions::default());
+    for (j, (cpu, io)) in fit.factors.iter().enumerate() {
+        assert!(
+            cpu.ln().abs() < 0.2 && io.ln().abs() < 0.3,
+            "function {j}: factors ({cpu}, {io}) on the twin's own windows"
+        );
+    }
+}
+
+#[test]
+fn no_window_no_move_and_transient_windows_do_not_count() {
+    let prior = catalog::builtin("parallel").expect("built in");
+    let fit = refit(&prior, &prior, &[], &FollowOptions::default());
+    assert!(fit.factors.iter().all(|&(c, i)| c == 1.0 && i == 1.0));
+    let config = prior
+        .config_from_actions(&vec![[0.5; 4]; prior.len()])
+        .expect("in bounds");
+    let mut twin = Twin::new(
+        prior.clone(),
+        config,
+        Workload::ClosedLoop { users: 10 },
+        TwinOptions::default(),
+    )
+    .expect("valid");
+    let mut window = twin.run_window();
+    window.transient = true;
+    assert!(Observed::from_window(&prior, &window).is_none());
+    window.transient = false;
+    window.users = 0;
+    window.workflow.total_requests = 30;
+    window.duration_seconds = 30.0;
+    let o = Observed::from_window(&prior, &window).expect("open loop at the measured rate");
+    assert_eq!(
+        o.workload,
+        Workload::Poisson {
+            requests_per_second: 1.0
+        }
+    );
+}
