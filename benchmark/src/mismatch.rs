@@ -194,6 +194,7 @@ pub enum Event {
 /// The fresh-window evaluation of the cluster.
 fn fresh(options: &MismatchOptions, users: u32, qos: &Qos) -> Evaluation {
     Evaluation {
+        arrivals_per_second: None,
         users,
         windows: options.fresh.1,
         seeds: (0..u64::from(options.fresh.0)).map(|s| 7_000 + s).collect(),

@@ -151,6 +151,7 @@ fn best_known(
             break; // sorted: none further is cheaper
         }
         let check = faasconf_tuner::search::Evaluation {
+            arrivals_per_second: None,
             users,
             windows: CHECK_WINDOWS,
             seeds: CHECK_SEEDS.to_vec(),

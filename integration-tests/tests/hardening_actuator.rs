@@ -200,9 +200,15 @@ async fn bad_windows_and_unreachable_actuators_are_named_and_sessions_pruned() {
         ..Default::default()
     };
     client.recommend_config(with(window.clone())).await.unwrap();
+    // An open-loop window (a cluster's own traffic) is read at its measured rate; a rate that
+    // is not a number is refused, named.
     let mut rate = window.clone();
     rate.load = Some(v1::Load {
         kind: Some(v1::load::Kind::RequestsPerSecond(3.0)),
+    });
+    client.recommend_config(with(rate.clone())).await.unwrap();
+    rate.load = Some(v1::Load {
+        kind: Some(v1::load::Kind::RequestsPerSecond(f64::NAN)),
     });
     let refused = client.recommend_config(with(rate)).await.unwrap_err();
     assert_eq!(

@@ -79,7 +79,7 @@ async fn policy_trains_recommends_and_tunes() {
         .recommend_config(recommend(
             "parallel",
             Some(v1::Load {
-                kind: Some(Kind::RequestsPerSecond(2.0)),
+                kind: Some(Kind::RequestsPerSecond(-2.0)),
             }),
         ))
         .await
@@ -145,6 +145,21 @@ async fn policy_trains_recommends_and_tunes() {
         assert!((total - 1.0).abs() < 1e-4, "{row:?}");
     }
     assert!(twin.band.is_some(), "twin samples at 20 users give a band");
+    // Open-loop load: screened under Poisson arrivals at the rate asked.
+    let open = client
+        .recommend_config(recommend(
+            "parallel",
+            Some(v1::Load {
+                kind: Some(Kind::RequestsPerSecond(0.8)),
+            }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        open.twin_validated && open.config.as_ref().unwrap().functions.len() == 6,
+        "{open:?}"
+    );
 
     // The fast path with a window from the actuator.
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();

@@ -10,7 +10,7 @@
 
 use faasconf_agents::attention::neighbourhood;
 use faasconf_core::cancel::Cancel;
-use faasconf_core::limits::MAX_USERS;
+use faasconf_core::limits::{MAX_REQUESTS_PER_SECOND, MAX_USERS};
 use faasconf_core::rng::Rng;
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, Workflow, WorkflowConfig};
@@ -19,6 +19,7 @@ use faasconf_tuner::outcomes::Tally;
 use faasconf_tuner::planner::{PlanInput, PlanOptions, PlanState, plan};
 use faasconf_tuner::twin_path::decide_on_twin;
 use faasconf_tuner::{Verdict, lock};
+use faasconf_twin::Workload;
 
 use crate::engine::Engine;
 use crate::error::PolicyError;
@@ -28,8 +29,8 @@ use crate::error::PolicyError;
 pub struct RecommendRequest {
     /// The workflow.
     pub workflow: String,
-    /// Closed-loop users.
-    pub users: u32,
+    /// The load: closed-loop users or Poisson arrivals.
+    pub load: Workload,
     /// The QoS target.
     pub qos: Qos,
     /// The latest measured window, if any.
@@ -90,6 +91,27 @@ pub fn attention_rows(workflow: &Workflow, weights: &[f32]) -> Vec<AttentionRow>
         .collect()
 }
 
+/// Checks a load against [`MAX_USERS`] or [`MAX_REQUESTS_PER_SECOND`]; only closed-loop users
+/// and Poisson arrivals are recommended for.
+pub fn check_load(load: &Workload) -> Result<(), PolicyError> {
+    match load {
+        Workload::ClosedLoop { users } => check_users(*users),
+        Workload::Poisson {
+            requests_per_second: r,
+        } if r.is_finite() && *r > 0.0 && *r <= MAX_REQUESTS_PER_SECOND => Ok(()),
+        Workload::Poisson {
+            requests_per_second: r,
+        } => Err(PolicyError::field(
+            "load.requests_per_second",
+            format!("{r} is not in (0, {MAX_REQUESTS_PER_SECOND}]"),
+        )),
+        Workload::Trace { .. } => Err(PolicyError::field(
+            "load",
+            "give concurrent_users or requests_per_second",
+        )),
+    }
+}
+
 /// Checks closed-loop users against [`MAX_USERS`].
 pub fn check_users(users: u32) -> Result<(), PolicyError> {
     if (1..=MAX_USERS).contains(&users) {
@@ -112,14 +134,19 @@ pub fn recommend(
     cancel: &Cancel,
 ) -> Result<Recommendation, PolicyError> {
     let workflow = engine.workflow(&request.workflow)?;
-    check_users(request.users)?;
+    check_load(&request.load)?;
     request
         .qos
         .validate("qos")
         .map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
     let (version, model) = engine.model(workflow, &request.model_version)?;
     let explorer = engine.explorer(workflow)?;
-    let mut rng = Rng::new(request.users.into());
+    let mut rng = Rng::new(match &request.load {
+        Workload::Poisson {
+            requests_per_second,
+        } => requests_per_second.to_bits(),
+        other => other.users_at_minute(0).into(),
+    });
     let plan = match &request.current {
         Some(window) => {
             let model = lock(&model);
@@ -128,7 +155,12 @@ pub fn recommend(
                 workflow,
                 model: &model,
                 window,
-                users: request.users,
+                users: match &request.load {
+                    Workload::ClosedLoop { users } => *users,
+                    _ => window.closed_loop_users(workflow.platform.user_think_seconds),
+                },
+                // The window path does not screen: the load only places safe exploration's band.
+                arrivals_per_second: None,
                 qos: &request.qos,
                 incumbent: None,
                 avoid: &[],
@@ -149,7 +181,7 @@ pub fn recommend(
             workflow,
             &model,
             &explorer,
-            request.users,
+            &request.load,
             &request.qos,
             &mut rng,
             cancel,

@@ -14,6 +14,7 @@ use faasconf_proto::convert::config_to_proto;
 use faasconf_proto::v1::{self, policy_server::Policy};
 use faasconf_proto::window::window_from_proto;
 use faasconf_training::{JobSpec, TrainOptions};
+use faasconf_twin::Workload;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
@@ -21,7 +22,7 @@ use crate::actuators::Actuators;
 use crate::engine::Engine;
 use crate::error::PolicyError;
 use crate::jobs::{JobRecord, Jobs};
-use crate::recommend::{RecommendRequest, check_users, recommend};
+use crate::recommend::{RecommendRequest, check_load, check_users, recommend};
 use crate::tuning::{Retention, Sessions, TuningSpec, TuningState};
 
 /// How long `CancelTraining` waits for the job to stop before it answers.
@@ -156,15 +157,20 @@ pub fn qos_from_proto(qos: Option<&v1::Qos>) -> Qos {
     }
 }
 
-fn users_from_proto(load: Option<&v1::Load>) -> Result<u32, PolicyError> {
-    match load.and_then(|l| l.kind.as_ref()) {
-        Some(v1::load::Kind::ConcurrentUsers(u)) => check_users(*u).map(|()| *u),
-        Some(v1::load::Kind::RequestsPerSecond(_)) => Err(PolicyError::field(
-            "load.requests_per_second",
-            "the policy is trained on closed-loop users: give load.concurrent_users",
-        )),
-        None => Err(PolicyError::field("load", "missing: give concurrent_users")),
-    }
+fn load_from_proto(load: Option<&v1::Load>) -> Result<Workload, PolicyError> {
+    let load = match load.and_then(|l| l.kind.as_ref()) {
+        Some(v1::load::Kind::ConcurrentUsers(u)) => Workload::ClosedLoop { users: *u },
+        Some(v1::load::Kind::RequestsPerSecond(r)) => Workload::Poisson {
+            requests_per_second: *r,
+        },
+        None => {
+            return Err(PolicyError::field(
+                "load",
+                "missing: give concurrent_users or requests_per_second",
+            ));
+        }
+    };
+    check_load(&load).map(|()| load)
 }
 
 /// Samples a training job draws when the request names none.
@@ -330,7 +336,7 @@ impl Policy for PolicyService {
         let started = Instant::now();
         let r = request.into_inner();
         let workflow = self.engine.workflow(&r.workflow)?.clone();
-        let users = users_from_proto(r.load.as_ref())?;
+        let load = load_from_proto(r.load.as_ref())?;
         let qos = qos_from_proto(r.qos.as_ref());
         let current = r
             .current
@@ -341,7 +347,7 @@ impl Policy for PolicyService {
         let twin_path = current.is_none();
         let request = RecommendRequest {
             workflow: r.workflow,
-            users,
+            load,
             qos,
             current,
             model_version: r.model_version,

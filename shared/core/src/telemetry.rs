@@ -84,3 +84,76 @@ pub struct WindowReport {
     /// Per-function figures, in workflow order.
     pub functions: Vec<FunctionWindow>,
 }
+
+impl WindowReport {
+    /// The load the window measured, as arrivals: requests per second that finished over the
+    /// window (what the end-to-end histogram counts; in steady state, the arrival rate).
+    pub fn arrival_rate(&self) -> f64 {
+        if self.duration_seconds > 0.0 {
+            self.workflow.total_requests as f64 / self.duration_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Requests in the system on average, by Little's law: arrival rate x mean latency.
+    pub fn in_flight(&self) -> f64 {
+        self.arrival_rate() * self.workflow.mean_latency_seconds
+    }
+
+    /// The closed-loop users that offer this window's load: its own users when a closed-loop
+    /// generator reported them, otherwise Little's law over one user's cycle — arrival rate x
+    /// (mean latency + `think_seconds`), at least 1. The policy's state and safe exploration's
+    /// bands are in users; an open-loop window is placed on that scale by this.
+    pub fn closed_loop_users(&self, think_seconds: f64) -> u32 {
+        if self.users > 0 {
+            return self.users;
+        }
+        let users = self.arrival_rate() * (self.workflow.mean_latency_seconds + think_seconds);
+        if users.is_finite() {
+            users
+                .round()
+                .clamp(1.0, f64::from(crate::limits::MAX_USERS)) as u32
+        } else {
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn an_open_loop_window_is_placed_on_the_users_scale_by_little_s_law() {
+        let mut w = WindowReport {
+            index: 0,
+            start_seconds: 0.0,
+            duration_seconds: 30.0,
+            config_version: 1,
+            transient: false,
+            config: crate::WorkflowConfig(Vec::new()),
+            users: 0,
+            workflow: WorkflowWindow {
+                mean_latency_seconds: 4.0,
+                p95_latency_seconds: 6.0,
+                successful_requests: 60,
+                total_requests: 60,
+                success_ratio: 1.0,
+                throughput_rps: 2.0,
+                cost: 1.0,
+                rollout_stalled: false,
+            },
+            functions: Vec::new(),
+        };
+        assert_eq!(w.arrival_rate(), 2.0);
+        assert_eq!(w.in_flight(), 8.0);
+        // 2 requests/s, each user cycling every 4 s + 1 s of think time: 10 users.
+        assert_eq!(w.closed_loop_users(1.0), 10);
+        w.users = 7;
+        assert_eq!(w.closed_loop_users(1.0), 7);
+        w.users = 0;
+        w.workflow.total_requests = 0;
+        assert_eq!(w.closed_loop_users(1.0), 1);
+    }
+}

@@ -16,8 +16,14 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
         duration_seconds: w.duration_seconds,
         config_version: w.config_version,
         transient: w.transient,
+        // A closed-loop generator's users; otherwise (a cluster's own traffic, Poisson on the
+        // twin) the arrival rate measured over the window.
         load: Some(v1::Load {
-            kind: Some(v1::load::Kind::ConcurrentUsers(w.users)),
+            kind: Some(if w.users > 0 {
+                v1::load::Kind::ConcurrentUsers(w.users)
+            } else {
+                v1::load::Kind::RequestsPerSecond(w.arrival_rate())
+            }),
         }),
         workflow_metrics: Some(v1::WorkflowMetrics {
             mean_latency_seconds: w.workflow.mean_latency_seconds,
@@ -71,13 +77,15 @@ pub fn window_from_proto(
     }
     let users = match w.load.as_ref().and_then(|l| l.kind.as_ref()) {
         Some(v1::load::Kind::ConcurrentUsers(u)) => *u,
-        // Why not 0 users: the policy's states and bands are in closed-loop users, and a rate
-        // read as no load at all plans for an idle workflow.
-        Some(v1::load::Kind::RequestsPerSecond(_)) => {
-            errors.push(FieldError::new(
-                format!("{field}.load.requests_per_second"),
-                "open-loop windows are not supported yet: give load.concurrent_users",
-            ));
+        // Open loop: no users. The window's own counts carry the measured arrival rate
+        // (`WindowReport::arrival_rate`); the policy places it on the users scale by Little's law.
+        Some(v1::load::Kind::RequestsPerSecond(r)) => {
+            if !(r.is_finite() && *r >= 0.0) {
+                errors.push(FieldError::new(
+                    format!("{field}.load.requests_per_second"),
+                    format!("{r} is not a finite non-negative rate"),
+                ));
+            }
             0
         }
         None => {
@@ -260,6 +268,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_open_loop_window_carries_its_measured_rate_both_ways() {
+        let w = builtin("parallel").unwrap();
+        let mut report = window(&w);
+        report.users = 0;
+        let msg = window_to_proto(&w, &report);
+        let rate = report.workflow.total_requests as f64 / report.duration_seconds;
+        assert_eq!(
+            msg.load.and_then(|l| l.kind),
+            Some(v1::load::Kind::RequestsPerSecond(rate))
+        );
+        let back = window_from_proto(&w, &msg, "current").unwrap();
+        assert_eq!(back, report);
+        assert!((back.arrival_rate() - rate).abs() < 1e-12);
+    }
+
     /// Asserts that `msg` is refused naming at least every field of `expected`.
     fn assert_named(w: &Workflow, msg: &v1::TelemetryWindow, expected: &[&str]) {
         let fields: Vec<String> = window_from_proto(w, msg, "current")
@@ -296,7 +320,7 @@ mod tests {
         );
         msg = window_to_proto(&w, &window(&w));
         msg.load = Some(v1::Load {
-            kind: Some(v1::load::Kind::RequestsPerSecond(5.0)),
+            kind: Some(v1::load::Kind::RequestsPerSecond(f64::NAN)),
         });
         if let Some(m) = msg.workflow_metrics.as_mut() {
             m.p95_latency_seconds = f64::NAN;

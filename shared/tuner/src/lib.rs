@@ -21,11 +21,13 @@
 //! - [`twin_path`] — deciding without a cluster: a few screened policy steps on the twin.
 //! - [`fallback`] — when the twin stays wrong: grow the bottleneck the telemetry shows.
 //! - [`history`] — safe exploration's history from stored observations.
+//! - [`load`] — the load a decision is made for: measured users, or measured arrivals.
 //! - [`error`] — [`TunerError`].
 
 pub mod error;
 pub mod fallback;
 pub mod history;
+pub mod load;
 pub mod oracle;
 pub mod outcomes;
 pub mod planner;

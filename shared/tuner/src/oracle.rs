@@ -121,6 +121,7 @@ pub fn search(
 ) -> SearchResult {
     let mut rng = Rng::new(options.seed);
     let evaluation = Evaluation {
+        arrivals_per_second: None,
         users,
         windows: options.windows,
         seeds: (0..options.seeds).map(|k| options.seed + k).collect(),
@@ -145,6 +146,7 @@ pub fn search(
         options.random
     ));
     let holdout = Evaluation {
+        arrivals_per_second: None,
         seeds: (0..options.holdout_seeds)
             .map(|k| options.seed + 500 + k)
             .collect(),
@@ -152,6 +154,7 @@ pub fn search(
         ..evaluation.clone()
     };
     let confirmation = Evaluation {
+        arrivals_per_second: None,
         seeds: (0..options.confirm_seeds)
             .map(|k| options.seed + 900 + k)
             .collect(),
@@ -230,6 +233,7 @@ pub fn verify(
         .iter()
         .map(|&s| {
             Evaluation {
+                arrivals_per_second: None,
                 users,
                 windows,
                 seeds: vec![s],

@@ -212,8 +212,12 @@ pub struct PlanInput<'a> {
     pub model: &'a Model,
     /// The window observed last (the state; its configuration is the one applied now).
     pub window: &'a WindowReport,
-    /// The load to screen at.
+    /// The load to screen at, in closed-loop users (measured, or equivalent to the measured
+    /// arrivals: safe exploration's band is looked up at it).
     pub users: u32,
+    /// Open loop: screening simulates Poisson arrivals at this rate rather than `users`
+    /// closed-loop users ([`crate::load::Load`]).
+    pub arrivals_per_second: Option<f64>,
     /// The QoS target.
     pub qos: &'a Qos,
     /// The best configuration seen so far, screened with the candidates.

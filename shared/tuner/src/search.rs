@@ -69,6 +69,9 @@ impl Verdict {
 pub struct Evaluation {
     /// Closed-loop users.
     pub users: u32,
+    /// Open loop: Poisson arrivals at this rate instead of `users` closed-loop users.
+    #[serde(default)]
+    pub arrivals_per_second: Option<f64>,
     /// Steady windows per seed (after one warm-up window).
     pub windows: u32,
     /// Twin seeds; figures aggregate over all of them.
@@ -104,7 +107,12 @@ impl Evaluation {
             let Ok(mut twin) = Twin::new(
                 workflow.clone(),
                 config.clone(),
-                Workload::ClosedLoop { users: self.users },
+                match self.arrivals_per_second {
+                    Some(requests_per_second) => Workload::Poisson {
+                        requests_per_second,
+                    },
+                    None => Workload::ClosedLoop { users: self.users },
+                },
                 TwinOptions {
                     window_seconds: self.window_seconds,
                     seed,
@@ -365,6 +373,7 @@ mod tests {
 
     fn evaluation(qos: Qos) -> Evaluation {
         Evaluation {
+            arrivals_per_second: None,
             users: 10,
             windows: 2,
             seeds: vec![3],
@@ -373,6 +382,37 @@ mod tests {
             qos,
             cancel: Default::default(),
         }
+    }
+
+    #[test]
+    fn open_loop_evaluation_simulates_arrivals_that_do_not_wait_for_answers() {
+        let w = builtin("parallel").unwrap();
+        let qos = Qos::default();
+        let config = w
+            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; w.len()])
+            .unwrap();
+        // Closed loop, 10 users: they wait for their answers, and QoS is met (as above).
+        let closed = evaluation(qos).steady(&w, &config);
+        assert!(closed.feasible(&qos), "{closed:?}");
+        // The same configuration under arrivals far beyond what 10 users send: the queue grows.
+        let open = Evaluation {
+            arrivals_per_second: Some(30.0),
+            ..evaluation(qos)
+        }
+        .steady(&w, &config);
+        assert!(!open.feasible(&qos), "{open:?}");
+        // A trickle of arrivals is easy.
+        let trickle = Evaluation {
+            arrivals_per_second: Some(0.2),
+            ..evaluation(qos)
+        }
+        .steady(&w, &config);
+        assert!(trickle.feasible(&qos), "{trickle:?}");
+        // Overloaded, the platform sheds calls (HTTP 429 at the concurrency limits).
+        assert!(
+            open.success_ratio < trickle.success_ratio,
+            "{open:?} vs {trickle:?}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use faasconf_twin::follow::{FollowOptions, Observed, refit};
 
 use crate::error::TunerError;
 use crate::fallback::grow_bottleneck;
+use crate::load::{Load, on_users_scale};
 use crate::lock;
 use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanInput, PlanOptions, PlanState, plan};
@@ -231,11 +232,14 @@ impl Tuner {
     /// Learns from the steady window of the configuration in force: safe exploration's history,
     /// a transition and online updates, what the configuration did, whether the twin's
     /// predictions hold, and the rollback guard's count.
-    pub fn observe(&mut self, window: &WindowReport, judged: Judged) -> Result<(), TunerError> {
+    pub fn observe(&mut self, measured: &WindowReport, judged: Judged) -> Result<(), TunerError> {
         let Judged {
             qos_met: met,
             reward,
         } = judged;
+        // The state and safe exploration are in users; the refit simulates what was measured.
+        let scaled = on_users_scale(&self.prior, measured);
+        let window = &*scaled;
         let actions = self.workflow.actions_of(&window.config);
         let name = self.workflow.name.clone();
         lock(&self.explorer).observe(Sample {
@@ -272,7 +276,7 @@ impl Tuner {
         }
         self.previous = Some(window.clone());
         if self.options.follow {
-            self.follow(window);
+            self.follow(measured);
         }
         self.outcomes.observe(&window.config, met);
         // Configurations the twin passed miss QoS more often than its held-out pass rates said:
@@ -355,11 +359,14 @@ impl Tuner {
         let incumbent = self.best.as_ref().map(|b| b.config.clone());
         let chosen = {
             let mut explorer = lock(&self.explorer);
+            let load = Load::of(&self.prior, window);
+            let scaled = on_users_scale(&self.prior, window);
             let input = PlanInput {
                 workflow: &self.workflow,
                 model: &self.model,
-                window,
-                users: window.users,
+                window: &scaled,
+                users: load.users,
+                arrivals_per_second: load.arrivals_per_second,
                 qos: &self.options.qos,
                 incumbent: incumbent.as_ref(),
                 avoid: &avoid,

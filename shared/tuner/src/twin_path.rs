@@ -12,6 +12,7 @@ use faasconf_training::Model;
 use faasconf_twin::{Twin, TwinOptions, Workload};
 
 use crate::error::TunerError;
+use crate::load::on_users_scale;
 use crate::lock;
 use crate::outcomes::Tally;
 use crate::planner::{Plan, PlanInput, PlanOptions, PlanState, plan};
@@ -41,13 +42,14 @@ pub fn better(candidate: &Verdict, incumbent: &Verdict) -> bool {
         || (candidate.qos_met == incumbent.qos_met && candidate.cost < incumbent.cost)
 }
 
-/// The best of [`TWIN_STEPS`] screened policy steps on the twin at `users` closed-loop users.
+/// The best of [`TWIN_STEPS`] screened policy steps on the twin under `load` (closed-loop users
+/// or Poisson arrivals; the state and safe exploration see the equivalent users).
 /// Polls `cancel` and stops with [`TunerError::Cancelled`] when it is raised.
 pub fn decide_on_twin(
     workflow: &Workflow,
     model: &Mutex<Model>,
     explorer: &Mutex<SafeExplorer>,
-    users: u32,
+    load: &Workload,
     qos: &Qos,
     rng: &mut Rng,
     cancel: &Cancel,
@@ -56,9 +58,15 @@ pub fn decide_on_twin(
     let mut twin = Twin::new(
         workflow.clone(),
         start,
-        Workload::ClosedLoop { users },
+        load.clone(),
         TwinOptions::default(),
     )?;
+    let arrivals_per_second = match load {
+        Workload::Poisson {
+            requests_per_second,
+        } => Some(*requests_per_second),
+        _ => None,
+    };
     twin.run_window();
     let mut window = twin.run_window();
     let mut best: Option<Plan> = None;
@@ -70,11 +78,13 @@ pub fn decide_on_twin(
         let step = {
             let model = lock(model);
             let mut explorer = lock(explorer);
+            let window = on_users_scale(workflow, &window);
             let input = PlanInput {
                 workflow,
                 model: &model,
                 window: &window,
-                users,
+                users: window.users,
+                arrivals_per_second,
                 qos,
                 incumbent: best.as_ref().map(|b: &Plan| &b.config),
                 avoid: &[],

@@ -57,6 +57,7 @@ impl<'a> Screen<'a> {
     pub(super) fn new(input: &PlanInput<'a>, options: &'a PlanOptions, cancel: &'a Cancel) -> Self {
         let evaluation = Evaluation {
             users: input.users.max(1),
+            arrivals_per_second: input.arrivals_per_second,
             windows: options.screen_windows,
             seeds: (0..options.screen_seeds.max(1))
                 .map(|k| options.twin_seed.wrapping_add(k))

@@ -60,6 +60,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             model: &m,
             window: &window,
             users: 10,
+            arrivals_per_second: None,
             qos: &qos,
             incumbent: None,
             avoid: &[],
@@ -98,6 +99,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             model: &m,
             window: &window,
             users: 10,
+            arrivals_per_second: None,
             qos: &qos,
             incumbent: Some(&alone.config),
             avoid: &[],
@@ -122,6 +124,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     // the confirmation seeds too: when it passes all three, what is chosen is no dearer.
     let on = |seeds: Vec<u64>, windows| {
         Evaluation {
+            arrivals_per_second: None,
             users: 10,
             windows,
             seeds,
@@ -169,6 +172,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             model: &m,
             window: &window,
             users: 10,
+            arrivals_per_second: None,
             qos: &qos,
             incumbent: Some(&screened.config),
             avoid: std::slice::from_ref(&screened.config),
@@ -202,6 +206,7 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
         ..PlanOptions::default()
     };
     let evaluation = Evaluation {
+        arrivals_per_second: None,
         users: 10,
         windows: 5,
         seeds: vec![1, 2],
