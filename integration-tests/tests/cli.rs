@@ -314,6 +314,91 @@ fn sim_fidelity_scores_a_history_file_and_names_bad_rows() {
     );
 }
 
+/// Calibration from a store: history imported into it (once), fitted from the store exactly as
+/// from the CSV (the same rows, so the same profiles), and the wrong combinations named.
+#[test]
+fn sim_calibrate_fits_a_store_s_windows_as_it_fits_the_csv() {
+    let history = common::repository().join("../shared/data/parallel_10_train.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(&history).unwrap();
+    let head: Vec<&str> = text.lines().take(41).collect();
+    let small = dir.path().join("head.csv");
+    fs::write(&small, head.join("\n")).unwrap();
+    let store = dir.path().join("faasconf.db");
+    let run = |args: &[&str]| {
+        let out = common::command("faasconf").args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let import = [
+        "sim",
+        "import",
+        "--workflow",
+        "parallel",
+        "--history",
+        &s(&small),
+        "--store",
+        &s(&store),
+    ];
+    let (ok, err) = run(&import);
+    assert!(ok && err.contains("40 rows imported"), "{err}");
+    let (ok, err) = run(&import);
+    assert!(
+        ok && err.contains("0 rows imported"),
+        "imported once: {err}"
+    );
+    let fit = |from: [&str; 2], out: &Path| {
+        let mut args = vec!["sim", "calibrate", "--workflow", "parallel", "--folds", "0"];
+        args.extend([
+            "--max-evaluations",
+            "6",
+            "--routing",
+            "random",
+            "--failure-mode",
+            "run-to-end",
+        ]);
+        args.extend(from);
+        let out_path = s(out);
+        args.extend(["--out", &out_path]);
+        let (ok, err) = run(&args);
+        assert!(ok, "{err}");
+        let mut profiles: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out).unwrap()).unwrap();
+        profiles.as_object_mut().unwrap().remove("source");
+        profiles
+    };
+    let from_store = fit(["--store", &s(&store)], &dir.path().join("store.json"));
+    let from_csv = fit(["--history", &s(&small)], &dir.path().join("csv.json"));
+    assert_eq!(from_store, from_csv);
+    let (ok, err) = run(&[
+        "sim",
+        "calibrate",
+        "--workflow",
+        "parallel",
+        "--out",
+        "x.json",
+    ]);
+    assert!(!ok && err.contains("--history"), "{err}");
+    let empty = dir.path().join("empty.db");
+    let (ok, err) = run(&[
+        "sim",
+        "calibrate",
+        "--workflow",
+        "parallel",
+        "--store",
+        &s(&empty),
+        "--out",
+        "x.json",
+    ]);
+    assert!(
+        !ok && err.contains("--store") && err.contains("0 usable windows"),
+        "{err}"
+    );
+}
+
 /// `faasconf bench` end to end at its smallest: `rq1 --quick` with one baseline writes the JSON
 /// the issue names, the report, the plots and the journal; without a terminal it tells its
 /// progress on standard error; run again it resumes from the journal (nothing is warmed up

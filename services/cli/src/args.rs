@@ -294,8 +294,11 @@ pub enum WorkflowsCommand {
 pub enum SimCommand {
     /// Run the twin and print one JSON window per line.
     Run(RunArgs),
-    /// Fit function profiles to history in the FaaSConf CSV format.
+    /// Fit function profiles to history: a CSV in the FaaSConf format, or the windows a store
+    /// holds (imported history, tuning sessions' windows; any mix of configurations and loads).
     Calibrate(CalibrateArgs),
+    /// Import a history CSV into a store (without training), e.g. to calibrate from the store.
+    Import(ImportArgs),
     /// Simulate every configuration of a JSON Lines file.
     Evaluate(EvaluateArgs),
     /// How well the twin (with its profiles) predicts a history file: Spearman and median APE.
@@ -398,14 +401,19 @@ pub enum FailureChoice {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// History CSV in the FaaSConf data format (one row per 30 s window).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    pub history: Option<PathBuf>,
+    /// Or the experience store whose windows of the workflow are fitted (closed-loop windows
+    /// that completed their rollout; others are counted and left out).
     #[arg(long)]
-    pub history: PathBuf,
+    pub store: Option<PathBuf>,
     /// Workflow the history was measured on (its function order must match the CSV).
     #[arg(long)]
     pub workflow: String,
-    /// Closed-loop users of the history (checked against the CSV's qps column).
+    /// Closed-loop users of the history, checked against every row when given (the CSV's qps
+    /// column; a store's windows may mix loads).
     #[arg(long)]
-    pub users: u32,
+    pub users: Option<u32>,
     /// Where to write the fitted profiles (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -430,6 +438,19 @@ pub struct CalibrateArgs {
     /// Seed of the simulations and of the fold assignment.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// History CSV in the FaaSConf data format.
+    #[arg(long)]
+    pub history: PathBuf,
+    /// Workflow the history was measured on.
+    #[arg(long)]
+    pub workflow: String,
+    /// The experience store (SQLite file, created if missing).
+    #[arg(long)]
+    pub store: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,7 @@ fn main() -> Result<()> {
         Command::Workflows(WorkflowsCommand::Show { workflow }) => sim::show_workflow(&workflow),
         Command::Sim(SimCommand::Run(a)) => sim::run(&a),
         Command::Sim(SimCommand::Calibrate(a)) => sim::calibrate(&a),
+        Command::Sim(SimCommand::Import(a)) => sim::import(&a),
         Command::Sim(SimCommand::Evaluate(a)) => sim::evaluate(&a),
         Command::Sim(SimCommand::Fidelity(a)) => sim::fidelity(&a),
     }

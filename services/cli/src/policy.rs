@@ -22,6 +22,29 @@ pub fn algorithm(choice: AlgorithmChoice) -> Algorithm {
     }
 }
 
+/// Imports a history CSV into the store (once: a file already imported is not stored twice),
+/// saying how many rows it added.
+pub(crate) fn import_history_file(
+    store: &mut Store,
+    workflow: &faasconf_core::Workflow,
+    path: &std::path::Path,
+    qos: &faasconf_core::Qos,
+) -> Result<usize> {
+    let rows =
+        read_history(path, workflow).with_context(|| format!("--history {}", path.display()))?;
+    let session = format!(
+        "history:{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("csv")
+    );
+    let imported = import_history(store, workflow, &rows, &session, qos)?;
+    eprintln!(
+        "history: {imported} rows imported from {} ({} already stored)",
+        path.display(),
+        if imported == 0 { "all" } else { "none" }
+    );
+    Ok(imported)
+}
+
 /// Runs a training job with progress bars on standard error.
 pub fn train_with_progress(
     store: &mut Store,
@@ -81,18 +104,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut store = Store::open(&args.store.store)
         .with_context(|| format!("--store {}", args.store.store.display()))?;
     if let Some(path) = &args.history {
-        let rows = read_history(path, &workflow)
-            .with_context(|| format!("--history {}", path.display()))?;
-        let session = format!(
-            "history:{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("csv")
-        );
-        let imported = import_history(&mut store, &workflow, &rows, &session, &qos)?;
-        eprintln!(
-            "history: {imported} rows imported from {} ({} already stored)",
-            path.display(),
-            if imported == 0 { "all" } else { "none" }
-        );
+        import_history_file(&mut store, &workflow, path, &qos)?;
     }
     let spec = JobSpec {
         workflow: workflow.name.clone(),

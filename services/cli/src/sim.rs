@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, bail};
 use faasconf_core::catalog::{self, ProfileSet};
 use faasconf_core::history::read_history;
-use faasconf_core::{FailureMode, FieldError, Routing, Workflow, WorkflowConfig};
+use faasconf_core::{FailureMode, FieldError, Qos, Routing, Workflow, WorkflowConfig};
 use faasconf_twin::calibrate::{self, CalibrationOptions};
 use faasconf_twin::evaluate::{self as what_if, parse_config};
 use faasconf_twin::fidelity::Fidelity;
@@ -18,8 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::args::{
-    CalibrateArgs, EvaluateArgs, FailureChoice, FidelityArgs, LoadArgs, RoutingChoice, RunArgs,
-    TraceArgs, WorkflowArgs,
+    CalibrateArgs, EvaluateArgs, FailureChoice, FidelityArgs, ImportArgs, LoadArgs, RoutingChoice,
+    RunArgs, TraceArgs, WorkflowArgs,
 };
 
 /// Formats every field error on its own line.
@@ -138,22 +138,76 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sim import`: a history CSV into a store.
+pub fn import(args: &ImportArgs) -> Result<()> {
+    let w = catalog::resolve(&args.workflow)
+        .with_context(|| format!("--workflow {}", args.workflow))?;
+    let mut store = faasconf_store::Store::open(&args.store)
+        .with_context(|| format!("--store {}", args.store.display()))?;
+    crate::policy::import_history_file(&mut store, &w, &args.history, &Qos::default())?;
+    Ok(())
+}
+
+/// The rows `sim calibrate` fits: the CSV's, or the store's usable windows of the workflow.
+fn calibration_rows(
+    args: &CalibrateArgs,
+    w: &Workflow,
+) -> Result<(Vec<faasconf_core::history::HistoryRow>, String)> {
+    if let Some(path) = &args.history {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        return Ok((history_rows(path, w)?, format!("--history {name}")));
+    }
+    let path = args.store.as_ref().context("give --history or --store")?;
+    let store =
+        faasconf_store::Store::open(path).with_context(|| format!("--store {}", path.display()))?;
+    let stored = store
+        .observations(w)
+        .with_context(|| format!("--store {}", path.display()))?;
+    let rows: Vec<_> = stored
+        .iter()
+        .filter_map(|s| faasconf_store::history_from_observation(w, &s.observation))
+        .collect();
+    eprintln!(
+        "store: {} of {} stored windows of {} are usable closed-loop rows",
+        rows.len(),
+        stored.len(),
+        w.name
+    );
+    if rows.len() < 2 {
+        bail!(
+            "--store {}: {} usable windows of {} (closed loop, rollout complete); at least 2 are needed",
+            path.display(),
+            rows.len(),
+            w.name
+        );
+    }
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((rows, format!("--store {name}")))
+}
+
 pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     let w = catalog::resolve(&args.workflow)
         .with_context(|| format!("--workflow {}", args.workflow))?;
-    let rows = history_rows(&args.history, &w)?;
-    let mismatched: Vec<String> = rows
-        .iter()
-        .filter(|r| r.users.round() as u32 != args.users)
-        .take(10)
-        .map(|r| format!("line {} (qps {})", r.line, r.users))
-        .collect();
-    if !mismatched.is_empty() {
-        bail!(
-            "--users {}: the history's qps column differs on {}",
-            args.users,
-            mismatched.join(", ")
-        );
+    let (rows, from) = calibration_rows(args, &w)?;
+    if let Some(users) = args.users {
+        let mismatched: Vec<String> = rows
+            .iter()
+            .filter(|r| r.users.round() as u32 != users)
+            .take(10)
+            .map(|r| format!("line {} (qps {})", r.line, r.users))
+            .collect();
+        if !mismatched.is_empty() {
+            bail!(
+                "--users {users}: the history's qps column differs on {}",
+                mismatched.join(", ")
+            );
+        }
     }
     let options = CalibrationOptions {
         windows: args.windows,
@@ -204,13 +258,11 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     };
     let mut profiles = fit.profiles.clone();
     profiles.source = format!(
-        "faasconf sim calibrate --history {} --workflow {} --users {} --folds {} --max-evaluations {} --seed {} ({} rows)",
-        args.history.file_name().map_or_else(
-            || args.history.display().to_string(),
-            |n| n.to_string_lossy().into_owned()
-        ),
+        "faasconf sim calibrate {from} --workflow {}{} --folds {} --max-evaluations {} --seed {} ({} rows)",
         args.workflow,
-        args.users,
+        args.users
+            .map(|u| format!(" --users {u}"))
+            .unwrap_or_default(),
         args.folds,
         args.max_evaluations,
         args.seed,

@@ -249,3 +249,32 @@ fn a_damaged_file_fails_at_open() {
         Ok(_) => panic!("a damaged store opened"),
     }
 }
+
+#[test]
+fn imported_history_comes_back_as_the_same_rows() {
+    let w = builtin("parallel").unwrap();
+    let rows = history();
+    let mut store = Store::in_memory().unwrap();
+    let observations: Vec<Observation> = rows
+        .iter()
+        .map(|r| observation_from_history(&w, r, "import", 0.0, true))
+        .collect();
+    store.record(&observations).unwrap();
+    let back: Vec<_> = store
+        .observations(&w)
+        .unwrap()
+        .iter()
+        .filter_map(|s| history_from_observation(&w, &s.observation))
+        .collect();
+    assert_eq!(back.len(), rows.len());
+    for (b, r) in back.iter().zip(rows) {
+        assert_eq!(b, r, "line {}", r.line);
+    }
+    // What calibration cannot use as a closed-loop row is left out.
+    let mut open = observations[0].clone();
+    open.window.users = 0;
+    assert!(history_from_observation(&w, &open).is_none());
+    let mut stalled = observations[0].clone();
+    stalled.window.workflow.rollout_stalled = true;
+    assert!(history_from_observation(&w, &stalled).is_none());
+}
