@@ -8,6 +8,8 @@ use std::borrow::Cow;
 
 use faasconf_core::Workflow;
 use faasconf_core::telemetry::WindowReport;
+use faasconf_twin::Workload;
+use faasconf_twin::follow::workload_of;
 
 /// The load of one decision.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,12 +21,16 @@ pub struct Load {
 }
 
 impl Load {
-    /// The load `window` measured.
+    /// The load `window` measured (its model: [`workload_of`]).
     pub fn of(workflow: &Workflow, window: &WindowReport) -> Self {
-        let rate = window.arrival_rate();
         Self {
             users: window.closed_loop_users(workflow.platform.user_think_seconds),
-            arrivals_per_second: (window.users == 0 && rate > 0.0).then_some(rate),
+            arrivals_per_second: match workload_of(window) {
+                Some(Workload::Poisson {
+                    requests_per_second,
+                }) => Some(requests_per_second),
+                _ => None,
+            },
         }
     }
 }

@@ -75,15 +75,17 @@ impl Observed {
     }
 }
 
-/// The load of a window: its closed-loop users, or (none reported) Poisson arrivals at the rate
-/// its requests came in.
+/// The load of a window, in its own model: its closed-loop users, or (none reported: a
+/// cluster's own traffic) Poisson arrivals at the rate it measured
+/// ([`WindowReport::arrival_rate`]); `None` without either. The one definition the refit and the
+/// planner's screening (`faasconf_tuner::load`) share.
 pub fn workload_of(window: &WindowReport) -> Option<Workload> {
     if window.users > 0 {
         return Some(Workload::ClosedLoop {
             users: window.users,
         });
     }
-    let rate = window.workflow.total_requests as f64 / window.duration_seconds;
+    let rate = window.arrival_rate();
     (rate.is_finite() && rate > 0.0).then_some(Workload::Poisson {
         requests_per_second: rate,
     })
