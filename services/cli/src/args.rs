@@ -78,6 +78,10 @@ pub struct TrainArgs {
     /// Built-in workflow or topology file.
     #[arg(long)]
     pub workflow: String,
+    /// Profiles JSON (as written by `sim calibrate`) overriding the workflow's own: the twin
+    /// samples are drawn from it (keyed by its fingerprint, never mixed with another twin's).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
     /// Twin samples to draw (stored; a rerun with the same seed reuses them).
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,

@@ -84,8 +84,13 @@ pub fn train_with_progress(
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let workflow = catalog::resolve(&args.workflow)
+    let mut workflow = catalog::resolve(&args.workflow)
         .with_context(|| format!("--workflow {}", args.workflow))?;
+    if let Some(path) = &args.profiles {
+        let set = catalog::ProfileSet::read(path)
+            .with_context(|| format!("--profiles {}", path.display()))?;
+        workflow = workflow.with_profiles(&set);
+    }
     let qos = Qos {
         mean_latency_seconds: args.qos_latency_ms / 1000.0,
         min_success_ratio: args.min_success_ratio,

@@ -290,6 +290,21 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// The twin this workflow is, as a short hex digest (SHA-256 of its JSON: topology,
+    /// bounds, profiles, platform): what twin samples and models are keyed by, so that samples
+    /// of another twin (other profiles, after a calibration) are never taken for this one's.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising a validated workflow cannot fail (plain structs, finite numbers); were it
+        // to, the digest of nothing still names a twin, only not this one.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(json)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Builds and validates a workflow; edges are derived from the plan when `edges` is `None`.
     pub fn new(
         name: impl Into<String>,

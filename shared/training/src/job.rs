@@ -98,7 +98,7 @@ pub fn run_job(
             ),
         ));
     }
-    let prefix = format!("twin-{}-", spec.train.seed);
+    let prefix = crate::samples::twin_session_prefix(workflow, spec.train.seed);
     let stored = store
         .observations(workflow)?
         .iter()
@@ -141,10 +141,12 @@ pub fn run_job(
             store.record(chunk)?;
         }
     }
+    // Twin samples of another twin (the workflow's profiles before a calibration) are left out.
     let observations: Vec<_> = store
         .observations(workflow)?
         .into_iter()
         .map(|s| s.observation)
+        .filter(|o| o.source != Source::Twin || crate::samples::of_this_twin(workflow, &o.session))
         .collect();
     let workdir = models_dir.join(&workflow.name).join("runs").join(format!(
         "{}-seed{}",

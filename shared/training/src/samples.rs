@@ -145,7 +145,7 @@ fn episode(
         twin_options,
     )?;
     twin.run_window();
-    let session = format!("twin-{}-{index}", options.seed);
+    let session = format!("{}{index}", twin_session_prefix(workflow, options.seed));
     let mut out = Vec::with_capacity(length);
     for seq in 0..length as u64 {
         if seq > 0 {
@@ -178,10 +178,34 @@ fn episode(
     Ok(out)
 }
 
+/// The session name prefix of twin samples drawn from `workflow` (its fingerprint: topology and
+/// profiles) with `seed`; samples of another twin never share it.
+pub fn twin_session_prefix(workflow: &Workflow, seed: u64) -> String {
+    format!("twin-{}-{seed}-", workflow.fingerprint())
+}
+
+/// Whether a twin sample's session is one of `workflow`'s twin as it is now.
+pub fn of_this_twin(workflow: &Workflow, session: &str) -> bool {
+    session.starts_with(&format!("twin-{}-", workflow.fingerprint()))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
     use faasconf_core::catalog::builtin;
+
+    #[test]
+    fn samples_of_another_twin_never_pass_for_this_one_s() {
+        let w = faasconf_core::catalog::builtin("parallel").unwrap();
+        let mut calibrated = w.clone();
+        calibrated.functions[0].profile.cpu_core_seconds *= 1.2;
+        assert_eq!(w.fingerprint(), w.clone().fingerprint());
+        assert_ne!(w.fingerprint(), calibrated.fingerprint());
+        let session = format!("{}3", twin_session_prefix(&w, 7));
+        assert!(of_this_twin(&w, &session));
+        assert!(!of_this_twin(&calibrated, &session));
+        // The name of the pre-fingerprint layout is no twin's.
+        assert!(!of_this_twin(&w, "twin-7-3"));
+    }
 
     #[test]
     fn samples_are_steady_seeded_and_cover_the_loads() {
