@@ -201,6 +201,13 @@ async fn policy_trains_recommends_and_tunes() {
         .models;
     assert_eq!(models.len(), 1);
     assert!(models[0].promoted && models[0].algorithm == "attmf");
+    assert_eq!(
+        models[0].twin_fingerprint,
+        faasconf_core::catalog::builtin("parallel")
+            .unwrap()
+            .fingerprint(),
+        "a model records the twin (topology and profiles) it was trained on"
+    );
     let missing = client
         .promote_model(v1::PromoteModelRequest {
             workflow: "parallel".into(),

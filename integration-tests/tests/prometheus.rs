@@ -11,6 +11,11 @@
 //! the same or an adjacent bucket. Memory is a gauge: Prometheus averages what the exporter
 //! showed during the wall-clock window (the state at the previous window's end), the twin
 //! averages over simulated time, so it gets 15 points.
+//!
+//! The offered load, as a cluster measures it (issue: measured load): the arrival rate from the
+//! histogram's count and the requests in flight by Little's law must be within 10% of the twin's
+//! ground truth (arrivals it started, its time-averaged count of requests in the system), and the
+//! measured window, open loop in requests per second, must get a `RecommendConfig` answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,10 +27,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::Server;
 use faasconf_core::catalog::builtin;
+use faasconf_core::telemetry::WindowReport;
 use faasconf_core::telemetry::{FunctionWindow, WorkflowWindow};
 use faasconf_prometheus::{Labels, PrometheusSettings, PrometheusSource, Queries};
 use faasconf_proto::v1::actuator_client::ActuatorClient;
-use faasconf_proto::v1::{StreamTelemetryRequest, TelemetryWindow};
+use faasconf_proto::v1::policy_client::PolicyClient;
+use faasconf_proto::v1::{self, StreamTelemetryRequest, TelemetryWindow};
 
 const WINDOW_SECONDS: u64 = 8;
 
@@ -150,6 +157,45 @@ fn compare_workflow(p: &WorkflowWindow, t: &faasconf_proto::v1::WorkflowMetrics)
     .collect()
 }
 
+/// The measured window as the actuator's Kubernetes telemetry builds it (no users: open loop).
+fn measured_report(
+    twin: &TelemetryWindow,
+    measured: faasconf_prometheus::Measured,
+) -> WindowReport {
+    let workflow = builtin("parallel").unwrap();
+    let config =
+        faasconf_proto::convert::config_from_proto(&workflow, twin.config.as_ref(), "config")
+            .expect("the twin's configuration");
+    WindowReport {
+        index: twin.index,
+        start_seconds: twin.start_seconds,
+        duration_seconds: WINDOW_SECONDS as f64,
+        config_version: twin.config_version,
+        transient: false,
+        config,
+        users: 0,
+        workflow: measured.workflow,
+        functions: measured.functions,
+    }
+}
+
+/// Arrival rate and requests in flight, measured against the twin's ground truth (10%).
+fn compare_load(p: &WindowReport, t: &v1::WorkflowMetrics, seconds: f64) -> Vec<String> {
+    [
+        close(
+            "arrival_rate",
+            p.arrival_rate(),
+            t.arrivals as f64 / seconds,
+            0.10,
+            0.0,
+        ),
+        close("in_flight", p.in_flight(), t.mean_in_flight, 0.10, 0.0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn compare_function(
     p: &FunctionWindow,
     t: &faasconf_proto::v1::FunctionMetrics,
@@ -241,6 +287,13 @@ async fn prometheus_reads_back_the_twins_windows() {
             "127.0.0.1:0",
         ],
     );
+    // A small model for the recommendation at the end, trained while the windows pass.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    let trainer = {
+        let store = store.clone();
+        std::thread::spawn(move || common::train_parallel(&store, &common::SMALL_TRAINING))
+    };
     let prometheus = start_prometheus(actuator.metrics_addr().unwrap());
     let source = PrometheusSource::new(PrometheusSettings {
         url: prometheus.url.clone(),
@@ -303,7 +356,154 @@ async fn prometheus_reads_back_the_twins_windows() {
         "prometheus and the twin disagree:\n{}",
         problems.join("\n")
     );
+    let measured = measure_the_load(&mut client, &mut stream, &source, &workflow).await;
+    trainer.join().expect("training finished");
+    let policy = Server::start(
+        "faasconf-policy",
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--store",
+            store.to_str().unwrap(),
+            "--workflow",
+            "parallel",
+        ],
+    );
+    recommend_at_the_measured_rate(&policy, &workflow, &measured).await;
     drop(prometheus);
+    assert!(policy.terminate().success());
     assert!(actuator.terminate().success());
     eprintln!("done at {:?}", started.elapsed());
+}
+
+/// Windows of the load phase, measured together as one span.
+const LOAD_WINDOWS: u64 = 6;
+
+/// The offered load as a cluster measures it, against the twin's ground truth. With the
+/// starting configuration a request takes longer than a window (a handful finish per window),
+/// so the load is measured under a generous configuration (requests take a few seconds) and
+/// over a span of several windows: the arrival rate from the histogram's count and the requests
+/// in flight by Little's law must be within 10% of the arrivals the twin started and its
+/// time-averaged count of requests in the system.
+async fn measure_the_load(
+    client: &mut ActuatorClient<tonic::transport::Channel>,
+    stream: &mut tonic::Streaming<TelemetryWindow>,
+    source: &PrometheusSource,
+    workflow: &faasconf_core::Workflow,
+) -> WindowReport {
+    let got = client
+        .get_workflow(v1::GetWorkflowRequest {
+            workflow: "parallel".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut config = got.current_config.unwrap();
+    for (f, spec) in config.functions.iter_mut().zip(&workflow.functions) {
+        f.cpu_millis = spec.bounds.cpu_millis.max;
+        f.replicas = spec.bounds.replicas.max.min(5);
+    }
+    let version = client
+        .apply_config(v1::ApplyConfigRequest {
+            workflow: "parallel".into(),
+            config: Some(config),
+            dry_run: false,
+            expected_version: got.config_version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config_version;
+    let mut span: Vec<TelemetryWindow> = Vec::new();
+    while span.len() < LOAD_WINDOWS as usize {
+        let twin = stream.message().await.unwrap().expect("a window");
+        // Steady windows of the new configuration, after one to settle.
+        let settled = twin.config_version == version && !twin.transient;
+        if settled || !span.is_empty() {
+            span.push(twin);
+        }
+    }
+    let published = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let seconds = LOAD_WINDOWS * WINDOW_SECONDS;
+    let measured = source
+        .window(
+            workflow,
+            published + Duration::from_millis(1000),
+            Duration::from_secs(seconds),
+        )
+        .await
+        .unwrap();
+    let last = span.last().expect("a window");
+    let mut report = measured_report(last, measured);
+    report.duration_seconds = seconds as f64;
+    let metrics = |w: &TelemetryWindow| w.workflow_metrics.clone().unwrap_or_default();
+    let arrivals: u64 = span.iter().map(|w| metrics(w).arrivals).sum();
+    let in_flight =
+        span.iter().map(|w| metrics(w).mean_in_flight).sum::<f64>() / LOAD_WINDOWS as f64;
+    let truth = v1::WorkflowMetrics {
+        arrivals,
+        mean_in_flight: in_flight,
+        ..Default::default()
+    };
+    eprintln!(
+        "load over {seconds} s: prometheus {:.3} rps, {:.3} in flight (mean latency {:.3} s); twin {:.3} rps, {in_flight:.3} in flight",
+        report.arrival_rate(),
+        report.in_flight(),
+        report.workflow.mean_latency_seconds,
+        arrivals as f64 / seconds as f64,
+    );
+    let problems = compare_load(&report, &truth, seconds as f64);
+    assert!(
+        problems.is_empty(),
+        "the measured load is not the twin's:\n{}",
+        problems.join("\n")
+    );
+    report
+}
+
+/// The policy answers for the measured open-loop load: with the measured window itself (the
+/// fast path; its load travels as requests per second) and on the twin at the measured rate.
+async fn recommend_at_the_measured_rate(
+    policy: &Server,
+    workflow: &faasconf_core::Workflow,
+    last: &WindowReport,
+) {
+    let current = faasconf_proto::window::window_to_proto(workflow, last);
+    let rate = last.arrival_rate();
+    assert_eq!(
+        current.load.as_ref().and_then(|l| l.kind),
+        Some(v1::load::Kind::RequestsPerSecond(rate)),
+        "a cluster's window carries its measured rate"
+    );
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let load = Some(v1::Load {
+        kind: Some(v1::load::Kind::RequestsPerSecond(rate)),
+    });
+    let fast = client
+        .recommend_config(v1::RecommendConfigRequest {
+            workflow: "parallel".into(),
+            load,
+            current: Some(current),
+            ..Default::default()
+        })
+        .await
+        .expect("a recommendation for the measured window")
+        .into_inner();
+    assert_eq!(fast.config.map(|c| c.functions.len()), Some(6));
+    let twin = client
+        .recommend_config(v1::RecommendConfigRequest {
+            workflow: "parallel".into(),
+            load,
+            ..Default::default()
+        })
+        .await
+        .expect("a recommendation at the measured rate")
+        .into_inner();
+    assert!(twin.twin_validated, "{twin:?}");
+    eprintln!(
+        "recommended at {rate:.3} rps: predicted mean latency {:.3} s, cost {:.3}",
+        twin.predicted_mean_latency_ms / 1000.0,
+        twin.predicted_cost
+    );
 }

@@ -59,6 +59,10 @@ struct Args {
     /// Workflows to manage: built-in names or topology files (default: every built-in one).
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
+    /// Calibrated profiles (as `faasconf sim calibrate` writes them) replacing a served
+    /// workflow's: `WORKFLOW=FILE`, or `FILE` when one workflow is served. Repeatable.
+    #[arg(long = "profiles", env = "FAASCONF_PROFILES", value_delimiter = ',')]
+    profiles: Vec<String>,
     /// Initial closed-loop users of every workflow (twin).
     #[arg(
         long,
@@ -198,7 +202,7 @@ async fn main() -> Result<()> {
         };
         bail!("{flag}: {}", errors[0].message);
     }
-    let workflows = faasconf_server::served_workflows(&args.workflows)?;
+    let workflows = faasconf_server::served_workflows(&args.workflows, &args.profiles)?;
     let security = faasconf_server::security::ServerSecurity::load(&args.security)?;
     let handle = faasconf_server::install_metrics_recorder()?;
     service_metrics::describe(&workflows);

@@ -60,6 +60,10 @@ struct Args {
     /// Workflows served: built-in names or topology files (default: every built-in one).
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
+    /// Calibrated profiles (as `faasconf sim calibrate` writes them) replacing a served
+    /// workflow's: `WORKFLOW=FILE`, or `FILE` when one workflow is served. Repeatable.
+    #[arg(long = "profiles", env = "FAASCONF_PROFILES", value_delimiter = ',')]
+    profiles: Vec<String>,
     /// TLS and bearer-token settings of this server.
     #[command(flatten)]
     security: faasconf_server::security::ServerSecurityFiles,
@@ -81,7 +85,7 @@ struct Args {
 async fn main() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
-    let workflows = faasconf_server::served_workflows(&args.workflows)?;
+    let workflows = faasconf_server::served_workflows(&args.workflows, &args.profiles)?;
     let security = faasconf_server::security::ServerSecurity::load(&args.security)?;
     let actuator_security = faasconf_server::security::ClientSecurity::load(
         &faasconf_server::security::ClientSecurityFiles {

@@ -565,5 +565,9 @@ fn model_to_proto(m: &faasconf_store::ModelVersion) -> v1::ModelInfo {
         samples: get("samples")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or_default(),
+        twin_fingerprint: get("twin_fingerprint")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
     }
 }

@@ -206,6 +206,9 @@ mod tests {
             throughput_rps: 0.3,
             cost: 5.0,
             rollout_stalled: false,
+            arrivals: 0,
+            mean_in_flight: 0.0,
+            missing_series: Vec::new(),
         };
         WindowReport {
             index: 0,

@@ -61,10 +61,12 @@ impl Qos {
     }
 
     /// Whether a window met the target. A window in which no request finished did not, nor
-    /// did one whose rollout stalled (its figures are an earlier configuration's).
+    /// did one whose rollout stalled (its figures are an earlier configuration's), nor one
+    /// whose end-to-end figures were not measured.
     pub fn met(&self, window: &WorkflowWindow) -> bool {
         window.total_requests > 0
             && !window.rollout_stalled
+            && window.end_to_end_measured()
             && window.mean_latency_seconds < self.mean_latency_seconds
             && window.success_ratio >= self.min_success_ratio
     }
@@ -111,6 +113,9 @@ mod tests {
             throughput_rps: 0.0,
             cost,
             rollout_stalled: false,
+            arrivals: 0,
+            mean_in_flight: 0.0,
+            missing_series: Vec::new(),
         }
     }
 

@@ -60,6 +60,27 @@ pub struct WorkflowWindow {
     /// limit). The figures are not the configuration's own, and such a window never meets QoS.
     #[serde(default)]
     pub rollout_stalled: bool,
+    /// Requests that entered the workflow in the window. A cluster counts requests as they
+    /// finish (the end-to-end histogram, or the entry function's gateway counters), so its
+    /// windows carry `total_requests` here: equal in steady state. The twin counts arrivals.
+    #[serde(default)]
+    pub arrivals: u64,
+    /// Requests in the system, time-averaged over the window. A cluster measures it by Little's
+    /// law (arrival rate x mean latency); the twin integrates its own count. 0: not measured.
+    #[serde(default)]
+    pub mean_in_flight: f64,
+    /// Series the telemetry source had no data for (its query names, e.g. `workflow_requests`
+    /// when no end-to-end histogram is exported): the figures read from them are unknown, not
+    /// zero. A window missing the end-to-end latency never meets QoS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_series: Vec<String>,
+}
+
+impl WorkflowWindow {
+    /// Whether the end-to-end latency and success were measured (the source had the series).
+    pub fn end_to_end_measured(&self) -> bool {
+        !self.missing_series.iter().any(|s| s == "workflow_requests")
+    }
 }
 
 /// One telemetry window.
@@ -86,18 +107,27 @@ pub struct WindowReport {
 }
 
 impl WindowReport {
-    /// The load the window measured, as arrivals: requests per second that finished over the
-    /// window (what the end-to-end histogram counts; in steady state, the arrival rate).
+    /// The load the window measured, as arrivals per second: the requests that entered
+    /// (`arrivals`) or, where the window counted none, those that finished (what the end-to-end
+    /// histogram counts; in steady state, the arrival rate).
     pub fn arrival_rate(&self) -> f64 {
+        let count = match self.workflow.arrivals {
+            0 => self.workflow.total_requests,
+            n => n,
+        };
         if self.duration_seconds > 0.0 {
-            self.workflow.total_requests as f64 / self.duration_seconds
+            count as f64 / self.duration_seconds
         } else {
             0.0
         }
     }
 
-    /// Requests in the system on average, by Little's law: arrival rate x mean latency.
+    /// Requests in the system on average: the window's own figure, or by Little's law (arrival
+    /// rate x mean latency) where it has none.
     pub fn in_flight(&self) -> f64 {
+        if self.workflow.mean_in_flight > 0.0 {
+            return self.workflow.mean_in_flight;
+        }
         self.arrival_rate() * self.workflow.mean_latency_seconds
     }
 
@@ -143,6 +173,9 @@ mod load_tests {
                 throughput_rps: 2.0,
                 cost: 1.0,
                 rollout_stalled: false,
+                arrivals: 0,
+                mean_in_flight: 0.0,
+                missing_series: Vec::new(),
             },
             functions: Vec::new(),
         };

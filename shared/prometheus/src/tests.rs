@@ -183,6 +183,15 @@ async fn aggregates_answers_per_function_and_end_to_end() {
         ),
         (2.5, 4.2, 0.95)
     );
+    // Offered load: the histogram's count as arrivals, Little's law for the requests in flight.
+    assert_eq!(m.workflow.arrivals, 100);
+    assert!((m.workflow.mean_in_flight - 250.0 / 30.0).abs() < 1e-9);
+    assert_eq!(
+        m.workflow.missing_series,
+        vec!["memory_percent_of_limit".to_owned()],
+        "only the memory series had no data"
+    );
+    assert!(m.workflow.end_to_end_measured());
     let seen = fake.seen.lock().unwrap();
     assert_eq!(seen.len(), 11);
     assert!(
@@ -190,6 +199,59 @@ async fn aggregates_answers_per_function_and_end_to_end() {
             .all(|p| p.get("time").map(String::as_str) == Some("1700000000.000")),
         "every query at the window's end"
     );
+}
+
+/// Without the end-to-end histogram the entry function's gateway calls count the load; the
+/// latency is unknown, so the window names what is missing and never meets QoS.
+#[tokio::test]
+async fn without_the_histogram_the_entry_function_counts_the_load() {
+    let fake = Fake {
+        answers: Arc::new(vec![(
+            "gateway_function_invocation_total",
+            StatusCode::OK,
+            vector(&[
+                (
+                    &[("function_name", "starter.openfaas-fn"), ("code", "200")],
+                    "118",
+                ),
+                (
+                    &[("function_name", "starter.openfaas-fn"), ("code", "429")],
+                    "2",
+                ),
+                (
+                    &[("function_name", "rgb.openfaas-fn"), ("code", "200")],
+                    "117",
+                ),
+            ]),
+        )]),
+        ..Fake::default()
+    };
+    let url = serve(fake).await;
+    let workflow = builtin("parallel").unwrap();
+    assert_eq!(workflow.entry(), "starter");
+    let w = source(url)
+        .window(&workflow, SystemTime::now(), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .workflow;
+    assert_eq!((w.total_requests, w.arrivals), (120, 120));
+    assert_eq!((w.mean_latency_seconds, w.mean_in_flight), (0.0, 0.0));
+    assert!(!w.end_to_end_measured());
+    for series in [
+        "workflow_requests",
+        "workflow_latency_sum",
+        "cpu_usage_percent",
+    ] {
+        assert!(
+            w.missing_series.iter().any(|s| s == series),
+            "{series}: {w:?}"
+        );
+    }
+    let qos = faasconf_core::Qos {
+        mean_latency_seconds: 13.0,
+        min_success_ratio: 0.0,
+    };
+    assert!(!qos.met(&w), "an unmeasured latency is not a pass");
 }
 
 #[tokio::test]

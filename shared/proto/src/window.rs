@@ -34,6 +34,9 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
             throughput_rps: w.workflow.throughput_rps,
             cost: w.workflow.cost,
             rollout_stalled: w.workflow.rollout_stalled,
+            arrivals: w.workflow.arrivals,
+            mean_in_flight: w.workflow.mean_in_flight,
+            missing_series: w.workflow.missing_series.clone(),
         }),
         functions: w
             .functions
@@ -58,6 +61,9 @@ pub fn window_to_proto(workflow: &Workflow, w: &WindowReport) -> v1::TelemetryWi
         config: Some(config_to_proto(workflow, &w.config)),
     }
 }
+
+/// How many missing series a window may name.
+pub const MAX_MISSING_SERIES: usize = 16;
 
 /// A telemetry message validated against `workflow`: its name, one row per function in the
 /// workflow's order, finite non-negative measurements, a valid configuration. `field` prefixes
@@ -97,15 +103,27 @@ pub fn window_from_proto(
         (!(v.is_finite() && v >= 0.0))
             .then(|| FieldError::new(path, format!("{v} is not a finite non-negative number")))
     };
-    let metrics = w.workflow_metrics.unwrap_or_default();
+    let metrics = w.workflow_metrics.clone().unwrap_or_default();
     for (name, v) in [
         ("mean_latency_seconds", metrics.mean_latency_seconds),
         ("p95_latency_seconds", metrics.p95_latency_seconds),
         ("success_ratio", metrics.success_ratio),
         ("throughput_rps", metrics.throughput_rps),
         ("cost", metrics.cost),
+        ("mean_in_flight", metrics.mean_in_flight),
     ] {
         errors.extend(bad(format!("{field}.workflow_metrics.{name}"), v));
+    }
+    if metrics.missing_series.len() > MAX_MISSING_SERIES
+        || metrics.missing_series.iter().any(|s| s.len() > 64)
+    {
+        errors.push(FieldError::new(
+            format!("{field}.workflow_metrics.missing_series"),
+            format!(
+                "{} names: at most {MAX_MISSING_SERIES} of at most 64 bytes",
+                metrics.missing_series.len()
+            ),
+        ));
     }
     if metrics.success_ratio > 1.0 {
         errors.push(FieldError::new(
@@ -181,6 +199,9 @@ pub fn window_from_proto(
             throughput_rps: metrics.throughput_rps,
             cost: metrics.cost,
             rollout_stalled: metrics.rollout_stalled,
+            arrivals: metrics.arrivals,
+            mean_in_flight: metrics.mean_in_flight,
+            missing_series: metrics.missing_series,
         },
         functions: w
             .functions
@@ -244,6 +265,9 @@ mod tests {
             throughput_rps: 0.6,
             cost: 4.2,
             rollout_stalled: false,
+            arrivals: 21,
+            mean_in_flight: 6.25,
+            missing_series: Vec::new(),
         };
         WindowReport {
             index: 7,
@@ -274,7 +298,9 @@ mod tests {
         let mut report = window(&w);
         report.users = 0;
         let msg = window_to_proto(&w, &report);
-        let rate = report.workflow.total_requests as f64 / report.duration_seconds;
+        // The window's arrivals (21 in 30 s), not its completions (20), are the offered load.
+        let rate = report.workflow.arrivals as f64 / report.duration_seconds;
+        assert_eq!(rate, 0.7);
         assert_eq!(
             msg.load.and_then(|l| l.kind),
             Some(v1::load::Kind::RequestsPerSecond(rate))
@@ -282,6 +308,34 @@ mod tests {
         let back = window_from_proto(&w, &msg, "current").unwrap();
         assert_eq!(back, report);
         assert!((back.arrival_rate() - rate).abs() < 1e-12);
+        assert_eq!(back.in_flight(), 6.25);
+        // A source that counted no arrivals: the completions stand in, Little's law gives the
+        // requests in flight.
+        report.workflow.arrivals = 0;
+        report.workflow.mean_in_flight = 0.0;
+        let back = window_from_proto(&w, &window_to_proto(&w, &report), "current").unwrap();
+        assert!((back.arrival_rate() - 20.0 / 30.0).abs() < 1e-12);
+        assert!((back.in_flight() - 20.0 / 30.0 * 9.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn missing_series_are_carried_and_bounded() {
+        let w = builtin("parallel").unwrap();
+        let mut report = window(&w);
+        report.workflow.missing_series = vec!["workflow_requests".into()];
+        let back = window_from_proto(&w, &window_to_proto(&w, &report), "current").unwrap();
+        assert!(!back.workflow.end_to_end_measured());
+        let mut msg = window_to_proto(&w, &report);
+        if let Some(m) = msg.workflow_metrics.as_mut() {
+            m.missing_series = vec!["x".into(); MAX_MISSING_SERIES + 1];
+        }
+        let errors = window_from_proto(&w, &msg, "current").unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field == "current.workflow_metrics.missing_series"),
+            "{errors:?}"
+        );
     }
 
     /// Asserts that `msg` is refused naming at least every field of `expected`.

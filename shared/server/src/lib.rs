@@ -37,15 +37,49 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// The workflows a service serves, from its `--workflow` flags: built-in names or topology
-/// files, every built-in workflow when none is given. An error names the flag and its value.
-pub fn served_workflows(names: &[String]) -> Result<Vec<faasconf_core::Workflow>> {
+/// files, every built-in workflow when none is given; then each `--profiles [WORKFLOW=]FILE`
+/// (profiles JSON as `faasconf sim calibrate` writes it) replaces the named workflow's profiles
+/// (a bare FILE when one workflow is served). An error names the flag and its value.
+pub fn served_workflows(
+    names: &[String],
+    profiles: &[String],
+) -> Result<Vec<faasconf_core::Workflow>> {
     use faasconf_core::catalog;
     let builtin: Vec<String> = catalog::BUILTIN.iter().map(|s| (*s).to_owned()).collect();
     let names = if names.is_empty() { &builtin } else { names };
-    names
+    let mut workflows: Vec<faasconf_core::Workflow> = names
         .iter()
         .map(|n| catalog::resolve(n).with_context(|| format!("--workflow {n}")))
-        .collect()
+        .collect::<Result<_>>()?;
+    for flag in profiles {
+        let (name, path) = match flag.split_once('=') {
+            Some((name, path)) => (Some(name), path),
+            None => (None, flag.as_str()),
+        };
+        let index = match name {
+            Some(name) => workflows.iter().position(|w| w.name == name),
+            None if workflows.len() == 1 => Some(0),
+            None => anyhow::bail!(
+                "--profiles {flag}: several workflows are served; write WORKFLOW=FILE"
+            ),
+        }
+        .with_context(|| format!("--profiles {flag}: no served workflow is named so"))?;
+        let set = catalog::ProfileSet::read(std::path::Path::new(path))
+            .with_context(|| format!("--profiles {flag}"))?;
+        let workflow = &workflows[index];
+        if let Some(stranger) = set
+            .functions
+            .keys()
+            .find(|f| workflow.function_index(f).is_none())
+        {
+            anyhow::bail!(
+                "--profiles {flag}: function {stranger:?} is not in workflow {:?}",
+                workflow.name
+            );
+        }
+        workflows[index] = workflows[index].clone().with_profiles(&set);
+    }
+    Ok(workflows)
 }
 
 /// Installs the process-wide metrics recorder; its handle renders the Prometheus text.
@@ -224,3 +258,6 @@ fn no_delay(
     }
     stream
 }
+
+#[cfg(test)]
+mod served_tests;

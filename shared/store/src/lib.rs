@@ -487,6 +487,9 @@ pub fn observation_from_history(
             throughput_rps: row.successful / 30.0,
             cost: row.price,
             rollout_stalled: false,
+            arrivals: 0,
+            mean_in_flight: 0.0,
+            missing_series: Vec::new(),
         },
         functions,
     };

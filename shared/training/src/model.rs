@@ -31,6 +31,10 @@ pub struct ModelMeta {
     pub seed: u64,
     /// Unix seconds when saved.
     pub created_unix_seconds: f64,
+    /// The twin it was trained on: the workflow's fingerprint (topology and profiles, see
+    /// `Workflow::fingerprint`). Empty for models saved before it was recorded.
+    #[serde(default)]
+    pub twin_fingerprint: String,
 }
 
 /// A trained model of one workflow.

@@ -240,6 +240,7 @@ pub fn train(
         updates: learner.updates(),
         seed: options.seed,
         created_unix_seconds: unix_now(),
+        twin_fingerprint: workflow.fingerprint(),
     };
     let total = options.updates + options.online_steps;
     // Online steps run at the loads the samples cover.
@@ -336,6 +337,7 @@ fn meta_placeholder() -> ModelMeta {
         updates: 0,
         seed: 0,
         created_unix_seconds: 0.0,
+        twin_fingerprint: String::new(),
     }
 }
 

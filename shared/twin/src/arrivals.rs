@@ -94,10 +94,13 @@ impl Twin {
         let a = &mut self.acts[act as usize];
         a.sent_at = self.now;
         a.user = user;
+        self.tally.arrivals += 1;
+        self.in_flight.step(self.now.seconds(), 1, &mut self.tally);
         self.start(act);
     }
 
     pub(crate) fn request_done(&mut self, sent_at: Time, user: u32, ok: bool) {
+        self.in_flight.step(self.now.seconds(), -1, &mut self.tally);
         self.tally.latencies.push(self.now - sent_at);
         self.tally.successful += u64::from(ok);
         self.requests

@@ -30,6 +30,26 @@ pub(crate) struct FunctionTally {
 pub(crate) struct WorkflowTally {
     pub latencies: Vec<f64>,
     pub successful: u64,
+    /// Requests that entered the workflow in the window.
+    pub arrivals: u64,
+    /// Integral of the requests in the system over the window, request-seconds.
+    pub in_flight_area: f64,
+}
+
+/// Requests in the system now, and since when that count holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct InFlight {
+    pub count: u64,
+    pub since: f64,
+}
+
+impl InFlight {
+    /// Adds the area since the last change to `tally`, then moves the count by `delta`.
+    pub fn step(&mut self, now: f64, delta: i64, tally: &mut WorkflowTally) {
+        tally.in_flight_area += self.count as f64 * (now - self.since).max(0.0);
+        self.since = now;
+        self.count = self.count.saturating_add_signed(delta);
+    }
 }
 
 #[cfg(test)]

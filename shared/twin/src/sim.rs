@@ -147,6 +147,8 @@ pub struct Twin {
     pub(crate) free_acts: Vec<u32>,
     pub(crate) users: Vec<User>,
     pub(crate) tally: WorkflowTally,
+    /// Requests in the system (the twin's ground truth for a cluster's Little's-law figure).
+    pub(crate) in_flight: crate::report::InFlight,
     /// End-to-end requests by status code (cumulative, for the exposition).
     pub(crate) requests: crate::exposition::CodeHistograms,
     pub(crate) window_index: u64,
@@ -202,6 +204,7 @@ impl Twin {
             free_acts: Vec::new(),
             users: Vec::new(),
             tally: WorkflowTally::default(),
+            in_flight: crate::report::InFlight::default(),
             requests: crate::exposition::CodeHistograms::new(
                 &crate::exposition::REQUEST_BUCKETS,
                 &[200, 500],
@@ -474,6 +477,8 @@ impl Twin {
                 ready_replicas: ready,
             });
         }
+        let now = self.now.seconds();
+        self.in_flight.step(now, 0, &mut self.tally);
         let tally = std::mem::take(&mut self.tally);
         let mut e2e = tally.latencies;
         let total = e2e.len() as u64;
@@ -495,6 +500,13 @@ impl Twin {
             throughput_rps: tally.successful as f64 / duration,
             cost: self.config.cost(),
             rollout_stalled: self.functions.iter().any(|f| !f.to_drain.is_empty()),
+            arrivals: tally.arrivals,
+            mean_in_flight: if duration > 0.0 {
+                tally.in_flight_area / duration
+            } else {
+                0.0
+            },
+            missing_series: Vec::new(),
         };
         let report = WindowReport {
             index: self.window_index,

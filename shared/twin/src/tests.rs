@@ -295,7 +295,63 @@ fn littles_law_holds_in_steady_state() {
             error < 0.05,
             "users {users}: X(R+Z) = {predicted_users:.2} ({error:.3})"
         );
+        // The twin's own count of requests in the system is the users not thinking: X R.
+        let in_flight = reports
+            .iter()
+            .map(|r| r.workflow.mean_in_flight)
+            .sum::<f64>()
+            / reports.len() as f64;
+        let little = throughput * response;
+        assert!(
+            (in_flight - little).abs() <= 0.05 * little,
+            "users {users}: mean in flight {in_flight:.2} vs X R = {little:.2}"
+        );
+        // Arrivals match completions in steady state, window by window within the users.
+        for r in &reports {
+            assert!(r.workflow.arrivals.abs_diff(r.workflow.total_requests) <= u64::from(users));
+        }
     }
+}
+
+/// With think time 0 every user always has a request in the system: exactly `users` in flight;
+/// open loop at a rate the workflow keeps up with: arrivals per second near the rate.
+#[test]
+fn the_twin_counts_arrivals_and_requests_in_flight() {
+    let w = chain3();
+    let mut twin = Twin::new(
+        w.clone(),
+        uniform(&w, cfg(1000, 1024, 2, 10)),
+        Workload::ClosedLoop { users: 6 },
+        TwinOptions {
+            window_seconds: 30.0,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    twin.run_window();
+    let r = twin.run_window();
+    assert!((r.workflow.mean_in_flight - 6.0).abs() < 1e-6, "{r:?}");
+    let mut twin = Twin::new(
+        w.clone(),
+        uniform(&w, cfg(2000, 1024, 8, 10)),
+        Workload::Poisson {
+            requests_per_second: 2.0,
+        },
+        TwinOptions {
+            window_seconds: 300.0,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    let r = twin.run_window();
+    assert_eq!(r.users, 0);
+    assert!((r.arrival_rate() - 2.0).abs() < 0.2, "{}", r.arrival_rate());
+    let little = r.arrival_rate() * r.workflow.mean_latency_seconds;
+    assert!(
+        (r.in_flight() - little).abs() <= 0.1 * little,
+        "{} vs {little}",
+        r.in_flight()
+    );
 }
 
 #[test]
