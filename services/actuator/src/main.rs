@@ -255,6 +255,8 @@ async fn main() -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
         }
     };
+    // Why: before the ports are announced, so an early SIGTERM still drains.
+    let stop_requested = faasconf_server::shutdown_signal()?;
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let router = axum::Router::new()
@@ -274,7 +276,7 @@ async fn main() -> Result<()> {
     ));
     let routes = Routes::new(ActuatorServer::new(ActuatorService::new(backend)));
     let shutdown = async move {
-        faasconf_server::shutdown_signal().await;
+        stop_requested.await;
         // Ends every clock and with it every telemetry stream, so the server can drain.
         let _ = stop.send(true);
     };

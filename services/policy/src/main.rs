@@ -117,6 +117,8 @@ async fn main() -> Result<()> {
         .with_context(|| format!("--store {}", args.store.display()))?;
     let handle = faasconf_server::install_metrics_recorder()?;
     faasconf_policy::service::describe_metrics(&names);
+    // Why: before the ports are announced, so an early SIGTERM still drains.
+    let stop_requested = faasconf_server::shutdown_signal()?;
     let metrics_listener = faasconf_server::bind_metrics(args.metrics_addr).await?;
     let listener = faasconf_server::bind(args.grpc_addr).await?;
     let router = axum::Router::new().route(
@@ -156,7 +158,7 @@ async fn main() -> Result<()> {
     );
     let routes = Routes::new(PolicyServer::new(service));
     let shutdown = async move {
-        faasconf_server::shutdown_signal().await;
+        stop_requested.await;
         let _ = stop.send(true);
     };
     faasconf_server::serve::<PolicyServer<PolicyService>>(
