@@ -96,13 +96,24 @@ fn no_window_no_move_and_transient_windows_do_not_count() {
     assert!(Observed::from_window(&prior, &window).is_none());
     window.transient = false;
     window.users = 0;
-    window.workflow.total_requests = 30;
+    window.workflow.arrivals = 30;
+    window.workflow.total_requests = 27;
     window.duration_seconds = 30.0;
     let o = Observed::from_window(&prior, &window).expect("open loop at the measured rate");
     assert_eq!(
         o.workload,
         Workload::Poisson {
             requests_per_second: 1.0
+        },
+        "the rate is of arrivals, not of completions"
+    );
+    window.workflow.arrivals = 0;
+    window.workflow.total_requests = 60;
+    let o = Observed::from_window(&prior, &window).expect("completions where no arrival count");
+    assert_eq!(
+        o.workload,
+        Workload::Poisson {
+            requests_per_second: 2.0
         }
     );
 }
