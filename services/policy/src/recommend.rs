@@ -153,7 +153,6 @@ pub fn recommend(
             let mut explorer = lock(&explorer);
             let input = PlanInput {
                 workflow,
-                model: &model,
                 window,
                 users: match &request.load {
                     Workload::ClosedLoop { users } => *users,
@@ -175,7 +174,7 @@ pub fn recommend(
                 screen: false,
                 ..PlanOptions::DEFAULT
             };
-            plan(&input, state, &options)?
+            plan(&input, &model, state, &options)?
         }
         None => decide_on_twin(
             workflow,

@@ -41,7 +41,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use error::TunerError;
 pub use history::safe_history;
-pub use planner::{Plan, PlanOptions, plan};
+pub use planner::{Candidates, Plan, PlanOptions, plan, propose, screen};
 pub use search::{Evaluation, Steady, Verdict};
 pub use tuner::{Tuner, TunerOptions};
 pub use tuning_loop::{Best, Environment, Iteration, Judged, LoopOptions, Method};

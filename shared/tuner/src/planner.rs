@@ -208,8 +208,6 @@ fn filtered(
 pub struct PlanInput<'a> {
     /// The workflow.
     pub workflow: &'a Workflow,
-    /// The trained model whose policy proposes.
-    pub model: &'a Model,
     /// The window observed last (the state; its configuration is the one applied now).
     pub window: &'a WindowReport,
     /// The load to screen at, in closed-loop users (measured, or equivalent to the measured
@@ -240,29 +238,115 @@ pub struct PlanState<'a> {
     pub cancel: &'a Cancel,
 }
 
-/// The configuration for the state `input.window` at `input.users` (see the module doc).
+/// The configuration for the state `input.window` at `input.users`, as `model`'s policy proposes
+/// and the twin screens it (see the module doc): [`propose`] then [`screen`].
 ///
 /// A search on fixed twin seeds ends on the edge of what passes on those seeds' noise, so the
 /// cheapest acceptable configurations it visited are checked again on held-out seeds, cheapest
 /// first, and the first that passes there too is chosen.
 pub fn plan(
     input: &PlanInput<'_>,
+    model: &Model,
     state: PlanState<'_>,
     options: &PlanOptions,
 ) -> Result<Plan, TunerError> {
     let PlanState {
-        mut explorer,
+        explorer,
         confirmations,
         rng,
         cancel,
     } = state;
-    let (candidates, count, weights) = propose(input, &mut explorer, options, rng)?;
+    let candidates = propose(input, model, explorer, options, rng)?;
+    screen(input, candidates, confirmations, rng, cancel, options)
+}
+
+/// A decision's candidates before screening: what [`propose`] hands to [`screen`].
+pub struct Candidates {
+    list: Vec<Candidate>,
+    /// How many of `list` come from the policy (the rest: safe history).
+    from_policy: usize,
+    /// The actor's neighbour weights behind its decision.
+    weights: Vec<f32>,
+}
+
+/// The policy's candidates (its decision, then Gaussian exploration around it), each filtered
+/// by safe exploration, and (when screening) the cheapest QoS-meeting configurations of the
+/// safe history.
+///
+/// The only step of a decision that reads the model and the safe-exploration strategy, and a
+/// quick one: a caller that shares them under locks holds the locks for this step alone, not
+/// for the screening.
+pub fn propose(
+    input: &PlanInput<'_>,
+    model: &Model,
+    mut explorer: Option<&mut SafeExplorer>,
+    options: &PlanOptions,
+    rng: &mut Rng,
+) -> Result<Candidates, TunerError> {
+    let (workflow, users) = (input.workflow, input.users);
+    let Decision { actions, weights } = model
+        .decide(workflow, input.window)
+        .map_err(|source| TunerError::State { source })?;
+    let greedy = rows(&actions);
+    let count = if options.screen {
+        options.candidates.max(1)
+    } else {
+        1
+    };
+    let mut list = Vec::with_capacity(count);
+    for i in 0..count {
+        let proposed = if i == 0 {
+            greedy.clone()
+        } else {
+            greedy
+                .iter()
+                .map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0)))
+                .collect()
+        };
+        list.push(filtered(workflow, users, proposed, &mut explorer)?);
+    }
+    if options.screen
+        && let Some(explorer) = explorer.as_deref()
+    {
+        let band = explorer.band_for(users).cloned();
+        let mut safe: Vec<Vec<[f64; 4]>> = explorer.safe_for(users).to_vec();
+        safe.sort_by(|a, b| {
+            faasconf_ses::price(workflow, a)
+                .unwrap_or(f64::MAX)
+                .total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX))
+        });
+        list.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate {
+            actions,
+            replaced: true,
+            band,
+        }));
+    }
+    Ok(Candidates {
+        list,
+        from_policy: count,
+        weights,
+    })
+}
+
+/// Screens `candidates` on the twin (when `options.screen`; else the policy's own decision is
+/// the plan). The long step of a decision: it reads neither the model nor the safe-exploration
+/// strategy, and polls `cancel`.
+pub fn screen(
+    input: &PlanInput<'_>,
+    candidates: Candidates,
+    confirmations: &mut Tally,
+    rng: &mut Rng,
+    cancel: &Cancel,
+    options: &PlanOptions,
+) -> Result<Plan, TunerError> {
+    let Candidates {
+        list,
+        from_policy,
+        weights,
+    } = candidates;
     let workflow = input.workflow;
     if !options.screen {
-        let c = candidates
-            .into_iter()
-            .next()
-            .ok_or(TunerError::NoCandidate)?;
+        let c = list.into_iter().next().ok_or(TunerError::NoCandidate)?;
         return Ok(Plan {
             config: workflow.config_from_actions(&c.actions)?,
             actions: c.actions,
@@ -275,63 +359,12 @@ pub fn plan(
         });
     }
     let screen = Screen::new(input, options, cancel);
-    let mut search = screen.start(input, &candidates, count, rng)?;
+    let mut search = screen.start(input, &list, from_policy, rng)?;
     screen.descend_from_the_best(&mut search);
     screen.repair_if_short(&mut search);
     screen.kick(&mut search, rng);
     let verdict_of = screen.check(input, &mut search, confirmations, rng)?;
-    Ok(search.finish(input, &candidates, verdict_of, weights))
-}
-
-/// The policy's candidates (its decision, then Gaussian exploration around it), each filtered
-/// by safe exploration, and (when screening) the cheapest QoS-meeting configurations of the
-/// safe history; with the number of policy candidates and the actor's neighbour weights.
-fn propose(
-    input: &PlanInput<'_>,
-    explorer: &mut Option<&mut SafeExplorer>,
-    options: &PlanOptions,
-    rng: &mut Rng,
-) -> Result<(Vec<Candidate>, usize, Vec<f32>), TunerError> {
-    let (workflow, users) = (input.workflow, input.users);
-    let Decision { actions, weights } = input
-        .model
-        .decide(workflow, input.window)
-        .map_err(|source| TunerError::State { source })?;
-    let greedy = rows(&actions);
-    let count = if options.screen {
-        options.candidates.max(1)
-    } else {
-        1
-    };
-    let mut candidates = Vec::with_capacity(count);
-    for i in 0..count {
-        let proposed = if i == 0 {
-            greedy.clone()
-        } else {
-            greedy
-                .iter()
-                .map(|a| a.map(|x| (x + options.noise * rng.normal()).clamp(0.0, 1.0)))
-                .collect()
-        };
-        candidates.push(filtered(workflow, users, proposed, explorer)?);
-    }
-    if options.screen
-        && let Some(explorer) = explorer.as_deref()
-    {
-        let band = explorer.band_for(users).cloned();
-        let mut safe: Vec<Vec<[f64; 4]>> = explorer.safe_for(users).to_vec();
-        safe.sort_by(|a, b| {
-            faasconf_ses::price(workflow, a)
-                .unwrap_or(f64::MAX)
-                .total_cmp(&faasconf_ses::price(workflow, b).unwrap_or(f64::MAX))
-        });
-        candidates.extend(safe.into_iter().take(SAFE_STARTS).map(|actions| Candidate {
-            actions,
-            replaced: true,
-            band,
-        }));
-    }
-    Ok((candidates, count, weights))
+    Ok(search.finish(input, &list, verdict_of, weights))
 }
 
 #[cfg(test)]

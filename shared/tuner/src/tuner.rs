@@ -24,7 +24,7 @@ use crate::fallback::grow_bottleneck;
 use crate::load::{Load, on_users_scale};
 use crate::lock;
 use crate::outcomes::{Calibration, Tally};
-use crate::planner::{PlanInput, PlanOptions, PlanState, plan};
+use crate::planner::{PlanInput, PlanOptions, propose, screen};
 use crate::tuning_loop::{Best, Judged};
 
 /// Online updates after each observed transition.
@@ -357,28 +357,32 @@ impl Tuner {
         };
         let avoid = self.outcomes.to_avoid(options.pass_rate);
         let incumbent = self.best.as_ref().map(|b| b.config.clone());
-        let chosen = {
-            let mut explorer = lock(&self.explorer);
-            let load = Load::of(&self.prior, window);
-            let scaled = on_users_scale(&self.prior, window);
-            let input = PlanInput {
-                workflow: &self.workflow,
-                model: &self.model,
-                window: &scaled,
-                users: load.users,
-                arrivals_per_second: load.arrivals_per_second,
-                qos: &self.options.qos,
-                incumbent: incumbent.as_ref(),
-                avoid: &avoid,
-            };
-            let state = PlanState {
-                explorer: self.options.safe_exploration.then_some(&mut *explorer),
-                confirmations: &mut self.confirmations,
-                rng: &mut self.rng,
-                cancel: &self.options.cancel,
-            };
-            plan(&input, state, &options)?
+        let load = Load::of(&self.prior, window);
+        let scaled = on_users_scale(&self.prior, window);
+        let input = PlanInput {
+            workflow: &self.workflow,
+            window: &scaled,
+            users: load.users,
+            arrivals_per_second: load.arrivals_per_second,
+            qos: &self.options.qos,
+            incumbent: incumbent.as_ref(),
+            avoid: &avoid,
         };
+        // Why: the explorer is shared with the service's recommendations; it is locked for the
+        // quick proposal step only, never while the candidates are screened.
+        let candidates = {
+            let mut explorer = lock(&self.explorer);
+            let explorer = self.options.safe_exploration.then_some(&mut *explorer);
+            propose(&input, &self.model, explorer, &options, &mut self.rng)?
+        };
+        let chosen = screen(
+            &input,
+            candidates,
+            &mut self.confirmations,
+            &mut self.rng,
+            &self.options.cancel,
+            &options,
+        )?;
         self.predicted = chosen
             .verdict
             .filter(|v| v.qos_met)

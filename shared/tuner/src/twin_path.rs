@@ -15,7 +15,7 @@ use crate::error::TunerError;
 use crate::load::on_users_scale;
 use crate::lock;
 use crate::outcomes::Tally;
-use crate::planner::{Plan, PlanInput, PlanOptions, PlanState, plan};
+use crate::planner::{Plan, PlanInput, PlanOptions, propose, screen};
 use crate::search::Verdict;
 
 /// Policy steps taken on the twin.
@@ -75,28 +75,31 @@ pub fn decide_on_twin(
         if cancel.is_cancelled() {
             return Err(TunerError::Cancelled);
         }
-        let step = {
+        let scaled = on_users_scale(workflow, &window);
+        let input = PlanInput {
+            workflow,
+            window: &scaled,
+            users: scaled.users,
+            arrivals_per_second,
+            qos,
+            incumbent: best.as_ref().map(|b: &Plan| &b.config),
+            avoid: &[],
+        };
+        // Why: the model and the explorer are shared with the service; they are locked for the
+        // quick proposal step only, never while the candidates are screened.
+        let candidates = {
             let model = lock(model);
             let mut explorer = lock(explorer);
-            let window = on_users_scale(workflow, &window);
-            let input = PlanInput {
-                workflow,
-                model: &model,
-                window: &window,
-                users: window.users,
-                arrivals_per_second,
-                qos,
-                incumbent: best.as_ref().map(|b: &Plan| &b.config),
-                avoid: &[],
-            };
-            let state = PlanState {
-                explorer: Some(&mut explorer),
-                confirmations: &mut confirmations,
-                rng,
-                cancel,
-            };
-            plan(&input, state, &TWIN_PATH)?
+            propose(&input, &model, Some(&mut explorer), &TWIN_PATH, rng)?
         };
+        let step = screen(
+            &input,
+            candidates,
+            &mut confirmations,
+            rng,
+            cancel,
+            &TWIN_PATH,
+        )?;
         twin.apply_config(step.config.clone())?;
         twin.run_window();
         window = twin.run_window();

@@ -57,7 +57,6 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     let alone = plan(
         &PlanInput {
             workflow: &w,
-            model: &m,
             window: &window,
             users: 10,
             arrivals_per_second: None,
@@ -65,6 +64,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             incumbent: None,
             avoid: &[],
         },
+        &m,
         PlanState {
             explorer: None,
             confirmations: &mut Tally::default(),
@@ -96,7 +96,6 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     let screened = plan(
         &PlanInput {
             workflow: &w,
-            model: &m,
             window: &window,
             users: 10,
             arrivals_per_second: None,
@@ -104,6 +103,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             incumbent: Some(&alone.config),
             avoid: &[],
         },
+        &m,
         PlanState {
             explorer: None,
             confirmations: &mut confirmations,
@@ -169,7 +169,6 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     let avoided = plan(
         &PlanInput {
             workflow: &w,
-            model: &m,
             window: &window,
             users: 10,
             arrivals_per_second: None,
@@ -177,6 +176,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             incumbent: Some(&screened.config),
             avoid: std::slice::from_ref(&screened.config),
         },
+        &m,
         PlanState {
             explorer: None,
             confirmations: &mut confirmations,
