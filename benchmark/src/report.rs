@@ -36,6 +36,11 @@ pub struct MethodSummary {
     pub above_oracle: Option<f64>,
     /// Mean decision seconds per cell.
     pub mean_decision_seconds: f64,
+    /// Median and 95th percentile of one decision's seconds, over every decision of the cells
+    /// (`None` for records that did not time decisions one by one).
+    pub decision_percentiles_s: Option<(f64, f64)>,
+    /// Mean steady twin windows one decision simulated (`None`: a method without a twin).
+    pub mean_twin_windows: Option<f64>,
     /// Mean end-to-end latency over every iteration's window, seconds.
     pub mean_latency_s: Option<f64>,
     /// Mean iterations per cell whose proposal safe exploration replaced.
@@ -103,6 +108,12 @@ fn summarise(run: &Rq1, workflow: Option<&str>, method: &str) -> MethodSummary {
             Some(c.best_cost? / o - 1.0)
         })),
         mean_decision_seconds: mean(mine.iter().map(|c| c.decision_seconds)).unwrap_or(0.0),
+        decision_percentiles_s: decision_percentiles(&mine),
+        mean_twin_windows: mean(
+            mine.iter()
+                .flat_map(|c| c.iterations.iter().filter_map(|i| i.twin_windows))
+                .map(|w| w as f64),
+        ),
         mean_latency_s: mean(
             mine.iter()
                 .flat_map(|c| c.iterations.iter().map(|i| i.e2e_mean_s)),
@@ -113,6 +124,21 @@ fn summarise(run: &Rq1, workflow: Option<&str>, method: &str) -> MethodSummary {
         )
         .unwrap_or(0.0),
     }
+}
+
+/// The median and 95th percentile of the cells' decisions, one by one; `None` where the records
+/// predate per-decision times (every one 0 though the cells spent time deciding).
+fn decision_percentiles(cells: &[&CellResult]) -> Option<(f64, f64)> {
+    let mut times: Vec<f64> = cells
+        .iter()
+        .flat_map(|c| c.iterations.iter().map(|i| i.decision_s))
+        .collect();
+    let timed = times.iter().any(|&t| t > 0.0) || cells.iter().all(|c| c.decision_seconds == 0.0);
+    if times.is_empty() || !timed {
+        return None;
+    }
+    let p50 = faasconf_twin::report::percentile(&mut times, 0.5);
+    Some((p50, faasconf_twin::report::percentile(&mut times, 0.95)))
 }
 
 /// Every method's summary, per workflow of the grid and over all of them.
@@ -212,13 +238,13 @@ pub fn interim_markdown(interim: &Interim, title: &str) -> String {
 fn summary_table(s: &mut String, run: &Rq1) {
     let _ = writeln!(
         s,
-        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | mean latency s | SES replacements per cell | decision s per cell |"
+        "| workflow | method | feasible cells | mean best cost | faasconf saving (paired cells) | above oracle | mean violations | mean iterations to feasible | mean latency s | SES replacements per cell | decision s per cell | decision s p50 / p95 | twin windows per decision |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in summaries(run).into_iter().filter(|m| m.cells > 0) {
         let _ = writeln!(
             s,
-            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {}/{} | {} | {} ({}) | {} | {:.1} | {} | {} | {:.1} | {:.1} | {} | {} |",
             m.workflow,
             m.method,
             m.feasible,
@@ -231,7 +257,12 @@ fn summary_table(s: &mut String, run: &Rq1) {
             number(m.mean_iterations_to_feasible, 1),
             number(m.mean_latency_s, 2),
             m.mean_ses_replaced,
-            m.mean_decision_seconds
+            m.mean_decision_seconds,
+            m.decision_percentiles_s.map_or_else(
+                || "–".to_owned(),
+                |(p50, p95)| format!("{p50:.2} / {p95:.2}")
+            ),
+            number(m.mean_twin_windows, 0),
         );
     }
 }

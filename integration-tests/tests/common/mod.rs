@@ -305,6 +305,12 @@ impl Server {
             .expect("server stops after SIGTERM")
     }
 
+    /// Sends SIGTERM and waits at most `grace` for the exit status (`None`: still running then;
+    /// it is killed).
+    pub fn terminate_within(self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.process.terminate(grace).ok()
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(self) {
         self.process.kill().expect("killing the server");

@@ -176,8 +176,18 @@ async fn render_metrics(
     )
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(serve());
+    // Why: blocking work still running after the drain (a window or a decision that has been
+    // told to stop) must not hold the exit past the grace period the README promises.
+    runtime.shutdown_timeout(faasconf_server::EXIT_GRACE);
+    served
+}
+
+async fn serve() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-actuator");
     let args = Args::parse();
     // All configuration is checked before any port is bound.

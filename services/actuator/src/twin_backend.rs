@@ -13,9 +13,15 @@
 //! first, optimistic concurrency on the version, idempotent, dry-run capable. A twin applies a
 //! valid configuration atomically, so nothing needs rolling back here (the Kubernetes backend
 //! does).
+//!
+//! The simulation is owned by the clock's task and runs each window on a blocking thread; what
+//! callers read and change ([`Control`]: the configuration in force, its version, the changes
+//! the next window starts with) sits behind a lock that a window never holds. A change made
+//! while a window is simulated takes effect where the window ends, as on a cluster whose
+//! telemetry is cut into windows.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
 use std::time::Duration;
 
 use faasconf_core::{Workflow, WorkflowConfig};
@@ -38,10 +44,39 @@ pub enum Clock {
 /// One workflow's simulated cluster and its subscribers.
 pub struct ManagedTwin {
     workflow: Workflow,
-    twin: Mutex<Twin>,
+    control: Mutex<Control>,
+    /// The simulation as of the last window's end, for the cluster's metric exposition.
+    exposed: SyncMutex<Twin>,
     subscribers: Subscribers,
     /// Applies so far (dry runs excluded): what a lockstep clock waits on.
     applies: watch::Sender<u64>,
+}
+
+/// What callers see of a simulated cluster and the changes its next window starts with.
+struct Control {
+    /// The configuration in force (applied, or waiting for the next window) and its version.
+    config: WorkflowConfig,
+    version: u64,
+    /// Applied since the simulation last took the changes.
+    config_changed: bool,
+    workload: Option<Workload>,
+}
+
+impl Control {
+    /// Hands the changes made since the last call to `twin` (at a window's end).
+    fn hand_to(&mut self, twin: &mut Twin) {
+        if std::mem::take(&mut self.config_changed) {
+            // Validated when applied.
+            if let Err(e) = twin.apply_config_numbered(self.config.clone(), self.version) {
+                tracing::error!(error = %e, "a validated configuration was refused by the twin");
+            }
+        }
+        if let Some(workload) = self.workload.take()
+            && let Err(e) = twin.set_workload(workload)
+        {
+            tracing::error!(error = %e, "a validated workload was refused by the twin");
+        }
+    }
 }
 
 /// How long a lockstep clock waits for a decision before it goes on without one.
@@ -55,8 +90,8 @@ impl ManagedTwin {
 
     /// The configuration in force and its version.
     pub async fn current(&self) -> (WorkflowConfig, u64) {
-        let twin = self.twin.lock().await;
-        (twin.config().clone(), twin.config_version())
+        let control = self.control.lock().await;
+        (control.config.clone(), control.version)
     }
 
     /// Validates and applies `config` through the apply protocol ([`crate::apply`]).
@@ -74,7 +109,10 @@ impl ManagedTwin {
         &self,
         namespace: &str,
     ) -> Vec<faasconf_twin::exposition::MetricFamily> {
-        self.twin.lock().await.metric_families(namespace)
+        self.exposed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .metric_families(namespace)
     }
 
     /// Replaces the workload.
@@ -82,11 +120,9 @@ impl ManagedTwin {
         &self,
         workload: Workload,
     ) -> Result<(), Vec<faasconf_core::FieldError>> {
-        self.twin
-            .lock()
-            .await
-            .set_workload(workload)
-            .map_err(|e| e.field_errors().to_vec())
+        workload.validate().map_err(|e| e.field_errors().to_vec())?;
+        self.control.lock().await.workload = Some(workload);
+        Ok(())
     }
 
     /// A new subscriber's window queue (see the module docs for `lockstep`).
@@ -125,19 +161,38 @@ impl ManagedTwin {
         self.subscribers.count().await
     }
 
-    async fn next_window(&self) -> Arc<WindowReport> {
-        let window = Arc::new(self.twin.lock().await.run_window());
+    /// Simulates the next window of `twin` on a blocking thread (the changes made since the
+    /// last one first), without holding the control lock meanwhile; `None` when the blocking
+    /// pool has shut down.
+    async fn next_window(&self, twin: &mut Option<Twin>) -> Option<Arc<WindowReport>> {
+        let mut sim = twin.take()?;
+        self.control.lock().await.hand_to(&mut sim);
+        let (sim, window) = tokio::task::spawn_blocking(move || {
+            let window = sim.run_window();
+            (sim, window)
+        })
+        .await
+        .ok()?;
+        *self.exposed.lock().unwrap_or_else(PoisonError::into_inner) = sim.clone();
+        *twin = Some(sim);
+        let window = Arc::new(window);
         crate::service_metrics::record_window(&self.workflow, &window);
-        window
+        Some(window)
     }
 
-    /// Runs the clock until `shutdown` turns true; then every stream ends.
+    /// Runs the clock on `twin` until `shutdown` turns true; then every stream ends.
     async fn drive(
         self: Arc<Self>,
+        twin: Twin,
         clock: Clock,
         window: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut twin = Some(twin);
+        // Real clock: window `k` ends `k + 1` lengths after the start, however long each took
+        // to simulate (windows tile wall time); one that could not keep up is skipped.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -145,10 +200,12 @@ impl ManagedTwin {
             match clock {
                 Clock::Real => {
                     tokio::select! {
-                        () = tokio::time::sleep(window) => {}
+                        _ = ticks.tick() => {}
                         _ = shutdown.changed() => break,
                     }
-                    let w = self.next_window().await;
+                    let Some(w) = self.next_window(&mut twin).await else {
+                        break;
+                    };
                     self.subscribers.offer(&w).await;
                 }
                 Clock::Virtual => {
@@ -160,7 +217,9 @@ impl ManagedTwin {
                         continue;
                     }
                     let seen = *self.applies.borrow();
-                    let w = self.next_window().await;
+                    let Some(w) = self.next_window(&mut twin).await else {
+                        break;
+                    };
                     tokio::select! {
                         () = self.subscribers.deliver(&w) => {}
                         _ = shutdown.changed() => break,
@@ -208,13 +267,21 @@ impl TwinBackend {
                 seed: settings.seed,
             };
             let twin = Twin::new(workflow.clone(), config, settings.workload.clone(), options)?;
+            let control = Control {
+                config: twin.config().clone(),
+                version: twin.config_version(),
+                config_changed: false,
+                workload: None,
+            };
             let m = Arc::new(ManagedTwin {
                 workflow: workflow.clone(),
-                twin: Mutex::new(twin),
+                control: Mutex::new(control),
+                exposed: SyncMutex::new(twin.clone()),
                 subscribers: Subscribers::new(&workflow.name),
                 applies: watch::channel(0).0,
             });
             tokio::spawn(m.clone().drive(
+                twin,
                 settings.clock,
                 Duration::from_secs_f64(settings.window_seconds),
                 shutdown.clone(),
@@ -291,31 +358,33 @@ impl Backend for TwinBackend {
     }
 }
 
-/// The twin's side of an apply: its lock; it has no platform limits beyond the bounds.
+/// The twin's side of an apply: its control lock; it has no platform limits beyond the bounds.
 #[tonic::async_trait]
 impl ApplyTarget for ManagedTwin {
     async fn begin<'a>(
         &'a self,
         _workflow: &'a Workflow,
     ) -> Result<Box<dyn Applying + 'a>, ApplyError> {
-        let twin = self.twin.lock().await;
+        let control = self.control.lock().await;
         Ok(Box::new(TwinApplying {
-            twin,
+            control,
+            workflow: &self.workflow,
             applies: &self.applies,
         }))
     }
 }
 
-/// An apply to a locked twin.
+/// An apply under a twin's control lock.
 struct TwinApplying<'a> {
-    twin: tokio::sync::MutexGuard<'a, Twin>,
+    control: tokio::sync::MutexGuard<'a, Control>,
+    workflow: &'a Workflow,
     applies: &'a watch::Sender<u64>,
 }
 
 #[tonic::async_trait]
 impl Applying for TwinApplying<'_> {
     fn current(&self) -> (&WorkflowConfig, u64) {
-        (self.twin.config(), self.twin.config_version())
+        (&self.control.config, self.control.version)
     }
 
     /// A valid configuration is one the twin runs.
@@ -327,13 +396,19 @@ impl Applying for TwinApplying<'_> {
         Ok(())
     }
 
+    /// Puts `config` in force from the next window on (the twin's own rule: a configuration
+    /// equal to the one in force keeps its version).
     async fn write(&mut self, config: &WorkflowConfig, _: &[usize]) -> Result<u64, ApplyError> {
-        let version = self
-            .twin
-            .apply_config(config.clone())
+        self.workflow
+            .validate_config(config)
             .map_err(|e| ApplyError::Invalid(e.field_errors().to_vec()))?;
+        if *config != self.control.config {
+            self.control.config = config.clone();
+            self.control.version += 1;
+            self.control.config_changed = true;
+        }
         self.applies.send_modify(|n| *n += 1);
-        Ok(version)
+        Ok(self.control.version)
     }
 
     /// A decision to keep the configuration: it releases a lockstep clock all the same.

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use faasconf_core::cancel::Cancel;
@@ -91,6 +91,8 @@ pub struct Jobs {
     jobs: Mutex<HashMap<String, Job>>,
     max_running: usize,
     next: AtomicU64,
+    /// Raised on shutdown: a job cancelled from then on was interrupted, not cancelled.
+    stopping: AtomicBool,
 }
 
 impl Jobs {
@@ -101,6 +103,7 @@ impl Jobs {
             jobs: Mutex::new(HashMap::new()),
             max_running: max_running.max(1),
             next: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -296,6 +299,11 @@ impl Jobs {
                 );
                 engine.refresh_explorer(&spec.workflow);
             }
+            Err(TrainingError::Cancelled) if self.stopping.load(Ordering::SeqCst) => {
+                r.state = JobState::Running;
+                r.starts = r.starts.saturating_sub(1);
+                r.message = "interrupted by a shutdown; resumes from its last checkpoint".into();
+            }
             Err(TrainingError::Cancelled) => {
                 r.state = JobState::Cancelled;
                 r.message = "cancelled on request".into();
@@ -320,6 +328,19 @@ impl Jobs {
     /// A job's record.
     pub fn status(&self, id: &str) -> Result<JobRecord, PolicyError> {
         self.job(id, |j| lock(&j.record).clone())
+    }
+
+    /// Interrupts every running job because the service is shutting down: each stops within a
+    /// training update or a twin episode, writes its checkpoint and stays `running` in its
+    /// record, so the next start resumes it from there (an interruption on shutdown does not
+    /// count as one of the starts that ended without the job ending).
+    pub fn interrupt_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for job in lock(&self.jobs).values() {
+            if lock(&job.record).state.is_active() {
+                job.cancel.cancel();
+            }
+        }
     }
 
     /// Asks a job to stop; it ends `cancelled` within a training update or a twin episode.

@@ -81,8 +81,18 @@ struct Args {
     actuator_token_file: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(serve());
+    // Why: blocking work still running after the drain (a window or a decision that has been
+    // told to stop) must not hold the exit past the grace period the README promises.
+    runtime.shutdown_timeout(faasconf_server::EXIT_GRACE);
+    served
+}
+
+async fn serve() -> Result<()> {
     let _traces = faasconf_server::init_tracing("faasconf-policy");
     let args = Args::parse();
     let workflows = faasconf_server::served_workflows(&args.workflows, &args.profiles)?;
@@ -156,9 +166,13 @@ async fn main() -> Result<()> {
             max_twin_recommends: args.max_twin_recommends as usize,
         },
     );
+    let long_work = service.long_work();
     let routes = Routes::new(PolicyServer::new(service));
     let shutdown = async move {
         stop_requested.await;
+        // Why: blocking work the runtime would wait for at exit ends first (sessions stop,
+        // training jobs checkpoint and stay resumable).
+        long_work.stop();
         let _ = stop.send(true);
     };
     faasconf_server::serve::<PolicyServer<PolicyService>>(

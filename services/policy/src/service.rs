@@ -81,6 +81,33 @@ impl PolicyService {
     }
 }
 
+/// What a shutdown stops of a service's long work: its tuning sessions and training jobs.
+#[derive(Clone)]
+pub struct LongWork {
+    sessions: Arc<Sessions>,
+    jobs: Arc<Jobs>,
+}
+
+impl LongWork {
+    /// Stops every tuning session (nothing more is applied) and interrupts every training job
+    /// (it checkpoints and resumes at the next start): the process can then exit within its
+    /// grace period, whatever it was doing.
+    pub fn stop(&self) {
+        self.sessions.stop_all();
+        self.jobs.interrupt_all();
+    }
+}
+
+impl PolicyService {
+    /// The handle a shutdown stops the service's long work with.
+    pub fn long_work(&self) -> LongWork {
+        LongWork {
+            sessions: self.sessions.clone(),
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
 /// Describes the service's own metrics (the RPC layer describes the RPC ones) and starts the
 /// event counters of every served workflow at zero, so dashboards see a series (and rates of
 /// zero) before the first event.

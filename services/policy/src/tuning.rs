@@ -316,6 +316,20 @@ impl Sessions {
         Ok(lock(&s.state).clone())
     }
 
+    /// Stops every session still running (the service is shutting down): each decision in
+    /// progress is cancelled and nothing more is applied.
+    pub fn stop_all(&self) {
+        for s in lock(&self.sessions).values() {
+            let _ = s.stop.send(true);
+            s.cancel.cancel();
+            let mut state = lock(&s.state);
+            if state.state.is_active() {
+                state.state = SessionState::Stopped;
+                state.message = "stopped: the policy service is shutting down".into();
+            }
+        }
+    }
+
     /// Asks a session to stop (it finishes the step in hand).
     pub fn stop(&self, id: &str) -> Result<TuningState, PolicyError> {
         let sessions = lock(&self.sessions);

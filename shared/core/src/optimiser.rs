@@ -61,4 +61,9 @@ pub trait Optimiser: Send {
     /// sees the configuration the method started from), and returns the configuration to apply
     /// next.
     fn propose(&mut self, observed: &WindowReport) -> Result<Proposal, OptimiserError>;
+
+    /// Steady twin windows the last proposal simulated (`None`: the method has no twin).
+    fn twin_windows(&self) -> Option<u64> {
+        None
+    }
 }

@@ -28,6 +28,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a shutdown request, how long in-flight calls may take to finish before the server
 /// closes what is left: the process exits within 5 s of SIGTERM (Kubernetes waits 30 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// How long a service's exit waits, after the drain, for blocking work that was told to stop
+/// (a training update and its checkpoint, a decision winding down); then the process exits.
+pub const EXIT_GRACE: Duration = Duration::from_millis(800);
 /// Requests served at once on one connection; more wait.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 

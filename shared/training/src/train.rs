@@ -257,8 +257,14 @@ pub fn train(
             options.seed ^ 0x0_11e,
         )?),
     };
+    let mut checkpointed = learner.updates();
     while learner.updates() < total {
         if options.cancel.is_cancelled() {
+            // The work since the last checkpoint is kept: a later run resumes from here.
+            if learner.updates() > checkpointed {
+                report.seconds += started.elapsed().as_secs_f64();
+                Resume::write(workdir, &learner, &encoder, &report)?;
+            }
             return Err(Error::Cancelled);
         }
         if let Some(twins) = online
@@ -304,6 +310,7 @@ pub fn train(
             report.seconds += started.elapsed().as_secs_f64();
             Resume::write(workdir, &learner, &encoder, &report)?;
             report.seconds -= started.elapsed().as_secs_f64();
+            checkpointed = done;
         }
     }
     report.seconds += started.elapsed().as_secs_f64();
@@ -491,6 +498,45 @@ mod tests {
         };
         let (_, fresh) = train(&w, &obs, &other, dir.path(), Device::flex(), &mut |_| {}).unwrap();
         assert_eq!(fresh.resumed_from, 0);
+    }
+
+    #[test]
+    fn a_cancelled_run_checkpoints_where_it_stopped() {
+        let w = builtin("parallel").unwrap();
+        let obs = twin_samples(
+            &w,
+            &SampleOptions {
+                samples: 40,
+                episode_length: 10,
+                ..SampleOptions::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = Cancel::new();
+        let stopping = TrainOptions {
+            cancel: cancel.clone(),
+            ..options()
+        };
+        // Cancelled after update 13: between the checkpoints of updates 10 and 20.
+        let cancelled = train(&w, &obs, &stopping, dir.path(), Device::flex(), &mut |p| {
+            if p.update == 13 {
+                cancel.cancel();
+            }
+        });
+        assert!(matches!(cancelled, Err(Error::Cancelled)));
+        let (model, report) = train(
+            &w,
+            &obs,
+            &options(),
+            dir.path(),
+            Device::flex(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.resumed_from, 13, "no update is lost to the stop");
+        assert_eq!(model.learner.updates(), 30);
     }
 
     #[test]

@@ -164,7 +164,16 @@ pub fn search(
     let mut best: Option<(WorkflowConfig, Steady, Option<Checks>)> = None;
     let mut unchecked_cost: Option<f64> = None;
     for (start, s) in feasible.into_iter().take(options.starts) {
-        let d = descend(workflow, start, s, &acceptable, &evaluation, usize::MAX);
+        let misses = evaluation.misses_allowed(options.pass_rate);
+        let d = descend(
+            workflow,
+            start,
+            s,
+            &acceptable,
+            &evaluation,
+            usize::MAX,
+            misses,
+        );
         evaluations += d.evaluations;
         unchecked_cost = Some(unchecked_cost.map_or(d.steady.cost, |c| c.min(d.steady.cost)));
         let kept = if options.holdout_seeds == 0 {

@@ -157,6 +157,8 @@ pub struct Plan {
     pub verdict: Option<Verdict>,
     /// Candidates screened.
     pub screened: usize,
+    /// Steady twin windows simulated for the decision (0: unscreened).
+    pub twin_windows: u64,
     /// The share of held-out twin windows in which the configuration met QoS (when screened):
     /// what to expect of it online.
     pub expected_pass_rate: Option<f64>,
@@ -355,6 +357,7 @@ pub fn screen(
             band: c.band,
             verdict: None,
             screened: 0,
+            twin_windows: 0,
             expected_pass_rate: None,
         });
     }

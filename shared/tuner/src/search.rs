@@ -7,7 +7,7 @@
 use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::{Knob, Qos, Workflow, WorkflowConfig};
-use faasconf_twin::parallel::parallel_map;
+use faasconf_twin::parallel::{parallel_map, parallel_until};
 use faasconf_twin::{Twin, TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
 
@@ -89,53 +89,76 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Steady windows one evaluation simulates in full (every seed).
+    pub fn full_windows(&self) -> u32 {
+        self.windows.saturating_mul(self.seeds.len() as u32)
+    }
+
+    /// The most windows of a full evaluation that may miss QoS while `pass_rate` of them still
+    /// meet it (`None`: not even a perfect record reaches `pass_rate`).
+    pub fn misses_allowed(&self, pass_rate: f64) -> Option<u32> {
+        let n = self.full_windows();
+        (0..=n)
+            .rev()
+            .find(|&m| f64::from(n - m) / f64::from(n.max(1)) >= pass_rate)
+    }
+
     /// Figures of `config`.
     pub fn steady(&self, workflow: &Workflow, config: &WorkflowConfig) -> Steady {
-        let (mut latency, mut total, mut ok, mut met) = (0.0, 0u64, 0u64, 0u32);
-        let windows = self.windows * self.seeds.len() as u32;
-        let cancelled = Steady {
+        self.steady_until(workflow, config, None)
+    }
+
+    /// Figures of `config`, given up once more than `misses` windows have missed QoS: such a
+    /// configuration cannot reach the pass rate `misses` was allowed for
+    /// ([`Self::misses_allowed`]), and its figures cover the windows simulated until then
+    /// (`windows` says how many; their pass rate is below that bar too).
+    pub fn steady_until(
+        &self,
+        workflow: &Workflow,
+        config: &WorkflowConfig,
+        misses: Option<u32>,
+    ) -> Steady {
+        let (mut latency, mut total, mut ok, mut met, mut run) = (0.0, 0u64, 0u64, 0u32, 0u32);
+        let windows = self.full_windows();
+        let failed = Steady {
             e2e_mean_seconds: f64::INFINITY,
             success_ratio: 0.0,
             cost: config.cost(),
             windows,
             windows_met: 0,
         };
-        for &seed in &self.seeds {
+        'seeds: for &seed in &self.seeds {
             if self.cancel.is_cancelled() {
-                return cancelled;
+                return failed;
             }
-            let Ok(mut twin) = Twin::new(
-                workflow.clone(),
-                config.clone(),
-                match self.arrivals_per_second {
-                    Some(requests_per_second) => Workload::Poisson {
-                        requests_per_second,
-                    },
-                    None => Workload::ClosedLoop { users: self.users },
+            let workload = match self.arrivals_per_second {
+                Some(requests_per_second) => Workload::Poisson {
+                    requests_per_second,
                 },
-                TwinOptions {
-                    window_seconds: self.window_seconds,
-                    seed,
-                },
-            ) else {
-                return Steady {
-                    e2e_mean_seconds: f64::INFINITY,
-                    success_ratio: 0.0,
-                    cost: config.cost(),
-                    windows,
-                    windows_met: 0,
-                };
+                None => Workload::ClosedLoop { users: self.users },
+            };
+            let options = TwinOptions {
+                window_seconds: self.window_seconds,
+                seed,
+            };
+            let Ok(mut twin) = Twin::new(workflow.clone(), config.clone(), workload, options)
+            else {
+                return failed;
             };
             twin.run_window();
             for _ in 0..self.windows {
                 if self.cancel.is_cancelled() {
-                    return cancelled;
+                    return failed;
                 }
                 let w = twin.run_window();
+                run += 1;
                 met += u32::from(self.qos.met(&w.workflow));
                 latency += w.workflow.mean_latency_seconds * w.workflow.total_requests as f64;
                 total += w.workflow.total_requests;
                 ok += w.workflow.successful_requests;
+                if misses.is_some_and(|m| run - met > m) {
+                    break 'seeds;
+                }
             }
         }
         let t = total.max(1) as f64;
@@ -147,14 +170,46 @@ impl Evaluation {
             },
             success_ratio: ok as f64 / t,
             cost: config.cost(),
-            windows,
+            windows: run,
             windows_met: met,
         }
     }
 
     /// Figures of every configuration, in order.
     pub fn steady_all(&self, workflow: &Workflow, configs: &[WorkflowConfig]) -> Vec<Steady> {
-        parallel_map(configs, self.threads, |c| self.steady(workflow, c))
+        self.steady_each(workflow, configs, None)
+    }
+
+    /// Figures of every configuration, in order, each given up after `misses` missed windows
+    /// ([`Self::steady_until`]).
+    pub fn steady_each(
+        &self,
+        workflow: &Workflow,
+        configs: &[WorkflowConfig],
+        misses: Option<u32>,
+    ) -> Vec<Steady> {
+        parallel_map(configs, self.threads, |c| {
+            self.steady_until(workflow, c, misses)
+        })
+    }
+
+    /// Figures of `configs` in order up to and including the first `acceptable` one (of all
+    /// when none is), each given up after `misses` missed windows ([`Self::steady_until`]).
+    /// Every core works on the next configurations meanwhile; what returns does not depend on
+    /// their timing.
+    pub fn until_acceptable(
+        &self,
+        workflow: &Workflow,
+        configs: &[WorkflowConfig],
+        misses: Option<u32>,
+        acceptable: &(dyn Fn(&Steady) -> bool + Sync),
+    ) -> Vec<Steady> {
+        parallel_until(
+            configs,
+            self.threads,
+            |c| self.steady_until(workflow, c, misses),
+            acceptable,
+        )
     }
 }
 
@@ -267,12 +322,21 @@ pub struct Descent {
     pub steady: Steady,
     /// Configurations evaluated.
     pub evaluations: usize,
+    /// Twin windows simulated for them (steady windows; fewer than `evaluations` full ones
+    /// where evaluations gave up early).
+    pub windows: u64,
     /// Every configuration it stood on, the start first and `config` last.
     pub path: Vec<(WorkflowConfig, Steady)>,
 }
 
 /// From an acceptable `start`, repeatedly takes the cheapest one-knob move that is cheaper and
 /// still `acceptable`, until none is or `budget` evaluations are spent.
+///
+/// The moves are evaluated cheapest first and only up to the first acceptable one; with
+/// `misses` (the misses `acceptable`'s pass rate allows, [`Evaluation::misses_allowed`]) an
+/// evaluation gives up once it cannot pass. Either way the path is the one a full evaluation
+/// of every move would take; the budget counts an evaluation that gave up as the share of a
+/// full one it simulated.
 pub fn descend(
     workflow: &Workflow,
     start: WorkflowConfig,
@@ -280,20 +344,24 @@ pub fn descend(
     acceptable: &(dyn Fn(&Steady) -> bool + Sync),
     evaluation: &Evaluation,
     budget: usize,
+    misses: Option<u32>,
 ) -> Descent {
     let (mut current, mut steady) = (start, start_steady);
-    let mut evaluations = 0;
+    let full = u64::from(evaluation.full_windows().max(1));
+    let (mut evaluations, mut windows) = (0, 0u64);
     let mut path = vec![(current.clone(), steady)];
     loop {
+        let spent = usize::try_from(windows.div_ceil(full)).unwrap_or(usize::MAX);
         let mut candidates = moves(workflow, &current);
         candidates.retain(|c| c.cost() < steady.cost);
         candidates.sort_by(|a, b| a.cost().total_cmp(&b.cost()));
-        candidates.truncate(budget.saturating_sub(evaluations));
+        candidates.truncate(budget.saturating_sub(spent));
         if candidates.is_empty() {
             break;
         }
-        evaluations += candidates.len();
-        let scored = evaluation.steady_all(workflow, &candidates);
+        let scored = evaluation.until_acceptable(workflow, &candidates, misses, acceptable);
+        evaluations += scored.len();
+        windows += scored.iter().map(|s| u64::from(s.windows)).sum::<u64>();
         let Some((c, s)) = candidates
             .into_iter()
             .zip(scored)
@@ -308,6 +376,7 @@ pub fn descend(
         config: current,
         steady,
         evaluations,
+        windows,
         path,
     }
 }
@@ -360,6 +429,7 @@ pub fn repair(
         config: current,
         steady,
         evaluations,
+        windows: evaluations as u64 * u64::from(evaluation.full_windows()),
         path,
     }
 }
@@ -416,6 +486,40 @@ mod tests {
     }
 
     #[test]
+    fn an_evaluation_gives_up_only_on_what_cannot_pass() {
+        let w = builtin("parallel").unwrap();
+        let qos = Qos::default();
+        let e = Evaluation {
+            windows: 10,
+            seeds: vec![1, 2],
+            ..evaluation(qos)
+        };
+        for rate in [0.0, 0.3, 0.85, 0.9, 0.95, 1.0] {
+            let m = e.misses_allowed(rate).unwrap();
+            assert!(f64::from(20 - m) / 20.0 >= rate, "{rate}: {m} misses pass");
+            assert!(
+                m == 20 || f64::from(19 - m) / 20.0 < rate,
+                "{rate}: {m} is the most"
+            );
+        }
+        assert_eq!(e.misses_allowed(0.9), Some(2));
+        assert_eq!(e.misses_allowed(1.01), None);
+        let config = |a: [f64; 4]| w.config_from_actions(&vec![a; w.len()]).unwrap();
+        // A starved configuration misses window after window: given up on the third miss, and
+        // what was simulated is below the bar too.
+        let starved = e.steady_until(&w, &config([0.0; 4]), Some(2));
+        assert!(starved.windows < 20, "{starved:?}");
+        assert_eq!(starved.windows - starved.windows_met, 3, "{starved:?}");
+        assert!(starved.pass_rate() < 0.9);
+        // A generous one is evaluated in full, exactly as without giving up.
+        let generous = config([0.9, 0.5, 0.6, 0.6]);
+        assert_eq!(
+            e.steady_until(&w, &generous, Some(2)),
+            e.steady(&w, &generous)
+        );
+    }
+
+    #[test]
     fn descent_only_takes_cheaper_acceptable_steps_and_records_its_path() {
         let w = builtin("parallel").unwrap();
         let qos = Qos::default();
@@ -429,8 +533,22 @@ mod tests {
             acceptable(&s),
             "a generous start meets QoS at 10 users: {s:?}"
         );
-        let d = descend(&w, start.clone(), s, &acceptable, &e, 150);
+        let d = descend(&w, start.clone(), s, &acceptable, &e, 150, None);
         assert!(d.evaluations <= 150);
+        // Giving up on moves that cannot pass takes the same path for fewer windows (with a
+        // budget that does not bind: a binding one goes further on the windows saved).
+        let strict = |s: &Steady| s.feasible(&qos) && s.pass_rate() >= 0.75;
+        let misses = e.misses_allowed(0.75);
+        assert_eq!(misses, Some(0), "2 windows: one miss is already below 75%");
+        let quick = descend(&w, start.clone(), s, &strict, &e, usize::MAX, misses);
+        let full = descend(&w, start.clone(), s, &strict, &e, usize::MAX, None);
+        assert_eq!(quick.path, full.path);
+        assert!(
+            quick.windows < full.windows,
+            "{} vs {}",
+            quick.windows,
+            full.windows
+        );
         assert!(
             d.steady.cost < s.cost,
             "some move is cheaper and still feasible"

@@ -98,6 +98,8 @@ pub struct Tuner {
     margin: (f64, f64, f64),
     /// The held-out pass rate of the configuration applied last, when screened as acceptable.
     predicted: Option<f64>,
+    /// Steady twin windows the last decision simulated.
+    twin_windows: u64,
     outcomes: Tally,
     confirmations: Tally,
     calibration: Calibration,
@@ -144,6 +146,7 @@ impl Tuner {
                 defaults.pass_rate,
             ),
             predicted: None,
+            twin_windows: 0,
             outcomes: Tally::default(),
             confirmations: Tally::default(),
             calibration: Calibration::default(),
@@ -167,6 +170,11 @@ impl Tuner {
     /// steady window, or when not following).
     pub fn twin_error(&self) -> Option<f64> {
         self.twin_error
+    }
+
+    /// Steady twin windows the last decision simulated (0: it screened nothing).
+    pub fn twin_windows(&self) -> u64 {
+        self.twin_windows
     }
 
     /// Whether the twin stays wrong: its error exceeded [`TWIN_WRONG`] on the last
@@ -312,6 +320,7 @@ impl Tuner {
     /// The configuration to apply after the window last observed.
     pub fn decide(&mut self, window: &WindowReport) -> Result<Proposal, TunerError> {
         self.proposed = true;
+        self.twin_windows = 0;
         if let Some(good) = &self.last_good
             && self.misses >= self.options.rollback_after.max(1)
             && *good != window.config
@@ -383,6 +392,7 @@ impl Tuner {
             &self.options.cancel,
             &options,
         )?;
+        self.twin_windows = chosen.twin_windows;
         self.predicted = chosen
             .verdict
             .filter(|v| v.qos_met)
@@ -411,5 +421,9 @@ impl Optimiser for Tuner {
         let judged = Judged::of(&self.options.qos, observed);
         self.observe(observed, judged).map_err(failed)?;
         self.decide(observed).map_err(failed)
+    }
+
+    fn twin_windows(&self) -> Option<u64> {
+        Some(self.twin_windows)
     }
 }

@@ -60,6 +60,11 @@ pub trait Method {
         None
     }
 
+    /// Steady twin windows the method's last decision simulated (`None`: no twin).
+    fn twin_windows(&self) -> Option<u64> {
+        None
+    }
+
     /// Learns from the last window of a loop that ended on its budget or on convergence (no
     /// decision follows it).
     fn finish(&mut self, _observed: &WindowReport, _judged: Judged) -> Result<(), Self::Error> {
@@ -79,6 +84,10 @@ impl Method for Baseline<'_> {
 
     fn propose(&mut self, observed: &WindowReport, _: Judged) -> Result<Proposal, OptimiserError> {
         self.0.propose(observed)
+    }
+
+    fn twin_windows(&self) -> Option<u64> {
+        self.0.twin_windows()
     }
 }
 
@@ -100,6 +109,10 @@ impl Method for Tuner {
 
     fn twin_error(&self) -> Option<f64> {
         Tuner::twin_error(self)
+    }
+
+    fn twin_windows(&self) -> Option<u64> {
+        Some(Tuner::twin_windows(self))
     }
 }
 
@@ -149,6 +162,13 @@ pub struct Iteration {
     /// refitted to it (`None`: a method without a twin, or the last window of a loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twin_error: Option<f64>,
+    /// Seconds the method took to decide on the configuration applied (0 in records written
+    /// before it was kept).
+    #[serde(default)]
+    pub decision_s: f64,
+    /// Steady twin windows that decision simulated (`None`: a method without a twin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_windows: Option<u64>,
 }
 
 /// The cheapest configuration that met QoS in a window of its own: what "best" means for a
@@ -320,7 +340,8 @@ where
         }
         let deciding = Instant::now();
         let proposed = method.propose(&observed, judged);
-        report.decision_seconds += deciding.elapsed().as_secs_f64();
+        let decision_s = deciding.elapsed().as_secs_f64();
+        report.decision_seconds += decision_s;
         // Stopped while deciding: nothing is applied after a stop.
         if options.cancel.is_cancelled() {
             report.ended = Ended::Stopped;
@@ -355,6 +376,8 @@ where
             rollback: proposal.rollback,
             reward: judged.reward,
             twin_error: None,
+            decision_s,
+            twin_windows: method.twin_windows(),
         };
         if Best::offer(&mut report.best, &window.config, judged.qos_met) {
             since_best = 0;

@@ -295,6 +295,15 @@ impl Twin {
         Ok(self.config_version)
     }
 
+    /// [`Self::apply_config`], the configuration then numbered `version` whether it changed or
+    /// not: for a caller that keeps the version of record itself (the actuator counts every
+    /// apply between two windows, and hands the twin only the last).
+    pub fn apply_config_numbered(&mut self, config: WorkflowConfig, version: u64) -> Result<u64> {
+        self.apply_config(config)?;
+        self.config_version = version;
+        Ok(version)
+    }
+
     /// Replaces the workload from now on.
     pub fn set_workload(&mut self, workload: Workload) -> Result<()> {
         workload.validate()?;

@@ -233,3 +233,47 @@ async fn a_lockstep_subscriber_holds_the_virtual_clock_until_it_decides() {
             .unwrap();
     }
 }
+
+/// A window long enough to take a while to simulate (about a second on 2 cores).
+fn heavy_backend() -> (TwinBackend, watch::Sender<bool>) {
+    let (stop, stopped) = watch::channel(false);
+    let settings = TwinSettings {
+        workload: Workload::ClosedLoop { users: 1000 },
+        ..settings(Clock::Virtual, 600.0)
+    };
+    let b = TwinBackend::start(vec![builtin("parallel").unwrap()], &settings, stopped).unwrap();
+    (b, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_in_simulation_blocks_neither_reads_nor_applies() {
+    let (b, _stop) = heavy_backend();
+    let m = b.get("parallel").unwrap().clone();
+    let mut rx = m.subscribe(false).await.unwrap();
+    // The clock starts on the first window as soon as someone listens.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (_, v1) = m.current().await;
+    let outcome = m.apply(uniform(6, 1500), v1, false).await.unwrap();
+    assert_eq!(outcome.version, v1 + 1);
+    assert_eq!(
+        m.current().await.1,
+        v1 + 1,
+        "the apply is what callers read at once"
+    );
+    // Both answered while the first window was still being simulated...
+    assert!(
+        rx.receiver.try_recv().is_err(),
+        "the reads and the apply waited for the window"
+    );
+    // ...which ends under the configuration it started with; the next one starts with the
+    // change, its version and a rollout.
+    let first = rx.recv().await.unwrap();
+    assert_eq!(first.config_version, v1);
+    let second = rx.recv().await.unwrap();
+    assert_eq!(second.config_version, v1 + 1);
+    assert_eq!(second.config, uniform(6, 1500));
+    assert!(
+        second.transient,
+        "the rollout shows in the window it started in"
+    );
+}

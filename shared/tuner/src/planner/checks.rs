@@ -18,7 +18,7 @@ use crate::search::{Evaluation, Steady, shortfall};
 /// The cheapest ones that pass the held-out check (and the anchors) are confirmed on fresh
 /// seeds, adding to the session's record of each (see [`choose_confirmed`]). When none passes
 /// the held-out check: the cheapest of those nearly as close to passing as the closest (the
-/// closest alone is often the dearest).
+/// closest alone is often the dearest). Also: the twin evaluations and windows spent.
 pub(super) fn check_and_choose(
     screen: &Screen<'_>,
     visited: &[Visited],
@@ -26,9 +26,10 @@ pub(super) fn check_and_choose(
     current: &WorkflowConfig,
     confirmations: &mut Tally,
     rng: &mut Rng,
-) -> (Option<(usize, f64)>, usize) {
+) -> (Option<(usize, f64)>, usize, u64) {
     let (chosen, checked) = holdout_check(screen, visited, anchors);
     let mut evaluations = chosen.len();
+    let mut windows: u64 = checked.iter().map(|s| u64::from(s.windows)).sum();
     let passes = |s: &Steady| passes(screen, s);
     let mut passed: Vec<usize> = chosen
         .iter()
@@ -57,6 +58,9 @@ pub(super) fn check_and_choose(
             .map(|(&k, h)| (k, h.pass_rate()))
     } else {
         evaluations += passed.len();
+        windows += passed.len() as u64
+            * u64::from(screen.options.confirm_windows.max(1))
+            * screen.options.confirm_seeds.max(1);
         let ask = Confirmation {
             visited,
             anchors,
@@ -74,7 +78,7 @@ pub(super) fn check_and_choose(
         record = verdict_of.map(|(_, r)| r),
         "held-out check and confirmation"
     );
-    (verdict_of, evaluations)
+    (verdict_of, evaluations, windows)
 }
 
 /// Whether figures pass the checks' bar: QoS under the margins and `pass_rate` of windows.

@@ -11,7 +11,7 @@ use super::{Candidate, DESCENTS, KICK_MOVES, Plan, PlanInput, PlanOptions};
 use crate::error::TunerError;
 use crate::outcomes::Tally;
 use crate::search::{
-    Evaluation, Steady, Verdict, descend, moves, random_configs, repair, shortfall,
+    Descent, Evaluation, Steady, Verdict, descend, moves, random_configs, repair, shortfall,
 };
 
 /// An acceptable configuration the search stood on, its screening figures, and the screened
@@ -27,6 +27,9 @@ pub(super) struct Screen<'a> {
     pub(super) strict: Qos,
     pub(super) options: &'a PlanOptions,
     pub(super) cancel: &'a Cancel,
+    /// The missed windows after which a screening evaluation gives up: the configuration can
+    /// no longer be [`Self::acceptable`].
+    pub(super) misses: Option<u32>,
 }
 
 /// Where a decision's search stands.
@@ -47,8 +50,13 @@ pub(super) struct Search {
     pick: usize,
     config: WorkflowConfig,
     steady: Steady,
-    /// Twin evaluations spent after the screening.
+    /// Twin evaluations after the screening.
     refined: usize,
+    /// The refinement's spending against its budget, in full evaluations (one that gave up
+    /// early counts as the share it simulated).
+    spent: usize,
+    /// Steady twin windows simulated, every step together.
+    pub(super) windows: u64,
     /// Every acceptable configuration the search stood on, for the held-out check.
     visited: Vec<Visited>,
 }
@@ -67,12 +75,14 @@ impl<'a> Screen<'a> {
             qos: *input.qos,
             cancel: cancel.clone(),
         };
+        let misses = evaluation.misses_allowed(options.pass_rate.max(options.screen_pass_rate));
         Self {
             workflow: input.workflow,
             evaluation,
             strict: options.tightened(input.qos),
             options,
             cancel,
+            misses,
         }
     }
 
@@ -122,7 +132,7 @@ impl<'a> Screen<'a> {
         configs.extend(anchors.iter().cloned());
         configs.extend(random_configs(workflow, self.options.random_starts, rng));
         origins.resize(configs.len(), None);
-        let scored = self.evaluation.steady_all(workflow, &configs);
+        let scored = self.evaluation.steady_each(workflow, &configs, self.misses);
         self.cancelled()?;
         // Candidates best first: feasible under the margin by cost, then the rest by shortfall.
         let mut order: Vec<usize> = (0..configs.len()).collect();
@@ -147,10 +157,12 @@ impl<'a> Screen<'a> {
             ends: [count, candidates.len(), candidates.len() + anchors.len()],
             configs,
             origins,
-            scored,
             order,
+            windows: scored.iter().map(|s| u64::from(s.windows)).sum(),
+            scored,
             anchors,
             refined: 0,
+            spent: 0,
             visited,
         })
     }
@@ -187,8 +199,9 @@ impl<'a> Screen<'a> {
                 &|s| self.acceptable(s),
                 &self.evaluation,
                 self.options.refine_budget / (2 * starts.len()),
+                self.misses,
             );
-            search.refined += d.evaluations;
+            search.add(&d, &self.evaluation);
             let from = d.path.iter().skip(1);
             search
                 .visited
@@ -217,7 +230,7 @@ impl<'a> Screen<'a> {
             &self.evaluation,
             budget / 2,
         );
-        search.refined += r.evaluations;
+        search.add(&r, &self.evaluation);
         (search.config, search.steady) = (r.config, r.steady);
         if self.acceptable(&search.steady) {
             let d = descend(
@@ -227,8 +240,9 @@ impl<'a> Screen<'a> {
                 &|s| self.acceptable(s),
                 &self.evaluation,
                 budget / 4,
+                self.misses,
             );
-            search.refined += d.evaluations;
+            search.add(&d, &self.evaluation);
             let first = search.order.first().copied();
             search
                 .visited
@@ -242,7 +256,7 @@ impl<'a> Screen<'a> {
     /// cheaper.
     pub(super) fn kick(&self, search: &mut Search, rng: &mut Rng) {
         let budget = self.options.refine_budget;
-        let mut left = budget.saturating_sub(search.refined);
+        let mut left = budget.saturating_sub(search.spent);
         while left > 0 && self.acceptable(&search.steady) {
             let mut kicked = search.config.clone();
             for _ in 0..KICK_MOVES {
@@ -260,9 +274,14 @@ impl<'a> Screen<'a> {
                 &|s| self.acceptable(s),
                 &self.evaluation,
                 left.min(budget / 4),
+                self.misses,
             );
-            let spent = d.evaluations + 1;
-            search.refined += spent;
+            let before = search.spent;
+            search.add(&d, &self.evaluation);
+            search.refined += 1;
+            search.windows += u64::from(kicked_steady.windows);
+            let spent = search.spent - before + 1;
+            search.spent += 1;
             left = left.saturating_sub(spent.max(KICK_MOVES));
             let pick = Some(search.pick);
             search.visited.extend(
@@ -293,7 +312,7 @@ impl<'a> Screen<'a> {
         search.visited.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
         search.visited.dedup_by(|a, b| a.0 == b.0);
         self.cancelled()?;
-        let (verdict_of, evaluations) = check_and_choose(
+        let (verdict_of, evaluations, windows) = check_and_choose(
             self,
             &search.visited,
             &search.anchors,
@@ -304,11 +323,20 @@ impl<'a> Screen<'a> {
         // A cancelled check judged every configuration infeasible: nothing it chose holds.
         self.cancelled()?;
         search.refined += evaluations;
+        search.windows += windows;
         Ok(verdict_of)
     }
 }
 
 impl Search {
+    /// Counts a descent's (or a repair's) evaluations, its windows and its spending.
+    fn add(&mut self, d: &Descent, evaluation: &Evaluation) {
+        let full = u64::from(evaluation.full_windows().max(1));
+        self.refined += d.evaluations;
+        self.spent += usize::try_from(d.windows.div_ceil(full)).unwrap_or(usize::MAX);
+        self.windows += d.windows;
+    }
+
     /// The plan: the configuration the checks chose (else where the search stands, never one
     /// to avoid while a screened one is not), how it came about, and the twin's verdict.
     pub(super) fn finish(
@@ -349,6 +377,7 @@ impl Search {
             band,
             verdict: Some(Verdict::of(&steady, input.qos)),
             screened: self.configs.len() + self.refined,
+            twin_windows: self.windows,
             expected_pass_rate,
         }
     }

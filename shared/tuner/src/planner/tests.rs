@@ -237,8 +237,9 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
             strict: qos,
             options: &options,
             cancel: &Default::default(),
+            misses: None,
         };
-        let (choice, _) = check_and_choose(
+        let (choice, _, _) = check_and_choose(
             &screen,
             &visited,
             &anchors,
