@@ -1,6 +1,6 @@
-//! SIGTERM while the policy service does long work: the process exits within the 5 s the
-//! README promises, and the work is left as it should be (a training job checkpoints and
-//! resumes at the next start).
+//! The policy service while it does long work (training, screened decisions): it keeps
+//! answering, a stop stops the work, and SIGTERM exits within the 5 s the README promises with
+//! the work left as it should be (a training job checkpoints and resumes at the next start).
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 
@@ -9,8 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use faasconf_proto::v1::actuator_client::ActuatorClient;
 use faasconf_proto::v1::policy_client::PolicyClient;
 use faasconf_proto::v1::{self, TrainingJobState};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 fn start_policy(store: &std::path::Path) -> Server {
     Server::start(
@@ -127,4 +131,123 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
         "resumed from {resumed_from}; {seen} of {total} updates were done before the stop"
     );
     assert!(policy.terminate().success());
+}
+
+/// The version of the configuration the actuator holds for `parallel`.
+async fn actuator_version(endpoint: &str) -> u64 {
+    ActuatorClient::connect(endpoint.to_owned())
+        .await
+        .unwrap()
+        .get_workflow(v1::GetWorkflowRequest {
+            workflow: "parallel".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config_version
+}
+
+/// Seconds of `count` health checks, one after another.
+async fn health_checks(endpoint: &str, count: usize) -> Vec<f64> {
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut seconds = Vec::with_capacity(count);
+    for _ in 0..count {
+        let asked = Instant::now();
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        seconds.push(asked.elapsed().as_secs_f64());
+        assert_eq!(status, ServingStatus::Serving as i32);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    seconds
+}
+
+/// Screened tuning decisions run beside the service, not in it: health answers while they run;
+/// a session stopped in the middle of a decision applies nothing afterwards; and SIGTERM in the
+/// middle of one exits within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_never_block_the_service_and_stop_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    let actuator = Server::start("faasconf-actuator", &common::VIRTUAL_PARALLEL_ACTUATOR);
+    common::train_parallel(
+        &store,
+        &[
+            "--samples",
+            "200",
+            "--updates",
+            "60",
+            "--online-steps",
+            "0",
+            "--loads",
+            "20",
+            "--seed",
+            "4",
+        ],
+    );
+    let policy = Server::start(
+        "faasconf-policy",
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--store",
+            store.to_str().unwrap(),
+            "--workflow",
+            "parallel",
+            "--actuator",
+            &actuator.endpoint(),
+        ],
+    );
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let start = |seed| v1::StartTuningRequest {
+        workflow: "parallel".into(),
+        actuator_endpoint: actuator.endpoint(),
+        max_iterations: 1000,
+        seed,
+        ..Default::default()
+    };
+    let session = client.start_tuning(start(1)).await.unwrap().into_inner();
+    // Health while the session decides (screening is nearly all of a session's time).
+    let mut seconds = health_checks(&policy.endpoint(), 200).await;
+    seconds.sort_by(f64::total_cmp);
+    let p99 = seconds[seconds.len() * 99 / 100];
+    // A blocked runtime answers in the decision's seconds; the benchmark measures the figure.
+    assert!(p99 < 0.25, "health p99 {p99:.3} s while deciding");
+
+    // Stopped mid-decision: nothing is applied afterwards.
+    let stopped = client
+        .stop_tuning(v1::StopTuningRequest {
+            session_id: session.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stopped.state(), v1::TuningSessionState::Stopped);
+    let at_stop = actuator_version(&actuator.endpoint()).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        actuator_version(&actuator.endpoint()).await,
+        at_stop,
+        "a stopped session applied a configuration"
+    );
+
+    // SIGTERM mid-decision.
+    client.start_tuning(start(2)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(client);
+    let exited = policy
+        .terminate_within(Duration::from_secs(5))
+        .expect("the policy exits within 5 s of SIGTERM during a decision");
+    assert!(exited.success(), "{exited:?}");
 }

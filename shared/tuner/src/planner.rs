@@ -111,7 +111,7 @@ impl PlanOptions {
         screen_windows: 10,
         screen_seeds: 4,
         twin_seed: 0x7a1,
-        refine_budget: 4000,
+        refine_budget: 1500,
         latency_margin: 0.0,
         success_margin: 0.0,
         pass_rate: 0.85,

@@ -88,7 +88,7 @@ fn passes(screen: &Screen<'_>, s: &Steady) -> bool {
 
 /// The configurations checked on held-out seeds (indices into `visited`: the cheapest ones, a
 /// spread over the dearer rest — earlier steps of the search paths, further from the edge —
-/// and the anchors) and their figures there.
+/// and the anchors) and their figures there (given up once they cannot pass).
 fn holdout_check(
     screen: &Screen<'_>,
     visited: &[Visited],
@@ -116,7 +116,10 @@ fn holdout_check(
     chosen.sort_unstable();
     chosen.dedup();
     let configs: Vec<WorkflowConfig> = chosen.iter().map(|&k| visited[k].0.clone()).collect();
-    let checked = holdout.steady_all(screen.workflow, &configs);
+    // A configuration that can no longer pass is given up: it only competes for "nearest" when
+    // none passes, on the windows it ran.
+    let misses = holdout.misses_allowed(options.pass_rate);
+    let checked = holdout.steady_each(screen.workflow, &configs, misses);
     (chosen, checked)
 }
 
