@@ -426,6 +426,8 @@ pub fn build(
                         screen: v.screen,
                         follow: v.follow,
                         safe_exploration: v.ses,
+                        // The benchmark's clusters are closed-loop twins that report their users.
+                        load_model: faasconf_core::telemetry::LoadModel::Measured,
                         seed,
                         cancel: Default::default(),
                     },

@@ -257,6 +257,17 @@ async fn the_actuator_credential_goes_only_where_the_operator_said() {
             "{endpoint}: {refused:?}"
         );
     }
+    // A load model the contract does not know is refused by name, before anything starts.
+    let refused = client
+        .start_tuning(v1::StartTuningRequest {
+            workflow: "parallel".into(),
+            actuator_endpoint: "http://127.0.0.1:1".into(),
+            load_model: 17,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["load_model"], "{refused:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         trap.accept().is_err(),

@@ -141,6 +141,8 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             model_version: String::new(),
             converge_after: 0,
             seed: args.seed,
+            // The policy's own (the twin reports its users: closed loop).
+            load_model: v1::LoadModel::Unspecified as i32,
         })
         .await
         .map_err(|s| anyhow::anyhow!("StartTuning: {:?}: {}", s.code(), s.message()))?

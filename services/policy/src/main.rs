@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use faasconf_core::telemetry::LoadModel;
 use faasconf_policy::actuators::Actuators;
 use faasconf_policy::tuning::Retention;
 use faasconf_policy::{Engine, PolicyService, ServiceSettings};
@@ -44,6 +45,12 @@ struct Args {
     /// RESOURCE_EXHAUSTED).
     #[arg(long, env = "FAASCONF_MAX_TWIN_RECOMMENDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     max_twin_recommends: u32,
+    /// How tuning sessions read the cluster's load from its telemetry and screen it on the twin,
+    /// unless a session declares its own: `measured` (closed-loop users where the telemetry
+    /// reports them, else open-loop arrivals at the measured rate), `open-loop` (a cluster's own
+    /// traffic), `closed-loop` (a closed-loop load generator that does not report its users).
+    #[arg(long, env = "FAASCONF_LOAD_MODEL", value_enum, default_value_t = LoadModelArg::Measured)]
+    load_model: LoadModelArg,
     /// How long an ended tuning session stays readable, seconds.
     #[arg(
         long,
@@ -79,6 +86,14 @@ struct Args {
     /// File holding the bearer token the actuator requires.
     #[arg(long, env = "FAASCONF_ACTUATOR_TOKEN_FILE")]
     actuator_token_file: Option<PathBuf>,
+}
+
+/// `--load-model`'s values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LoadModelArg {
+    Measured,
+    OpenLoop,
+    ClosedLoop,
 }
 
 fn main() -> Result<()> {
@@ -164,6 +179,11 @@ async fn serve() -> Result<()> {
             },
             max_training_jobs: args.max_training_jobs as usize,
             max_twin_recommends: args.max_twin_recommends as usize,
+            load_model: match args.load_model {
+                LoadModelArg::Measured => LoadModel::Measured,
+                LoadModelArg::OpenLoop => LoadModel::OpenLoop,
+                LoadModelArg::ClosedLoop => LoadModel::ClosedLoop,
+            },
         },
     );
     let long_work = service.long_work();

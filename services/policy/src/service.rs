@@ -9,8 +9,9 @@ use faasconf_core::cancel::Cancel;
 use faasconf_core::limits::{
     MAX_TRAINING_EPOCHS, MAX_TRAINING_SAMPLES, MAX_TRAINING_UPDATES, MAX_USERS,
 };
+use faasconf_core::telemetry::LoadModel;
 use faasconf_core::{FieldError, Qos};
-use faasconf_proto::convert::config_to_proto;
+use faasconf_proto::convert::{config_to_proto, load_model_from_proto};
 use faasconf_proto::v1::{self, policy_server::Policy};
 use faasconf_proto::window::window_from_proto;
 use faasconf_training::{JobSpec, TrainOptions};
@@ -36,6 +37,7 @@ pub struct PolicyService {
     /// Permits for twin-path recommendations running at once.
     twin_recommends: Arc<Semaphore>,
     max_twin_recommends: usize,
+    load_model: LoadModel,
 }
 
 /// How much of each kind of heavy work the service takes on, and whom it may tune against.
@@ -49,6 +51,8 @@ pub struct ServiceSettings {
     pub max_training_jobs: usize,
     /// Twin-path `RecommendConfig` calls running at once.
     pub max_twin_recommends: usize,
+    /// How tuning sessions read the cluster's load, unless a session declares its own.
+    pub load_model: LoadModel,
 }
 
 impl Default for ServiceSettings {
@@ -58,6 +62,7 @@ impl Default for ServiceSettings {
             retention: Retention::default(),
             max_training_jobs: 1,
             max_twin_recommends: 2,
+            load_model: LoadModel::default(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl PolicyService {
             jobs,
             twin_recommends: Arc::new(Semaphore::new(max_twin_recommends)),
             max_twin_recommends,
+            load_model: settings.load_model,
         }
     }
 }
@@ -444,6 +450,9 @@ impl Policy for PolicyService {
         request: Request<v1::StartTuningRequest>,
     ) -> Result<Response<v1::TuningStatus>, Status> {
         let r = request.into_inner();
+        let load_model = load_model_from_proto("load_model", r.load_model)
+            .map_err(|e| PolicyError::Invalid(vec![e]))?
+            .unwrap_or(self.load_model);
         let spec = TuningSpec {
             workflow: r.workflow,
             actuator: r.actuator_endpoint,
@@ -462,6 +471,7 @@ impl Policy for PolicyService {
             model_version: r.model_version,
             converge_after: r.converge_after,
             seed: r.seed,
+            load_model,
         };
         let state = self.sessions.start(self.engine.clone(), spec)?;
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))

@@ -50,6 +50,8 @@ pub struct TuningSpec {
     pub converge_after: u32,
     /// Seed.
     pub seed: u64,
+    /// How the cluster's load is read from its windows and screened.
+    pub load_model: faasconf_core::telemetry::LoadModel,
 }
 
 impl TuningSpec {

@@ -150,6 +150,25 @@ impl WindowReport {
     }
 }
 
+/// How a cluster's load is modelled: what the deployment declares about who sends its
+/// requests. The refit and the planner's screening read a window's load through it
+/// (`faasconf_twin::follow::workload_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    /// Closed-loop users where the telemetry reports them (a closed-loop generator that counts
+    /// its users: the paper's setting, the twin), else open-loop arrivals at the measured rate.
+    #[default]
+    Measured,
+    /// Open-loop Poisson arrivals at the measured rate, whatever the telemetry reports: a
+    /// cluster's own traffic, whose senders do not wait for their answers.
+    OpenLoop,
+    /// Closed-loop users: those reported, else as many as the measured arrivals and latency
+    /// imply (Little's law with the workflow's think time): a closed-loop generator that does
+    /// not report its users drives the cluster.
+    ClosedLoop,
+}
+
 #[cfg(test)]
 mod load_tests {
     use super::*;

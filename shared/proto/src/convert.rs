@@ -6,6 +6,25 @@ use faasconf_core::{FieldError, FunctionBounds, FunctionConfig, Range, Workflow,
 
 use crate::v1;
 
+/// The load model a request declares: `None` for `LOAD_MODEL_UNSPECIFIED` (the service's
+/// default applies); an unknown value is refused, naming `field`.
+pub fn load_model_from_proto(
+    field: &str,
+    value: i32,
+) -> Result<Option<faasconf_core::telemetry::LoadModel>, FieldError> {
+    use faasconf_core::telemetry::LoadModel;
+    match v1::LoadModel::try_from(value) {
+        Ok(v1::LoadModel::Unspecified) => Ok(None),
+        Ok(v1::LoadModel::Measured) => Ok(Some(LoadModel::Measured)),
+        Ok(v1::LoadModel::OpenLoop) => Ok(Some(LoadModel::OpenLoop)),
+        Ok(v1::LoadModel::ClosedLoop) => Ok(Some(LoadModel::ClosedLoop)),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("{value} is not a load model (1: measured, 2: open loop, 3: closed loop)"),
+        )),
+    }
+}
+
 /// A domain configuration as a proto message (functions named, in workflow order).
 pub fn config_to_proto(workflow: &Workflow, config: &WorkflowConfig) -> v1::WorkflowConfig {
     v1::WorkflowConfig {
@@ -134,6 +153,20 @@ pub fn workflow_to_proto(workflow: &Workflow) -> v1::Workflow {
 mod tests {
     use super::*;
     use faasconf_core::catalog::builtin;
+
+    #[test]
+    fn load_models_convert_and_unknown_ones_name_the_field() {
+        use faasconf_core::telemetry::LoadModel;
+        let read = |v: v1::LoadModel| load_model_from_proto("load_model", v as i32).unwrap();
+        assert_eq!(read(v1::LoadModel::Unspecified), None);
+        assert_eq!(read(v1::LoadModel::Measured), Some(LoadModel::Measured));
+        assert_eq!(read(v1::LoadModel::OpenLoop), Some(LoadModel::OpenLoop));
+        assert_eq!(read(v1::LoadModel::ClosedLoop), Some(LoadModel::ClosedLoop));
+        for bad in [-1, 4, 17] {
+            let e = load_model_from_proto("load_model", bad).unwrap_err();
+            assert_eq!(e.field, "load_model");
+        }
+    }
 
     fn proto_config(w: &Workflow) -> v1::WorkflowConfig {
         let c = WorkflowConfig(vec![

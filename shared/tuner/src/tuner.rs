@@ -17,7 +17,7 @@ use faasconf_ses::{SafeExplorer, Sample};
 use faasconf_store::Observation;
 use faasconf_training::Model;
 use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
-use faasconf_twin::follow::{FollowOptions, Observed, refit};
+use faasconf_twin::follow::{FollowOptions, LoadModel, Observed, refit};
 
 use crate::error::TunerError;
 use crate::fallback::grow_bottleneck;
@@ -65,6 +65,9 @@ pub struct TunerOptions {
     /// twin's error is then reported per window, and while it stays wrong a miss grows the
     /// measured bottleneck instead ([`crate::fallback`]).
     pub follow: bool,
+    /// How the cluster's load is read from its windows and screened: what the deployment
+    /// declares.
+    pub load_model: LoadModel,
     /// Seed of the exploration noise and of the twin's screening seeds.
     pub seed: u64,
     /// Raised: a decision in progress stops and fails with [`TunerError::Cancelled`].
@@ -200,7 +203,8 @@ impl Tuner {
 
     /// Refits the twin to the newest steady windows and records its error on `window`.
     fn follow(&mut self, window: &WindowReport) {
-        let Some(observed) = Observed::from_window(&self.prior, window) else {
+        let Some(observed) = Observed::from_window(&self.prior, window, self.options.load_model)
+        else {
             return;
         };
         if self.observed.len() == FOLLOW_WINDOWS {
@@ -366,7 +370,7 @@ impl Tuner {
         };
         let avoid = self.outcomes.to_avoid(options.pass_rate);
         let incumbent = self.best.as_ref().map(|b| b.config.clone());
-        let load = Load::of(&self.prior, window);
+        let load = Load::of(&self.prior, window, self.options.load_model);
         let scaled = on_users_scale(&self.prior, window);
         let input = PlanInput {
             workflow: &self.workflow,

@@ -45,9 +45,14 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// The window as the refit sees it; `None` when it cannot inform a fit (transient, no
-    /// completed request, a function count that is not the workflow's, or no load).
-    pub fn from_window(workflow: &Workflow, window: &WindowReport) -> Option<Self> {
+    /// The window as the refit sees it, its load in `model`; `None` when it cannot inform a fit
+    /// (transient, no completed request, a function count that is not the workflow's, or no
+    /// load).
+    pub fn from_window(
+        workflow: &Workflow,
+        window: &WindowReport,
+        model: LoadModel,
+    ) -> Option<Self> {
         if window.transient
             || window.functions.len() != workflow.len()
             || window.config.0.len() != workflow.len()
@@ -59,7 +64,7 @@ impl Observed {
         }
         Some(Self {
             config: window.config.clone(),
-            workload: workload_of(window)?,
+            workload: workload_of(window, model, workflow.platform.user_think_seconds)?,
             e2e_mean_seconds: window.workflow.mean_latency_seconds,
             p75_seconds: window
                 .functions
@@ -75,20 +80,30 @@ impl Observed {
     }
 }
 
-/// The load of a window, in its own model: its closed-loop users, or (none reported: a
-/// cluster's own traffic) Poisson arrivals at the rate it measured
-/// ([`WindowReport::arrival_rate`]); `None` without either. The one definition the refit and the
-/// planner's screening (`faasconf_tuner::load`) share.
-pub fn workload_of(window: &WindowReport) -> Option<Workload> {
-    if window.users > 0 {
-        return Some(Workload::ClosedLoop {
-            users: window.users,
-        });
-    }
+pub use faasconf_core::telemetry::LoadModel;
+
+/// The load of a window in `model`; `None` when the window measured none (no users, no
+/// arrivals). `think_seconds`: the workflow's user think time, for [`LoadModel::ClosedLoop`]
+/// without reported users. The one definition the refit and the planner's screening share.
+pub fn workload_of(
+    window: &WindowReport,
+    model: LoadModel,
+    think_seconds: f64,
+) -> Option<Workload> {
     let rate = window.arrival_rate();
-    (rate.is_finite() && rate > 0.0).then_some(Workload::Poisson {
+    let measured = rate.is_finite() && rate > 0.0;
+    let open = Workload::Poisson {
         requests_per_second: rate,
-    })
+    };
+    match model {
+        LoadModel::Measured if window.users > 0 => Some(Workload::ClosedLoop {
+            users: window.users,
+        }),
+        LoadModel::Measured | LoadModel::OpenLoop => measured.then_some(open),
+        LoadModel::ClosedLoop => (window.users > 0 || measured).then(|| Workload::ClosedLoop {
+            users: window.closed_loop_users(think_seconds),
+        }),
+    }
 }
 
 /// How a refit runs.

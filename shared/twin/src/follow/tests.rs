@@ -23,7 +23,7 @@ fn observe(cluster: &Workflow, users: u32, seed: u64) -> Vec<Observed> {
         twin.run_window();
         for _ in 0..2 {
             let window = twin.run_window();
-            out.extend(Observed::from_window(cluster, &window));
+            out.extend(Observed::from_window(cluster, &window, LoadModel::Measured));
         }
     }
     out
@@ -93,13 +93,14 @@ fn no_window_no_move_and_transient_windows_do_not_count() {
     .expect("valid");
     let mut window = twin.run_window();
     window.transient = true;
-    assert!(Observed::from_window(&prior, &window).is_none());
+    assert!(Observed::from_window(&prior, &window, LoadModel::Measured).is_none());
     window.transient = false;
     window.users = 0;
     window.workflow.arrivals = 30;
     window.workflow.total_requests = 27;
     window.duration_seconds = 30.0;
-    let o = Observed::from_window(&prior, &window).expect("open loop at the measured rate");
+    let o = Observed::from_window(&prior, &window, LoadModel::Measured)
+        .expect("open loop at the measured rate");
     assert_eq!(
         o.workload,
         Workload::Poisson {
@@ -109,11 +110,73 @@ fn no_window_no_move_and_transient_windows_do_not_count() {
     );
     window.workflow.arrivals = 0;
     window.workflow.total_requests = 60;
-    let o = Observed::from_window(&prior, &window).expect("completions where no arrival count");
+    let o = Observed::from_window(&prior, &window, LoadModel::Measured)
+        .expect("completions where no arrival count");
     assert_eq!(
         o.workload,
         Workload::Poisson {
             requests_per_second: 2.0
         }
     );
+}
+
+#[test]
+fn the_declared_load_model_decides_how_a_window_s_load_is_read() {
+    let prior = catalog::builtin("parallel").expect("built in");
+    let mut twin = Twin::new(
+        prior.clone(),
+        prior
+            .config_from_actions(&vec![[0.5; 4]; prior.len()])
+            .expect("in bounds"),
+        Workload::ClosedLoop { users: 10 },
+        TwinOptions::default(),
+    )
+    .expect("valid");
+    let mut window = twin.run_window();
+    window.transient = false;
+    window.workflow.arrivals = 60;
+    window.duration_seconds = 30.0;
+    window.workflow.mean_latency_seconds = 3.0;
+    let think = prior.platform.user_think_seconds;
+    let read = |w: &WindowReport, model| workload_of(w, model, think);
+    // Users reported: closed loop unless the deployment declares its traffic open.
+    window.users = 10;
+    assert_eq!(
+        read(&window, LoadModel::Measured),
+        Some(Workload::ClosedLoop { users: 10 })
+    );
+    assert_eq!(
+        read(&window, LoadModel::ClosedLoop),
+        Some(Workload::ClosedLoop { users: 10 })
+    );
+    assert_eq!(
+        read(&window, LoadModel::OpenLoop),
+        Some(Workload::Poisson {
+            requests_per_second: 2.0
+        })
+    );
+    // None reported (a cluster's telemetry): open loop, unless a closed-loop generator is
+    // declared: then the users that the arrivals and the latency imply (Little's law).
+    window.users = 0;
+    assert_eq!(
+        read(&window, LoadModel::Measured),
+        Some(Workload::Poisson {
+            requests_per_second: 2.0
+        })
+    );
+    let implied = (2.0 * (3.0 + think)).round() as u32;
+    assert_eq!(
+        read(&window, LoadModel::ClosedLoop),
+        Some(Workload::ClosedLoop { users: implied })
+    );
+    // No load measured at all: nothing to read in any model.
+    window.workflow.arrivals = 0;
+    window.workflow.total_requests = 0;
+    for model in [
+        LoadModel::Measured,
+        LoadModel::OpenLoop,
+        LoadModel::ClosedLoop,
+    ] {
+        assert_eq!(read(&window, model), None, "{model:?}");
+    }
 }
