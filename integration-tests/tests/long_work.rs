@@ -16,18 +16,27 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-fn start_policy(store: &std::path::Path) -> Server {
-    Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel",
-        ],
-    )
+fn start_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
+    let mut args = vec![
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--workflow",
+        "parallel",
+    ];
+    args.extend(actuator.iter().flat_map(|a| ["--actuator", a]));
+    Server::start("faasconf-policy", &args)
+}
+
+/// The report of the newest model version of `parallel` in `store`.
+fn newest_report(store: &std::path::Path) -> serde_json::Value {
+    let models = faasconf_store::Store::open(store)
+        .unwrap()
+        .models(Some("parallel"))
+        .unwrap();
+    let path = std::path::Path::new(&models[0].path).join("report.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// SIGTERM in the middle of a training job: the service exits within 5 s, the job's record
@@ -37,7 +46,7 @@ fn start_policy(store: &std::path::Path) -> Server {
 async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let policy = start_policy(&store);
+    let policy = start_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     // 200 samples, 320 epochs of them: 1000 updates, a checkpoint every 250.
     let job = client
@@ -95,7 +104,7 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
         "{record}"
     );
 
-    let policy = start_policy(&store);
+    let policy = start_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let done = loop {
         let s = status(&mut client).await;
@@ -112,15 +121,7 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(done.state(), TrainingJobState::Done, "{done:?}");
-    let models = faasconf_store::Store::open(&store)
-        .unwrap()
-        .models(Some("parallel"))
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(std::path::Path::new(&models[0].path).join("report.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let report = newest_report(&store);
     // Training is the last 70% of the progress, one update at a time.
     let total = report["options"]["updates"].as_u64().unwrap()
         + report["options"]["online_steps"].as_u64().unwrap();
@@ -196,19 +197,7 @@ async fn decisions_never_block_the_service_and_stop_when_told() {
             "4",
         ],
     );
-    let policy = Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel",
-            "--actuator",
-            &actuator.endpoint(),
-        ],
-    );
+    let policy = start_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let start = |seed| v1::StartTuningRequest {
         workflow: "parallel".into(),

@@ -97,14 +97,7 @@ enum LoadModelArg {
 }
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let served = runtime.block_on(serve());
-    // Why: blocking work still running after the drain (a window or a decision that has been
-    // told to stop) must not hold the exit past the grace period the README promises.
-    runtime.shutdown_timeout(faasconf_server::EXIT_GRACE);
-    served
+    faasconf_server::run(serve())
 }
 
 async fn serve() -> Result<()> {

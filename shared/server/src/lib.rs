@@ -32,6 +32,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// How long a service's exit waits, after the drain, for blocking work that was told to stop
 /// (a training update and its checkpoint, a decision winding down); then the process exits.
 pub const EXIT_GRACE: Duration = Duration::from_millis(800);
+
+/// Runs a service's `serve` on a multi-threaded runtime and returns its result once the
+/// runtime has stopped, waiting at most [`EXIT_GRACE`] for blocking work still running.
+pub fn run<F>(serve: F) -> Result<()>
+where
+    F: Future<Output = Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(serve);
+    // Why: blocking work still running after the drain (a window or a decision that has been
+    // told to stop) must not hold the exit past the grace period the README promises.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    served
+}
 /// Requests served at once on one connection; more wait.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 

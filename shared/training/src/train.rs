@@ -447,19 +447,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_killed_run_resumes_from_its_last_checkpoint() {
+    /// `parallel` and `samples` twin samples of it, in episodes of 10.
+    fn parallel_samples(samples: usize) -> (Workflow, Vec<Observation>) {
         let w = builtin("parallel").unwrap();
         let obs = twin_samples(
             &w,
             &SampleOptions {
-                samples: 40,
+                samples,
                 episode_length: 10,
                 ..SampleOptions::default()
             },
             &|_| {},
         )
         .unwrap();
+        (w, obs)
+    }
+
+    #[test]
+    fn a_killed_run_resumes_from_its_last_checkpoint() {
+        let (w, obs) = parallel_samples(40);
         let dir = tempfile::tempdir().unwrap();
         // The "kill": the run dies at update 25 (online), after the checkpoint of update 20.
         let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -502,17 +508,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_run_checkpoints_where_it_stopped() {
-        let w = builtin("parallel").unwrap();
-        let obs = twin_samples(
-            &w,
-            &SampleOptions {
-                samples: 40,
-                episode_length: 10,
-                ..SampleOptions::default()
-            },
-            &|_| {},
-        )
-        .unwrap();
+        let (w, obs) = parallel_samples(40);
         let dir = tempfile::tempdir().unwrap();
         let cancel = Cancel::new();
         let stopping = TrainOptions {
@@ -541,17 +537,7 @@ mod tests {
 
     #[test]
     fn models_round_trip_through_the_store() {
-        let w = builtin("parallel").unwrap();
-        let obs = twin_samples(
-            &w,
-            &SampleOptions {
-                samples: 20,
-                episode_length: 10,
-                ..SampleOptions::default()
-            },
-            &|_| {},
-        )
-        .unwrap();
+        let (w, obs) = parallel_samples(20);
         let dir = tempfile::tempdir().unwrap();
         let (model, _) = train(
             &w,
