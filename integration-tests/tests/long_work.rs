@@ -75,7 +75,13 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let progress_at_stop = loop {
         let s = status(&mut client).await;
-        assert_eq!(s.state(), TrainingJobState::Running, "{s:?}");
+        assert!(
+            matches!(
+                s.state(),
+                TrainingJobState::Pending | TrainingJobState::Running
+            ),
+            "{s:?}"
+        );
         if s.progress > 0.3 + 0.7 * 260.0 / 1000.0 {
             break s.progress;
         }
