@@ -48,17 +48,7 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
     common::train_parallel(&store, &common::SMALL_TRAINING);
-    let policy = common::Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel",
-        ],
-    );
+    let policy = common::parallel_policy(&store, None);
     let endpoint = policy.endpoint();
     let workflow = faasconf_core::catalog::builtin("parallel").unwrap();
     let names: Vec<String> = workflow.functions.iter().map(|f| f.name.clone()).collect();

@@ -16,19 +16,6 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-fn start_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
-    let mut args = vec![
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--store",
-        store.to_str().unwrap(),
-        "--workflow",
-        "parallel",
-    ];
-    args.extend(actuator.iter().flat_map(|a| ["--actuator", a]));
-    Server::start("faasconf-policy", &args)
-}
-
 /// The report of the newest model version of `parallel` in `store`.
 fn newest_report(store: &std::path::Path) -> serde_json::Value {
     let models = faasconf_store::Store::open(store)
@@ -46,7 +33,7 @@ fn newest_report(store: &std::path::Path) -> serde_json::Value {
 async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    let policy = start_policy(&store, None);
+    let policy = common::parallel_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     // 200 samples, 320 epochs of them: 1000 updates, a checkpoint every 250.
     let job = client
@@ -110,7 +97,7 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
         "{record}"
     );
 
-    let policy = start_policy(&store, None);
+    let policy = common::parallel_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let done = loop {
         let s = status(&mut client).await;
@@ -203,7 +190,7 @@ async fn decisions_never_block_the_service_and_stop_when_told() {
             "4",
         ],
     );
-    let policy = start_policy(&store, Some(&actuator.endpoint()));
+    let policy = common::parallel_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let start = |seed| v1::StartTuningRequest {
         workflow: "parallel".into(),

@@ -38,19 +38,7 @@ async fn a_session_on_a_mismatched_cluster_refits_its_twin() {
         .collect();
     let actuator = Server::start("faasconf-actuator", &args);
     common::train_parallel(&store, &common::SMALL_TRAINING);
-    let policy = Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel",
-            "--actuator",
-            &actuator.endpoint(),
-        ],
-    );
+    let policy = common::parallel_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let started = client
         .start_tuning(v1::StartTuningRequest {

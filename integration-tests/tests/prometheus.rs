@@ -358,17 +358,7 @@ async fn prometheus_reads_back_the_twins_windows() {
     );
     let measured = measure_the_load(&mut client, &mut stream, &source, &workflow).await;
     trainer.join().expect("training finished");
-    let policy = Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            "parallel",
-        ],
-    );
+    let policy = common::parallel_policy(&store, None);
     recommend_at_the_measured_rate(&policy, &workflow, &measured).await;
     drop(prometheus);
     assert!(policy.terminate().success());

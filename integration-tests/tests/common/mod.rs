@@ -113,6 +113,21 @@ pub const VIRTUAL_PARALLEL_ACTUATOR: [&str; 8] = [
     "127.0.0.1:0",
 ];
 
+/// The policy serving `parallel` from `store` (metrics on a free port), tuning against
+/// `actuator` when one is given.
+pub fn parallel_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
+    let mut args = vec![
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--workflow",
+        "parallel",
+    ];
+    args.extend(actuator.iter().flat_map(|a| ["--actuator", a]));
+    Server::start("faasconf-policy", &args)
+}
+
 /// `faasconf train --workflow parallel --store <store> <args>`: trains a model into the store
 /// (asserting it worked) and returns the training report.
 pub fn train_parallel(store: &std::path::Path, args: &[&str]) -> serde_json::Value {
