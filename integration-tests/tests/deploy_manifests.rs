@@ -14,9 +14,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, Namespace, PodTemplateSpec, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, PodTemplateSpec, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kustomize::{PodMonitor, build, kustomizations};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,6 +76,7 @@ struct Objects {
     roles: Vec<Role>,
     role_bindings: Vec<RoleBinding>,
     namespaces: Vec<Namespace>,
+    config_maps: Vec<ConfigMap>,
 }
 
 fn parse_all(dir: &Path) -> Objects {
@@ -90,6 +93,7 @@ fn parse_all(dir: &Path) -> Objects {
             ("v1", "Service") => objects.services.push(typed(&object, &origin)),
             ("v1", "ServiceAccount") => objects.service_accounts.push(typed(&object, &origin)),
             ("v1", "Namespace") => objects.namespaces.push(typed(&object, &origin)),
+            ("v1", "ConfigMap") => objects.config_maps.push(typed(&object, &origin)),
             ("networking.k8s.io/v1", "NetworkPolicy") => {
                 objects.network_policies.push(typed(&object, &origin));
             }
@@ -389,6 +393,150 @@ fn every_kustomization_builds_into_typed_objects_that_fit_together() {
                 mounted, bound,
                 "{origin}: {account} has a token exactly when it has a Role"
             );
+        }
+    }
+}
+
+#[test]
+fn the_openfaas_overlay_serves_only_the_workflows_of_its_config_map() {
+    let objects = parse_all(&deploy_dir().join("overlays/openfaas"));
+    let example =
+        std::fs::read_to_string(common::repository().join("deploy/examples/shop.yaml")).unwrap();
+    let workflows = objects
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("faasconf-workflows"))
+        .expect("ConfigMap faasconf-workflows");
+    let data = workflows.data.as_ref().unwrap();
+    assert_eq!(
+        data["shop.yaml"], example,
+        "the ConfigMap holds deploy/examples/shop.yaml as it is"
+    );
+    let served = pods(&objects);
+    assert_eq!(served.len(), 2, "actuator and policy");
+    for (workload, template) in served {
+        let spec = template.spec.as_ref().unwrap();
+        let c = &spec.containers[0];
+        let path = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "FAASCONF_WORKFLOWS")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{workload}: FAASCONF_WORKFLOWS unset: it would serve every built-in workflow"
+                )
+            });
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| path.starts_with(&format!("{}/", m.mount_path)))
+            .unwrap_or_else(|| panic!("{workload}: {path} is in no mount"));
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        assert_eq!(
+            volume.config_map.as_ref().map(|c| c.name.as_str()),
+            Some("faasconf-workflows"),
+            "{workload}"
+        );
+        let key = &path[mount.mount_path.len() + 1..];
+        let text = data
+            .get(key)
+            .unwrap_or_else(|| panic!("{workload}: {key} is no key of the ConfigMap"));
+        let workflow = faasconf_core::catalog::parse_topology(text, false, key).unwrap();
+        // OpenFaaS CE: at most 15 functions, 5 replicas each.
+        assert!(workflow.len() <= 15, "{workload}");
+        assert!(
+            workflow
+                .functions
+                .iter()
+                .all(|f| f.bounds.replicas.max <= 5),
+            "{workload}"
+        );
+    }
+}
+
+/// The cAdvisor scrape job shipped for OpenFaaS CE's Prometheus (`deploy/prometheus`): valid for
+/// promtool, and it keeps every cAdvisor series the default queries read.
+#[test]
+fn the_cadvisor_scrape_job_keeps_every_series_the_queries_read() {
+    let dir = common::repository().join("deploy/prometheus");
+    let text = std::fs::read_to_string(dir.join("cadvisor-scrape.yml")).unwrap();
+    let parsed: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let job = &parsed["scrape_configs"][0];
+    assert_eq!(job["kubernetes_sd_configs"][0]["role"], "node", "{job}");
+    // Debian's promtool is built without Kubernetes discovery: the rest of the job (TLS,
+    // authorization, relabelling regexes) is checked with static targets in its place.
+    let mut checkable = parsed.clone();
+    let checked_job = checkable["scrape_configs"][0].as_object_mut().unwrap();
+    checked_job.remove("kubernetes_sd_configs");
+    checked_job.insert(
+        "static_configs".into(),
+        serde_json::json!([{ "targets": ["kubernetes.default.svc:443"] }]),
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("cadvisor-scrape.yml");
+    std::fs::write(&config, serde_yaml_ng::to_string(&checkable).unwrap()).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config", "--syntax-only"])
+        .arg(&config)
+        .output()
+        .expect("promtool (apt-get install prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keep = parsed["scrape_configs"][0]["metric_relabel_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source_labels"][0] == "__name__")
+        .and_then(|r| r["regex"].as_str())
+        .unwrap();
+    // The job's keep rule is one alternation: `container_(a|b|...)`.
+    let kept: BTreeSet<String> = keep
+        .strip_prefix("container_(")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("keep rule {keep} is not container_(a|b|...)"))
+        .split('|')
+        .map(|a| format!("container_{a}"))
+        .collect();
+    let queries = serde_json::to_value(faasconf_prometheus::Queries::default()).unwrap();
+    let mut read = BTreeSet::new();
+    for template in queries.as_object().unwrap().values() {
+        let template = template.as_str().unwrap();
+        for (at, _) in template.match_indices("container_") {
+            let name: String = template[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // A series is followed by its selector (`${container_label}` is a placeholder).
+            if template[at + name.len()..].starts_with('{') {
+                read.insert(name);
+            }
+        }
+    }
+    assert!(read.len() >= 4, "{read:?}");
+    for name in &read {
+        assert!(kept.contains(name), "{name} is dropped by the scrape job");
+    }
+    for document in kustomize::documents(&dir.join("cadvisor-rbac.yaml")) {
+        match document["kind"].as_str() {
+            Some("ClusterRole") => {
+                let _: ClusterRole = typed(&document, "cadvisor-rbac.yaml");
+            }
+            Some("ClusterRoleBinding") => {
+                let _: ClusterRoleBinding = typed(&document, "cadvisor-rbac.yaml");
+            }
+            other => panic!("cadvisor-rbac.yaml: unexpected {other:?}"),
         }
     }
 }

@@ -80,6 +80,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A managed workflow by name.
     fn workflow(&self, name: &str) -> Option<&Workflow>;
 
+    /// `workflow` as this backend announces it: every function's bounds within the platform's
+    /// limits (what `apply` accepts).
+    fn announced(&self, workflow: &Workflow) -> Workflow {
+        workflow.clone()
+    }
+
     /// The configuration in force and its version.
     async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError>;
 

@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use faasconf_core::{FieldError, Workflow};
-use faasconf_proto::convert::{config_from_proto, config_to_proto, workflow_to_proto};
+use faasconf_proto::convert::{
+    bounds_to_proto, config_from_proto, config_to_proto, workflow_to_proto,
+};
 use faasconf_proto::status::invalid_argument;
 use faasconf_proto::v1::{self, actuator_server::Actuator};
 use tokio_stream::{Stream, StreamExt};
@@ -75,10 +77,12 @@ impl Actuator for ActuatorService {
                 .current(&workflow.name)
                 .await
                 .map_err(status_of)?;
+            let announced = self.backend.announced(workflow);
             workflows.push(v1::WorkflowSummary {
                 name: workflow.name.clone(),
                 function_count: workflow.len() as u32,
                 config_version: version,
+                bounds: announced.functions.iter().map(bounds_to_proto).collect(),
             });
         }
         Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
@@ -95,7 +99,7 @@ impl Actuator for ActuatorService {
             .await
             .map_err(status_of)?;
         Ok(Response::new(v1::GetWorkflowResponse {
-            workflow: Some(workflow_to_proto(workflow)),
+            workflow: Some(workflow_to_proto(&self.backend.announced(workflow))),
             current_config: Some(config_to_proto(workflow, &config)),
             config_version: version,
         }))

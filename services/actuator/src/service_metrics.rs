@@ -11,10 +11,15 @@ pub fn describe(workflows: &[faasconf_core::Workflow]) {
         for counter in [
             "faasconf_actuator_telemetry_errors_total",
             "faasconf_actuator_rollbacks_total",
+            "faasconf_actuator_foreign_changes_total",
         ] {
             metrics::counter!(counter, "workflow" => workflow.name.clone()).absolute(0);
         }
     }
+    metrics::describe_counter!(
+        "faasconf_actuator_foreign_changes_total",
+        "Configurations the kubernetes backend found changed outside the actuator (kubectl, faas-cli), each a new version, by workflow."
+    );
     metrics::describe_counter!(
         "faasconf_actuator_applies_total",
         "ApplyConfig outcomes by workflow: applied, unchanged, dry_run, invalid, stale, failed (rolled back)."

@@ -143,6 +143,8 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             seed: args.seed,
             // The policy's own (the twin reports its users: closed loop).
             load_model: v1::LoadModel::Unspecified as i32,
+            // The twin starts from a defined configuration.
+            define_start: false,
         })
         .await
         .map_err(|s| anyhow::anyhow!("StartTuning: {:?}: {}", s.code(), s.message()))?

@@ -123,6 +123,7 @@ pub fn describe_metrics(workflows: &[String]) {
             "faasconf_policy_qos_violations_total",
             "faasconf_policy_rollbacks_total",
             "faasconf_policy_ses_replacements_total",
+            "faasconf_policy_incomplete_windows_total",
         ] {
             metrics::counter!(counter, "workflow" => workflow.clone()).absolute(0);
         }
@@ -147,6 +148,10 @@ pub fn describe_metrics(workflows: &[String]) {
     metrics::describe_counter!(
         "faasconf_policy_ses_replacements_total",
         "Proposals safe exploration replaced."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_incomplete_windows_total",
+        "Tuning-session windows skipped, neither judged nor learnt from: the telemetry source had a series missing."
     );
     metrics::describe_gauge!(
         "faasconf_policy_twin_error",
@@ -329,6 +334,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
                 io_time_factor: *io,
             })
             .collect(),
+        incomplete_windows: s.incomplete_windows,
         message: s.message.clone(),
         history: s
             .history
@@ -472,6 +478,7 @@ impl Policy for PolicyService {
             converge_after: r.converge_after,
             seed: r.seed,
             load_model,
+            define_start: r.define_start,
         };
         let state = self.sessions.start(self.engine.clone(), spec)?;
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))

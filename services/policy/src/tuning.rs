@@ -52,6 +52,9 @@ pub struct TuningSpec {
     pub seed: u64,
     /// How the cluster's load is read from its windows and screened.
     pub load_model: faasconf_core::telemetry::LoadModel,
+    /// The operator consents to starting from a defined configuration when knobs in force are
+    /// unset or outside the bounds (`StartTuningRequest.define_start`).
+    pub define_start: bool,
 }
 
 impl TuningSpec {
@@ -153,6 +156,8 @@ pub struct TuningState {
     /// Per function: the refitted twin's (CPU work, I/O time) factors
     /// ([`faasconf_tuner::Tuner::twin_factors`]).
     pub twin_fit: Vec<(String, f64, f64)>,
+    /// Windows with a series missing, skipped (neither judged nor learnt from).
+    pub incomplete_windows: u32,
     /// Last news (why it stopped, why it rolled back).
     pub message: String,
     /// The model version used.
@@ -264,6 +269,7 @@ impl Sessions {
             twin_error: None,
             twin_wrong: false,
             twin_fit: Vec::new(),
+            incomplete_windows: 0,
             message: String::new(),
             model_version: version.version.to_string(),
             ended: None,

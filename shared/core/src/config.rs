@@ -116,6 +116,12 @@ impl Range {
         (self.min..=self.max).contains(&value)
     }
 
+    /// The values in both ranges (`None` when they do not overlap).
+    pub fn intersect(self, other: Range) -> Option<Range> {
+        let (min, max) = (self.min.max(other.min), self.max.min(other.max));
+        (min <= max).then_some(Range { min, max })
+    }
+
     fn span(&self) -> f64 {
         f64::from(self.max - self.min)
     }
@@ -152,6 +158,27 @@ impl FunctionBounds {
         replicas: Range::new(1, 8),
         concurrency: Range::new(1, 10),
     };
+
+    /// These bounds within `limits` (e.g. a platform's or an actuator's announced bounds):
+    /// every knob narrowed to both; the first knob whose ranges do not overlap otherwise.
+    pub fn within(&self, limits: &FunctionBounds) -> std::result::Result<FunctionBounds, Knob> {
+        let narrowed = |knob| self.range(knob).intersect(limits.range(knob)).ok_or(knob);
+        Ok(FunctionBounds {
+            cpu_millis: narrowed(Knob::CpuMillis)?,
+            memory_mib: narrowed(Knob::MemoryMib)?,
+            replicas: narrowed(Knob::Replicas)?,
+            concurrency: narrowed(Knob::Concurrency)?,
+        })
+    }
+
+    /// These bounds with at most `max` replicas (a platform's cap; at least 1 stays allowed).
+    pub fn with_max_replicas(&self, max: u32) -> FunctionBounds {
+        let replicas = Range::new(
+            self.replicas.min.min(max.max(1)),
+            self.replicas.max.min(max.max(1)),
+        );
+        FunctionBounds { replicas, ..*self }
+    }
 
     /// The range of one knob.
     pub fn range(&self, knob: Knob) -> Range {
@@ -275,6 +302,30 @@ impl WorkflowConfig {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bounds_within_limits_narrow_each_knob_and_name_the_one_that_cannot() {
+        let ce = FunctionBounds::ML.with_max_replicas(5);
+        assert_eq!(ce.replicas, Range::new(1, 5));
+        assert_eq!(ce.cpu_millis, FunctionBounds::ML.cpu_millis);
+        assert_eq!(FunctionBounds::ML.within(&ce), Ok(ce));
+        assert_eq!(
+            FunctionBounds::TCKTAPP.within(&FunctionBounds::ML),
+            Ok(FunctionBounds::TCKTAPP)
+        );
+        let disjoint = FunctionBounds {
+            memory_mib: Range::new(4096, 8192),
+            ..FunctionBounds::ML
+        };
+        assert_eq!(FunctionBounds::ML.within(&disjoint), Err(Knob::MemoryMib));
+        // A cap under the range's minimum keeps one allowed value.
+        let high = FunctionBounds {
+            replicas: Range::new(6, 8),
+            ..FunctionBounds::ML
+        };
+        assert_eq!(high.with_max_replicas(5).replicas, Range::new(5, 5));
+        assert_eq!(high.with_max_replicas(0).replicas, Range::new(1, 1));
+    }
 
     #[test]
     fn action_mapping_matches_the_data_set_formulas() {

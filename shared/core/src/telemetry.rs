@@ -107,6 +107,13 @@ pub struct WindowReport {
 }
 
 impl WindowReport {
+    /// Whether the telemetry source measured every series (none in
+    /// `workflow.missing_series`): a window that is not complete holds unknowns read as 0, so it
+    /// is neither judged against QoS nor learnt from.
+    pub fn is_complete(&self) -> bool {
+        self.workflow.missing_series.is_empty()
+    }
+
     /// The load the window measured, as arrivals per second: the requests that entered
     /// (`arrivals`) or, where the window counted none, those that finished (what the end-to-end
     /// histogram counts; in steady state, the arrival rate).

@@ -407,6 +407,47 @@ impl Workflow {
         })
     }
 
+    /// This workflow with every function's bounds narrowed to `limits` (one per function, in
+    /// order: e.g. what an actuator announces, the platform's limits within its topology's
+    /// bounds), so that what is planned here is what the platform accepts. A knob whose ranges
+    /// do not overlap is an error naming `{field}[i].{knob}`.
+    pub fn within(&self, limits: &[FunctionBounds], field: &str) -> Result<Workflow> {
+        if limits.len() != self.len() {
+            return Err(Error::field(
+                field,
+                format!(
+                    "{} functions' bounds, but {} has {} functions",
+                    limits.len(),
+                    self.name,
+                    self.len()
+                ),
+            ));
+        }
+        let mut narrowed = self.clone();
+        let mut errors = Vec::new();
+        for (i, (f, limit)) in narrowed.functions.iter_mut().zip(limits).enumerate() {
+            match f.bounds.within(limit) {
+                Ok(b) => f.bounds = b,
+                Err(knob) => errors.push(FieldError::new(
+                    format!("{field}[{i}].{knob}"),
+                    format!(
+                        "{}: {}..={} does not overlap this workflow's {}..={}",
+                        f.name,
+                        limit.range(knob).min,
+                        limit.range(knob).max,
+                        f.bounds.range(knob).min,
+                        f.bounds.range(knob).max
+                    ),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(narrowed)
+        } else {
+            Err(Error::Invalid(errors))
+        }
+    }
+
     /// Number of functions.
     pub fn len(&self) -> usize {
         self.functions.len()

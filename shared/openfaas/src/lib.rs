@@ -3,12 +3,15 @@
 //! field names, quantities and object bodies from.
 //!
 //! - [`Target::Deployment`] (OpenFaaS CE, faas-netes): server-side apply on the function's
-//!   Deployment: `spec.replicas`, the `com.openfaas.scale.min/max` labels on the pod template, and
-//!   in the container named after the function its CPU/memory requests and limits and the
-//!   watchdog's `max_inflight` environment variable.
+//!   Deployment: `spec.replicas` and the `com.openfaas.scale.min/max` labels on the Deployment
+//!   itself — never on the pod template, so that a change of replicas only scales (no pod is
+//!   restarted) — and in the container named after the function its CPU/memory requests and
+//!   limits and the watchdog's `max_inflight` environment variable (a change of these rolls the
+//!   pods, as the twin models it).
 //! - [`Target::Function`] (OpenFaaS Pro operator, which overwrites direct Deployment edits):
 //!   server-side apply on the `functions.openfaas.com/v1` `Function`: `spec.labels`,
-//!   `spec.environment`, `spec.limits`, `spec.requests`.
+//!   `spec.environment`, `spec.limits`, `spec.requests`. The operator copies the labels onto the
+//!   pod template, so there every change, replicas included, rolls the pods.
 //!
 //! - stack.yml ([`stack_fields`]): a function's `limits`, `requests`, `environment.max_inflight`
 //!   and the scale labels, as `faas-cli deploy` reads them.
@@ -87,11 +90,10 @@ pub fn apply_body(
         Target::Deployment => json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": metadata,
+            "metadata": with_labels(metadata, scale),
             "spec": {
                 "replicas": config.replicas,
                 "template": {
-                    "metadata": { "labels": scale },
                     "spec": { "containers": [{
                         "name": name,
                         "resources": { "requests": resources, "limits": resources },
@@ -113,6 +115,11 @@ pub fn apply_body(
             },
         }),
     }
+}
+
+fn with_labels(mut metadata: Value, labels: Value) -> Value {
+    metadata["labels"] = labels;
+    metadata
 }
 
 /// Why an object does not hold a readable configuration.
@@ -350,14 +357,40 @@ mod tests {
             body,
             json!({
                 "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": { "name": "resnet", "namespace": "openfaas-fn" },
+                "metadata": { "name": "resnet", "namespace": "openfaas-fn",
+                    "labels": { "com.openfaas.scale.min": "3", "com.openfaas.scale.max": "3" } },
                 "spec": { "replicas": 3, "template": {
-                    "metadata": { "labels": { "com.openfaas.scale.min": "3", "com.openfaas.scale.max": "3" } },
                     "spec": { "containers": [{ "name": "resnet",
                         "resources": { "requests": { "cpu": "750m", "memory": "1536Mi" }, "limits": { "cpu": "750m", "memory": "1536Mi" } },
                         "env": [{ "name": "max_inflight", "value": "6" }] }] } } }
             })
         );
+    }
+
+    #[test]
+    fn a_change_of_replicas_leaves_the_pod_template_as_it_was() {
+        let more = FunctionConfig {
+            replicas: 5,
+            ..CONFIG
+        };
+        let (a, b) = (
+            apply_body(
+                Target::Deployment,
+                "resnet",
+                "openfaas-fn",
+                &CONFIG,
+                Some(1),
+            ),
+            apply_body(Target::Deployment, "resnet", "openfaas-fn", &more, Some(2)),
+        );
+        assert_eq!(a["spec"]["template"], b["spec"]["template"]);
+        assert_ne!(a["spec"]["replicas"], b["spec"]["replicas"]);
+        let cpu = FunctionConfig {
+            cpu_millis: 500,
+            ..CONFIG
+        };
+        let c = apply_body(Target::Deployment, "resnet", "openfaas-fn", &cpu, Some(2));
+        assert_ne!(a["spec"]["template"], c["spec"]["template"]);
     }
 
     #[test]

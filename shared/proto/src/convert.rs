@@ -1,6 +1,7 @@
 //! Conversions between `faasconf.v1` messages and domain types. Everything a client sends is
 //! validated here or by the domain; every problem is reported with its field path.
 
+use faasconf_core::limits::quoted;
 use faasconf_core::topology::FunctionSpec;
 use faasconf_core::{FieldError, FunctionBounds, FunctionConfig, Range, Workflow, WorkflowConfig};
 
@@ -106,6 +107,76 @@ pub fn config_from_proto(
     })
 }
 
+/// A configuration in force that a session can start from, and what had to be defined for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinedStart {
+    /// Every knob set and within bounds.
+    pub config: WorkflowConfig,
+    /// Each knob that was not (`{field}.functions[i].{knob}`, and what it starts at): unset
+    /// knobs (0: no CPU or memory limit, no `max_inflight`) at the top of their bounds, the
+    /// nearest to "unlimited"; set knobs outside the bounds at the nearest bound.
+    pub defined: Vec<FieldError>,
+}
+
+/// What a platform reports running (`config`, where 0 means "not set", as Kubernetes and the
+/// OpenFaaS watchdog read it) as a configuration within `workflow`'s bounds; see
+/// [`DefinedStart`]. Errors only for what cannot be defined: a function missing, unknown or
+/// listed twice.
+pub fn defined_start(
+    workflow: &Workflow,
+    config: Option<&v1::WorkflowConfig>,
+    field: &str,
+) -> Result<DefinedStart, Vec<FieldError>> {
+    let Some(config) = config else {
+        return Err(vec![FieldError::new(field, "missing")]);
+    };
+    let mut defined = Vec::new();
+    let mut named = Vec::new();
+    for (i, f) in config.functions.iter().enumerate() {
+        let mut c = FunctionConfig {
+            cpu_millis: f.cpu_millis,
+            memory_mib: f.memory_mib,
+            replicas: f.replicas,
+            concurrency: f.concurrency,
+        };
+        if let Some(spec) = workflow
+            .function_index(&f.function)
+            .map(|j| &workflow.functions[j])
+        {
+            for knob in faasconf_core::Knob::ALL {
+                let (value, range) = (c.get(knob), spec.bounds.range(knob));
+                let (start, why) = match value {
+                    0 => (range.max, "unset".to_owned()),
+                    v if v < range.min => (range.min, format!("{v} is below the bounds")),
+                    v if v > range.max => (range.max, format!("{v} is above the bounds")),
+                    _ => continue,
+                };
+                c.set(knob, start);
+                defined.push(FieldError::new(
+                    format!("{field}.functions[{i}].{knob}"),
+                    format!("{} {why}: starts at {start}", quoted(&f.function)),
+                ));
+            }
+        }
+        named.push((f.function.as_str(), c));
+    }
+    let config = workflow.config_from_named(named).map_err(|e| {
+        e.field_errors()
+            .iter()
+            .map(|f| {
+                FieldError::new(
+                    format!(
+                        "{field}.{}",
+                        f.field.strip_prefix("config.").unwrap_or(&f.field)
+                    ),
+                    f.message.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })?;
+    Ok(DefinedStart { config, defined })
+}
+
 fn range_to_proto(r: Range) -> Option<v1::Range> {
     Some(v1::Range {
         min: r.min,
@@ -113,7 +184,8 @@ fn range_to_proto(r: Range) -> Option<v1::Range> {
     })
 }
 
-fn bounds_to_proto(spec: &FunctionSpec) -> v1::FunctionBounds {
+/// One function's bounds as a proto message.
+pub fn bounds_to_proto(spec: &FunctionSpec) -> v1::FunctionBounds {
     let b: &FunctionBounds = &spec.bounds;
     v1::FunctionBounds {
         function: spec.name.clone(),
@@ -121,6 +193,64 @@ fn bounds_to_proto(spec: &FunctionSpec) -> v1::FunctionBounds {
         memory_mib: range_to_proto(b.memory_mib),
         replicas: range_to_proto(b.replicas),
         concurrency: range_to_proto(b.concurrency),
+    }
+}
+
+/// Each function's bounds from `bounds` (one per function of `workflow`, any order, by name),
+/// checked whole: every function once, every range present and valid. Errors name
+/// `{field}[i]...`.
+pub fn bounds_from_proto(
+    workflow: &Workflow,
+    bounds: &[v1::FunctionBounds],
+    field: &str,
+) -> Result<Vec<FunctionBounds>, Vec<FieldError>> {
+    let mut slots: Vec<Option<FunctionBounds>> = vec![None; workflow.len()];
+    let mut errors = Vec::new();
+    for (i, b) in bounds.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let Some(index) = workflow.function_index(&b.function) else {
+            errors.push(FieldError::new(
+                format!("{at}.function"),
+                format!(
+                    "{} is not a function of {}",
+                    quoted(&b.function),
+                    workflow.name
+                ),
+            ));
+            continue;
+        };
+        let range = |r: Option<&v1::Range>, knob: &str, errors: &mut Vec<FieldError>| {
+            r.map(|r| Range::new(r.min, r.max)).unwrap_or_else(|| {
+                errors.push(FieldError::new(format!("{at}.{knob}"), "missing"));
+                Range::new(1, 1)
+            })
+        };
+        let parsed = FunctionBounds {
+            cpu_millis: range(b.cpu_millis.as_ref(), "cpu_millis", &mut errors),
+            memory_mib: range(b.memory_mib.as_ref(), "memory_mib", &mut errors),
+            replicas: range(b.replicas.as_ref(), "replicas", &mut errors),
+            concurrency: range(b.concurrency.as_ref(), "concurrency", &mut errors),
+        };
+        errors.extend(parsed.validate(&at));
+        if slots[index].replace(parsed).is_some() {
+            errors.push(FieldError::new(
+                format!("{at}.function"),
+                format!("{} is listed twice", quoted(&b.function)),
+            ));
+        }
+    }
+    for (spec, slot) in workflow.functions.iter().zip(&slots) {
+        if slot.is_none() {
+            errors.push(FieldError::new(
+                field,
+                format!("missing the bounds of {}", quoted(&spec.name)),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(slots.into_iter().flatten().collect())
+    } else {
+        Err(errors)
     }
 }
 
@@ -153,6 +283,76 @@ pub fn workflow_to_proto(workflow: &Workflow) -> v1::Workflow {
 mod tests {
     use super::*;
     use faasconf_core::catalog::builtin;
+
+    #[test]
+    fn unset_knobs_start_at_the_top_of_their_bounds_and_set_ones_are_kept() {
+        let w = builtin("parallel").unwrap();
+        let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
+        let mut running = config_to_proto(&w, &start);
+        let exact = defined_start(&w, Some(&running), "current_config").unwrap();
+        assert_eq!(exact.config, start);
+        assert!(exact.defined.is_empty());
+        running.functions[1].cpu_millis = 0;
+        running.functions[1].concurrency = 0;
+        running.functions[2].memory_mib = 100_000;
+        let d = defined_start(&w, Some(&running), "current_config").unwrap();
+        let b = &w.functions[1].bounds;
+        assert_eq!(d.config.0[1].cpu_millis, b.cpu_millis.max);
+        assert_eq!(d.config.0[1].concurrency, b.concurrency.max);
+        assert_eq!(d.config.0[1].replicas, start.0[1].replicas);
+        assert_eq!(
+            d.config.0[2].memory_mib,
+            w.functions[2].bounds.memory_mib.max
+        );
+        let fields: Vec<_> = d.defined.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "current_config.functions[1].cpu_millis",
+                "current_config.functions[1].concurrency",
+                "current_config.functions[2].memory_mib"
+            ]
+        );
+        running.functions.pop();
+        let e = defined_start(&w, Some(&running), "current_config").unwrap_err();
+        assert!(
+            e.iter().all(|e| e.field.starts_with("current_config")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn bounds_round_trip_and_bad_ones_name_their_field() {
+        let w = builtin("parallel").unwrap();
+        let proto: Vec<_> = w.functions.iter().rev().map(bounds_to_proto).collect();
+        let back = bounds_from_proto(&w, &proto, "bounds").unwrap();
+        assert_eq!(
+            back,
+            w.functions.iter().map(|f| f.bounds).collect::<Vec<_>>()
+        );
+        let mut bad = proto.clone();
+        bad[0].replicas = None;
+        bad[1].cpu_millis = Some(v1::Range { min: 9, max: 3 });
+        bad[2].function = "nope".into();
+        let fields: Vec<_> = bounds_from_proto(&w, &bad, "bounds")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert!(
+            fields.contains(&"bounds[0].replicas".to_owned()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"bounds[1].cpu_millis".to_owned()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"bounds[2].function".to_owned()),
+            "{fields:?}"
+        );
+        assert!(fields.contains(&"bounds".to_owned()), "{fields:?}");
+    }
 
     #[test]
     fn load_models_convert_and_unknown_ones_name_the_field() {

@@ -237,6 +237,12 @@ pub trait Hooks<M> {
         Ok(())
     }
 
+    /// A window the telemetry source could not fully measure
+    /// ([`WindowReport::is_complete`]): skipped, neither judged nor learnt from.
+    fn incomplete(&mut self, _window: &WindowReport) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     /// The method proposed (it may be asked what it knows, e.g. why it rolled back).
     fn proposed(&mut self, _method: &M, _proposal: &Proposal) {}
 
@@ -304,6 +310,27 @@ where
 pub type LoopErrorOf<E, M, H> =
     LoopError<<E as Environment>::Error, <M as Method>::Error, <H as Hooks<M>>::Error>;
 
+/// The environment's next complete window: one with a series missing holds unknowns read as 0,
+/// so it is shown to [`Hooks::incomplete`] and skipped — never judged, never learnt from.
+fn next_complete<E, M, H>(
+    environment: &mut E,
+    hooks: &mut H,
+) -> Result<Option<WindowReport>, LoopErrorOf<E, M, H>>
+where
+    E: Environment,
+    M: Method,
+    H: Hooks<M>,
+{
+    loop {
+        match environment.observe().map_err(LoopError::Environment)? {
+            Some(window) if !window.is_complete() => {
+                hooks.incomplete(&window).map_err(LoopError::Hook)?;
+            }
+            next => return Ok(next),
+        }
+    }
+}
+
 /// Runs the loop (see the module doc).
 pub fn run<E, M, H>(
     environment: &mut E,
@@ -322,7 +349,7 @@ where
         ended: Ended::BudgetSpent,
         decision_seconds: 0.0,
     };
-    let Some(mut observed) = environment.observe().map_err(LoopError::Environment)? else {
+    let Some(mut observed) = next_complete::<E, M, H>(environment, hooks)? else {
         report.ended = Ended::EnvironmentEnded;
         return Ok(report);
     };
@@ -355,7 +382,7 @@ where
         environment
             .apply(&proposal.config, iteration)
             .map_err(LoopError::Environment)?;
-        let Some(window) = environment.observe().map_err(LoopError::Environment)? else {
+        let Some(window) = next_complete::<E, M, H>(environment, hooks)? else {
             report.ended = if options.cancel.is_cancelled() {
                 Ended::Stopped
             } else {

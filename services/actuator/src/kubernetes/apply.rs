@@ -44,10 +44,8 @@ impl ApplyTarget for KubernetesBackend {
     ) -> Result<Box<dyn Applying + 'a>, ApplyError> {
         let m = self.managed(&workflow.name)?;
         let mut state = m.state.lock().await;
-        let (previous, version) = self.read_workflow(workflow).await?;
-        let version = version.max(state.version.unwrap_or(0));
-        state.version = Some(version);
-        state.config = Some(previous.clone());
+        // A foreign change since the last read makes a caller's expected version stale.
+        let (previous, version) = self.reconcile(workflow, &mut state).await?;
         Ok(Box::new(KubernetesApplying {
             backend: self,
             workflow,

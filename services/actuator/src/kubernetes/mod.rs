@@ -236,6 +236,47 @@ impl KubernetesBackend {
         Ok((WorkflowConfig(configs), version.max(1)))
     }
 
+    /// Reads what the cluster runs now (see [`Self::read_workflow`]) into `state`: a
+    /// configuration that differs from the one known without a change through this actuator
+    /// (`kubectl edit`, `faas-cli deploy`, which leave our version annotation as it was) is a
+    /// foreign change — a new version, stamped as a change now (the window is transient), so
+    /// that nothing learns from it under the old version's name and a tuning session sees its
+    /// configuration changed under it. Call with the workflow's state lock held.
+    async fn reconcile(
+        &self,
+        workflow: &Workflow,
+        state: &mut State,
+    ) -> Result<(WorkflowConfig, u64), ApplyError> {
+        let (config, read_version) = self.read_workflow(workflow).await?;
+        let known = state.version.unwrap_or(0);
+        let version = match &state.config {
+            Some(cached) if *cached != config => {
+                let version = known.max(read_version) + 1;
+                let changed: Vec<&str> = workflow
+                    .functions
+                    .iter()
+                    .zip(cached.0.iter().zip(&config.0))
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(f, _)| f.name.as_str())
+                    .collect();
+                tracing::warn!(
+                    workflow = %workflow.name,
+                    ?changed,
+                    version,
+                    "the configuration was changed outside this actuator"
+                );
+                metrics::counter!("faasconf_actuator_foreign_changes_total", "workflow" => workflow.name.clone())
+                    .increment(1);
+                state.changed_at = Some(Instant::now());
+                version
+            }
+            _ => known.max(read_version),
+        };
+        state.version = Some(version);
+        state.config = Some(config.clone());
+        Ok((config, version))
+    }
+
     async fn patch(
         &self,
         function: &str,
@@ -333,14 +374,20 @@ impl Backend for KubernetesBackend {
         self.workflows.get(name).map(|m| &m.workflow)
     }
 
+    fn announced(&self, workflow: &Workflow) -> Workflow {
+        let mut announced = workflow.clone();
+        if let Some(max) = self.settings.platform.max_replicas() {
+            for f in &mut announced.functions {
+                f.bounds = f.bounds.with_max_replicas(max);
+            }
+        }
+        announced
+    }
+
     async fn current(&self, workflow: &str) -> Result<(WorkflowConfig, u64), ApplyError> {
         let m = self.managed(workflow)?;
         let mut state = m.state.lock().await;
-        let (config, version) = self.read_workflow(&m.workflow).await?;
-        let version = version.max(state.version.unwrap_or(0));
-        state.version = Some(version);
-        state.config = Some(config.clone());
-        Ok((config, version))
+        self.reconcile(&m.workflow, &mut state).await
     }
 
     async fn apply(

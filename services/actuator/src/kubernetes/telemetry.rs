@@ -1,5 +1,7 @@
 //! The backend's telemetry: one window per period of wall time, measured by Prometheus and
-//! stamped with the configuration (and its version) the cluster served.
+//! stamped with the configuration (and its version) the cluster serves at the window's end, read
+//! from the cluster each time (a change made outside the actuator is a new version, and the
+//! window is transient).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,16 +43,9 @@ impl KubernetesBackend {
             };
             let (config, version, transient) = {
                 let mut state = m.state.lock().await;
-                if state.config.is_none() {
-                    match self.read_workflow(&m.workflow).await {
-                        Ok((config, version)) => {
-                            state.config = Some(config);
-                            state.version = Some(version);
-                        }
-                        Err(e) => {
-                            tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable")
-                        }
-                    }
+                // What runs now, not what was read once: a foreign change is seen here.
+                if let Err(e) = self.reconcile(&m.workflow, &mut state).await {
+                    tracing::warn!(workflow = %m.workflow.name, error = %e, "configuration unreadable");
                 }
                 // A change inside the window, or after its end but before this report (whose
                 // version is then already the new one), makes it transient.

@@ -10,7 +10,7 @@ use faasconf_core::cancel::Cancel;
 use faasconf_core::limits::clip_to;
 use faasconf_core::optimiser::Proposal;
 use faasconf_core::telemetry::WindowReport;
-use faasconf_proto::convert::{config_from_proto, config_to_proto};
+use faasconf_proto::convert::{DefinedStart, bounds_from_proto, config_to_proto, defined_start};
 use faasconf_proto::v1::{self, actuator_client::ActuatorClient};
 use faasconf_proto::window::window_from_proto;
 use faasconf_server::security::AuthChannel;
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tracing::Instrument;
 
-use super::{SessionState, TuningState};
+use super::{SessionState, TuningSpec, TuningState};
 use crate::engine::{Engine, lock};
 use crate::error::PolicyError;
 
@@ -66,7 +66,9 @@ pub(super) async fn run(
         .await
         .map_err(|e| PolicyError::Unavailable(e.to_string()))?;
     let mut client = ActuatorClient::new(channel);
-    let version = checked_version(&mut client, &workflow, &spec.actuator).await?;
+    let remote = checked_remote(&mut client, &workflow, &spec.actuator).await?;
+    let version = define_start(&mut client, &workflow, &remote, &spec, &state).await?;
+    let planning = remote.planning;
     // A private copy: online learning must not change the stored version others are served.
     let model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
         .map_err(PolicyError::internal)?;
@@ -78,7 +80,7 @@ pub(super) async fn run(
             .map_err(PolicyError::internal)?;
         let refs: Vec<&Observation> = stored.iter().map(|s| &s.observation).collect();
         Tuner::new(
-            workflow.clone(),
+            planning,
             model,
             explorer,
             &refs,
@@ -158,13 +160,15 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// The actuator's configuration version of `workflow`, once its functions and configuration
-/// are checked to fit this policy's workflow (bounds included).
-async fn checked_version(
+/// What the actuator serves of `workflow`: the configuration version, and the workflow to plan
+/// with — this policy's, every function's bounds narrowed to the bounds the actuator announces
+/// (its platform's limits, e.g. OpenFaaS CE's 5 replicas), so that nothing proposed is refused.
+/// Refused when the functions differ or the bounds do not overlap.
+async fn checked_remote(
     client: &mut ActuatorClient<AuthChannel>,
     workflow: &Workflow,
     actuator: &str,
-) -> Result<u64, PolicyError> {
+) -> Result<Remote, PolicyError> {
     let remote = client
         .get_workflow(traced(v1::GetWorkflowRequest {
             workflow: workflow.name.clone(),
@@ -172,7 +176,10 @@ async fn checked_version(
         .await
         .map_err(|e| from_status(actuator, e))?
         .into_inner();
-    let remote_functions = remote.workflow.map(|w| w.functions).unwrap_or_default();
+    let (remote_functions, remote_bounds) = remote
+        .workflow
+        .map(|w| (w.functions, w.bounds))
+        .unwrap_or_default();
     if remote_functions != workflow.function_names() {
         return Err(PolicyError::Precondition(format!(
             "the actuator's {:?} has functions {remote_functions:?}; this policy knows {:?}",
@@ -180,9 +187,79 @@ async fn checked_version(
             workflow.function_names()
         )));
     }
-    config_from_proto(workflow, remote.current_config.as_ref(), "current_config")
-        .map_err(PolicyError::Invalid)?;
-    Ok(remote.config_version)
+    // An actuator that announces no bounds leaves this policy's in force.
+    let planning = if remote_bounds.is_empty() {
+        workflow.clone()
+    } else {
+        let limits =
+            bounds_from_proto(workflow, &remote_bounds, "workflow.bounds").map_err(|errors| {
+                PolicyError::Precondition(format!(
+                    "the actuator at {actuator} announced bad bounds: {}",
+                    faasconf_core::Error::Invalid(errors)
+                ))
+            })?;
+        workflow.within(&limits, "workflow.bounds").map_err(|e| {
+            PolicyError::Precondition(format!(
+                "the actuator at {actuator} accepts nothing this policy may propose: {e}"
+            ))
+        })?
+    };
+    let start = defined_start(&planning, remote.current_config.as_ref(), "current_config")
+        .map_err(|errors| {
+            PolicyError::Precondition(format!(
+                "the actuator at {actuator} reports an unusable configuration in force: {}",
+                faasconf_core::Error::Invalid(errors)
+            ))
+        })?;
+    Ok(Remote {
+        version: remote.config_version,
+        planning,
+        start,
+    })
+}
+
+/// What the actuator serves of a session's workflow ([`checked_remote`]).
+struct Remote {
+    /// Its configuration version.
+    version: u64,
+    /// The workflow to plan with (bounds within the actuator's).
+    planning: Workflow,
+    /// The configuration in force, as one the session can start from.
+    start: DefinedStart,
+}
+
+/// Applies the defined start when the configuration in force needed defining and the operator
+/// consented (`define_start`); refuses the session, naming every such knob, when not. The
+/// version the session starts at.
+async fn define_start(
+    client: &mut ActuatorClient<AuthChannel>,
+    workflow: &Workflow,
+    remote: &Remote,
+    spec: &TuningSpec,
+    state: &Mutex<TuningState>,
+) -> Result<u64, PolicyError> {
+    if remote.start.defined.is_empty() {
+        return Ok(remote.version);
+    }
+    let what = faasconf_core::Error::Invalid(remote.start.defined.clone()).to_string();
+    if !spec.define_start {
+        return Err(PolicyError::Precondition(format!(
+            "the configuration in force is not one to start from ({what}); start the session with define_start to apply that first"
+        )));
+    }
+    let applied = client
+        .apply_config(traced(v1::ApplyConfigRequest {
+            workflow: workflow.name.clone(),
+            config: Some(config_to_proto(workflow, &remote.start.config)),
+            dry_run: false,
+            expected_version: remote.version,
+        }))
+        .await
+        .map_err(|e| from_status(&spec.actuator, e))?
+        .into_inner();
+    tracing::info!(%what, version = applied.config_version, "started from a defined configuration");
+    lock(state).message = format!("started from a defined configuration: {what}");
+    Ok(applied.config_version)
 }
 
 /// The actuator as the loop's environment: its telemetry stream (steady windows of the
@@ -225,21 +302,23 @@ impl Environment for ActuatorEnvironment {
                 )));
             };
             let message = message.map_err(|e| from_status(&self.actuator, e))?;
+            // The version first: windows of earlier configurations (perhaps with knobs unset,
+            // before this session defined them) are skipped unread.
+            if message.config_version > self.version {
+                return Err(PolicyError::Precondition(format!(
+                    "the configuration of {:?} was changed outside this session (version {} after this session's {})",
+                    self.workflow.name, message.config_version, self.version
+                )));
+            }
+            if message.transient || message.config_version != self.version {
+                continue;
+            }
             let window = window_from_proto(&self.workflow, &message, "telemetry").map_err(|e| {
                 PolicyError::Internal(format!(
                     "the actuator sent a bad window: {}",
                     PolicyError::Invalid(e)
                 ))
             })?;
-            if window.config_version > self.version {
-                return Err(PolicyError::Precondition(format!(
-                    "the configuration of {:?} was changed outside this session (version {} after this session's {})",
-                    self.workflow.name, window.config_version, self.version
-                )));
-            }
-            if window.transient || window.config_version != self.version {
-                continue;
-            }
             self.users = window.users;
             return Ok(Some(window));
         }
@@ -289,6 +368,21 @@ struct SessionHooks {
 
 impl Hooks<Tuner> for SessionHooks {
     type Error = PolicyError;
+
+    /// Counted, and the status says which series are missing while they are.
+    fn incomplete(&mut self, window: &WindowReport) -> Result<(), PolicyError> {
+        let missing = window.workflow.missing_series.join(", ");
+        tracing::warn!(%missing, "window {} skipped: series missing", window.index);
+        metrics::counter!("faasconf_policy_incomplete_windows_total", "workflow" => self.workflow.name.clone())
+            .increment(1);
+        let mut s = lock(&self.state);
+        s.incomplete_windows += 1;
+        s.message = format!(
+            "{} windows skipped so far, neither judged nor learnt from: the telemetry source has no data for {missing} (deploy/prometheus has the scrape job that provides the cAdvisor series)",
+            s.incomplete_windows
+        );
+        Ok(())
+    }
 
     fn window(&mut self, window: &WindowReport, judged: Judged) -> Result<(), PolicyError> {
         let workflow = &self.workflow;

@@ -222,3 +222,30 @@ fn a_topology_file_reads_back_to_the_same_workflow() {
         assert_eq!(back, workflow, "{name}");
     }
 }
+
+#[test]
+fn a_workflow_within_announced_bounds_plans_inside_them() {
+    let w = builtin("parallel").unwrap();
+    let capped: Vec<_> = w
+        .functions
+        .iter()
+        .map(|f| f.bounds.with_max_replicas(5))
+        .collect();
+    let narrowed = w.within(&capped, "bounds").unwrap();
+    assert!(
+        narrowed
+            .functions
+            .iter()
+            .all(|f| f.bounds.replicas.max == 5)
+    );
+    let top = narrowed
+        .config_from_actions(&vec![[1.0; 4]; w.len()])
+        .unwrap();
+    assert!(top.0.iter().all(|c| c.replicas == 5));
+    let err = w.within(&capped[1..], "bounds").unwrap_err();
+    assert_eq!(err.field_errors()[0].field, "bounds");
+    let mut disjoint = capped.clone();
+    disjoint[1].cpu_millis = crate::config::Range::new(4000, 5000);
+    let err = w.within(&disjoint, "bounds").unwrap_err();
+    assert_eq!(err.field_errors()[0].field, "bounds[1].cpu_millis");
+}

@@ -171,3 +171,65 @@ fn the_best_is_the_first_of_the_cheapest_that_met_qos() {
     assert!(!Best::offer(&mut best, &dear, true));
     assert_eq!(best.unwrap().config, cheap);
 }
+
+/// Every other window the source misses a series.
+struct Patchy {
+    inner: TwinEnvironment,
+    observed: usize,
+}
+
+impl Environment for Patchy {
+    type Error = <TwinEnvironment as Environment>::Error;
+
+    fn observe(&mut self) -> Result<Option<WindowReport>, Self::Error> {
+        self.observed += 1;
+        Ok(self.inner.observe()?.map(|mut w| {
+            if self.observed % 2 == 1 {
+                w.workflow.missing_series = vec!["cpu_usage_percent".into()];
+            }
+            w
+        }))
+    }
+
+    fn apply(&mut self, config: &WorkflowConfig, iteration: u32) -> Result<(), Self::Error> {
+        self.inner.apply(config, iteration)
+    }
+}
+
+/// Counts what the loop shows it.
+#[derive(Default)]
+struct Counting {
+    judged: Vec<bool>,
+    incomplete: usize,
+}
+
+impl Hooks<Scripted> for Counting {
+    type Error = std::convert::Infallible;
+
+    fn window(&mut self, window: &WindowReport, _: Judged) -> Result<(), Self::Error> {
+        self.judged.push(window.is_complete());
+        Ok(())
+    }
+
+    fn incomplete(&mut self, _: &WindowReport) -> Result<(), Self::Error> {
+        self.incomplete += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn windows_with_a_series_missing_are_neither_judged_nor_learnt_from() {
+    let w = builtin("parallel").unwrap();
+    let mut method = scripted(vec![at(&w, 0.9)]);
+    let mut env = Patchy {
+        inner: twin(&w, None),
+        observed: 0,
+    };
+    let mut hooks = Counting::default();
+    let report = run(&mut env, &mut method, &loop_options(3, 0), &mut hooks).unwrap();
+    assert_eq!(report.iterations.len(), 3);
+    assert_eq!(method.calls, 3);
+    // The first window and one before each iteration's were incomplete: skipped.
+    assert_eq!(hooks.incomplete, 4);
+    assert_eq!(hooks.judged, [true; 4], "only complete windows are judged");
+}
