@@ -35,6 +35,9 @@ pub struct Variant {
     pub hybrid: bool,
     /// The screening twin is refitted to the windows observed (only with `screen`).
     pub follow: bool,
+    /// Decisions plan for the load forecast ahead, with hysteresis (off: for the load just
+    /// measured — `-reactive`).
+    pub forecast: bool,
 }
 
 impl Variant {
@@ -45,10 +48,11 @@ impl Variant {
         screen: true,
         hybrid: true,
         follow: true,
+        forecast: true,
     };
 
     /// The variant's name: `faasconf`, then what differs (`-unscreened`, `-norefit`, the
-    /// algorithm when not attmf, `-noses`, `-hw`).
+    /// algorithm when not attmf, `-noses`, `-hw`, `-reactive`).
     pub fn name(self) -> String {
         let mut name = String::from("faasconf");
         if !self.screen {
@@ -66,6 +70,9 @@ impl Variant {
         if !self.hybrid {
             name.push_str("-hw");
         }
+        if !self.forecast {
+            name.push_str("-reactive");
+        }
         name
     }
 
@@ -76,12 +83,15 @@ impl Variant {
                 .into_iter()
                 .flat_map(move |(screen, follow)| {
                     [true, false].into_iter().flat_map(move |ses| {
-                        [true, false].into_iter().map(move |hybrid| Variant {
-                            algorithm,
-                            ses,
-                            screen,
-                            hybrid,
-                            follow,
+                        [true, false].into_iter().flat_map(move |hybrid| {
+                            [true, false].into_iter().map(move |forecast| Variant {
+                                algorithm,
+                                ses,
+                                screen,
+                                hybrid,
+                                follow,
+                                forecast,
+                            })
                         })
                     })
                 })
@@ -425,6 +435,7 @@ pub fn build(
                         rollback_after: 3,
                         screen: v.screen,
                         follow: v.follow,
+                        forecast: v.forecast,
                         safe_exploration: v.ses,
                         // The benchmark's clusters are closed-loop twins that report their users.
                         load_model: faasconf_core::telemetry::LoadModel::Measured,
@@ -481,6 +492,7 @@ mod tests {
                 screen: false,
                 hybrid: false,
                 follow: false,
+                forecast: true,
             })
         );
         let e = Method::parse("faasconf-hw-noses").expect_err("suffixes in order");

@@ -45,7 +45,10 @@ pub const AZURE_85_MINUTES: [f64; 85] = [
 pub struct Rq2Options {
     /// The workflow tuned.
     pub workflow: String,
-    /// The load's shape, per minute (only the shape matters).
+    /// Which segment of the trace the load follows ([`Shape`]).
+    pub shape: Shape,
+    /// The load's shape, per minute (only the shape matters): the shape's minutes, or the
+    /// first of them for a quick run.
     pub per_minute: Vec<f64>,
     /// Users at the shape's minimum.
     pub min_users: u32,
@@ -70,6 +73,7 @@ impl Rq2Options {
         let rq1 = Rq1Options::full();
         Self {
             workflow: "parallel".into(),
+            shape: Shape::Azure85,
             per_minute: AZURE_85_MINUTES.to_vec(),
             min_users: 10,
             max_users: 30,
@@ -92,9 +96,51 @@ impl Rq2Options {
         }
     }
 
+    /// The same run under `shape` (as many of its minutes as this run plays).
+    pub fn with_shape(self, shape: Shape) -> Self {
+        let minutes = self.per_minute.len().min(shape.per_minute().len());
+        Self {
+            shape,
+            per_minute: shape.per_minute()[..minutes].to_vec(),
+            ..self
+        }
+    }
+
     /// Windows a run observes.
     pub fn windows(&self) -> u32 {
         (self.per_minute.len() as f64 * 60.0 / self.window_seconds).floor() as u32
+    }
+}
+
+/// A run's violating windows by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViolationSplit {
+    /// A change was rolled out in the window.
+    pub rollout: u32,
+    /// Not a rollout, and the users rose in the window or the one before.
+    pub load_rise: u32,
+    /// Neither.
+    pub other: u32,
+}
+
+impl ViolationSplit {
+    /// The split of `windows` (in order).
+    pub fn of(windows: &[WindowRecord]) -> Self {
+        let mut split = Self::default();
+        for (i, w) in windows.iter().enumerate() {
+            if w.qos_met {
+                continue;
+            }
+            let rose = |j: usize| j >= 1 && windows[j].users > windows[j - 1].users;
+            if w.transient {
+                split.rollout += 1;
+            } else if rose(i) || (i >= 1 && rose(i - 1)) {
+                split.load_rise += 1;
+            } else {
+                split.other += 1;
+            }
+        }
+        split
     }
 }
 
@@ -460,9 +506,10 @@ pub fn markdown(run: &Rq2, machine: &str) -> String {
     let _ = writeln!(s, "# rq2: dynamic load\n");
     let _ = writeln!(
         s,
-        "Machine: {machine}. `{}` under {} minutes of the Azure Functions 2019 trace scaled into {}-{} users ({} windows of {} s); seeds {:?}. A method decides after each steady window; rollout windows count.\n",
+        "Machine: {machine}. `{}` under {} minutes of the Azure Functions 2019 trace (shape `{}`) scaled into {}-{} users ({} windows of {} s); seeds {:?}. A method decides after each steady window; rollout windows count.\n",
         o.workflow,
         o.per_minute.len(),
+        o.shape.name(),
         o.min_users,
         o.max_users,
         o.windows(),
@@ -492,6 +539,36 @@ pub fn markdown(run: &Rq2, machine: &str) -> String {
     }
     let _ = writeln!(
         s,
+        "\n## Violations by cause (per run, mean over seeds)\n\nA violating window is a *rollout* when a change was rolled out in it, a *load rise* when the users rose in it or the window before, else *other*.\n\n| method | rollout | load rise | other |\n|---|---|---|---|"
+    );
+    for method in run
+        .runs
+        .iter()
+        .map(|r| r.method.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let runs: Vec<&Rq2Run> = run.runs.iter().filter(|r| r.method == method).collect();
+        let split = runs
+            .iter()
+            .map(|r| ViolationSplit::of(&r.windows))
+            .fold([0.0; 3], |a, v| {
+                [
+                    a[0] + v.rollout as f64,
+                    a[1] + v.load_rise as f64,
+                    a[2] + v.other as f64,
+                ]
+            });
+        let n = runs.len().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "| {method} | {:.1} | {:.1} | {:.1} |",
+            split[0] / n,
+            split[1] / n,
+            split[2] / n
+        );
+    }
+    let _ = writeln!(
+        s,
         "\n## Oracle per level (interpolated between levels for each window)\n\n| users | cost |\n|---|---|"
     );
     for (users, cost) in &run.oracle {
@@ -503,6 +580,9 @@ pub fn markdown(run: &Rq2, machine: &str) -> String {
     }
     s
 }
+
+mod shapes;
+pub use shapes::Shape;
 
 #[cfg(test)]
 mod tests;

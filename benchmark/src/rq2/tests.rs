@@ -96,3 +96,44 @@ fn every_method_sees_every_window_of_the_load() {
     let e = super::run(&other, dir.path(), &journal, &mut |_| {}).expect_err("refused");
     assert!(e.to_string().contains("other options"), "{e}");
 }
+
+#[test]
+fn violations_split_into_rollouts_load_rises_and_the_rest() {
+    let window = |window, users, qos_met, transient| WindowRecord {
+        window,
+        users,
+        cost: 1.0,
+        e2e_mean_s: 0.5,
+        success_ratio: 1.0,
+        qos_met,
+        transient,
+        oracle_cost: None,
+    };
+    let windows = [
+        window(0, 10, false, false), // other (nothing before it)
+        window(1, 20, false, true),  // rollout (a rise too: the rollout comes first)
+        window(2, 20, false, false), // the window after a rise
+        window(3, 20, false, false), // other
+        window(4, 15, true, false),
+        window(5, 18, false, false), // a rise
+    ];
+    assert_eq!(
+        ViolationSplit::of(&windows),
+        ViolationSplit {
+            rollout: 1,
+            load_rise: 2,
+            other: 2
+        }
+    );
+}
+
+#[test]
+fn a_shape_replaces_the_minutes_a_run_plays() {
+    let quick = Rq2Options::quick().with_shape(Shape::Spiky);
+    assert_eq!(quick.shape, Shape::Spiky);
+    assert_eq!(quick.per_minute, Shape::Spiky.per_minute()[..12].to_vec());
+    assert_eq!(
+        Rq2Options::full().with_shape(Shape::Steps).per_minute.len(),
+        85
+    );
+}

@@ -280,6 +280,10 @@ pub struct BenchArgs {
     /// Loads (comma-separated user counts; default: each workflow's grid loads).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     pub loads: Vec<u32>,
+    /// rq2's load shape: azure85 (default), periodic, spiky or steps (85-minute segments of
+    /// the Azure Functions trace; see docs/benchmark.md).
+    #[arg(long)]
+    pub shape: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

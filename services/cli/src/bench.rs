@@ -63,6 +63,9 @@ fn machine() -> String {
 
 /// Runs the experiment.
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    if args.shape.is_some() && args.experiment != Experiment::Rq2 {
+        anyhow::bail!("--shape: only rq2 plays a load shape");
+    }
     match args.experiment {
         Experiment::Rq1 => run_grid(args, "rq1", "best QoS-meeting cost in 15 online iterations"),
         Experiment::Rq2 => run_dynamic(args),
@@ -323,6 +326,11 @@ fn rq2_options(args: &BenchArgs) -> Result<Rq2Options> {
     }
     if !args.loads.is_empty() {
         anyhow::bail!("--loads: rq2's load follows the trace; the flag is for rq1 and rq3");
+    }
+    if let Some(name) = &args.shape {
+        let shape = faasconf_benchmark::rq2::Shape::parse(name)
+            .map_err(|e| anyhow::anyhow!("--shape: {e}"))?;
+        options = options.with_shape(shape);
     }
     if !args.seeds.is_empty() {
         options.seeds.clone_from(&args.seeds);

@@ -26,6 +26,7 @@
 
 pub mod error;
 pub mod fallback;
+pub mod forecast;
 pub mod history;
 pub mod load;
 pub mod oracle;

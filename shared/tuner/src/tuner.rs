@@ -21,6 +21,7 @@ use faasconf_twin::follow::{FollowOptions, LoadModel, Observed, refit};
 
 use crate::error::TunerError;
 use crate::fallback::grow_bottleneck;
+use crate::forecast::{ForecastOptions, LoadForecast};
 use crate::load::{Load, on_users_scale};
 use crate::lock;
 use crate::outcomes::{Calibration, Tally};
@@ -65,6 +66,9 @@ pub struct TunerOptions {
     /// twin's error is then reported per window, and while it stays wrong a miss grows the
     /// measured bottleneck instead ([`crate::fallback`]).
     pub follow: bool,
+    /// Plan each decision for the load forecast over the next windows (upper quantile, with
+    /// hysteresis: [`crate::forecast`]) rather than for the load just measured.
+    pub forecast: bool,
     /// How the cluster's load is read from its windows and screened: what the deployment
     /// declares.
     pub load_model: LoadModel,
@@ -108,6 +112,10 @@ pub struct Tuner {
     calibration: Calibration,
     rollbacks: u32,
     news: String,
+    /// Closed-loop users of the windows seen, and what to plan for.
+    users_ahead: LoadForecast,
+    /// Open-loop arrival rates of the windows seen, and what to plan for.
+    rate_ahead: LoadForecast,
 }
 
 impl Tuner {
@@ -155,6 +163,8 @@ impl Tuner {
             calibration: Calibration::default(),
             rollbacks: 0,
             news: String::new(),
+            users_ahead: LoadForecast::new(ForecastOptions::default()),
+            rate_ahead: LoadForecast::new(ForecastOptions::default()),
         })
     }
 
@@ -199,6 +209,38 @@ impl Tuner {
     /// The twin screening runs on now.
     pub fn twin(&self) -> &Workflow {
         &self.workflow
+    }
+
+    /// Records the load `window` measured in its forecast (users or arrival rate, whichever the
+    /// decision screens).
+    fn record_load(&mut self, window: &WindowReport) {
+        let load = Load::of(&self.prior, window, self.options.load_model);
+        match load.arrivals_per_second {
+            Some(rate) => self.rate_ahead.observe(rate),
+            None => self.users_ahead.observe(f64::from(load.users)),
+        }
+    }
+
+    /// The load the decision after `window` screens: the one measured, or with forecasting the
+    /// forecast's plan ([`LoadForecast::plan`]), never less than measured.
+    fn planned_load(&self, window: &WindowReport) -> Load {
+        let load = Load::of(&self.prior, window, self.options.load_model);
+        if !self.options.forecast {
+            return load;
+        }
+        match load.arrivals_per_second {
+            Some(rate) => Load {
+                arrivals_per_second: Some(self.rate_ahead.plan().map_or(rate, |p| p.max(rate))),
+                ..load
+            },
+            None => Load {
+                users: self.users_ahead.plan().map_or(load.users, |p| {
+                    (p.ceil() as u32)
+                        .clamp(load.users, faasconf_core::limits::MAX_USERS.max(load.users))
+                }),
+                ..load
+            },
+        }
     }
 
     /// Refits the twin to the newest steady windows and records its error on `window`.
@@ -287,6 +329,7 @@ impl Tuner {
             }
         }
         self.previous = Some(window.clone());
+        self.record_load(measured);
         if self.options.follow {
             self.follow(measured);
         }
@@ -370,7 +413,7 @@ impl Tuner {
         };
         let avoid = self.outcomes.to_avoid(options.pass_rate);
         let incumbent = self.best.as_ref().map(|b| b.config.clone());
-        let load = Load::of(&self.prior, window, self.options.load_model);
+        let load = self.planned_load(window);
         let scaled = on_users_scale(&self.prior, window);
         let input = PlanInput {
             workflow: &self.workflow,

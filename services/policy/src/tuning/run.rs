@@ -90,6 +90,7 @@ pub(super) async fn run(
                 screen: spec.screen,
                 safe_exploration: true,
                 follow: true,
+                forecast: true,
                 load_model: spec.load_model,
                 seed: spec.seed,
                 cancel: cancel.clone(),
