@@ -237,3 +237,56 @@ async fn decisions_never_block_the_service_and_stop_when_told() {
         .expect("the policy exits within 5 s of SIGTERM during a decision");
     assert!(exited.success(), "{exited:?}");
 }
+
+/// A twin-path recommendation (no window: the twin builds the state and screens) whose client
+/// hangs up stops: the policy's CPU use falls to nothing within a second of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommendation_whose_client_hangs_up_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    common::train_parallel(
+        &store,
+        &[
+            "--samples",
+            "200",
+            "--updates",
+            "60",
+            "--online-steps",
+            "0",
+            "--loads",
+            "20",
+            "--seed",
+            "4",
+        ],
+    );
+    let policy = common::parallel_policy(&store, None);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let request = v1::RecommendConfigRequest {
+        workflow: "parallel".into(),
+        load: Some(v1::Load {
+            kind: Some(v1::load::Kind::ConcurrentUsers(1000)),
+        }),
+        ..Default::default()
+    };
+    let before = policy.cpu_seconds();
+    let asked = tokio::time::timeout(Duration::from_millis(800), client.recommend_config(request));
+    assert!(
+        asked.await.is_err(),
+        "the recommendation finished within 0.8 s: nothing to hang up on"
+    );
+    drop(client);
+    let working = policy.cpu_seconds() - before;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_grace = policy.cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = policy.cpu_seconds() - after_grace;
+    eprintln!("CPU: {working:.2} s while asked (0.8 s), {idle:.2} s in the 2 s after a 1 s grace");
+    assert!(
+        working > 0.2,
+        "the recommendation was not working: {working:.2} s of CPU"
+    );
+    assert!(
+        idle < 0.3,
+        "still working after the client hung up: {idle:.2} s of CPU in 2 s"
+    );
+}

@@ -10,6 +10,7 @@ fn args() -> BenchArgs {
         methods: Vec::new(),
         workflows: Vec::new(),
         loads: Vec::new(),
+        shape: None,
     }
 }
 
@@ -186,4 +187,24 @@ fn unknown_methods_and_workflows_name_their_flag() {
     })
     .expect_err("unknown workflow");
     assert!(format!("{e:#}").contains("--workflows nope"), "{e:#}");
+}
+
+#[test]
+fn a_shape_is_for_rq2_and_must_be_known() {
+    let rq2 = |shape: &str| BenchArgs {
+        experiment: Experiment::Rq2,
+        shape: Some(shape.into()),
+        ..args()
+    };
+    let options = rq2_options(&rq2("steps")).unwrap();
+    assert_eq!(options.shape, faasconf_benchmark::rq2::Shape::Steps);
+    let e = rq2_options(&rq2("flat")).unwrap_err().to_string();
+    assert!(e.contains("--shape") && e.contains("periodic"), "{e}");
+    let e = bench(&BenchArgs {
+        shape: Some("steps".into()),
+        ..args()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("only rq2"), "{e}");
 }
