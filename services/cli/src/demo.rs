@@ -145,6 +145,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             load_model: v1::LoadModel::Unspecified as i32,
             // The twin starts from a defined configuration.
             define_start: false,
+            reactive: false,
         })
         .await
         .map_err(|s| anyhow::anyhow!("StartTuning: {:?}: {}", s.code(), s.message()))?

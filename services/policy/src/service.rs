@@ -479,6 +479,7 @@ impl Policy for PolicyService {
             seed: r.seed,
             load_model,
             define_start: r.define_start,
+            forecast: !r.reactive,
         };
         let state = self.sessions.start(self.engine.clone(), spec)?;
         Ok(Response::new(tuning_to_proto(&self.engine, &state)))

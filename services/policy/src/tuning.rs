@@ -55,6 +55,8 @@ pub struct TuningSpec {
     /// The operator consents to starting from a defined configuration when knobs in force are
     /// unset or outside the bounds (`StartTuningRequest.define_start`).
     pub define_start: bool,
+    /// Plan for the load forecast ahead (off: `StartTuningRequest.reactive`).
+    pub forecast: bool,
 }
 
 impl TuningSpec {

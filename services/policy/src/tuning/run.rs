@@ -90,7 +90,7 @@ pub(super) async fn run(
                 screen: spec.screen,
                 safe_exploration: true,
                 follow: true,
-                forecast: true,
+                forecast: spec.forecast,
                 load_model: spec.load_model,
                 seed: spec.seed,
                 cancel: cancel.clone(),
