@@ -91,6 +91,15 @@ pub fn config_from_proto(
     if !errors.is_empty() {
         return Err(errors);
     }
+    named_config(workflow, named, field)
+}
+
+/// [`Workflow::config_from_named`], its errors' paths under `field` instead of `config`.
+fn named_config<'a>(
+    workflow: &Workflow,
+    named: impl IntoIterator<Item = (&'a str, FunctionConfig)>,
+    field: &str,
+) -> Result<WorkflowConfig, Vec<FieldError>> {
     workflow.config_from_named(named).map_err(|e| {
         e.field_errors()
             .iter()
@@ -160,20 +169,7 @@ pub fn defined_start(
         }
         named.push((f.function.as_str(), c));
     }
-    let config = workflow.config_from_named(named).map_err(|e| {
-        e.field_errors()
-            .iter()
-            .map(|f| {
-                FieldError::new(
-                    format!(
-                        "{field}.{}",
-                        f.field.strip_prefix("config.").unwrap_or(&f.field)
-                    ),
-                    f.message.clone(),
-                )
-            })
-            .collect::<Vec<_>>()
-    })?;
+    let config = named_config(workflow, named, field)?;
     Ok(DefinedStart { config, defined })
 }
 

@@ -67,7 +67,7 @@ pub(super) async fn run(
         .map_err(|e| PolicyError::Unavailable(e.to_string()))?;
     let mut client = ActuatorClient::new(channel);
     let remote = checked_remote(&mut client, &workflow, &spec.actuator).await?;
-    let version = define_start(&mut client, &workflow, &remote, &spec, &state).await?;
+    let version = start_from_defined(&mut client, &workflow, &remote, &spec, &state).await?;
     let planning = remote.planning;
     // A private copy: online learning must not change the stored version others are served.
     let model = Model::load(&model_dir, &workflow, faasconf_agents::default_device())
@@ -232,7 +232,7 @@ struct Remote {
 /// Applies the defined start when the configuration in force needed defining and the operator
 /// consented (`define_start`); refuses the session, naming every such knob, when not. The
 /// version the session starts at.
-async fn define_start(
+async fn start_from_defined(
     client: &mut ActuatorClient<AuthChannel>,
     workflow: &Workflow,
     remote: &Remote,
