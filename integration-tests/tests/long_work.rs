@@ -16,6 +16,20 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// A model trained in seconds: enough to decide with, not to decide well.
+const TINY_TRAINING: [&str; 10] = [
+    "--samples",
+    "200",
+    "--updates",
+    "60",
+    "--online-steps",
+    "0",
+    "--loads",
+    "20",
+    "--seed",
+    "4",
+];
+
 /// The report of the newest model version of `parallel` in `store`.
 fn newest_report(store: &std::path::Path) -> serde_json::Value {
     let models = faasconf_store::Store::open(store)
@@ -175,21 +189,7 @@ async fn decisions_never_block_the_service_and_stop_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
     let actuator = Server::start("faasconf-actuator", &common::VIRTUAL_PARALLEL_ACTUATOR);
-    common::train_parallel(
-        &store,
-        &[
-            "--samples",
-            "200",
-            "--updates",
-            "60",
-            "--online-steps",
-            "0",
-            "--loads",
-            "20",
-            "--seed",
-            "4",
-        ],
-    );
+    common::train_parallel(&store, &TINY_TRAINING);
     let policy = common::parallel_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let start = |seed| v1::StartTuningRequest {
@@ -244,21 +244,7 @@ async fn decisions_never_block_the_service_and_stop_when_told() {
 async fn a_recommendation_whose_client_hangs_up_stops_working() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("faasconf.db");
-    common::train_parallel(
-        &store,
-        &[
-            "--samples",
-            "200",
-            "--updates",
-            "60",
-            "--online-steps",
-            "0",
-            "--loads",
-            "20",
-            "--seed",
-            "4",
-        ],
-    );
+    common::train_parallel(&store, &TINY_TRAINING);
     let policy = common::parallel_policy(&store, None);
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
     let request = v1::RecommendConfigRequest {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::Server;
 use faasconf_proto::v1::policy_client::PolicyClient;
 use faasconf_proto::v1::{self, TuningSessionState};
 
@@ -18,25 +17,8 @@ async fn a_session_on_a_mismatched_cluster_refits_its_twin() {
         f.profile.cpu_core_seconds *= 1.5;
         f.profile.io_seconds *= 1.4;
     }
-    let topology = dir.path().join("parallel-slower.json");
-    std::fs::write(
-        &topology,
-        faasconf_core::catalog::topology_file(&cluster).to_string(),
-    )
-    .unwrap();
     // The virtual-clock actuator of the other tests, playing the slower cluster.
-    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
-        .into_iter()
-        .map(|a| {
-            if a == "parallel" {
-                topology.to_str().unwrap()
-            } else {
-                a
-            }
-        })
-        .chain(["--seed", "4"])
-        .collect();
-    let actuator = Server::start("faasconf-actuator", &args);
+    let actuator = common::actuator_playing(&cluster, dir.path(), &["--seed", "4"]);
     common::train_parallel(&store, &common::SMALL_TRAINING);
     let policy = common::parallel_policy(&store, Some(&actuator.endpoint()));
     let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::Server;
 use faasconf_proto::v1::actuator_client::ActuatorClient;
 use faasconf_proto::v1::policy_client::PolicyClient;
 use faasconf_proto::v1::{self, TuningSessionState};
@@ -19,23 +18,7 @@ async fn a_session_plans_inside_the_bounds_the_actuator_announces() {
         f.bounds.replicas.max = 3;
         f.bounds.cpu_millis.max = 1200;
     }
-    let topology = dir.path().join("parallel-narrow.json");
-    std::fs::write(
-        &topology,
-        faasconf_core::catalog::topology_file(&cluster).to_string(),
-    )
-    .unwrap();
-    let args: Vec<&str> = common::VIRTUAL_PARALLEL_ACTUATOR
-        .into_iter()
-        .map(|a| {
-            if a == "parallel" {
-                topology.to_str().unwrap()
-            } else {
-                a
-            }
-        })
-        .collect();
-    let actuator = Server::start("faasconf-actuator", &args);
+    let actuator = common::actuator_playing(&cluster, dir.path(), &[]);
     let mut remote = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let announced = remote
         .get_workflow(v1::GetWorkflowRequest {

@@ -113,6 +113,34 @@ pub const VIRTUAL_PARALLEL_ACTUATOR: [&str; 8] = [
     "127.0.0.1:0",
 ];
 
+/// The virtual-clock actuator of [`VIRTUAL_PARALLEL_ACTUATOR`] playing `cluster` (a `parallel`
+/// that differs from the built-in one) from a topology file written into `dir`, with `extra`
+/// arguments.
+pub fn actuator_playing(
+    cluster: &faasconf_core::Workflow,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Server {
+    let topology = dir.join("cluster-topology.json");
+    std::fs::write(
+        &topology,
+        faasconf_core::catalog::topology_file(cluster).to_string(),
+    )
+    .unwrap();
+    let args: Vec<&str> = VIRTUAL_PARALLEL_ACTUATOR
+        .into_iter()
+        .map(|a| {
+            if a == "parallel" {
+                topology.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .chain(extra.iter().copied())
+        .collect();
+    Server::start("faasconf-actuator", &args)
+}
+
 /// The policy serving `parallel` from `store` (metrics on a free port), tuning against
 /// `actuator` when one is given.
 pub fn parallel_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
