@@ -202,6 +202,7 @@ fn fresh(options: &MismatchOptions, users: u32, qos: &Qos) -> Evaluation {
         threads: 0,
         qos: *qos,
         cancel: Default::default(),
+        memo: None,
     }
 }
 

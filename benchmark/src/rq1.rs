@@ -159,6 +159,7 @@ fn best_known(
             threads: 0,
             qos: *qos,
             cancel: Default::default(),
+            memo: None,
         }
         .steady(workflow, config);
         if check.feasible(qos) && check.pass_rate() >= pass_rate {

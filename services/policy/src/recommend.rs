@@ -163,6 +163,7 @@ pub fn recommend(
                 qos: &request.qos,
                 incumbent: None,
                 avoid: &[],
+                memo: None,
             };
             let state = PlanState {
                 explorer: Some(&mut explorer),

@@ -12,6 +12,7 @@
 //!   record defined once; [`twin_env`] — the in-process twin as its environment.
 //! - [`planner`] — state -> configuration: the policy's decision, exploration around it, the
 //!   safe-exploration filter and screening on the twin, in steps.
+//! - [`memo`] — twin evaluations remembered across a session's decisions.
 //! - [`search`] — steady-state evaluation on the twin, the moves and descents of the search,
 //!   and the twin's [`Verdict`] on one configuration.
 //! - [`oracle`] — the reference search the benchmark judges every method against: the same
@@ -29,6 +30,7 @@ pub mod fallback;
 pub mod forecast;
 pub mod history;
 pub mod load;
+pub mod memo;
 pub mod oracle;
 pub mod outcomes;
 pub mod planner;

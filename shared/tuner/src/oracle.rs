@@ -129,6 +129,7 @@ pub fn search(
         threads: options.threads,
         qos: *qos,
         cancel: Default::default(),
+        memo: None,
     };
     let randoms = random_configs(workflow, options.random, &mut rng);
     let mut evaluations = randoms.len();
@@ -250,6 +251,7 @@ pub fn verify(
                 threads: 1,
                 qos: *qos,
                 cancel: Default::default(),
+                memo: None,
             }
             .steady(workflow, config)
         })

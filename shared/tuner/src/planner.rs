@@ -18,6 +18,8 @@
 //! configuration whose record passes is chosen; the one applied now stays while its record
 //! holds, so the session does not change configuration on noise.
 
+use std::sync::Arc;
+
 use faasconf_agents::Decision;
 use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
@@ -27,6 +29,7 @@ use faasconf_ses::{Band, SafeExplorer, SesError};
 use faasconf_training::Model;
 
 use crate::error::TunerError;
+use crate::memo::Memo;
 use crate::outcomes::Tally;
 
 use crate::search::Verdict;
@@ -39,6 +42,9 @@ use screen::Screen;
 const DESCENTS: usize = 3;
 /// Safe-history configurations screened with the policy's candidates.
 const SAFE_STARTS: usize = 8;
+/// A warm decision (one that screens on the twin and at the load an earlier decision of the
+/// session screened at) refines for this fraction (1/n) of the budget.
+const WARM_SHARE: usize = 3;
 /// Random moves of one kick of the iterated local search.
 const KICK_MOVES: usize = 3;
 /// Acceptable configurations checked on held-out twin seeds: the cheapest ones, and ones
@@ -159,6 +165,9 @@ pub struct Plan {
     pub screened: usize,
     /// Steady twin windows simulated for the decision (0: unscreened).
     pub twin_windows: u64,
+    /// Steady twin windows the decision judged by that the memo handed back from earlier
+    /// decisions instead of simulating them again ([`crate::memo`]).
+    pub reused_windows: u64,
     /// The share of held-out twin windows in which the configuration met QoS (when screened):
     /// what to expect of it online.
     pub expected_pass_rate: Option<f64>,
@@ -225,6 +234,9 @@ pub struct PlanInput<'a> {
     /// Configurations that kept missing QoS when applied: never chosen again, however well
     /// they screen.
     pub avoid: &'a [WorkflowConfig],
+    /// Twin evaluations remembered from the session's earlier decisions (none: simulate every
+    /// one; the choice is the same either way).
+    pub memo: Option<&'a Arc<Memo>>,
 }
 
 /// What a decision reads and adds to: the session's safe-exploration strategy (none: no
@@ -358,17 +370,34 @@ pub fn screen(
             verdict: None,
             screened: 0,
             twin_windows: 0,
+            reused_windows: 0,
             expected_pass_rate: None,
         });
     }
+    let reused = || input.memo.map_or(0, |m| m.reused_windows());
+    let reused_before = reused();
+    // A decision that screens where an earlier one of the session did (same twin, same load)
+    // finds the ground around the incumbent remembered, and its search goes on from there for
+    // a share of the budget: a session's exploration still adds up over its decisions.
+    let warm = input.memo.is_some_and(|m| {
+        m.screened_before(workflow, &Screen::new(input, options, cancel).evaluation)
+    });
+    let warm_options = PlanOptions {
+        refine_budget: options.refine_budget / WARM_SHARE,
+        ..*options
+    };
+    let options = if warm { &warm_options } else { options };
     let screen = Screen::new(input, options, cancel);
     let mut search = screen.start(input, &list, from_policy, rng)?;
     screen.descend_from_the_best(&mut search);
     screen.repair_if_short(&mut search);
     screen.kick(&mut search, rng);
     let verdict_of = screen.check(input, &mut search, confirmations, rng)?;
-    Ok(search.finish(input, &list, verdict_of, weights))
+    let mut plan = search.finish(input, &list, verdict_of, weights);
+    plan.reused_windows = reused() - reused_before;
+    plan.twin_windows = plan.twin_windows.saturating_sub(plan.reused_windows);
+    Ok(plan)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,12 +4,16 @@
 //! refines its proposals with it before anything touches the cluster; the reference search
 //! ([`crate::oracle`]) uses it from random starts.
 
+use std::sync::Arc;
+
 use faasconf_core::cancel::Cancel;
 use faasconf_core::rng::Rng;
 use faasconf_core::{Knob, Qos, Workflow, WorkflowConfig};
 use faasconf_twin::parallel::{parallel_map, parallel_until};
 use faasconf_twin::{Twin, TwinOptions, Workload};
 use serde::{Deserialize, Serialize};
+
+use crate::memo::Memo;
 
 /// Steady-state figures of one configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -86,6 +90,10 @@ pub struct Evaluation {
     /// a search winds down in moments; its caller reports the cancellation.
     #[serde(skip)]
     pub cancel: Cancel,
+    /// Evaluations remembered from earlier (none: simulate every one). Figures are the same
+    /// either way: the twin is deterministic given its seeds ([`crate::memo`]).
+    #[serde(skip)]
+    pub memo: Option<Arc<Memo>>,
 }
 
 impl Evaluation {
@@ -113,6 +121,26 @@ impl Evaluation {
     /// ([`Self::misses_allowed`]), and its figures cover the windows simulated until then
     /// (`windows` says how many; their pass rate is below that bar too).
     pub fn steady_until(
+        &self,
+        workflow: &Workflow,
+        config: &WorkflowConfig,
+        misses: Option<u32>,
+    ) -> Steady {
+        let Some(memo) = &self.memo else {
+            return self.simulate(workflow, config, misses);
+        };
+        if let Some(s) = memo.get(workflow, self, config, misses) {
+            return s;
+        }
+        let s = self.simulate(workflow, config, misses);
+        if !self.cancel.is_cancelled() {
+            memo.put(workflow, self, config, misses, s);
+        }
+        s
+    }
+
+    /// [`Self::steady_until`] on the twin, every window simulated.
+    fn simulate(
         &self,
         workflow: &Workflow,
         config: &WorkflowConfig,
@@ -451,6 +479,7 @@ mod tests {
             threads: 0,
             qos,
             cancel: Default::default(),
+            memo: None,
         }
     }
 

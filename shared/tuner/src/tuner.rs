@@ -17,6 +17,7 @@ use faasconf_ses::{SafeExplorer, Sample};
 use faasconf_store::Observation;
 use faasconf_training::Model;
 use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
+use faasconf_training::samples::{SampleOptions, twin_samples};
 use faasconf_twin::follow::{FollowOptions, LoadModel, Observed, refit};
 
 use crate::error::TunerError;
@@ -24,6 +25,7 @@ use crate::fallback::grow_bottleneck;
 use crate::forecast::{ForecastOptions, LoadForecast};
 use crate::load::{Load, on_users_scale};
 use crate::lock;
+use crate::memo::Memo;
 use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanInput, PlanOptions, propose, screen};
 use crate::tuning_loop::{Best, Judged};
@@ -41,6 +43,24 @@ pub const REPLAY_CAPACITY: usize = 50_000;
 
 /// Steady windows the twin is refitted to (the newest; the cluster may drift).
 pub const FOLLOW_WINDOWS: usize = 8;
+
+/// The median error of the twin on the windows it follows (end-to-end mean latency) under
+/// which it is kept as it is: about a calibrated twin's own fidelity (held-out median error
+/// 7.6%). A refit to a few windows moves by their noise even when the twin is right; adopting
+/// every such move would chase noise and throw away what the memo holds ([`crate::memo`]).
+pub const TWIN_GOOD: f64 = 0.10;
+
+/// The move of the twin, from the one the agents last learnt on, past which they are fine-tuned
+/// on the refitted twin (the largest change of a function's CPU work or I/O time, in log
+/// space: about 25%). The agents' actor proposes where screening starts; trained on a twin
+/// that is far from the cluster, it starts far from what the cluster needs.
+pub const FINE_TUNE_MOVE: f64 = 0.22;
+
+/// Twin samples (one steady window each) a fine-tuning draws on the refitted twin at the
+/// measured load, and the actor-critic updates it runs on them.
+pub const FINE_TUNE_SAMPLES: usize = 240;
+/// See [`FINE_TUNE_SAMPLES`].
+pub const FINE_TUNE_UPDATES: usize = 240;
 
 /// Relative error of the twin's end-to-end latency above which it is called wrong.
 pub const TWIN_WRONG: f64 = 0.25;
@@ -62,8 +82,10 @@ pub struct TunerOptions {
     /// (off only in the benchmark's ablation).
     pub safe_exploration: bool,
     /// Refit the twin's profiles to the windows observed (the twin follows the cluster), so
-    /// that screening ranks on what the cluster does rather than on what the twin believed; the
-    /// twin's error is then reported per window, and while it stays wrong a miss grows the
+    /// that screening ranks on what the cluster does rather than on what the twin believed (a
+    /// refit is adopted when the twin's median error on those windows is over [`TWIN_GOOD`] and
+    /// the refit lowers it; the agents are fine-tuned on it when it moved far,
+    /// [`FINE_TUNE_MOVE`]); the twin's error is then reported per window, and while it stays wrong a miss grows the
     /// measured bottleneck instead ([`crate::fallback`]).
     pub follow: bool,
     /// Plan each decision for the load forecast over the next windows (upper quantile, with
@@ -116,6 +138,14 @@ pub struct Tuner {
     users_ahead: LoadForecast,
     /// Open-loop arrival rates of the windows seen, and what to plan for.
     rate_ahead: LoadForecast,
+    /// Twin evaluations of the decisions so far, handed back while the twin and the load stay.
+    memo: Arc<Memo>,
+    /// The twin the agents last learnt on (the prior, until a fine-tuning).
+    trained_on: Workflow,
+    /// Fine-tunings on a refitted twin so far.
+    fine_tunes: u32,
+    /// Steady twin windows the last decision took from the memo.
+    reused_windows: u64,
 }
 
 impl Tuner {
@@ -135,6 +165,7 @@ impl Tuner {
         let mut replay = ReplayBuffer::new(REPLAY_CAPACITY);
         replay.extend(transitions(&workflow, &model.encoder, history)?);
         let defaults = PlanOptions::default();
+        let prior_copy = workflow.clone();
         Ok(Self {
             rng: Rng::stream(options.seed, 42),
             prior: workflow.clone(),
@@ -165,6 +196,10 @@ impl Tuner {
             news: String::new(),
             users_ahead: LoadForecast::new(ForecastOptions::default()),
             rate_ahead: LoadForecast::new(ForecastOptions::default()),
+            memo: Arc::new(Memo::new()),
+            reused_windows: 0,
+            trained_on: prior_copy,
+            fine_tunes: 0,
         })
     }
 
@@ -188,6 +223,17 @@ impl Tuner {
     /// Steady twin windows the last decision simulated (0: it screened nothing).
     pub fn twin_windows(&self) -> u64 {
         self.twin_windows
+    }
+
+    /// Steady twin windows the last decision took from earlier decisions' instead of
+    /// simulating them ([`crate::memo`]).
+    pub fn reused_windows(&self) -> u64 {
+        self.reused_windows
+    }
+
+    /// Fine-tunings of the agents on a refitted twin so far ([`FINE_TUNE_MOVE`]).
+    pub fn fine_tunes(&self) -> u32 {
+        self.fine_tunes
     }
 
     /// Whether the twin stays wrong: its error exceeded [`TWIN_WRONG`] on the last
@@ -274,13 +320,67 @@ impl Tuner {
         };
         metrics::gauge!("faasconf_policy_twin_error", "workflow" => self.workflow.name.clone())
             .set(error);
+        let adopted = fit.error_before > TWIN_GOOD && fit.error_after < fit.error_before;
         tracing::info!(
             twin_error = error,
+            median_error = fit.error_before,
             refitted_error = fit.error_after,
+            adopted,
             "twin refitted to {} windows",
             self.observed.len()
         );
-        self.workflow = fit.workflow;
+        if adopted {
+            self.workflow = fit.workflow;
+        }
+    }
+
+    /// Fine-tunes the agents on the twin screening runs on when it moved past
+    /// [`FINE_TUNE_MOVE`] from the one they last learnt on: [`FINE_TUNE_SAMPLES`] twin windows
+    /// at the load of `window`, learnt from alone for [`FINE_TUNE_UPDATES`] updates, then kept in
+    /// the replay with the rest.
+    fn fine_tune_if_moved(&mut self, window: &WindowReport) -> Result<(), TunerError> {
+        let moved = faasconf_twin::follow::factors(&self.trained_on, &self.workflow)
+            .into_iter()
+            .map(|(cpu, io)| cpu.ln().abs().max(io.ln().abs()))
+            .fold(0.0, f64::max);
+        if moved <= FINE_TUNE_MOVE {
+            return Ok(());
+        }
+        let users = Load::of(&self.prior, window, self.options.load_model).users;
+        let options = SampleOptions {
+            loads: vec![users.clamp(1, faasconf_core::limits::MAX_USERS)],
+            samples: FINE_TUNE_SAMPLES,
+            episode_length: 12,
+            window_seconds: window.duration_seconds.clamp(1.0, 3600.0),
+            qos: self.options.qos,
+            seed: self.options.seed ^ (0xf1e7_0000 + u64::from(self.fine_tunes)),
+            cancel: self.options.cancel.clone(),
+            ..SampleOptions::default()
+        };
+        let observations = twin_samples(&self.workflow, &options, &|_| {})?;
+        let observed: Vec<&Observation> = observations.iter().collect();
+        let fresh = transitions(&self.workflow, &self.model.encoder, &observed)?;
+        let mut tuning = ReplayBuffer::new(fresh.len().max(1));
+        tuning.extend(fresh.iter().cloned());
+        let batch = self.model.learner.config().batch_size;
+        for _ in 0..FINE_TUNE_UPDATES {
+            if self.options.cancel.is_cancelled() {
+                return Err(TunerError::Cancelled);
+            }
+            self.model
+                .learner
+                .update(&tuning.sample(batch, &mut self.rng))?;
+        }
+        self.replay.extend(fresh);
+        self.trained_on = self.workflow.clone();
+        self.fine_tunes += 1;
+        metrics::counter!("faasconf_policy_fine_tunes_total", "workflow" => self.workflow.name.clone()).increment(1);
+        tracing::info!(
+            moved,
+            samples = observations.len(),
+            "agents fine-tuned on the refitted twin"
+        );
+        Ok(())
     }
 
     /// Learns from the steady window of the configuration in force: safe exploration's history,
@@ -332,6 +432,7 @@ impl Tuner {
         self.record_load(measured);
         if self.options.follow {
             self.follow(measured);
+            self.fine_tune_if_moved(measured)?;
         }
         self.outcomes.observe(&window.config, met);
         // Configurations the twin passed miss QoS more often than its held-out pass rates said:
@@ -368,6 +469,7 @@ impl Tuner {
     pub fn decide(&mut self, window: &WindowReport) -> Result<Proposal, TunerError> {
         self.proposed = true;
         self.twin_windows = 0;
+        self.reused_windows = 0;
         if let Some(good) = &self.last_good
             && self.misses >= self.options.rollback_after.max(1)
             && *good != window.config
@@ -423,6 +525,7 @@ impl Tuner {
             qos: &self.options.qos,
             incumbent: incumbent.as_ref(),
             avoid: &avoid,
+            memo: Some(&self.memo),
         };
         // Why: the explorer is shared with the service's recommendations; it is locked for the
         // quick proposal step only, never while the candidates are screened.
@@ -440,6 +543,7 @@ impl Tuner {
             &options,
         )?;
         self.twin_windows = chosen.twin_windows;
+        self.reused_windows = chosen.reused_windows;
         self.predicted = chosen
             .verdict
             .filter(|v| v.qos_met)
@@ -474,3 +578,6 @@ impl Optimiser for Tuner {
         Some(self.twin_windows)
     }
 }
+
+#[cfg(test)]
+mod tests;

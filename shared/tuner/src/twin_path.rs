@@ -71,6 +71,8 @@ pub fn decide_on_twin(
     let mut window = twin.run_window();
     let mut best: Option<Plan> = None;
     let mut confirmations = Tally::default();
+    // The steps screen at one load on one twin: what one screened, the next need not again.
+    let memo = std::sync::Arc::new(crate::memo::Memo::new());
     for _ in 0..TWIN_STEPS {
         if cancel.is_cancelled() {
             return Err(TunerError::Cancelled);
@@ -84,6 +86,7 @@ pub fn decide_on_twin(
             qos,
             incumbent: best.as_ref().map(|b: &Plan| &b.config),
             avoid: &[],
+            memo: Some(&memo),
         };
         // Why: the model and the explorer are shared with the service; they are locked for the
         // quick proposal step only, never while the candidates are screened.

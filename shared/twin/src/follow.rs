@@ -14,8 +14,15 @@
 //!
 //! Each round simulates every observed window (its configuration, its load, one warm-up window,
 //! fixed seeds), takes the median ratio per function over the windows, shrinks it towards the
-//! prior by `prior_windows` windows' weight, and repeats: queueing makes the ratios nonlinear,
-//! and a fixed point of "prediction = observation" is what the rounds converge to.
+//! prior by how well the windows agree, and repeats: queueing makes the ratios nonlinear, and a
+//! fixed point of "prediction = observation" is what the rounds converge to.
+//!
+//! The shrinkage weighs evidence by its precision (a normal prior on each factor's logarithm,
+//! `prior_log_sd` wide, against the median of the windows' log ratios, whose spread is
+//! measured): a factor the windows agree on moves almost all the way; one they scatter on (the
+//! I/O time of a function whose latency is mostly CPU, where a few percent of latency noise is
+//! tens of percent of its I/O) moves little. Without it the twin's own windows moved such a
+//! factor by 30-60% from one window to the next.
 
 use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Workflow, WorkflowConfig};
@@ -113,9 +120,9 @@ pub struct FollowOptions {
     pub rounds: u32,
     /// Windows simulated per observed window and round (after one warm-up window).
     pub windows: u32,
-    /// Weight of the prior, in windows: with `n` windows a ratio moves the profile by
-    /// `n / (n + prior_windows)` of its logarithm.
-    pub prior_windows: f64,
+    /// Standard deviation of the prior on each factor's logarithm: how far the cluster is
+    /// expected to be from the prior (0.3: most factors within 0.55-1.8).
+    pub prior_log_sd: f64,
     /// Window length, seconds.
     pub window_seconds: f64,
     /// Seed of the simulations.
@@ -126,8 +133,8 @@ impl Default for FollowOptions {
     fn default() -> Self {
         Self {
             rounds: 3,
-            windows: 1,
-            prior_windows: 1.0,
+            windows: 3,
+            prior_log_sd: 0.3,
             window_seconds: 30.0,
             seed: 0x0f01_10e5,
         }
@@ -177,14 +184,67 @@ pub fn e2e_error(observed: &[Observed], predictions: &[crate::fidelity::Predicti
     crate::fidelity::median_ape(&predicted, &measured)
 }
 
-/// Median of the finite values (1 when there is none: no evidence, no move).
-fn median_or_one(mut xs: Vec<f64>) -> f64 {
-    xs.retain(|x| x.is_finite() && *x > 0.0);
-    if xs.is_empty() {
-        return 1.0;
+/// The spread assumed for a ratio's logarithm over fewer than [`MIN_WINDOWS_FOR_SPREAD`]
+/// windows, where it cannot be measured.
+const UNMEASURED_LOG_SPREAD: f64 = 0.25;
+/// Windows a spread is measured from.
+const MIN_WINDOWS_FOR_SPREAD: usize = 3;
+/// The least spread credited to a ratio's logarithm: a window is a sample, never exact.
+const MIN_LOG_SPREAD: f64 = 0.03;
+
+/// What the observed windows say of a factor: the median of their ratios, and how much to
+/// believe it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ratio {
+    /// The median ratio (1 when there is no evidence: no move).
+    value: f64,
+    /// Robust standard deviation of the ratios' logarithms (1.4826 x the median absolute
+    /// deviation), at least [`MIN_LOG_SPREAD`].
+    log_spread: f64,
+    /// Windows behind it.
+    windows: usize,
+}
+
+impl Ratio {
+    /// Median and spread of the finite, positive values.
+    fn of(mut xs: Vec<f64>) -> Self {
+        xs.retain(|x| x.is_finite() && *x > 0.0);
+        if xs.is_empty() {
+            return Self {
+                value: 1.0,
+                log_spread: UNMEASURED_LOG_SPREAD,
+                windows: 0,
+            };
+        }
+        let mut logs: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+        logs.sort_by(f64::total_cmp);
+        let median = logs[logs.len() / 2];
+        let mut deviations: Vec<f64> = logs.iter().map(|l| (l - median).abs()).collect();
+        deviations.sort_by(f64::total_cmp);
+        let log_spread = if logs.len() < MIN_WINDOWS_FOR_SPREAD {
+            UNMEASURED_LOG_SPREAD
+        } else {
+            (1.4826 * deviations[deviations.len() / 2]).max(MIN_LOG_SPREAD)
+        };
+        Self {
+            value: median.exp(),
+            log_spread,
+            windows: logs.len(),
+        }
     }
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+
+    /// Within `[1 / limit, limit]`.
+    fn clamped(self, limit: f64) -> Self {
+        Self {
+            value: self.value.clamp(1.0 / limit, limit),
+            ..self
+        }
+    }
+
+    /// Precision of the median's logarithm (its variance is about pi/2 x spread^2 / windows).
+    fn precision(&self) -> f64 {
+        self.windows as f64 / (std::f64::consts::FRAC_PI_2 * self.log_spread.powi(2))
+    }
 }
 
 /// Refits `current` (a previous fit of `prior`, or the prior itself) to `observed`.
@@ -195,8 +255,7 @@ pub fn refit(
     options: &FollowOptions,
 ) -> Refit {
     let mut w = current.clone();
-    let n = observed.len() as f64;
-    let weight = n / (n + options.prior_windows.max(0.0));
+    let prior_precision = 1.0 / options.prior_log_sd.max(1e-3).powi(2);
     let mut predictions = predict(&w, observed, options);
     let error_before = e2e_error(observed, &predictions);
     let errors_before = observed
@@ -218,9 +277,12 @@ pub fn refit(
             let (cpu_ratio, io_ratio) = ratios(&w, j, observed, &predictions);
             let p = &mut w.functions[j].profile;
             let q = prior.functions[j].profile;
-            // The new estimate, in log space shrunk towards the prior, within MAX_FACTOR of it.
-            let shrink = |now: f64, ratio: f64, was: f64| {
-                let target = (now * ratio).ln();
+            // The new estimate, in log space shrunk towards the prior by the precisions of the
+            // prior and of the windows' median, within MAX_FACTOR of the prior.
+            let shrink = |now: f64, ratio: Ratio, was: f64| {
+                let target = (now * ratio.value).ln();
+                let precision = ratio.precision();
+                let weight = precision / (precision + prior_precision);
                 let logged = weight * target + (1.0 - weight) * was.ln();
                 logged
                     .exp()
@@ -263,7 +325,7 @@ fn ratios(
     j: usize,
     observed: &[Observed],
     predictions: &[crate::fidelity::Prediction],
-) -> (f64, f64) {
+) -> (Ratio, Ratio) {
     let profile = w.functions[j].profile;
     let mut cpu = Vec::new();
     let mut latency = Vec::new();
@@ -275,7 +337,7 @@ fn ratios(
         let predicted_cpu = p.cpu_per_request[j];
         cpu.push(o.cpu_per_request[j] / predicted_cpu);
     }
-    let cpu_ratio = median_or_one(cpu).clamp(1.0 / MAX_FACTOR, MAX_FACTOR);
+    let cpu_ratio = Ratio::of(cpu).clamped(MAX_FACTOR);
     let io = latency
         .into_iter()
         .map(|(obs, pred, millis)| {
@@ -284,13 +346,10 @@ fn ratios(
                 / Replica::progress_rate(cores, profile.parallelism, profile.throttle_waste, 1);
             // The CPU's share of the predicted latency; the rest is I/O and waiting.
             let share = (alone / pred).clamp(0.0, 0.9);
-            ((obs / pred - share * cpu_ratio) / (1.0 - share)).max(1.0 / MAX_FACTOR)
+            ((obs / pred - share * cpu_ratio.value) / (1.0 - share)).max(1.0 / MAX_FACTOR)
         })
         .collect();
-    (
-        cpu_ratio,
-        median_or_one(io).clamp(1.0 / MAX_FACTOR, MAX_FACTOR),
-    )
+    (cpu_ratio, Ratio::of(io).clamped(MAX_FACTOR))
 }
 
 #[cfg(test)]

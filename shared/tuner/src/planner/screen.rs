@@ -74,6 +74,7 @@ impl<'a> Screen<'a> {
             threads: 0,
             qos: *input.qos,
             cancel: cancel.clone(),
+            memo: input.memo.cloned(),
         };
         let misses = evaluation.misses_allowed(options.pass_rate.max(options.screen_pass_rate));
         Self {
@@ -378,6 +379,7 @@ impl Search {
             verdict: Some(Verdict::of(&steady, input.qos)),
             screened: self.configs.len() + self.refined,
             twin_windows: self.windows,
+            reused_windows: 0,
             expected_pass_rate,
         }
     }

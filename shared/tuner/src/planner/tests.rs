@@ -9,7 +9,8 @@ use faasconf_core::catalog::builtin;
 use faasconf_training::{SampleOptions, TrainOptions, train, twin_samples};
 use faasconf_twin::{Twin, TwinOptions, Workload};
 
-fn model(workflow: &Workflow) -> Model {
+/// A small model of `workflow`, quickly trained on the twin (for tests).
+pub(crate) fn model(workflow: &Workflow) -> Model {
     let obs = twin_samples(
         workflow,
         &SampleOptions {
@@ -63,6 +64,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             qos: &qos,
             incumbent: None,
             avoid: &[],
+            memo: None,
         },
         &m,
         PlanState {
@@ -102,6 +104,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             qos: &qos,
             incumbent: Some(&alone.config),
             avoid: &[],
+            memo: None,
         },
         &m,
         PlanState {
@@ -132,6 +135,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             threads: 0,
             qos,
             cancel: Default::default(),
+            memo: None,
         }
         .steady(&w, &alone.config)
     };
@@ -175,6 +179,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
             qos: &qos,
             incumbent: Some(&screened.config),
             avoid: std::slice::from_ref(&screened.config),
+            memo: None,
         },
         &m,
         PlanState {
@@ -214,6 +219,7 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
         threads: 0,
         qos,
         cancel: Default::default(),
+        memo: None,
     };
     let generous = w
         .config_from_actions(&vec![[1.0, 1.0, 0.3, 0.5]; w.len()])
@@ -258,4 +264,72 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
     assert_eq!(choose([(570, 430), (1000, 0)], &cheaper), Some(0));
     // Below the slack it is given up for one whose record passes.
     assert_eq!(choose([(400, 600), (1000, 0)], &cheaper), Some(1));
+}
+
+#[test]
+fn a_decision_where_an_earlier_one_screened_reuses_its_ground_and_simulates_less() {
+    let w = builtin("parallel").unwrap();
+    let m = model(&w);
+    let start = w.config_from_actions(&vec![[0.6; 4]; w.len()]).unwrap();
+    let mut twin = Twin::new(
+        w.clone(),
+        start,
+        Workload::ClosedLoop { users: 10 },
+        TwinOptions::default(),
+    )
+    .unwrap();
+    let window = twin.run_window();
+    let qos = Qos::default();
+    let options = PlanOptions {
+        candidates: 4,
+        random_starts: 8,
+        refine_budget: 90,
+        screen_windows: 3,
+        holdout_seeds: 2,
+        holdout_windows: 4,
+        confirm_seeds: 1,
+        confirm_windows: 4,
+        ..PlanOptions::default()
+    };
+    let memo = std::sync::Arc::new(Memo::new());
+    let mut rng = Rng::new(5);
+    let mut confirmations = Tally::default();
+    let mut decide = |memo: Option<&std::sync::Arc<Memo>>, incumbent: Option<&WorkflowConfig>| {
+        plan(
+            &PlanInput {
+                workflow: &w,
+                window: &window,
+                users: 10,
+                arrivals_per_second: None,
+                qos: &qos,
+                incumbent,
+                avoid: &[],
+                memo,
+            },
+            &m,
+            PlanState {
+                explorer: None,
+                confirmations: &mut confirmations,
+                rng: &mut rng,
+                cancel: &Default::default(),
+            },
+            &options,
+        )
+        .unwrap()
+    };
+    let first = decide(Some(&memo), None);
+    assert_eq!(first.reused_windows, 0, "nothing to remember yet");
+    assert!(first.twin_windows > 0);
+    let second = decide(Some(&memo), Some(&first.config));
+    assert!(second.reused_windows > 0, "{second:?}");
+    assert!(
+        second.twin_windows < first.twin_windows,
+        "a warm decision simulates less: {} then {}",
+        first.twin_windows,
+        second.twin_windows
+    );
+    // Without a memo every window judged is simulated.
+    let cold = decide(None, Some(&first.config));
+    assert_eq!(cold.reused_windows, 0);
+    assert!(cold.twin_windows > second.twin_windows);
 }

@@ -180,3 +180,37 @@ fn the_declared_load_model_decides_how_a_window_s_load_is_read() {
         assert_eq!(read(&window, model), None, "{model:?}");
     }
 }
+
+/// Over several draws of the twin's own windows: the mean of the largest I/O move of any
+/// function, with the options given.
+fn mean_largest_io_move(options: &FollowOptions) -> f64 {
+    let prior = catalog::builtin("parallel").expect("built in");
+    let draws = 8u64;
+    let total: f64 = (0..draws)
+        .map(|k| {
+            let observed = observe(&prior, 20, 100 + 7 * k);
+            refit(&prior, &prior, &observed, options)
+                .factors
+                .iter()
+                .map(|(_, io)| io.ln().abs())
+                .fold(0.0, f64::max)
+        })
+        .sum();
+    total / draws as f64
+}
+
+#[test]
+fn windows_that_scatter_move_a_factor_less_than_windows_that_agree() {
+    // The I/O time of a function whose latency is mostly CPU is what a few windows scatter on
+    // most. Weighed by how well the windows agree, the twin's own windows move it far less
+    // than with the prior's weight alone (a prior that never holds anything back).
+    let shrunk = mean_largest_io_move(&FollowOptions::default());
+    let trusting = mean_largest_io_move(&FollowOptions {
+        prior_log_sd: 1000.0,
+        ..FollowOptions::default()
+    });
+    assert!(
+        shrunk < 0.8 * trusting,
+        "largest I/O move on the twin's own windows: {shrunk} shrunk, {trusting} not"
+    );
+}

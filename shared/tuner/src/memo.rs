@@ -1,0 +1,266 @@
+//! Twin evaluations remembered across a session's decisions.
+//!
+//! The twin is deterministic given its seed, so an evaluation of the same configuration on the
+//! same twin, load, seeds and windows gives the same figures every time. Consecutive decisions
+//! of a session screen much the same ground (the descents start from the incumbent, the
+//! held-out check uses fixed seeds): a [`Memo`] hands back what was simulated before instead of
+//! simulating it again. What a decision chooses does not change; only the windows simulated do.
+//!
+//! A memo holds the evaluations of one twin: it hands back nothing for another, and forgets
+//! what it holds when asked to remember figures of another (a refit the session adopted).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use faasconf_core::{Workflow, WorkflowConfig};
+
+use crate::lock;
+use crate::search::{Evaluation, Steady};
+
+/// Remembered function configurations (entries times functions) before a memo starts afresh:
+/// bounds its memory (about 16 bytes each, plus the figures) at any workflow size.
+const MAX_FUNCTION_CONFIGS: usize = 400_000;
+
+/// Contexts remembered (a session's confirmations draw fresh seeds every decision: one each).
+const MAX_CONTEXTS: usize = 1024;
+
+/// What an evaluation's figures depend on besides the twin and the configuration: the load,
+/// the seeds and windows, the QoS windows are judged against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Context {
+    users: u32,
+    arrivals_bits: Option<u64>,
+    windows: u32,
+    seeds: Vec<u64>,
+    window_bits: u64,
+    qos_bits: (u64, u64),
+}
+
+impl Context {
+    fn of(evaluation: &Evaluation) -> Self {
+        Self {
+            users: evaluation.users,
+            arrivals_bits: evaluation.arrivals_per_second.map(f64::to_bits),
+            windows: evaluation.windows,
+            seeds: evaluation.seeds.clone(),
+            window_bits: evaluation.window_seconds.to_bits(),
+            qos_bits: (
+                evaluation.qos.mean_latency_seconds.to_bits(),
+                evaluation.qos.min_success_ratio.to_bits(),
+            ),
+        }
+    }
+}
+
+/// What an evaluation's figures depend on besides the twin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    context: Context,
+    config: WorkflowConfig,
+    misses: Option<u32>,
+}
+
+impl Key {
+    fn of(evaluation: &Evaluation, config: &WorkflowConfig, misses: Option<u32>) -> Self {
+        Self {
+            context: Context::of(evaluation),
+            config: config.clone(),
+            misses,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// The twin the entries were simulated on.
+    twin: Option<Workflow>,
+    map: HashMap<Key, Steady>,
+    /// The contexts of the entries (and of those dropped to bound the memory).
+    contexts: HashSet<Context>,
+}
+
+/// Evaluations of one twin, shared by a session's decisions (see the module doc).
+#[derive(Default)]
+pub struct Memo {
+    entries: Mutex<Entries>,
+    /// Steady windows handed back instead of simulated, since the memo was made.
+    reused_windows: AtomicU64,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("entries", &self.len())
+            .field("reused_windows", &self.reused_windows())
+            .finish()
+    }
+}
+
+/// Every memo is equal: what is remembered is not part of what an evaluation means (options
+/// that carry one compare by their settings).
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Memo {
+    /// An empty memo.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Steady windows handed back instead of simulated so far.
+    pub fn reused_windows(&self) -> u64 {
+        self.reused_windows.load(Ordering::Relaxed)
+    }
+
+    /// Whether configurations were evaluated on `twin` under `evaluation`'s load, seeds,
+    /// windows and QoS before: a decision that screens where an earlier one did (same twin, same
+    /// load) finds much of its ground remembered.
+    pub fn screened_before(&self, twin: &Workflow, evaluation: &Evaluation) -> bool {
+        let entries = lock(&self.entries);
+        entries.twin.as_ref() == Some(twin) && entries.contexts.contains(&Context::of(evaluation))
+    }
+
+    /// Entries remembered.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).map.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The figures of `config` on `twin` under `evaluation` given up after `misses`, when
+    /// remembered.
+    pub(crate) fn get(
+        &self,
+        twin: &Workflow,
+        evaluation: &Evaluation,
+        config: &WorkflowConfig,
+        misses: Option<u32>,
+    ) -> Option<Steady> {
+        let found = {
+            let entries = lock(&self.entries);
+            if entries.twin.as_ref() != Some(twin) {
+                return None;
+            }
+            entries
+                .map
+                .get(&Key::of(evaluation, config, misses))
+                .copied()
+        };
+        if let Some(s) = found {
+            self.reused_windows
+                .fetch_add(u64::from(s.windows), Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Remembers figures simulated on `twin` (never those of a cancelled evaluation),
+    /// forgetting everything simulated on another twin.
+    pub(crate) fn put(
+        &self,
+        twin: &Workflow,
+        evaluation: &Evaluation,
+        config: &WorkflowConfig,
+        misses: Option<u32>,
+        steady: Steady,
+    ) {
+        let mut entries = lock(&self.entries);
+        let per_entry = config.0.len().max(1);
+        if entries.twin.as_ref() != Some(twin) {
+            entries.twin = Some(twin.clone());
+            entries.map.clear();
+            entries.contexts.clear();
+        } else if (entries.map.len() + 1) * per_entry > MAX_FUNCTION_CONFIGS {
+            entries.map.clear();
+        }
+        let key = Key::of(evaluation, config, misses);
+        if !entries.contexts.contains(&key.context) {
+            if entries.contexts.len() >= MAX_CONTEXTS {
+                entries.contexts.clear();
+            }
+            entries.contexts.insert(key.context.clone());
+        }
+        entries.map.insert(key, steady);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use faasconf_core::Qos;
+    use faasconf_core::catalog::builtin;
+
+    use super::*;
+
+    fn evaluation(memo: Option<Arc<Memo>>) -> Evaluation {
+        Evaluation {
+            users: 10,
+            arrivals_per_second: None,
+            windows: 3,
+            seeds: vec![1, 2],
+            window_seconds: 30.0,
+            threads: 1,
+            qos: Qos::default(),
+            cancel: Default::default(),
+            memo,
+        }
+    }
+
+    #[test]
+    fn a_remembered_evaluation_equals_a_simulated_one_and_a_new_twin_forgets_it() {
+        let workflow = builtin("parallel").unwrap();
+        let config = workflow
+            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; workflow.len()])
+            .unwrap();
+        let memo = Arc::new(Memo::new());
+        let remembered = evaluation(Some(memo.clone()));
+        let first = remembered.steady(&workflow, &config);
+        assert_eq!(memo.len(), 1);
+        assert_eq!(memo.reused_windows(), 0);
+        assert!(memo.screened_before(&workflow, &remembered));
+        let again = remembered.steady(&workflow, &config);
+        assert_eq!(again, first);
+        assert_eq!(memo.reused_windows(), u64::from(first.windows));
+        assert_eq!(evaluation(None).steady(&workflow, &config), first);
+        // Another load is another entry.
+        let heavier = Evaluation {
+            users: 20,
+            ..remembered.clone()
+        };
+        assert!(!memo.screened_before(&workflow, &heavier));
+        heavier.steady(&workflow, &config);
+        assert_eq!(memo.len(), 2);
+        // A refitted twin: nothing simulated on the old one is handed back, and what it
+        // simulates replaces what the memo held.
+        let mut slower = workflow.clone();
+        slower.functions[0].profile.cpu_core_seconds *= 1.5;
+        let reused = memo.reused_windows();
+        let on_slower = remembered.steady(&slower, &config);
+        assert_eq!(memo.reused_windows(), reused);
+        assert!(!memo.screened_before(&workflow, &remembered));
+        assert!(memo.screened_before(&slower, &remembered));
+        assert_ne!(on_slower, first);
+        assert_eq!(on_slower, evaluation(None).steady(&slower, &config));
+        assert_eq!(memo.len(), 1);
+    }
+
+    #[test]
+    fn a_cancelled_evaluation_is_not_remembered() {
+        let workflow = builtin("parallel").unwrap();
+        let config = workflow
+            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; workflow.len()])
+            .unwrap();
+        let memo = Arc::new(Memo::new());
+        let e = evaluation(Some(memo.clone()));
+        e.cancel.cancel();
+        e.steady(&workflow, &config);
+        assert!(memo.is_empty());
+    }
+}

@@ -1,0 +1,108 @@
+//! The tuner's tests: following a cluster that is not the twin.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use faasconf_core::catalog::builtin;
+use faasconf_core::telemetry::LoadModel;
+use faasconf_ses::{SafeExplorer, SesConfig};
+use faasconf_twin::{Twin, TwinOptions, Workload};
+
+use super::*;
+use crate::planner::tests::model;
+
+fn tuner(workflow: &Workflow) -> Tuner {
+    let explorer = Arc::new(Mutex::new(SafeExplorer::new(
+        SesConfig::default(),
+        Vec::new(),
+        0,
+    )));
+    Tuner::new(
+        workflow.clone(),
+        model(workflow),
+        explorer,
+        &[],
+        TunerOptions {
+            qos: Qos::default(),
+            rollback_after: 3,
+            screen: true,
+            safe_exploration: true,
+            follow: true,
+            forecast: false,
+            load_model: LoadModel::Measured,
+            seed: 3,
+            cancel: Cancel::new(),
+        },
+    )
+    .unwrap()
+}
+
+/// Steady windows of `cluster` at 20 users under a few configurations around the middle.
+fn windows_of(cluster: &Workflow) -> Vec<WindowReport> {
+    let mut out = Vec::new();
+    for (k, level) in [0.5, 0.65, 0.8].into_iter().enumerate() {
+        let config = cluster
+            .config_from_actions(&vec![[level; 4]; cluster.len()])
+            .unwrap();
+        let options = TwinOptions {
+            window_seconds: 30.0,
+            seed: 40 + k as u64,
+        };
+        let mut twin = Twin::new(
+            cluster.clone(),
+            config,
+            Workload::ClosedLoop { users: 20 },
+            options,
+        )
+        .unwrap();
+        twin.run_window();
+        out.push(twin.run_window());
+        out.push(twin.run_window());
+    }
+    out
+}
+
+#[test]
+fn a_twin_that_is_right_is_kept_and_the_agents_are_left_alone() {
+    let w = builtin("parallel").unwrap();
+    let mut t = tuner(&w);
+    for window in windows_of(&w) {
+        let judged = Judged::of(&t.options.qos, &window);
+        t.observe(&window, judged).unwrap();
+    }
+    assert_eq!(t.twin(), &w, "the twin's own windows leave it as it was");
+    assert_eq!(t.fine_tunes(), 0);
+    assert!(t.twin_error().unwrap() < TWIN_WRONG);
+}
+
+#[test]
+fn a_twin_far_from_the_cluster_is_refitted_and_the_agents_fine_tuned_on_it() {
+    let w = builtin("parallel").unwrap();
+    let mut cluster = w.clone();
+    for f in &mut cluster.functions {
+        f.profile.cpu_core_seconds *= 1.8;
+    }
+    let mut t = tuner(&w);
+    let replay_before = t.replay.len();
+    for window in windows_of(&cluster) {
+        let judged = Judged::of(&t.options.qos, &window);
+        t.observe(&window, judged).unwrap();
+    }
+    assert_ne!(t.twin(), &w);
+    let moved = t
+        .twin_factors()
+        .iter()
+        .map(|(_, cpu, _)| *cpu)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        moved > 1.3,
+        "every function's CPU work grew: {:?}",
+        t.twin_factors()
+    );
+    assert!(t.fine_tunes() >= 1);
+    assert!(
+        t.replay.len() >= replay_before + FINE_TUNE_SAMPLES / 2,
+        "the refitted twin's samples stay in the replay"
+    );
+}
