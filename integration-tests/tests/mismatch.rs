@@ -1,7 +1,8 @@
 //! A cluster that is not the twin, through the services: the actuator's twin plays `parallel`
 //! from a topology file whose functions are slower than the built-in twin believes (CPU work
 //! x1.5, I/O time x1.4), the policy is trained on the built-in twin, and a tuning session over
-//! gRPC follows the cluster: it reports the twin's error per window, and refitting brings it down.
+//! gRPC follows the cluster: it reports the twin's error per window, refitting brings it down,
+//! and the agents are fine-tuned on the refitted twin.
 
 mod common;
 
@@ -74,4 +75,6 @@ async fn a_session_on_a_mismatched_cluster_refits_its_twin() {
         io.exp(),
         status.twin_fit
     );
+    // The twin moved far from the one the agents learnt on: they were fine-tuned on it.
+    assert!(status.fine_tunes >= 1, "{status:?}");
 }

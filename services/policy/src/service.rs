@@ -335,6 +335,7 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
             })
             .collect(),
         incomplete_windows: s.incomplete_windows,
+        fine_tunes: s.fine_tunes,
         message: s.message.clone(),
         history: s
             .history

@@ -160,6 +160,8 @@ pub struct TuningState {
     pub twin_fit: Vec<(String, f64, f64)>,
     /// Windows with a series missing, skipped (neither judged nor learnt from).
     pub incomplete_windows: u32,
+    /// Fine-tunings of the agents on the refitted twin ([`faasconf_tuner::Tuner::fine_tunes`]).
+    pub fine_tunes: u32,
     /// Last news (why it stopped, why it rolled back).
     pub message: String,
     /// The model version used.
@@ -271,6 +273,7 @@ impl Sessions {
             twin_error: None,
             twin_wrong: false,
             twin_fit: Vec::new(),
+            fine_tunes: 0,
             incomplete_windows: 0,
             message: String::new(),
             model_version: version.version.to_string(),

@@ -430,6 +430,7 @@ impl Hooks<Tuner> for SessionHooks {
         }
         s.twin_wrong = tuner.twin_wrong();
         s.twin_fit = tuner.twin_factors();
+        s.fine_tunes = tuner.fine_tunes();
     }
 
     fn iteration(&mut self, record: &Iteration, best: Option<&Best>) -> Result<(), PolicyError> {
