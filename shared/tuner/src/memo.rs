@@ -9,7 +9,7 @@
 //! A memo holds the evaluations of one twin: it hands back nothing for another, and forgets
 //! what it holds when asked to remember figures of another (a refit the session adopted).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,8 +19,9 @@ use crate::lock;
 use crate::search::{Evaluation, Steady};
 
 /// Remembered function configurations (entries times functions) before a memo starts afresh:
-/// bounds its memory (about 16 bytes each, plus the figures) at any workflow size.
-const MAX_FUNCTION_CONFIGS: usize = 400_000;
+/// bounds its memory at any workflow size (16 bytes each, plus about 80 per entry for the
+/// figures and the table: about 6 MB for a 6-function workflow's 33 000 entries).
+const MAX_FUNCTION_CONFIGS: usize = 200_000;
 
 /// Contexts remembered (a session's confirmations draw fresh seeds every decision: one each).
 const MAX_CONTEXTS: usize = 1024;
@@ -53,37 +54,37 @@ impl Context {
     }
 }
 
-/// What an evaluation's figures depend on besides the twin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    context: Context,
-    config: WorkflowConfig,
-    misses: Option<u32>,
-}
-
-impl Key {
-    fn of(evaluation: &Evaluation, config: &WorkflowConfig, misses: Option<u32>) -> Self {
-        Self {
-            context: Context::of(evaluation),
-            config: config.clone(),
-            misses,
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Entries {
     /// The twin the entries were simulated on.
     twin: Option<Workflow>,
-    map: HashMap<Key, Steady>,
-    /// The contexts of the entries (and of those dropped to bound the memory).
-    contexts: HashSet<Context>,
+    /// Each context seen, numbered (its entries may have been dropped to bound the memory).
+    contexts: HashMap<Context, usize>,
+    /// Per context number and give-up bar (an evaluation given up after a number of missed
+    /// windows reports the windows run until then): the figures of each configuration.
+    figures: HashMap<(usize, Option<u32>), HashMap<WorkflowConfig, Steady>>,
+    /// Entries held.
+    len: usize,
+    /// Function configurations held (entries x functions).
+    held: usize,
+}
+
+impl Entries {
+    /// Forgets every entry (and, with `contexts`, every context too).
+    fn clear(&mut self, contexts: bool) {
+        self.figures.clear();
+        (self.len, self.held) = (0, 0);
+        if contexts {
+            self.contexts.clear();
+        }
+    }
 }
 
 /// Evaluations of one twin, shared by a session's decisions (see the module doc).
-#[derive(Default)]
 pub struct Memo {
     entries: Mutex<Entries>,
+    /// Function configurations held before the memo starts afresh.
+    capacity: usize,
     /// Steady windows handed back instead of simulated, since the memo was made.
     reused_windows: AtomicU64,
 }
@@ -105,10 +106,26 @@ impl PartialEq for Memo {
     }
 }
 
+impl Default for Memo {
+    fn default() -> Self {
+        Self::with_capacity(MAX_FUNCTION_CONFIGS)
+    }
+}
+
 impl Memo {
     /// An empty memo.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty memo that starts afresh once it would hold more than `function_configs`
+    /// function configurations (entries times functions).
+    pub fn with_capacity(function_configs: usize) -> Self {
+        Self {
+            entries: Mutex::default(),
+            capacity: function_configs,
+            reused_windows: AtomicU64::new(0),
+        }
     }
 
     /// Steady windows handed back instead of simulated so far.
@@ -121,12 +138,13 @@ impl Memo {
     /// load) finds much of its ground remembered.
     pub fn screened_before(&self, twin: &Workflow, evaluation: &Evaluation) -> bool {
         let entries = lock(&self.entries);
-        entries.twin.as_ref() == Some(twin) && entries.contexts.contains(&Context::of(evaluation))
+        entries.twin.as_ref() == Some(twin)
+            && entries.contexts.contains_key(&Context::of(evaluation))
     }
 
     /// Entries remembered.
     pub fn len(&self) -> usize {
-        lock(&self.entries).map.len()
+        lock(&self.entries).len
     }
 
     /// Whether nothing is remembered.
@@ -148,9 +166,11 @@ impl Memo {
             if entries.twin.as_ref() != Some(twin) {
                 return None;
             }
+            let context = *entries.contexts.get(&Context::of(evaluation))?;
             entries
-                .map
-                .get(&Key::of(evaluation, config, misses))
+                .figures
+                .get(&(context, misses))
+                .and_then(|by_config| by_config.get(config))
                 .copied()
         };
         if let Some(s) = found {
@@ -171,22 +191,36 @@ impl Memo {
         steady: Steady,
     ) {
         let mut entries = lock(&self.entries);
-        let per_entry = config.0.len().max(1);
         if entries.twin.as_ref() != Some(twin) {
             entries.twin = Some(twin.clone());
-            entries.map.clear();
-            entries.contexts.clear();
-        } else if (entries.map.len() + 1) * per_entry > MAX_FUNCTION_CONFIGS {
-            entries.map.clear();
+            entries.clear(true);
         }
-        let key = Key::of(evaluation, config, misses);
-        if !entries.contexts.contains(&key.context) {
-            if entries.contexts.len() >= MAX_CONTEXTS {
-                entries.contexts.clear();
+        let functions = config.0.len().max(1);
+        if entries.held + functions > self.capacity {
+            entries.clear(false);
+        }
+        let context = Context::of(evaluation);
+        let number = match entries.contexts.get(&context) {
+            Some(&number) => number,
+            None => {
+                if entries.contexts.len() >= MAX_CONTEXTS {
+                    entries.clear(true);
+                }
+                let number = entries.contexts.len();
+                entries.contexts.insert(context, number);
+                number
             }
-            entries.contexts.insert(key.context.clone());
+        };
+        let added = entries
+            .figures
+            .entry((number, misses))
+            .or_default()
+            .insert(config.clone(), steady)
+            .is_none();
+        if added {
+            entries.len += 1;
+            entries.held += functions;
         }
-        entries.map.insert(key, steady);
     }
 }
 
@@ -262,5 +296,36 @@ mod tests {
         e.cancel.cancel();
         e.steady(&workflow, &config);
         assert!(memo.is_empty());
+    }
+
+    #[test]
+    fn a_full_memo_starts_afresh_and_still_knows_where_it_screened() {
+        let workflow = builtin("parallel").unwrap();
+        let configs: Vec<WorkflowConfig> = [0.5, 0.6, 0.7]
+            .iter()
+            .map(|&a| {
+                workflow
+                    .config_from_actions(&vec![[a; 4]; workflow.len()])
+                    .unwrap()
+            })
+            .collect();
+        // Room for two entries of the workflow's functions.
+        let memo = Arc::new(Memo::with_capacity(2 * workflow.len()));
+        let e = evaluation(Some(memo.clone()));
+        e.steady(&workflow, &configs[0]);
+        e.steady(&workflow, &configs[1]);
+        assert_eq!(memo.len(), 2);
+        e.steady(&workflow, &configs[1]);
+        assert_eq!(memo.len(), 2, "a remembered one is not added again");
+        e.steady(&workflow, &configs[2]);
+        assert_eq!(memo.len(), 1, "the third one starts it afresh");
+        assert!(memo.screened_before(&workflow, &e));
+        let reused = memo.reused_windows();
+        e.steady(&workflow, &configs[0]);
+        assert_eq!(
+            memo.reused_windows(),
+            reused,
+            "what was dropped is simulated again"
+        );
     }
 }
