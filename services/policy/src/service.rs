@@ -124,6 +124,7 @@ pub fn describe_metrics(workflows: &[String]) {
             "faasconf_policy_rollbacks_total",
             "faasconf_policy_ses_replacements_total",
             "faasconf_policy_incomplete_windows_total",
+            "faasconf_policy_fine_tunes_total",
         ] {
             metrics::counter!(counter, "workflow" => workflow.clone()).absolute(0);
         }
@@ -152,6 +153,10 @@ pub fn describe_metrics(workflows: &[String]) {
     metrics::describe_counter!(
         "faasconf_policy_incomplete_windows_total",
         "Tuning-session windows skipped, neither judged nor learnt from: the telemetry source had a series missing."
+    );
+    metrics::describe_counter!(
+        "faasconf_policy_fine_tunes_total",
+        "Tuning sessions: fine-tunings of the agents on a refitted twin that moved far from the one they learnt on."
     );
     metrics::describe_gauge!(
         "faasconf_policy_twin_error",

@@ -56,6 +56,10 @@ pub const TWIN_GOOD: f64 = 0.10;
 /// that is far from the cluster, it starts far from what the cluster needs.
 pub const FINE_TUNE_MOVE: f64 = 0.22;
 
+/// Windows the twin must have been refitted to before the agents are fine-tuned on it: a refit
+/// to one or two windows moves by their noise.
+pub const FINE_TUNE_MIN_WINDOWS: usize = 4;
+
 /// Twin samples (one steady window each) a fine-tuning draws on the refitted twin at the
 /// measured load, and the actor-critic updates it runs on them.
 pub const FINE_TUNE_SAMPLES: usize = 240;
@@ -335,7 +339,8 @@ impl Tuner {
     }
 
     /// Fine-tunes the agents on the twin screening runs on when it moved past
-    /// [`FINE_TUNE_MOVE`] from the one they last learnt on: [`FINE_TUNE_SAMPLES`] twin windows
+    /// [`FINE_TUNE_MOVE`] from the one they last learnt on, refitted to at least
+    /// [`FINE_TUNE_MIN_WINDOWS`] windows: [`FINE_TUNE_SAMPLES`] twin windows
     /// at the load of `window`, learnt from alone for [`FINE_TUNE_UPDATES`] updates, then kept in
     /// the replay with the rest.
     fn fine_tune_if_moved(&mut self, window: &WindowReport) -> Result<(), TunerError> {
@@ -343,7 +348,7 @@ impl Tuner {
             .into_iter()
             .map(|(cpu, io)| cpu.ln().abs().max(io.ln().abs()))
             .fold(0.0, f64::max);
-        if moved <= FINE_TUNE_MOVE {
+        if moved <= FINE_TUNE_MOVE || self.observed.len() < FINE_TUNE_MIN_WINDOWS {
             return Ok(());
         }
         let users = Load::of(&self.prior, window, self.options.load_model).users;
