@@ -89,8 +89,8 @@ pub struct TunerOptions {
     /// that screening ranks on what the cluster does rather than on what the twin believed (a
     /// refit is adopted when the twin's median error on those windows is over [`TWIN_GOOD`] and
     /// the refit lowers it; the agents are fine-tuned on it when it moved far,
-    /// [`FINE_TUNE_MOVE`]); the twin's error is then reported per window, and while it stays wrong a miss grows the
-    /// measured bottleneck instead ([`crate::fallback`]).
+    /// [`FINE_TUNE_MOVE`]); the twin's error is then reported per window, and while it stays
+    /// wrong a miss grows the measured bottleneck instead ([`crate::fallback`]).
     pub follow: bool,
     /// Plan each decision for the load forecast over the next windows (upper quantile, with
     /// hysteresis: [`crate::forecast`]) rather than for the load just measured.
@@ -148,8 +148,6 @@ pub struct Tuner {
     trained_on: Workflow,
     /// Fine-tunings on a refitted twin so far.
     fine_tunes: u32,
-    /// Steady twin windows the last decision took from the memo.
-    reused_windows: u64,
 }
 
 impl Tuner {
@@ -169,10 +167,10 @@ impl Tuner {
         let mut replay = ReplayBuffer::new(REPLAY_CAPACITY);
         replay.extend(transitions(&workflow, &model.encoder, history)?);
         let defaults = PlanOptions::default();
-        let prior_copy = workflow.clone();
         Ok(Self {
             rng: Rng::stream(options.seed, 42),
             prior: workflow.clone(),
+            trained_on: workflow.clone(),
             observed: VecDeque::new(),
             twin_error: None,
             wrong_windows: 0,
@@ -201,8 +199,6 @@ impl Tuner {
             users_ahead: LoadForecast::new(ForecastOptions::default()),
             rate_ahead: LoadForecast::new(ForecastOptions::default()),
             memo: Arc::new(Memo::new()),
-            reused_windows: 0,
-            trained_on: prior_copy,
             fine_tunes: 0,
         })
     }
@@ -227,12 +223,6 @@ impl Tuner {
     /// Steady twin windows the last decision simulated (0: it screened nothing).
     pub fn twin_windows(&self) -> u64 {
         self.twin_windows
-    }
-
-    /// Steady twin windows the last decision took from earlier decisions' instead of
-    /// simulating them ([`crate::memo`]).
-    pub fn reused_windows(&self) -> u64 {
-        self.reused_windows
     }
 
     /// Fine-tunings of the agents on a refitted twin so far ([`FINE_TUNE_MOVE`]).
@@ -474,7 +464,6 @@ impl Tuner {
     pub fn decide(&mut self, window: &WindowReport) -> Result<Proposal, TunerError> {
         self.proposed = true;
         self.twin_windows = 0;
-        self.reused_windows = 0;
         if let Some(good) = &self.last_good
             && self.misses >= self.options.rollback_after.max(1)
             && *good != window.config
@@ -548,7 +537,6 @@ impl Tuner {
             &options,
         )?;
         self.twin_windows = chosen.twin_windows;
-        self.reused_windows = chosen.reused_windows;
         self.predicted = chosen
             .verdict
             .filter(|v| v.qos_met)

@@ -40,19 +40,26 @@ pub(crate) fn model(workflow: &Workflow) -> Model {
     .0
 }
 
-#[test]
-fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
-    let w = builtin("parallel").unwrap();
-    let m = model(&w);
-    let start = w.config_from_actions(&vec![[0.5; 4]; w.len()]).unwrap();
-    let mut twin = Twin::new(
-        w.clone(),
+/// The first twin window of `workflow` at 10 users, every knob of every function at `level`.
+fn first_window(workflow: &Workflow, level: f64) -> WindowReport {
+    let start = workflow
+        .config_from_actions(&vec![[level; 4]; workflow.len()])
+        .unwrap();
+    Twin::new(
+        workflow.clone(),
         start,
         Workload::ClosedLoop { users: 10 },
         TwinOptions::default(),
     )
-    .unwrap();
-    let window = twin.run_window();
+    .unwrap()
+    .run_window()
+}
+
+#[test]
+fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
+    let w = builtin("parallel").unwrap();
+    let m = model(&w);
+    let window = first_window(&w, 0.5);
     let qos = Qos::default();
     let mut rng = Rng::new(1);
     let alone = plan(
@@ -270,15 +277,7 @@ fn the_configuration_applied_stays_while_its_record_holds_and_a_confirmed_cheape
 fn a_decision_where_an_earlier_one_screened_reuses_its_ground_and_simulates_less() {
     let w = builtin("parallel").unwrap();
     let m = model(&w);
-    let start = w.config_from_actions(&vec![[0.6; 4]; w.len()]).unwrap();
-    let mut twin = Twin::new(
-        w.clone(),
-        start,
-        Workload::ClosedLoop { users: 10 },
-        TwinOptions::default(),
-    )
-    .unwrap();
-    let window = twin.run_window();
+    let window = first_window(&w, 0.6);
     let qos = Qos::default();
     let options = PlanOptions {
         candidates: 4,
