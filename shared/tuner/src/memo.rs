@@ -247,12 +247,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_remembered_evaluation_equals_a_simulated_one_and_a_new_twin_forgets_it() {
+    /// `parallel`, and its configuration with every function at `actions`.
+    fn parallel_with(actions: [f64; 4]) -> (Workflow, WorkflowConfig) {
         let workflow = builtin("parallel").unwrap();
         let config = workflow
-            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; workflow.len()])
+            .config_from_actions(&vec![actions; workflow.len()])
             .unwrap();
+        (workflow, config)
+    }
+
+    #[test]
+    fn a_remembered_evaluation_equals_a_simulated_one_and_a_new_twin_forgets_it() {
+        let (workflow, config) = parallel_with([0.9, 0.5, 0.6, 0.6]);
         let memo = Arc::new(Memo::new());
         let remembered = evaluation(Some(memo.clone()));
         let first = remembered.steady(&workflow, &config);
@@ -287,10 +293,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_evaluation_is_not_remembered() {
-        let workflow = builtin("parallel").unwrap();
-        let config = workflow
-            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; workflow.len()])
-            .unwrap();
+        let (workflow, config) = parallel_with([0.9, 0.5, 0.6, 0.6]);
         let memo = Arc::new(Memo::new());
         let e = evaluation(Some(memo.clone()));
         e.cancel.cancel();

@@ -55,6 +55,26 @@ fn first_window(workflow: &Workflow, level: f64) -> WindowReport {
     .run_window()
 }
 
+/// A decision's input on `workflow` at 10 closed-loop users, nothing to avoid.
+fn at_ten_users<'a>(
+    workflow: &'a Workflow,
+    window: &'a WindowReport,
+    qos: &'a Qos,
+    incumbent: Option<&'a WorkflowConfig>,
+    memo: Option<&'a Arc<Memo>>,
+) -> PlanInput<'a> {
+    PlanInput {
+        workflow,
+        window,
+        users: 10,
+        arrivals_per_second: None,
+        qos,
+        incumbent,
+        avoid: &[],
+        memo,
+    }
+}
+
 #[test]
 fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     let w = builtin("parallel").unwrap();
@@ -63,16 +83,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     let qos = Qos::default();
     let mut rng = Rng::new(1);
     let alone = plan(
-        &PlanInput {
-            workflow: &w,
-            window: &window,
-            users: 10,
-            arrivals_per_second: None,
-            qos: &qos,
-            incumbent: None,
-            avoid: &[],
-            memo: None,
-        },
+        &at_ten_users(&w, &window, &qos, None, None),
         &m,
         PlanState {
             explorer: None,
@@ -103,16 +114,7 @@ fn screening_returns_a_twin_verdict_no_worse_than_the_policy_alone() {
     };
     let mut confirmations = Tally::default();
     let screened = plan(
-        &PlanInput {
-            workflow: &w,
-            window: &window,
-            users: 10,
-            arrivals_per_second: None,
-            qos: &qos,
-            incumbent: Some(&alone.config),
-            avoid: &[],
-            memo: None,
-        },
+        &at_ten_users(&w, &window, &qos, Some(&alone.config), None),
         &m,
         PlanState {
             explorer: None,
@@ -290,21 +292,12 @@ fn a_decision_where_an_earlier_one_screened_reuses_its_ground_and_simulates_less
         confirm_windows: 4,
         ..PlanOptions::default()
     };
-    let memo = std::sync::Arc::new(Memo::new());
+    let memo = Arc::new(Memo::new());
     let mut rng = Rng::new(5);
     let mut confirmations = Tally::default();
-    let mut decide = |memo: Option<&std::sync::Arc<Memo>>, incumbent: Option<&WorkflowConfig>| {
+    let mut decide = |memo: Option<&Arc<Memo>>, incumbent: Option<&WorkflowConfig>| {
         plan(
-            &PlanInput {
-                workflow: &w,
-                window: &window,
-                users: 10,
-                arrivals_per_second: None,
-                qos: &qos,
-                incumbent,
-                avoid: &[],
-                memo,
-            },
+            &at_ten_users(&w, &window, &qos, incumbent, memo),
             &m,
             PlanState {
                 explorer: None,
