@@ -1,7 +1,8 @@
 //! The journal of a long run: every finished cell and oracle search is appended as one JSON
 //! line as soon as it is done, so a run that is stopped (or outlives a working session) resumes
 //! where it was: what the journal holds is not run again. The first line records the options;
-//! a journal written with other options is refused rather than mixed in.
+//! a journal written with other options is refused rather than mixed in. A cell journalled
+//! again (amended) supersedes its earlier line.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -202,9 +203,10 @@ impl<R: Serialize + DeserializeOwned + Clone> Journal<R> {
             })
     }
 
-    /// The first journalled cell that `matches`.
+    /// The last journalled cell that `matches`: a cell journalled again (judged later, say)
+    /// supersedes its earlier line.
     pub fn find(&self, matches: impl Fn(&R) -> bool) -> Option<&R> {
-        self.cells.iter().find(|c| matches(c))
+        self.cells.iter().rev().find(|c| matches(c))
     }
 
     /// The search of (workflow, users), when journalled.
@@ -214,7 +216,7 @@ impl<R: Serialize + DeserializeOwned + Clone> Journal<R> {
             .find(|s| s.workflow == workflow && s.users == users)
     }
 
-    /// Records a finished cell.
+    /// Records a finished cell (or one amended: the later line wins).
     pub fn record_cell(&mut self, cell: &R) -> Result<(), JournalError> {
         self.append(&Line::Cell(Box::new(cell.clone())))?;
         self.cells.push(cell.clone());

@@ -11,6 +11,7 @@
 //! - [`speed`] — RecommendConfig latency and throughput, training steps, twin speed, memory.
 //! - [`load`] — the policy under 16 concurrent RecommendConfig clients on each path.
 //! - [`mismatch`] — rq1's protocol on clusters that are not the twin (drawn per-function factors).
+//! - [`holds`] — what a method's best does on fresh windows: its pass rate, the cheapest holding.
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
 //! - [`plots`] — the cost and violation figures (SVG and PNG).
 //! - [`journal`] — finished cells and searches, one JSON line each: a stopped run resumes.
@@ -19,6 +20,7 @@
 //! Scenarios are defined here once for all.
 
 pub mod baselines;
+pub mod holds;
 pub mod journal;
 pub mod load;
 pub mod methods;

@@ -7,22 +7,19 @@
 //!
 //! Per cell: misses, the single-window best, and what the best really does on the cluster —
 //! its pass rate over fresh windows, and the cheapest configuration the method applied that
-//! holds in at least [`HOLDS`] of them — against the cluster's oracle.
+//! holds in at least [`crate::holds::HOLDS`] of them — against the cluster's oracle.
 
 use std::path::Path;
 
 use faasconf_core::rng::Rng;
-use faasconf_core::{Qos, Workflow, WorkflowConfig, catalog};
+use faasconf_core::{Workflow, catalog};
 use faasconf_tuner::oracle::{SearchOptions, search};
-use faasconf_tuner::search::Evaluation;
 use serde::{Deserialize, Serialize};
 
+use crate::holds;
 use crate::methods::{Method, Variant, WarmUpOptions, build, warm_up};
 use crate::protocol::{CellResult, Protocol, run_cell};
 use crate::rq1::{Rq1Options, loads_of, qos_of};
-
-/// Share of fresh windows a configuration must meet QoS in to hold.
-pub const HOLDS: f64 = 0.8;
 
 /// Name of the ceiling: faasconf screening on the cluster's true profiles.
 pub const CEILING: &str = "faasconf-true";
@@ -82,7 +79,7 @@ impl MismatchOptions {
             warm_up: rq1.warm_up,
             protocol: rq1.protocol,
             oracle: rq1.oracle,
-            fresh: (4, 25),
+            fresh: holds::FRESH,
         }
     }
 
@@ -143,15 +140,11 @@ pub fn draw(workflow: &Workflow, seed: u64, index: u32, low: f64, high: f64) -> 
 /// One method on one drawn cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MismatchCell {
-    /// The cell as rq1 measures it (misses, single-window best).
+    /// The cell as rq1 measures it (misses, single-window best), judged on fresh cluster
+    /// windows (`cell.held`).
     pub cell: CellResult,
     /// The draw.
     pub draw: Draw,
-    /// The best's pass rate over fresh cluster windows.
-    pub best_pass_rate: Option<f64>,
-    /// Cost of the cheapest configuration the method applied that holds in at least
-    /// [`HOLDS`] of fresh cluster windows.
-    pub held_cost: Option<f64>,
     /// The cluster's oracle cost.
     pub oracle_cost: Option<f64>,
 }
@@ -191,43 +184,6 @@ pub enum Event {
     Cell(Box<MismatchCell>),
 }
 
-/// The fresh-window evaluation of the cluster.
-fn fresh(options: &MismatchOptions, users: u32, qos: &Qos) -> Evaluation {
-    Evaluation {
-        arrivals_per_second: None,
-        users,
-        windows: options.fresh.1,
-        seeds: (0..u64::from(options.fresh.0)).map(|s| 7_000 + s).collect(),
-        window_seconds: options.protocol.window_seconds,
-        threads: 0,
-        qos: *qos,
-        cancel: Default::default(),
-        memo: None,
-    }
-}
-
-/// The best's pass rate, and the cheapest applied configuration that holds (see
-/// [`MismatchCell`]).
-fn judge(cluster: &Workflow, cell: &CellResult, check: &Evaluation) -> (Option<f64>, Option<f64>) {
-    let best_pass_rate = cell
-        .best_config
-        .as_ref()
-        .map(|c| check.steady(cluster, c).pass_rate());
-    let mut applied: Vec<&WorkflowConfig> = cell
-        .iterations
-        .iter()
-        .filter(|i| i.qos_met)
-        .map(|i| &i.config)
-        .collect();
-    applied.sort_by(|a, b| a.cost().total_cmp(&b.cost()));
-    applied.dedup();
-    let held_cost = applied
-        .into_iter()
-        .find(|c| check.steady(cluster, c).pass_rate() >= HOLDS)
-        .map(WorkflowConfig::cost);
-    (best_pass_rate, held_cost)
-}
-
 /// Runs every cell; `workdir` holds the warm-up models.
 pub fn run(
     options: &MismatchOptions,
@@ -238,7 +194,7 @@ pub fn run(
     for (name, users) in &options.cells {
         let workflow = catalog::builtin(name)?;
         let qos = qos_of(name);
-        let check = fresh(options, *users, &qos);
+        let check = holds::fresh(*users, &qos, options.protocol.window_seconds, options.fresh);
         for &seed in &options.seeds {
             progress(Event::Phase(format!("warm-up {name} seed {seed}")));
             let faasconf_methods: Vec<Method> = options
@@ -310,12 +266,10 @@ pub fn run(
                         &options.protocol,
                     )?;
                     cell.method = method;
-                    let (best_pass_rate, held_cost) = judge(&cluster, &cell, &check);
+                    cell.held = Some(holds::judge(&cluster, &cell, &check));
                     let done = MismatchCell {
                         cell,
                         draw: drawn.clone(),
-                        best_pass_rate,
-                        held_cost,
                         oracle_cost,
                     };
                     progress(Event::Cell(Box::new(done.clone())));
@@ -375,38 +329,35 @@ fn table(cells: &[MismatchCell], methods: &[String]) -> String {
     let mut s = String::from(
         "| method | cells | misses / 15 (mean) | nothing met | best holds (mean pass rate) | best holds >= 80% | best / oracle | cheapest holding / oracle |\n|---|---|---|---|---|---|---|---|\n",
     );
-    let mean = |xs: Vec<f64>| {
-        if xs.is_empty() {
-            "—".to_owned()
-        } else {
-            format!("{:.2}", xs.iter().sum::<f64>() / xs.len() as f64)
-        }
-    };
+    let two = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.2}"));
+    let mean = |xs: Vec<f64>| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
     for m in methods {
         let mine: Vec<&MismatchCell> = cells.iter().filter(|c| &c.cell.method == m).collect();
         if mine.is_empty() {
             continue;
         }
-        let ratio = |cost: Option<f64>, oracle: Option<f64>| cost.zip(oracle).map(|(c, o)| c / o);
+        let judged: Vec<&CellResult> = mine.iter().map(|c| &c.cell).collect();
+        let oracle = |cell: &CellResult| {
+            mine.iter()
+                .find(|c| std::ptr::eq(&c.cell, cell))
+                .and_then(|c| c.oracle_cost)
+        };
+        let held = holds::summarise("", m, &judged, &oracle);
         s.push_str(&format!(
             "| {m} | {} | {} | {} | {} | {} | {} | {} |\n",
             mine.len(),
-            mean(mine.iter().map(|c| f64::from(c.cell.violations)).collect()),
+            two(mean(
+                mine.iter().map(|c| f64::from(c.cell.violations)).collect()
+            )),
             mine.iter().filter(|c| !c.cell.feasible).count(),
-            mean(mine.iter().filter_map(|c| c.best_pass_rate).collect()),
-            mine.iter()
-                .filter(|c| c.best_pass_rate.is_some_and(|p| p >= HOLDS))
-                .count(),
-            mean(
+            two(held.mean_best_pass_rate),
+            held.best_holds,
+            two(mean(
                 mine.iter()
-                    .filter_map(|c| ratio(c.cell.best_cost, c.oracle_cost))
+                    .filter_map(|c| Some(c.cell.best_cost? / c.oracle_cost?))
                     .collect()
-            ),
-            mean(
-                mine.iter()
-                    .filter_map(|c| ratio(c.held_cost, c.oracle_cost))
-                    .collect()
-            ),
+            )),
+            two(held.held_above_oracle.map(|v| v + 1.0)),
         ));
     }
     s

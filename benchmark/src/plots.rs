@@ -471,6 +471,7 @@ mod tests {
             decision_seconds: 0.0,
             wall_seconds: 0.0,
             iterations: Vec::new(),
+            held: None,
         }
     }
 

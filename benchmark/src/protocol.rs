@@ -66,6 +66,9 @@ pub struct CellResult {
     pub wall_seconds: f64,
     /// The iterations.
     pub iterations: Vec<IterationRecord>,
+    /// What the cell's configurations do on fresh windows (`None`: not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<crate::holds::Held>,
 }
 
 /// Why a cell could not be run.
@@ -152,6 +155,7 @@ pub fn run_cell(
         decision_seconds: report.decision_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         iterations: report.iterations,
+        held: None,
     })
 }
 

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::holds::{self, HeldSummary};
 use crate::protocol::CellResult;
 use crate::rq1::{Interim, OracleCell, Rq1};
 
@@ -141,25 +142,46 @@ fn decision_percentiles(cells: &[&CellResult]) -> Option<(f64, f64)> {
     Some((p50, faasconf_twin::report::percentile(&mut times, 0.95)))
 }
 
-/// Every method's summary, per workflow of the grid and over all of them.
-pub fn summaries(run: &Rq1) -> Vec<MethodSummary> {
-    let methods: Vec<String> = run.options.methods.iter().map(|m| m.name()).collect();
-    let mut out = Vec::new();
-    let mut scopes: Vec<Option<&str>> = run
+/// Each (workflow, method) scope of the run: per workflow of the grid, and over all of them
+/// when the grid has several.
+fn scopes(run: &Rq1) -> Vec<(Option<&str>, String)> {
+    let mut workflows: Vec<Option<&str>> = run
         .options
         .grid
         .iter()
         .map(|(w, _)| Some(w.as_str()))
         .collect();
-    if scopes.len() > 1 {
-        scopes.push(None);
+    if workflows.len() > 1 {
+        workflows.push(None);
     }
-    for scope in scopes {
-        for m in &methods {
-            out.push(summarise(run, scope, m.as_str()));
-        }
-    }
-    out
+    workflows
+        .into_iter()
+        .flat_map(|w| run.options.methods.iter().map(move |m| (w, m.name())))
+        .collect()
+}
+
+/// Every method's summary, per workflow of the grid and over all of them.
+pub fn summaries(run: &Rq1) -> Vec<MethodSummary> {
+    scopes(run)
+        .into_iter()
+        .map(|(w, m)| summarise(run, w, &m))
+        .collect()
+}
+
+/// Every method's fresh-window figures ([`holds`]), in the scopes of [`summaries`].
+pub fn held_summaries(run: &Rq1) -> Vec<HeldSummary> {
+    scopes(run)
+        .into_iter()
+        .map(|(w, m)| {
+            let mine: Vec<&CellResult> = run
+                .cells
+                .iter()
+                .filter(|c| c.method == m && w.is_none_or(|w| c.workflow == w))
+                .collect();
+            let oracle = |c: &CellResult| oracle_of(&run.oracle, c)?.cost;
+            holds::summarise(w.unwrap_or("all"), &m, &mine, &oracle)
+        })
+        .collect()
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -184,6 +206,7 @@ pub fn markdown(run: &Rq1, machine: &str, title: &str) -> String {
         run.options.warm_up.samples
     );
     summary_table(&mut s, run);
+    holds::table(&mut s, &held_summaries(run));
     let _ = writeln!(
         s,
         "\n## Oracle\n\nThe search's cheapest configuration meeting QoS in steady state and in at least {:.0}% of its windows; a method's best replaces it when cheaper and it passes the same bar on {} fresh seeds x {} windows.\n",
@@ -230,6 +253,7 @@ pub fn interim_markdown(interim: &Interim, title: &str) -> String {
         run.options.protocol.window_seconds,
     );
     summary_table(&mut s, run);
+    holds::table(&mut s, &held_summaries(run));
     let _ = writeln!(s, "\n## Oracle searches so far\n");
     oracle_table(&mut s, run);
     s
@@ -306,14 +330,20 @@ mod tests {
             decision_seconds: 1.0,
             wall_seconds: 2.0,
             iterations: Vec::new(),
+            held: None,
         }
     }
 
     #[test]
     fn savings_are_paired_per_cell_and_infeasible_cells_are_counted_not_averaged() {
+        let mut judged = cell("faasconf", 0, Some(3.0), 1);
+        judged.held = Some(crate::holds::Held {
+            best_pass_rate: Some(0.5),
+            held_cost: Some(3.3),
+        });
         let run = Rq1 {
             cells: vec![
-                cell("faasconf", 0, Some(3.0), 1),
+                judged,
                 cell("random", 0, Some(4.0), 5),
                 cell("faasconf", 1, Some(4.0), 0),
                 cell("random", 1, None, 15),
@@ -358,5 +388,11 @@ mod tests {
             md.contains("| parallel | 20 | 1 | random | – | 15 | – |"),
             "{md}"
         );
+        // Only the judged cell is in the fresh-window table: its best fails, a dearer one holds.
+        assert!(
+            md.contains("| parallel | faasconf | 1 | 0.50 | 0/1 | 1/1 | 3.300 | +10.0% |"),
+            "{md}"
+        );
+        assert!(!md.contains("| parallel | random | 0 |"), "{md}");
     }
 }

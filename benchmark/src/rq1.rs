@@ -7,6 +7,7 @@ use std::path::Path;
 use faasconf_core::{Qos, Workflow, catalog};
 use serde::{Deserialize, Serialize};
 
+use crate::holds;
 use crate::journal::{Contents, Journal, SearchRecord};
 use crate::methods::{Method, WarmUpOptions, build, warm_up};
 use crate::protocol::{CellResult, Protocol, run_cell};
@@ -170,6 +171,30 @@ fn best_known(
     best
 }
 
+/// Whether `a` and `b` are the same (workflow, load, method, seed) cell.
+fn same_key(a: &CellResult, b: &CellResult) -> bool {
+    a.workflow == b.workflow && a.users == b.users && a.method == b.method && a.seed == b.seed
+}
+
+/// `cell` judged on fresh windows ([`holds`]); a journalled cell judged only now is journalled
+/// again with its judgement.
+fn judged(
+    workflow: &Workflow,
+    cell: CellResult,
+    qos: &Qos,
+    protocol: &Protocol,
+    journal: &mut Journal,
+) -> Result<CellResult, Rq1Error> {
+    if cell.held.is_some() {
+        return Ok(cell);
+    }
+    let check = holds::fresh(cell.users, qos, protocol.window_seconds, holds::FRESH);
+    let mut cell = cell;
+    cell.held = Some(holds::judge(workflow, &cell, &check));
+    journal.record_cell(&cell)?;
+    Ok(cell)
+}
+
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rq1 {
@@ -244,7 +269,14 @@ pub struct Interim {
 
 /// What the run journalled at `journal` has finished so far.
 pub fn interim(journal: &Path) -> Result<Interim, Rq1Error> {
-    let contents = Contents::read(journal)?;
+    let mut contents: Contents = Contents::read(journal)?;
+    // A cell journalled again (amended) supersedes its earlier line.
+    let mut latest: Vec<CellResult> = Vec::with_capacity(contents.cells.len());
+    for cell in contents.cells.drain(..) {
+        latest.retain(|c| !same_key(c, &cell));
+        latest.push(cell);
+    }
+    contents.cells = latest;
     let options_error = |message: String| Rq1Error::JournalOptions {
         path: journal.display().to_string(),
         message,
@@ -326,7 +358,10 @@ pub fn run(
             if !pending {
                 for &users in loads {
                     for &method in &options.methods {
-                        if let Some(cell) = journalled(users, method) {
+                        let found = journal.cell(name, users, &method.name(), seed).cloned();
+                        if let Some(cell) = found {
+                            let cell =
+                                judged(&workflow, cell, &qos, &options.protocol, &mut journal)?;
                             progress(Event::Cell(Box::new(cell.clone())));
                             cells.push(cell);
                         }
@@ -365,10 +400,10 @@ pub fn run(
                             )?;
                             // A variant's tuner calls itself faasconf.
                             cell.method = method.name();
-                            journal.record_cell(&cell)?;
                             cell
                         }
                     };
+                    let cell = judged(&workflow, cell, &qos, &options.protocol, &mut journal)?;
                     progress(Event::Cell(Box::new(cell.clone())));
                     cells.push(cell);
                 }
@@ -468,6 +503,29 @@ mod tests {
         assert!(!again.iter().any(|e| matches!(e, Event::WarmUp { .. })));
         assert_eq!(second.cells, first.cells);
         assert_eq!(second.oracle.len(), first.oracle.len());
+        assert!(first.cells.iter().all(|c| c.held.is_some()), "judged");
+        // A journal from before cells were judged: judged on resume and journalled again, the
+        // later line winning.
+        let text = std::fs::read_to_string(&journal).expect("reads");
+        let unjudged: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let mut v: serde_json::Value = serde_json::from_str(line).expect("json");
+                if let Some(cell) = v.get_mut("cell").and_then(|c| c.as_object_mut()) {
+                    cell.remove("held");
+                }
+                v.to_string()
+            })
+            .collect();
+        std::fs::write(&journal, unjudged.join("\n") + "\n").expect("writes");
+        let third = run(&options, dir.path(), &journal, &mut |_| {}).expect("resumes");
+        assert_eq!(third.cells, first.cells, "judged again alike");
+        let lines = std::fs::read_to_string(&journal)
+            .expect("reads")
+            .lines()
+            .count();
+        assert_eq!(lines, unjudged.len() + 2, "both cells journalled again");
+        assert_eq!(interim(&journal).expect("reads").run.cells, first.cells);
         // Other options do not mix into this journal.
         let other = Rq1Options {
             seeds: vec![8],

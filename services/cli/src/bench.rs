@@ -6,7 +6,7 @@ use faasconf_benchmark::journal::Contents;
 use faasconf_benchmark::load::{self, LoadOptions};
 use faasconf_benchmark::methods::Method;
 use faasconf_benchmark::mismatch::{self, MismatchOptions};
-use faasconf_benchmark::report::{interim_markdown, markdown, summaries};
+use faasconf_benchmark::report::{held_summaries, interim_markdown, markdown, summaries};
 use faasconf_benchmark::rq1::{self, Event, Rq1Options, loads_of};
 use faasconf_benchmark::rq2::{self, Rq2Event, Rq2Options};
 use faasconf_benchmark::rq3;
@@ -298,7 +298,7 @@ fn run_mismatch(args: &BenchArgs) -> Result<()> {
                 c.cell.method,
                 c.cell.violations,
                 c.cell.best_cost,
-                c.best_pass_rate,
+                c.cell.held.and_then(|h| h.best_pass_rate),
                 c.oracle_cost
             ));
         }
@@ -463,6 +463,7 @@ fn run_grid(args: &BenchArgs, name: &str, title: &str) -> Result<()> {
         "journal": format!("{name}.journal.jsonl"),
         "oracle": report.oracle,
         "summary": summaries(&report),
+        "held": held_summaries(&report),
         "options": report.options,
         "warm_up_seconds": report.warm_up_seconds,
         "machine": machine,

@@ -123,6 +123,7 @@ fn results_summarise_a_grid_run_in_progress_from_its_journal() {
             decision_seconds: 1.0,
             wall_seconds: 1.0,
             iterations: Vec::new(),
+            held: None,
         };
         serde_json::json!({ "cell": cell }).to_string()
     };
