@@ -171,14 +171,17 @@ fn calibration_rows(
         .filter_map(|s| faasconf_store::history_from_observation(w, &s.observation))
         .collect();
     eprintln!(
-        "store: {} of {} stored windows of {} are usable closed-loop rows",
+        "store: {} of {} stored windows of {} are usable rows ({} open-loop at their measured arrival rate)",
         rows.len(),
         stored.len(),
-        w.name
+        w.name,
+        rows.iter()
+            .filter(|r| r.arrivals_per_second.is_some())
+            .count()
     );
     if rows.len() < 2 {
         bail!(
-            "--store {}: {} usable windows of {} (closed loop, rollout complete); at least 2 are needed",
+            "--store {}: {} usable windows of {} (with users or measured arrivals, rollout complete, every series measured); at least 2 are needed",
             path.display(),
             rows.len(),
             w.name
@@ -198,7 +201,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<()> {
     if let Some(users) = args.users {
         let mismatched: Vec<String> = rows
             .iter()
-            .filter(|r| r.users.round() as u32 != users)
+            .filter(|r| r.arrivals_per_second.is_none() && r.users.round() as u32 != users)
             .take(10)
             .map(|r| format!("line {} (qps {})", r.line, r.users))
             .collect();

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::config::{FunctionConfig, WorkflowConfig};
 use crate::error::{Error, FieldError, Result};
+use crate::telemetry::WindowReport;
 use crate::topology::Workflow;
 
 /// Measurements of one function in one window.
@@ -50,11 +51,77 @@ pub struct HistoryRow {
     pub total: f64,
     /// The recorded price.
     pub price: f64,
-    /// Concurrent users.
+    /// Concurrent users (closed loop); for an open-loop row, the requests in the system on
+    /// average (Little's law), which places it on the same scale.
     pub users: f64,
+    /// The arrival rate, requests per second, of a row driven by open-loop arrivals (`None`:
+    /// closed loop at `users`, as every row of the history CSV).
+    pub arrivals_per_second: Option<f64>,
 }
 
 impl HistoryRow {
+    /// A window as a history row, numbered `line`, with the policy's `actions` (the
+    /// configuration's own when they do not fit). A window a closed-loop generator drove (users
+    /// reported) is a closed-loop row; any other with a measured arrival rate is an open-loop row
+    /// at that rate. `None` for a window calibration cannot use: transient, rolled out only in
+    /// part, with series missing, without finished requests, without any load, or of another
+    /// function count.
+    pub fn from_window(
+        workflow: &Workflow,
+        window: &WindowReport,
+        line: usize,
+        actions: &[[f64; 4]],
+    ) -> Option<Self> {
+        let w = window;
+        let n = workflow.len();
+        let rate = w.arrival_rate();
+        let open = w.users == 0 && rate.is_finite() && rate > 0.0;
+        if w.transient
+            || w.workflow.rollout_stalled
+            || !w.is_complete()
+            || (w.users == 0 && !open)
+            || w.workflow.total_requests == 0
+            || w.functions.len() != n
+            || w.config.0.len() != n
+        {
+            return None;
+        }
+        let functions = w
+            .functions
+            .iter()
+            .zip(&w.config.0)
+            .map(|(f, config)| FunctionSample {
+                config: *config,
+                cpu_percent: f.cpu_usage_percent,
+                throttled_periods: f.cpu_throttled_periods,
+                memory_percent: f.memory_percent_of_limit,
+                network_rx_bytes_per_second: f.network_rx_bytes_per_second,
+                p75_seconds: f.latency_p75_seconds,
+                p95_seconds: f.latency_p95_seconds,
+            })
+            .collect();
+        Some(Self {
+            line,
+            actions: if actions.len() == n {
+                actions.to_vec()
+            } else {
+                workflow.actions_of(&w.config)
+            },
+            functions,
+            e2e_mean_seconds: w.workflow.mean_latency_seconds,
+            e2e_p95_seconds: w.workflow.p95_latency_seconds,
+            successful: w.workflow.successful_requests as f64,
+            total: w.workflow.total_requests as f64,
+            price: w.workflow.cost,
+            users: if open {
+                w.in_flight()
+            } else {
+                f64::from(w.users)
+            },
+            arrivals_per_second: open.then_some(rate),
+        })
+    }
+
     /// The configuration of the window.
     pub fn config(&self) -> WorkflowConfig {
         WorkflowConfig(self.functions.iter().map(|f| f.config).collect())
@@ -267,6 +334,7 @@ fn parse_row(
         total: tail[3],
         price: tail[4],
         users: tail[5],
+        arrivals_per_second: None,
     })
 }
 

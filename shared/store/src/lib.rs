@@ -469,7 +469,11 @@ pub fn observation_from_history(
             ready_replicas: f.config.replicas,
         })
         .collect();
-    let users = row.users.round().max(0.0) as u32;
+    // An open-loop row: no users, its arrivals and requests in flight.
+    let (users, arrivals, mean_in_flight) = match row.arrivals_per_second {
+        Some(rate) => (0, (rate * 30.0).round().max(0.0) as u64, row.users),
+        None => (row.users.round().max(0.0) as u32, 0, 0.0),
+    };
     let window = WindowReport {
         index: row.line as u64,
         start_seconds: 0.0,
@@ -487,8 +491,8 @@ pub fn observation_from_history(
             throughput_rps: row.successful / 30.0,
             cost: row.price,
             rollout_stalled: false,
-            arrivals: 0,
-            mean_in_flight: 0.0,
+            arrivals,
+            mean_in_flight,
             missing_series: Vec::new(),
         },
         functions,
@@ -506,52 +510,12 @@ pub fn observation_from_history(
     }
 }
 
-/// A stored window as a history row, for calibration from the store: the inverse of
-/// [`observation_from_history`] for every field calibration reads (an imported row comes back
-/// equal, its line from the observation's position). `None` for a window calibration cannot
-/// use as a closed-loop row: transient, rolled out only in part, without users (open-loop
-/// load), without finished requests, or of another function count.
+/// A stored window as a history row, for calibration from the store
+/// ([`HistoryRow::from_window`]): the inverse of [`observation_from_history`] for every field
+/// calibration reads (an imported row comes back equal, its line from the observation's
+/// position). `None` for a window calibration cannot use.
 pub fn history_from_observation(workflow: &Workflow, o: &Observation) -> Option<HistoryRow> {
-    let w = &o.window;
-    let n = workflow.len();
-    if w.transient
-        || w.workflow.rollout_stalled
-        || w.users == 0
-        || w.workflow.total_requests == 0
-        || w.functions.len() != n
-        || w.config.0.len() != n
-    {
-        return None;
-    }
-    let functions = w
-        .functions
-        .iter()
-        .zip(&w.config.0)
-        .map(|(f, config)| faasconf_core::history::FunctionSample {
-            config: *config,
-            cpu_percent: f.cpu_usage_percent,
-            throttled_periods: f.cpu_throttled_periods,
-            memory_percent: f.memory_percent_of_limit,
-            network_rx_bytes_per_second: f.network_rx_bytes_per_second,
-            p75_seconds: f.latency_p75_seconds,
-            p95_seconds: f.latency_p95_seconds,
-        })
-        .collect();
-    Some(HistoryRow {
-        line: o.seq as usize,
-        actions: if o.actions.len() == n {
-            o.actions.clone()
-        } else {
-            workflow.actions_of(&w.config)
-        },
-        functions,
-        e2e_mean_seconds: w.workflow.mean_latency_seconds,
-        e2e_p95_seconds: w.workflow.p95_latency_seconds,
-        successful: w.workflow.successful_requests as f64,
-        total: w.workflow.total_requests as f64,
-        price: w.workflow.cost,
-        users: f64::from(w.users),
-    })
+    HistoryRow::from_window(workflow, &o.window, o.seq as usize, &o.actions)
 }
 
 #[cfg(test)]

@@ -270,11 +270,26 @@ fn imported_history_comes_back_as_the_same_rows() {
     for (b, r) in back.iter().zip(rows) {
         assert_eq!(b, r, "line {}", r.line);
     }
-    // What calibration cannot use as a closed-loop row is left out.
+    // A window without users is an open-loop row at its measured rate, and comes back alike.
     let mut open = observations[0].clone();
     open.window.users = 0;
-    assert!(history_from_observation(&w, &open).is_none());
+    open.window.workflow.arrivals = 90;
+    open.window.workflow.mean_in_flight = 6.5;
+    let row = history_from_observation(&w, &open).expect("an open-loop row");
+    assert_eq!(row.arrivals_per_second, Some(3.0));
+    assert_eq!(row.users, 6.5);
+    let again = observation_from_history(&w, &row, "import", 0.0, true);
+    assert_eq!(history_from_observation(&w, &again), Some(row));
+    // What calibration cannot use is left out: no load at all, a stalled rollout, a window
+    // with series missing.
+    let mut idle = open.clone();
+    idle.window.workflow.arrivals = 0;
+    idle.window.workflow.total_requests = 0;
+    assert!(history_from_observation(&w, &idle).is_none());
     let mut stalled = observations[0].clone();
     stalled.window.workflow.rollout_stalled = true;
     assert!(history_from_observation(&w, &stalled).is_none());
+    let mut partial = observations[0].clone();
+    partial.window.workflow.missing_series = vec!["e2e".into()];
+    assert!(history_from_observation(&w, &partial).is_none());
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. A data-driven starting point: CPU work per request from measured CPU usage, working set
 //!    from memory %, payload from network bytes, think time from Little's law on the closed
-//!    loop (`users * window / requests - latency`).
+//!    loop (`users * window / requests - latency`). Rows may mix closed-loop users and
+//!    open-loop arrival rates (each is simulated under its own load).
 //! 2. Coordinate descent in log space over each function's CPU work, parallelism, non-CPU
 //!    time and throttling waste, plus the platform's think time, gateway overhead and failure
 //!    ratio, minimising the mean squared log error of per-function p75 and end-to-end mean
@@ -256,16 +257,16 @@ pub fn initial_guess(
             p.network_rx_bytes = bytes.max(0.0);
         }
     }
+    // Think time is a closed loop's: open-loop rows say nothing of it.
     let think = median(
         rows.iter()
+            .filter(|r| r.arrivals_per_second.is_none())
             .map(|r| r.users * window / r.total.max(1.0) - r.e2e_mean_seconds)
             .collect(),
     );
-    w.platform.user_think_seconds = if think.is_finite() {
-        think.clamp(0.01, 60.0)
-    } else {
-        1.0
-    };
+    if think.is_finite() {
+        w.platform.user_think_seconds = think.clamp(0.01, 60.0);
+    }
     // Failures that capacity cannot explain: rows where every function holds twice the users.
     let roomy: Vec<f64> = rows
         .iter()

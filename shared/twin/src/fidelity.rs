@@ -110,20 +110,22 @@ pub fn cpu_per_request(f: &faasconf_core::telemetry::FunctionWindow, duration: f
 }
 
 /// Simulates `windows` windows (after one warm-up window) of `row`'s configuration under its
-/// closed-loop users and returns the means. Seeds derive from `seed` and the row's line.
+/// load (closed-loop users, or open-loop arrivals at its rate) and returns the means. Seeds
+/// derive from `seed` and the row's line.
 pub fn predict_row(workflow: &Workflow, row: &HistoryRow, windows: u32, seed: u64) -> Prediction {
-    let users = row.users.round().max(1.0) as u32;
+    let load = match row.arrivals_per_second {
+        Some(requests_per_second) => Workload::Poisson {
+            requests_per_second,
+        },
+        None => Workload::ClosedLoop {
+            users: row.users.round().max(1.0) as u32,
+        },
+    };
     let options = TwinOptions {
         window_seconds: 30.0,
         seed: seed ^ (row.line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     };
-    predict_config(
-        workflow,
-        &row.config(),
-        Workload::ClosedLoop { users },
-        windows,
-        options,
-    )
+    predict_config(workflow, &row.config(), load, windows, options)
 }
 
 /// Simulates a configuration: one warm-up window, then the mean of `windows` windows.

@@ -4,7 +4,6 @@ use super::*;
 use crate::fidelity::Fidelity;
 use crate::{Twin, TwinOptions, Workload};
 use faasconf_core::catalog::parse_topology;
-use faasconf_core::history::FunctionSample;
 
 fn truth() -> Workflow {
     let yaml = "name: truth
@@ -17,8 +16,8 @@ platform: { gateway_overhead_seconds: 0.05, user_think_seconds: 1.0, interferenc
     parse_topology(yaml, false, "truth.yaml").unwrap()
 }
 
-/// History rows as a cluster would record them, from a twin with known profiles.
-fn synthetic_history(w: &Workflow, n: usize, seed: u64) -> Vec<HistoryRow> {
+/// History rows as a cluster would record them under `load`, from a twin with known profiles.
+fn history_under(w: &Workflow, n: usize, seed: u64, load: &Workload) -> Vec<HistoryRow> {
     let mut rng = crate::rng::Rng::new(seed);
     (0..n)
         .map(|i| {
@@ -28,8 +27,8 @@ fn synthetic_history(w: &Workflow, n: usize, seed: u64) -> Vec<HistoryRow> {
             let config = w.config_from_actions(&actions).unwrap();
             let mut twin = Twin::new(
                 w.clone(),
-                config.clone(),
-                Workload::ClosedLoop { users: 8 },
+                config,
+                load.clone(),
                 TwinOptions {
                     window_seconds: 30.0,
                     seed: seed + i as u64,
@@ -38,32 +37,14 @@ fn synthetic_history(w: &Workflow, n: usize, seed: u64) -> Vec<HistoryRow> {
             .unwrap();
             twin.run_window();
             let r = twin.run_window();
-            HistoryRow {
-                line: i + 2,
-                actions,
-                functions: r
-                    .functions
-                    .iter()
-                    .zip(&config.0)
-                    .map(|(f, c)| FunctionSample {
-                        config: *c,
-                        cpu_percent: f.cpu_usage_percent,
-                        throttled_periods: f.cpu_throttled_periods,
-                        memory_percent: f.memory_percent_of_limit,
-                        network_rx_bytes_per_second: f.network_rx_bytes_per_second,
-                        p75_seconds: f.latency_p75_seconds,
-                        p95_seconds: f.latency_p95_seconds,
-                    })
-                    .collect(),
-                e2e_mean_seconds: r.workflow.mean_latency_seconds,
-                e2e_p95_seconds: r.workflow.p95_latency_seconds,
-                successful: r.workflow.successful_requests as f64,
-                total: r.workflow.total_requests as f64,
-                price: config.cost(),
-                users: 8.0,
-            }
+            HistoryRow::from_window(w, &r, i + 2, &actions).expect("a usable window")
         })
         .collect()
+}
+
+/// Closed-loop history at 8 users.
+fn synthetic_history(w: &Workflow, n: usize, seed: u64) -> Vec<HistoryRow> {
+    history_under(w, n, seed, &Workload::ClosedLoop { users: 8 })
 }
 
 #[test]
@@ -108,4 +89,59 @@ fn initial_guess_reads_cpu_work_and_think_time_from_history() {
     assert!((b - 0.8).abs() < 0.25, "function b's CPU work {b}");
     let think = guess.platform.user_think_seconds;
     assert!((think - 1.0).abs() < 0.6, "think {think}");
+}
+
+#[test]
+fn open_loop_rows_calibrate_at_their_arrival_rate() {
+    let truth = truth();
+    // Arrival rates from 3 to 9 per second: a load shape no closed-loop row has.
+    let rows: Vec<HistoryRow> = [3.0, 5.0, 7.0, 9.0]
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &rate)| {
+            history_under(
+                &truth,
+                12,
+                40 + k as u64 * 100,
+                &Workload::Poisson {
+                    requests_per_second: rate,
+                },
+            )
+        })
+        .collect();
+    assert!(rows.iter().all(|r| r.arrivals_per_second.is_some()));
+    let rate = rows[0].arrivals_per_second.expect("open");
+    assert!((rate - 3.0).abs() < 1.0, "measured rate {rate}");
+    assert!(rows[0].users > 0.0, "in flight by Little's law");
+    // Start from CPU work and I/O time off by x2 and x0.5: the fit lowers the held-out error.
+    let mut wrong = truth.clone();
+    for f in &mut wrong.functions {
+        f.profile.cpu_core_seconds *= 2.0;
+        f.profile.io_seconds *= 0.5;
+    }
+    let (train, test) = rows.split_at(36);
+    // The starting point reads CPU work from the windows' CPU usage at their arrival rate.
+    let guess = initial_guess(&wrong, train, Routing::Random, FailureMode::RunToEnd);
+    let b = guess.functions[1].profile.cpu_core_seconds;
+    assert!(
+        (b - 0.8).abs() < 0.25,
+        "function b's CPU work {b} (truth 0.8)"
+    );
+    let options = CalibrationOptions {
+        max_evaluations: 120,
+        routing: Some(Routing::Random),
+        failure_mode: Some(FailureMode::RunToEnd),
+        threads: 2,
+        ..Default::default()
+    };
+    let before = Fidelity::measure(&wrong, test, &predict_rows(&wrong, test, 2, 3, 2));
+    let fit = calibrate(&wrong, train, &options, &mut |_, _| {});
+    let fitted = wrong.clone().with_profiles(&fit.profiles);
+    let after = Fidelity::measure(&fitted, test, &predict_rows(&fitted, test, 2, 3, 2));
+    assert!(
+        after.e2e_median_ape < 0.15 && after.e2e_median_ape < before.e2e_median_ape,
+        "held-out e2e error {} (before {})",
+        after.e2e_median_ape,
+        before.e2e_median_ape
+    );
 }
