@@ -228,6 +228,7 @@ pub fn start_policy(
                 ..TrainOptions::default()
             },
             promote: true,
+            calibrate: None,
         };
         run_job(
             &mut store,

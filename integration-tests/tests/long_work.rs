@@ -57,6 +57,8 @@ async fn sigterm_during_training_exits_promptly_and_the_job_resumes() {
             epochs: 320,
             seed: 7,
             algorithm: "mf".into(),
+
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -2,7 +2,8 @@
 //! from a topology file whose functions are slower than the built-in twin believes (CPU work
 //! x1.5, I/O time x1.4), the policy is trained on the built-in twin, and a tuning session over
 //! gRPC follows the cluster: it reports the twin's error per window, refitting brings it down,
-//! and the agents are fine-tuned on the refitted twin.
+//! and the agents are fine-tuned on the refitted twin. And a training job that calibrates the
+//! policy's twin from the windows its store measured on such a cluster, and keeps it.
 
 mod common;
 
@@ -80,4 +81,177 @@ async fn a_session_on_a_mismatched_cluster_refits_its_twin() {
     );
     // The twin moved far from the one the agents learnt on: they were fine-tuned on it.
     assert!(status.fine_tunes >= 1, "{status:?}");
+}
+
+/// Windows measured on `cluster` at random configurations, as a tuning session stores them.
+fn measured_windows(
+    cluster: &faasconf_core::Workflow,
+    n: usize,
+) -> Vec<faasconf_store::Observation> {
+    let mut rng = faasconf_core::rng::Rng::new(21);
+    (0..n)
+        .map(|i| {
+            let actions: Vec<[f64; 4]> = (0..cluster.len())
+                .map(|_| [0.0; 4].map(|_| 0.3 + 0.7 * rng.uniform()))
+                .collect();
+            let config = cluster.config_from_actions(&actions).expect("in bounds");
+            let mut twin = faasconf_twin::Twin::new(
+                cluster.clone(),
+                config,
+                faasconf_twin::Workload::ClosedLoop { users: 20 },
+                faasconf_twin::TwinOptions {
+                    window_seconds: 30.0,
+                    seed: 900 + i as u64,
+                },
+            )
+            .expect("a twin of the cluster");
+            twin.run_window();
+            let window = twin.run_window();
+            faasconf_store::Observation {
+                workflow: cluster.name.clone(),
+                source: faasconf_store::Source::Online,
+                session: "tuning-on-the-cluster".into(),
+                seq: i as u64,
+                users: window.users,
+                actions,
+                window,
+                reward: 0.0,
+                qos_met: false,
+            }
+        })
+        .collect()
+}
+
+/// The policy calibrates its twin from the windows its store measured on a slower cluster
+/// (`StartTraining` with `calibrate`), trains on the calibrated twin, and keeps it across a
+/// restart; a bad calibration budget is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_job_calibrates_the_twin_from_measured_windows_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("faasconf.db");
+    let mut cluster = faasconf_core::catalog::builtin("parallel").unwrap();
+    for f in &mut cluster.functions {
+        f.profile.cpu_core_seconds *= 1.5;
+        f.profile.io_seconds *= 1.4;
+    }
+    faasconf_store::Store::open(&store)
+        .unwrap()
+        .record(&measured_windows(&cluster, 15))
+        .unwrap();
+    let policy = common::parallel_policy(&store, None);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let refused = client
+        .start_training(v1::StartTrainingRequest {
+            workflow: "parallel".into(),
+            calibrate: true,
+            calibration_evaluations: 9999,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("calibration_evaluations"),
+        "{refused:?}"
+    );
+    let job = client
+        .start_training(v1::StartTrainingRequest {
+            workflow: "parallel".into(),
+            samples: 60,
+            epochs: 1,
+            seed: 2,
+            algorithm: "mf".into(),
+            calibrate: true,
+            calibration_evaluations: 20,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let status = loop {
+        let s = client
+            .get_training_status(v1::GetTrainingStatusRequest {
+                job_id: job.job_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !matches!(
+            s.state(),
+            v1::TrainingJobState::Pending | v1::TrainingJobState::Running
+        ) {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(status.state(), v1::TrainingJobState::Done, "{status:?}");
+    let calibration = status.calibration.clone().expect("the job calibrated");
+    assert_eq!(
+        (calibration.fitted_windows, calibration.held_out_windows),
+        (12, 3),
+        "{calibration:?}"
+    );
+    assert!(calibration.adopted, "{status:?}");
+    assert!(
+        calibration.held_out_e2e_error_after < calibration.held_out_e2e_error_before,
+        "{calibration:?}"
+    );
+    assert!(status.message.contains("calibrated"), "{}", status.message);
+    let models = |client: &mut PolicyClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_models(v1::ListModelsRequest {
+                    workflow: "parallel".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .models
+        }
+    };
+    let listed = models(&mut client).await;
+    let model = listed
+        .iter()
+        .find(|m| m.version == status.model_version)
+        .expect("the job's model is listed");
+    assert_eq!(model.twin_fingerprint, calibration.twin_fingerprint);
+    assert!(model.on_current_twin, "{model:?}");
+    let models_dir = dir.path().join("faasconf.models");
+    assert!(models_dir.join("twins/parallel.json").exists());
+    drop(client);
+    assert!(policy.terminate().success());
+
+    // After a restart the policy still serves the calibrated twin.
+    let policy = common::parallel_policy(&store, None);
+    let mut client = PolicyClient::connect(policy.endpoint()).await.unwrap();
+    let listed = models(&mut client).await;
+    assert!(
+        listed
+            .iter()
+            .any(|m| m.version == status.model_version && m.on_current_twin),
+        "{listed:?}"
+    );
+    drop(client);
+    assert!(policy.terminate().success());
+    // `faasconf train` on the same store trains on the adopted twin too.
+    let out = common::command("faasconf")
+        .args(["train", "--workflow", "parallel", "--store"])
+        .arg(&store)
+        .args([
+            "--samples",
+            "20",
+            "--updates",
+            "1",
+            "--online-steps",
+            "0",
+            "--loads",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("twin: the calibration adopted"), "{stderr}");
 }

@@ -453,6 +453,8 @@ async fn a_killed_training_job_resumes_from_its_checkpoint() {
             epochs: 160,
             seed: 5,
             algorithm: "mf".into(),
+
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -80,6 +80,8 @@ pub struct TrainArgs {
     pub workflow: String,
     /// Profiles JSON (as written by `sim calibrate`) overriding the workflow's own: the twin
     /// samples are drawn from it (keyed by its fingerprint, never mixed with another twin's).
+    /// Without it, a twin an earlier `--calibrate` adopted (`<models>/twins/<workflow>.json`)
+    /// is trained on.
     #[arg(long)]
     pub profiles: Option<PathBuf>,
     /// Twin samples to draw (stored; a rerun with the same seed reuses them).
@@ -122,6 +124,15 @@ pub struct TrainArgs {
     /// Promote the new model (the first model of a workflow always is).
     #[arg(long)]
     pub promote: bool,
+    /// Calibrate the twin from the store's measured windows first (tuning sessions' windows,
+    /// imported history; closed or open loop) and train on it when it predicts a held-out fifth
+    /// of them better than the twin it would replace. The model records the calibration
+    /// (`calibration.json` beside it).
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Objective evaluations of that calibration (each simulates every fitted window).
+    #[arg(long, default_value_t = faasconf_training::calibration::EVALUATIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=5000))]
+    pub calibration_evaluations: usize,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -67,6 +67,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             ..TrainOptions::default()
         },
         promote: true,
+        calibrate: None,
     };
     let outcome = {
         let mut store =

@@ -53,11 +53,15 @@ pub fn train_with_progress(
     models: &std::path::Path,
     quiet: bool,
 ) -> Result<JobOutcome> {
+    let calibrating = progress_bar(spec.calibrate.unwrap_or(0), "calibrating");
     let sampling = progress_bar(spec.samples, "twin samples");
     let training = progress_bar(
         usize::try_from(spec.train.updates + spec.train.online_steps).unwrap_or(usize::MAX),
         "updates",
     );
+    if quiet || spec.calibrate.is_none() {
+        calibrating.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     if quiet {
         sampling.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         training.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -69,6 +73,10 @@ pub fn train_with_progress(
         models,
         faasconf_agents::default_device(),
         &mut |stage| match stage {
+            Stage::Calibrating(done, total) => {
+                calibrating.set_length(total as u64);
+                calibrating.set_position(done as u64);
+            }
             Stage::Sampling(done, _) => sampling.set_position(done as u64),
             Stage::Training(p) => {
                 if p.update.is_multiple_of(50) || p.update == p.total {
@@ -78,6 +86,7 @@ pub fn train_with_progress(
             }
         },
     )?;
+    calibrating.finish_and_clear();
     sampling.finish_and_clear();
     training.finish_and_clear();
     Ok(outcome)
@@ -90,6 +99,19 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         let set = catalog::ProfileSet::read(path)
             .with_context(|| format!("--profiles {}", path.display()))?;
         workflow = workflow.with_profiles(&set);
+    } else if let Some(adopted) =
+        faasconf_training::calibration::with_adopted_twin(&args.store.models_dir(), &workflow)
+            .context("the adopted twin (give --profiles to train on another)")?
+    {
+        eprintln!(
+            "twin: the calibration adopted in {}",
+            faasconf_training::calibration::adopted_twin_file(
+                &args.store.models_dir(),
+                &workflow.name
+            )
+            .display()
+        );
+        workflow = adopted;
     }
     let qos = Qos {
         mean_latency_seconds: args.qos_latency_ms / 1000.0,
@@ -130,6 +152,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             ..TrainOptions::default()
         },
         promote: args.promote,
+        calibrate: args.calibrate.then_some(args.calibration_evaluations),
     };
     let outcome = train_with_progress(
         &mut store,
@@ -160,6 +183,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "final_rewards": report.rewards.iter().rev().take(spec.loads.len()).collect::<Vec<_>>(),
             "evaluation": report.evaluation,
             "report": outcome.path.join("report.json"),
+            "calibration": outcome.calibration.as_ref().map(|c| json!({
+                "summary": c.summary(),
+                "adopted": c.adopted,
+                "fitted_windows": c.fitted,
+                "held_out_windows": c.held_out,
+                "held_out_e2e_error_before": c.before.e2e_median_ape,
+                "held_out_e2e_error_after": c.after.e2e_median_ape,
+                "twin_fingerprint": c.twin_fingerprint,
+                "file": outcome.path.join("calibration.json"),
+            })),
         })
     );
     Ok(())

@@ -1,16 +1,19 @@
-//! The policy's shared state: known workflows, the experience store, loaded models, and the
+//! The policy's shared state: known workflows (each with the twin the policy screens and trains
+//! on, which an adopted calibration replaces), the experience store, loaded models, and the
 //! safe-exploration strategy of each workflow.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use faasconf_tuner::{lock, safe_history};
 
 use faasconf_core::Workflow;
+use faasconf_core::catalog::ProfileSet;
 use faasconf_ses::{SafeExplorer, SesConfig};
 use faasconf_store::{ModelVersion, Store};
 use faasconf_training::Model;
+use faasconf_training::calibration::with_adopted_twin;
 
 use crate::error::PolicyError;
 
@@ -19,7 +22,7 @@ pub type SharedModel = Arc<Mutex<Model>>;
 
 /// What every RPC works with.
 pub struct Engine {
-    workflows: HashMap<String, Workflow>,
+    workflows: RwLock<HashMap<String, Arc<Workflow>>>,
     store: Mutex<Store>,
     /// The store's file (training jobs open their own connection to it).
     pub store_path: PathBuf,
@@ -41,7 +44,12 @@ impl Engine {
         let store = Store::open(&store_path)?;
         Ok(Self {
             store_path,
-            workflows: workflows.into_iter().map(|w| (w.name.clone(), w)).collect(),
+            workflows: RwLock::new(
+                workflows
+                    .into_iter()
+                    .map(|w| (w.name.clone(), Arc::new(w)))
+                    .collect(),
+            ),
             store: Mutex::new(store),
             models_dir,
             models: Mutex::new(HashMap::new()),
@@ -55,14 +63,63 @@ impl Engine {
         lock(&self.store)
     }
 
-    /// A known workflow.
-    pub fn workflow(&self, name: &str) -> Result<&Workflow, PolicyError> {
+    /// A known workflow, with the twin the policy holds of it now.
+    pub fn workflow(&self, name: &str) -> Result<Arc<Workflow>, PolicyError> {
         if name.is_empty() {
             return Err(PolicyError::field("workflow", "missing"));
         }
         self.workflows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(name)
+            .cloned()
             .ok_or_else(|| PolicyError::UnknownWorkflow(name.to_owned()))
+    }
+
+    /// Serves `workflow` with the calibrated `profiles` from now on (sessions started later
+    /// screen on them); the training job that adopted them keeps them for the next start.
+    pub fn adopt_profiles(&self, workflow: &str, profiles: &ProfileSet) -> Result<(), PolicyError> {
+        let adopted = Arc::new((*self.workflow(workflow)?).clone().with_profiles(profiles));
+        self.workflows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(workflow.to_owned(), adopted);
+        Ok(())
+    }
+
+    /// Takes up the twins training jobs adopted before this start
+    /// (`faasconf_training::calibration::with_adopted_twin`), except for the workflows in
+    /// `explicit` (whose profiles an operator gave at start: those win). Returns the workflows
+    /// whose twin changed; one that cannot be read is left out with a warning.
+    pub fn restore_calibrations(&self, explicit: &[String]) -> Vec<String> {
+        let served: Vec<Arc<Workflow>> = self
+            .workflows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut restored = Vec::new();
+        for workflow in served {
+            if explicit.contains(&workflow.name) {
+                continue;
+            }
+            match with_adopted_twin(&self.models_dir, &workflow) {
+                Ok(None) => {}
+                Ok(Some(adopted)) => {
+                    restored.push(workflow.name.clone());
+                    self.workflows
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(workflow.name.clone(), Arc::new(adopted));
+                }
+                Err(e) => tracing::warn!(
+                    workflow = %workflow.name, error = %e,
+                    "the adopted twin cannot be used; serving the configured one"
+                ),
+            }
+        }
+        restored
     }
 
     /// The model versions of `workflow` (all workflows when `None`).

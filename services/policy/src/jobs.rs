@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use faasconf_core::cancel::Cancel;
 use faasconf_core::limits::quoted;
+use faasconf_training::calibration::TwinCalibration;
 use faasconf_training::{Error as TrainingError, JobSpec, Stage, run_job};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,9 @@ pub struct JobRecord {
     /// How many times the job was started (1 + resumptions).
     #[serde(default)]
     pub starts: u32,
+    /// What its calibration found, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<TwinCalibration>,
 }
 
 struct Job {
@@ -157,6 +161,7 @@ impl Jobs {
             model_version: String::new(),
             message: String::new(),
             starts: 0,
+            calibration: None,
         };
         Ok(self.launch(engine, record))
     }
@@ -268,13 +273,14 @@ impl Jobs {
                 // Its own connection: the service's stays free for recommendations.
                 let mut store = faasconf_store::Store::open(&engine.store_path)?;
                 let progress = shared.clone();
+                let calibrating = spec.calibrate.is_some();
                 run_job(
                     &mut store,
-                    workflow,
+                    &workflow,
                     &spec,
                     &engine.models_dir,
                     faasconf_agents::default_device(),
-                    &mut |stage| lock(&progress).progress = fraction(stage),
+                    &mut |stage| lock(&progress).progress = fraction(stage, calibrating),
                 )
             });
         self.finish(engine, shared, &spec, result);
@@ -297,6 +303,16 @@ impl Jobs {
                     "trained on {} transitions in {:.1} s",
                     outcome.report.transitions, outcome.report.seconds
                 );
+                if let Some(calibration) = outcome.calibration {
+                    r.message = format!("{}; {}", calibration.summary(), r.message);
+                    if calibration.adopted
+                        && let Err(e) = engine.adopt_profiles(&spec.workflow, &calibration.profiles)
+                    {
+                        tracing::warn!(job = %r.id, error = %e, "calibration not served");
+                        r.message = format!("{}; but {e}", r.message);
+                    }
+                    r.calibration = Some(calibration);
+                }
                 engine.refresh_explorer(&spec.workflow);
             }
             Err(TrainingError::Cancelled) if self.stopping.load(Ordering::SeqCst) => {
@@ -355,10 +371,15 @@ impl Jobs {
     }
 }
 
-/// The share of a job done at `stage`: sampling is the first 30%.
-fn fraction(stage: Stage) -> f64 {
+/// The share of a job done at `stage`: sampling is the first 30%, training the rest; a job
+/// that calibrates first gives calibration the first 30% and the others the rest, in the same
+/// proportions.
+fn fraction(stage: Stage, calibrating: bool) -> f64 {
+    let share = |done: u64, total: u64| done as f64 / total.max(1) as f64;
+    let after = |f: f64| if calibrating { 0.3 + 0.7 * f } else { f };
     match stage {
-        Stage::Sampling(done, total) => 0.3 * done as f64 / total.max(1) as f64,
-        Stage::Training(p) => 0.3 + 0.7 * p.update as f64 / p.total.max(1) as f64,
+        Stage::Calibrating(done, total) => 0.3 * share(done as u64, total as u64),
+        Stage::Sampling(done, total) => after(0.3 * share(done as u64, total as u64)),
+        Stage::Training(p) => after(0.3 + 0.7 * share(p.update, p.total)),
     }
 }

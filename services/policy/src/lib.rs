@@ -12,11 +12,13 @@
 //! - [`tuning`] — tuning sessions: the tuner (`faasconf-tuner`) driven against an actuator
 //!   over gRPC.
 //! - [`jobs`] — training jobs, resumed after a restart.
+//! - [`job_proto`] — training jobs at the contract's edge: requests checked, records as status.
 //! - [`service`] — the gRPC edge.
 
 pub mod actuators;
 pub mod engine;
 pub mod error;
+pub mod job_proto;
 pub mod jobs;
 pub mod recommend;
 pub mod service;

@@ -68,7 +68,9 @@ struct Args {
     #[arg(long = "workflow", env = "FAASCONF_WORKFLOWS", value_delimiter = ',')]
     workflows: Vec<String>,
     /// Calibrated profiles (as `faasconf sim calibrate` writes them) replacing a served
-    /// workflow's: `WORKFLOW=FILE`, or `FILE` when one workflow is served. Repeatable.
+    /// workflow's: `WORKFLOW=FILE`, or `FILE` when one workflow is served. Repeatable. A
+    /// workflow named here keeps these profiles over a calibration that a training job
+    /// adopted (`StartTraining` with `calibrate`, kept in `<models>/twins/`).
     #[arg(long = "profiles", env = "FAASCONF_PROFILES", value_delimiter = ',')]
     profiles: Vec<String>,
     /// TLS and bearer-token settings of this server.
@@ -133,6 +135,19 @@ async fn serve() -> Result<()> {
         .unwrap_or_else(|| args.store.with_extension("models"));
     let engine = Engine::open(workflows, args.store.clone(), models)
         .with_context(|| format!("--store {}", args.store.display()))?;
+    // Calibrations adopted by training jobs before this start, unless --profiles names the
+    // workflow (the operator's file wins).
+    let explicit: Vec<String> = args
+        .profiles
+        .iter()
+        .filter_map(|flag| match flag.split_once('=') {
+            Some((name, _)) => Some(name.to_owned()),
+            None => names.first().filter(|_| names.len() == 1).cloned(),
+        })
+        .collect();
+    for name in engine.restore_calibrations(&explicit) {
+        tracing::info!(workflow = %name, "screening on the calibration a training job adopted");
+    }
     let handle = faasconf_server::install_metrics_recorder()?;
     faasconf_policy::service::describe_metrics(&names);
     // Why: before the ports are announced, so an early SIGTERM still drains.

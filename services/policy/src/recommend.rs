@@ -133,7 +133,7 @@ pub fn recommend(
     request: &RecommendRequest,
     cancel: &Cancel,
 ) -> Result<Recommendation, PolicyError> {
-    let workflow = engine.workflow(&request.workflow)?;
+    let workflow = &*engine.workflow(&request.workflow)?;
     check_load(&request.load)?;
     request
         .qos

@@ -4,17 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use faasconf_agents::Algorithm;
+use faasconf_core::Qos;
 use faasconf_core::cancel::Cancel;
-use faasconf_core::limits::{
-    MAX_TRAINING_EPOCHS, MAX_TRAINING_SAMPLES, MAX_TRAINING_UPDATES, MAX_USERS,
-};
 use faasconf_core::telemetry::LoadModel;
-use faasconf_core::{FieldError, Qos};
 use faasconf_proto::convert::{config_to_proto, load_model_from_proto};
 use faasconf_proto::v1::{self, policy_server::Policy};
 use faasconf_proto::window::window_from_proto;
-use faasconf_training::{JobSpec, TrainOptions};
 use faasconf_twin::Workload;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
@@ -22,8 +17,9 @@ use tonic::{Request, Response, Status};
 use crate::actuators::Actuators;
 use crate::engine::Engine;
 use crate::error::PolicyError;
-use crate::jobs::{JobRecord, Jobs};
-use crate::recommend::{RecommendRequest, check_load, check_users, recommend};
+use crate::job_proto::{check_job_spec, job_spec_from_proto, job_to_proto};
+use crate::jobs::Jobs;
+use crate::recommend::{RecommendRequest, check_load, recommend};
 use crate::tuning::{Retention, Sessions, TuningSpec, TuningState};
 
 /// How long `CancelTraining` waits for the job to stop before it answers.
@@ -216,109 +212,10 @@ fn load_from_proto(load: Option<&v1::Load>) -> Result<Workload, PolicyError> {
     check_load(&load).map(|()| load)
 }
 
-/// Samples a training job draws when the request names none.
-pub const DEFAULT_SAMPLES: u32 = 2000;
-
-/// A `StartTrainingRequest` as a job, every field checked against its limit before anything
-/// is written.
-fn job_spec_from_proto(
-    engine: &Engine,
-    r: v1::StartTrainingRequest,
-) -> Result<JobSpec, PolicyError> {
-    engine.workflow(&r.workflow)?;
-    let mut errors = Vec::new();
-    let algorithm = if r.algorithm.is_empty() {
-        Algorithm::AttMf
-    } else {
-        r.algorithm.parse().unwrap_or_else(|e: String| {
-            errors.push(FieldError::new("algorithm", e));
-            Algorithm::AttMf
-        })
-    };
-    if r.samples > MAX_TRAINING_SAMPLES {
-        errors.push(FieldError::new(
-            "samples",
-            format!("{} is over the limit of {MAX_TRAINING_SAMPLES}", r.samples),
-        ));
-    }
-    if r.epochs > MAX_TRAINING_EPOCHS {
-        errors.push(FieldError::new(
-            "epochs",
-            format!("{} is over the limit of {MAX_TRAINING_EPOCHS}", r.epochs),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(PolicyError::Invalid(errors));
-    }
-    let samples = if r.samples == 0 {
-        DEFAULT_SAMPLES
-    } else {
-        r.samples
-    };
-    let defaults = TrainOptions::default();
-    let updates = if r.epochs == 0 {
-        defaults.updates
-    } else {
-        (u64::from(r.epochs) * u64::from(samples))
-            .div_ceil(defaults.batch_size as u64)
-            .max(1)
-    };
-    let spec = JobSpec {
-        workflow: r.workflow,
-        samples: samples as usize,
-        loads: vec![10, 20, 30],
-        train: TrainOptions {
-            algorithm,
-            updates,
-            seed: r.seed,
-            ..defaults
-        },
-        promote: false,
-    };
-    check_job_spec(&spec)?;
-    Ok(spec)
-}
-
-/// Whether a job may run under today's limits (also for a job recorded by an older version).
-pub fn check_job_spec(spec: &JobSpec) -> Result<(), PolicyError> {
-    let max_updates = MAX_TRAINING_UPDATES;
-    let mut errors = Vec::new();
-    if spec.samples > MAX_TRAINING_SAMPLES as usize {
-        errors.push(FieldError::new(
-            "samples",
-            format!(
-                "{} is over the limit of {MAX_TRAINING_SAMPLES}",
-                spec.samples
-            ),
-        ));
-    }
-    if spec.train.updates + spec.train.online_steps > max_updates {
-        errors.push(FieldError::new(
-            "epochs",
-            format!(
-                "{} updates (epochs x samples / {} + {} online steps) are over the limit of {max_updates}",
-                spec.train.updates + spec.train.online_steps,
-                spec.train.batch_size,
-                spec.train.online_steps
-            ),
-        ));
-    }
-    if spec.loads.is_empty() || spec.loads.iter().any(|&u| check_users(u).is_err()) {
-        errors.push(FieldError::new(
-            "loads",
-            format!("{:?}: each must be in 1..={MAX_USERS}", spec.loads),
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(PolicyError::Invalid(errors))
-    }
-}
-
 fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
     let workflow = engine.workflow(&s.spec.workflow).ok();
-    let config = |c: &faasconf_core::WorkflowConfig| workflow.map(|w| config_to_proto(w, c));
+    let config =
+        |c: &faasconf_core::WorkflowConfig| workflow.as_deref().map(|w| config_to_proto(w, c));
     v1::TuningStatus {
         session_id: s.id.clone(),
         workflow: s.spec.workflow.clone(),
@@ -359,16 +256,6 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
             })
             .collect(),
         model_version: s.model_version.clone(),
-    }
-}
-
-fn job_to_proto(r: &JobRecord) -> v1::TrainingStatus {
-    v1::TrainingStatus {
-        job_id: r.id.clone(),
-        state: v1::TrainingJobState::from(r.state).into(),
-        progress: r.progress,
-        model_version: r.model_version.clone(),
-        message: r.message.clone(),
     }
 }
 
@@ -549,13 +436,13 @@ impl Policy for PolicyService {
         let filter = if r.workflow.is_empty() {
             None
         } else {
-            Some(self.engine.workflow(&r.workflow)?.name.as_str())
+            Some(self.engine.workflow(&r.workflow)?.name.clone())
         };
         let models = self
             .engine
-            .versions(filter)?
+            .versions(filter.as_deref())?
             .iter()
-            .map(model_to_proto)
+            .map(|m| model_to_proto(&self.engine, m))
             .collect();
         Ok(Response::new(v1::ListModelsResponse { models }))
     }
@@ -596,12 +483,19 @@ impl Policy for PolicyService {
             .into_iter()
             .find(|m| m.version == version)
             .ok_or_else(|| PolicyError::Internal("promoted version vanished".into()))?;
-        Ok(Response::new(model_to_proto(&promoted)))
+        Ok(Response::new(model_to_proto(&self.engine, &promoted)))
     }
 }
 
-fn model_to_proto(m: &faasconf_store::ModelVersion) -> v1::ModelInfo {
+fn model_to_proto(engine: &Engine, m: &faasconf_store::ModelVersion) -> v1::ModelInfo {
     let get = |k: &str| m.metadata.get(k);
+    let twin_fingerprint = get("twin_fingerprint")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let on_current_twin = engine
+        .workflow(&m.workflow)
+        .is_ok_and(|w| w.fingerprint() == twin_fingerprint);
     v1::ModelInfo {
         version: m.version.to_string(),
         workflow: m.workflow.clone(),
@@ -616,9 +510,7 @@ fn model_to_proto(m: &faasconf_store::ModelVersion) -> v1::ModelInfo {
         samples: get("samples")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or_default(),
-        twin_fingerprint: get("twin_fingerprint")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
+        twin_fingerprint,
+        on_current_twin,
     }
 }

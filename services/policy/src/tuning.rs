@@ -243,7 +243,7 @@ impl Sessions {
         engine: Arc<Engine>,
         mut spec: TuningSpec,
     ) -> Result<TuningState, PolicyError> {
-        let workflow = engine.workflow(&spec.workflow)?.clone();
+        let workflow = (*engine.workflow(&spec.workflow)?).clone();
         spec.actuator = self.actuators.resolve(&spec.actuator)?;
         spec.validate()?;
         let (version, _) = engine.model(&workflow, &spec.model_version)?;

@@ -61,6 +61,20 @@ impl ProfileSet {
         Self::from_json(&text, &path.display().to_string())
     }
 
+    /// The profiles `workflow` holds (its platform and every function's), from `source`.
+    pub fn of(workflow: &Workflow, source: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            platform: workflow.platform,
+            functions: workflow
+                .functions
+                .iter()
+                .map(|f| (f.name.clone(), f.profile))
+                .collect(),
+            fit: None,
+        }
+    }
+
     /// The shipped calibrated profiles of the ML functions.
     pub fn shipped_ml() -> Self {
         // The file is part of the crate and checked by a test; a broken file is a build defect.

@@ -11,6 +11,7 @@ use faasconf_store::{Source, Store, observation_from_history};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::calibration::{TwinCalibration, calibrate_from_store, keep_adopted};
 use crate::samples::{SampleOptions, twin_samples};
 use crate::train::{Progress, TrainOptions, TrainReport, train};
 
@@ -27,11 +28,17 @@ pub struct JobSpec {
     pub train: TrainOptions,
     /// Promote the model when done.
     pub promote: bool,
+    /// Calibrate the twin from the store's measured windows first, with this many objective
+    /// evaluations ([`crate::calibration`]); `None`: train on the workflow's twin as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrate: Option<usize>,
 }
 
 /// Stages a job reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stage {
+    /// Calibration's objective evaluations so far.
+    Calibrating(usize, usize),
     /// Twin samples drawn so far.
     Sampling(usize, usize),
     /// Training progress.
@@ -49,6 +56,9 @@ pub struct JobOutcome {
     pub drawn: usize,
     /// The training report.
     pub report: TrainReport,
+    /// The calibration the job ran first, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<TwinCalibration>,
 }
 
 /// Imports `rows` of history as observations of session `session`, unless that session is
@@ -98,6 +108,22 @@ pub fn run_job(
             ),
         ));
     }
+    let calibrated;
+    let (workflow, calibration) = match spec.calibrate {
+        None => (workflow, None),
+        Some(evaluations) => {
+            let (twin, record) = calibrate_from_store(
+                store,
+                workflow,
+                spec.train.seed,
+                evaluations,
+                &spec.train.cancel,
+                &mut |done, total| progress(Stage::Calibrating(done, total)),
+            )?;
+            calibrated = twin;
+            (&calibrated, Some(record))
+        }
+    };
     let prefix = crate::samples::twin_session_prefix(workflow, spec.train.seed);
     let stored = store
         .observations(workflow)?
@@ -175,14 +201,15 @@ pub fn run_job(
             .map(|m| m.path)
             .unwrap_or_default(),
     );
-    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Io {
-        path: "report.json".into(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(path.join("report.json"), text).map_err(|e| Error::Io {
-        path: path.join("report.json").display().to_string(),
-        message: e.to_string(),
-    })?;
+    write_json(&path.join("report.json"), &report)?;
+    // The model records the calibration (the profiles it was trained on when adopted); an
+    // adopted twin is kept for whoever trains or screens next.
+    if let Some(record) = &calibration {
+        write_json(&path.join("calibration.json"), record)?;
+        if record.adopted {
+            keep_adopted(models_dir, &workflow.name, &record.profiles)?;
+        }
+    }
     let first = store
         .models(Some(&workflow.name))?
         .iter()
@@ -197,5 +224,15 @@ pub fn run_job(
         path,
         drawn,
         report,
+        calibration,
     })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Error> {
+    let io = |message: String| Error::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| io(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| io(e.to_string()))
 }

@@ -7,11 +7,14 @@
 //! - [`evaluate`]: the greedy policy on its own on the twin (what compares algorithms).
 //! - [`online`]: online steps on the twin after the offline updates (the policy's own data).
 //! - [`mod@train`]: the training loop, its checkpoints and its report (losses, reward curve).
+//! - [`calibration`]: a job's first step when asked: the twin fitted to the store's measured
+//!   windows, adopted when it predicts held-out windows better.
 //! - [`job`]: a whole job (history import, twin samples, training, registration) as the CLI
 //!   and the policy service run it.
 //! - [`model`]: a trained model (agents + state encoder), saving, loading, registering, and
 //!   following its policy on the twin.
 
+pub mod calibration;
 pub mod evaluate;
 pub mod job;
 pub mod model;

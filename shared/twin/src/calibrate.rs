@@ -12,6 +12,7 @@
 //!
 //! [`cross_validate`] refits on k-1 folds and predicts the held-out fold.
 
+use faasconf_core::cancel::Cancel;
 use faasconf_core::catalog::ProfileSet;
 use faasconf_core::history::HistoryRow;
 use faasconf_core::{FailureMode, FunctionProfile, PlatformProfile, Routing, Workflow};
@@ -336,6 +337,19 @@ pub fn calibrate(
     options: &CalibrationOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Calibration {
+    calibrate_until(workflow, rows, options, &Cancel::new(), progress)
+        .unwrap_or_else(|| unreachable!("a flag nobody holds is never raised"))
+}
+
+/// [`calibrate`], stopping within one evaluation (a simulation of every row) once `cancel` is
+/// raised: `None` then.
+pub fn calibrate_until(
+    workflow: &Workflow,
+    rows: &[HistoryRow],
+    options: &CalibrationOptions,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Option<Calibration> {
     let routings = options
         .routing
         .map_or(vec![Routing::LeastInflight, Routing::Random], |r| vec![r]);
@@ -358,10 +372,10 @@ pub fn calibrate(
             workflow,
             rows,
             options,
-            routing,
-            failure_mode,
+            (routing, failure_mode),
+            cancel,
             &mut |done, _| progress(offset + done, total),
-        );
+        )?;
         fits.push(StructureFit {
             routing,
             failure_mode,
@@ -377,17 +391,18 @@ pub fn calibrate(
     let mut best = best.unwrap_or_else(|| unreachable!("at least one structure is fitted"));
     best.evaluations = evaluations;
     best.structures = fits;
-    best
+    Some(best)
 }
 
+/// Fits one (routing, failure mode) structure; `None` when `cancel` was raised.
 fn fit_structure(
     workflow: &Workflow,
     rows: &[HistoryRow],
     options: &CalibrationOptions,
-    routing: Routing,
-    failure_mode: FailureMode,
+    (routing, failure_mode): (Routing, FailureMode),
+    cancel: &Cancel,
     progress: &mut dyn FnMut(usize, usize),
-) -> Calibration {
+) -> Option<Calibration> {
     let mut w = initial_guess(workflow, rows, routing, failure_mode);
     let mut fields = Vec::new();
     for j in 0..w.len() {
@@ -401,7 +416,13 @@ fn fit_structure(
     fields.extend([Field::Think, Field::Overhead, Field::Failure]);
     let budget = options.max_evaluations.max(2);
     let mut evaluations = 0;
+    // Once cancelled, every evaluation is infinitely bad and costs nothing: no move is taken
+    // and the searches run out at once.
     let mut evaluate = |w: &Workflow, evaluations: &mut usize| {
+        if cancel.is_cancelled() {
+            *evaluations = budget;
+            return f64::INFINITY;
+        }
         *evaluations += 1;
         progress((*evaluations).min(budget), budget);
         loss(
@@ -478,23 +499,14 @@ fn fit_structure(
             break;
         }
     }
-    let profiles = ProfileSet {
-        source: String::new(),
-        platform: w.platform,
-        functions: w
-            .functions
-            .iter()
-            .map(|f| (f.name.clone(), f.profile))
-            .collect(),
-        fit: None,
-    };
-    Calibration {
+    let profiles = ProfileSet::of(&w, "");
+    (!cancel.is_cancelled()).then_some(Calibration {
         profiles,
         initial_loss,
         loss: best,
         evaluations,
         structures: Vec::new(),
-    }
+    })
 }
 
 /// Cross-validated fit quality: per fold, and pooled over every held-out row.

@@ -145,3 +145,27 @@ fn open_loop_rows_calibrate_at_their_arrival_rate() {
         before.e2e_median_ape
     );
 }
+
+#[test]
+fn a_cancelled_calibration_stops_and_returns_nothing() {
+    let truth = truth();
+    let rows = synthetic_history(&truth, 6, 3);
+    let cancel = Cancel::new();
+    let mut evaluations = 0;
+    let options = CalibrationOptions {
+        max_evaluations: 50,
+        threads: 1,
+        ..Default::default()
+    };
+    let fit = calibrate_until(&truth, &rows, &options, &cancel, &mut |done, _| {
+        evaluations = done;
+        if done == 3 {
+            cancel.cancel();
+        }
+    });
+    assert!(fit.is_none());
+    assert!(
+        evaluations < 50,
+        "stopped after {evaluations} of 4 x 50 evaluations"
+    );
+}
