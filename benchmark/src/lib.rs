@@ -10,6 +10,7 @@
 //! - [`rq3`] — faasconf's ablations, in the same run.
 //! - [`speed`] — RecommendConfig latency and throughput, training steps, twin speed, memory.
 //! - [`load`] — the policy under 16 concurrent RecommendConfig clients on each path.
+//! - [`scale`] — synthetic workflows of 25-100 functions: twin speed, updates, decisions, memory.
 //! - [`mismatch`] — rq1's protocol on clusters that are not the twin (drawn per-function factors).
 //! - [`holds`] — what a method's best does on fresh windows: its pass rate, the cheapest holding.
 //! - [`report`] — what a run says: savings, infeasible cells, distance to the oracle.
@@ -31,6 +32,7 @@ pub mod report;
 pub mod rq1;
 pub mod rq2;
 pub mod rq3;
+pub mod scale;
 pub mod speed;
 
 use faasconf_core::{FunctionConfig, WorkflowConfig, catalog};

@@ -84,11 +84,35 @@ fn series(
 /// A labelled line; the dashed one is the reference (the oracle).
 type Line = (String, Vec<(f64, f64)>, bool);
 
-struct Chart<'a> {
+/// A line chart.
+pub(crate) struct Chart<'a> {
     title: String,
     x_label: &'a str,
     y_label: &'a str,
     lines: Vec<Line>,
+}
+
+impl<'a> Chart<'a> {
+    /// An empty chart.
+    pub(crate) fn new(title: impl Into<String>, x_label: &'a str, y_label: &'a str) -> Self {
+        Self {
+            title: title.into(),
+            x_label,
+            y_label,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Adds a solid line.
+    pub(crate) fn line(&mut self, label: String, points: Vec<(f64, f64)>) {
+        self.lines.push((label, points, false));
+    }
+}
+
+/// Writes `chart` as `<stem>.svg` in `dir`.
+pub(crate) fn save_chart(chart: &Chart, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
+    register_font()?;
+    save(chart, dir, stem)
 }
 
 fn draw<DB: DrawingBackend>(

@@ -108,6 +108,29 @@ pub fn run_cell(
     seed: u64,
     protocol: &Protocol,
 ) -> Result<CellResult, CellError> {
+    run_cell_under(
+        workflow,
+        Workload::ClosedLoop { users },
+        qos,
+        method,
+        seed,
+        protocol,
+    )
+}
+
+/// [`run_cell`] under any `workload` (a cell under open-loop arrivals records 0 users).
+pub fn run_cell_under(
+    workflow: &Workflow,
+    workload: Workload,
+    qos: &Qos,
+    method: &mut dyn Optimiser,
+    seed: u64,
+    protocol: &Protocol,
+) -> Result<CellResult, CellError> {
+    let users = match &workload {
+        Workload::ClosedLoop { users } => *users,
+        _ => 0,
+    };
     let started = Instant::now();
     let name = method.name().to_owned();
     let twin_error = |what: &'static str| {
@@ -121,7 +144,7 @@ pub fn run_cell(
     };
     let mut twin = TwinEnvironment::new(
         workflow,
-        Workload::ClosedLoop { users },
+        workload,
         TwinOptions {
             window_seconds: protocol.window_seconds,
             seed,

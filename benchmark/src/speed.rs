@@ -307,24 +307,45 @@ fn training_steps(
             faasconf_agents::default_device(),
             &mut |_| {},
         )?;
-        let mut replay = ReplayBuffer::new(10_000);
-        replay.extend(transitions(&workflow, &model.encoder, &refs)?);
-        let batch = model.learner.config().batch_size;
-        let mut rng = Rng::new(options.seed);
-        let batches: Vec<_> = (0..options.training_steps.max(1))
-            .map(|_| replay.sample(batch, &mut rng))
-            .collect();
-        let started = Instant::now();
-        for b in &batches {
-            model
-                .learner
-                .update(b)
-                .map_err(faasconf_training::Error::from)?;
-        }
-        let ms = started.elapsed().as_secs_f64() * 1e3 / batches.len() as f64;
+        let (batch, ms) = update_ms(
+            &workflow,
+            &mut model,
+            &refs,
+            options.training_steps,
+            options.seed,
+        )?;
         out.push((format!("{} (batch {batch})", algorithm.name()), ms));
     }
     Ok(out)
+}
+
+/// Milliseconds one MADDPG update of `model` takes, over `steps` batches of transitions from
+/// `samples`; also the batch size.
+pub fn update_ms(
+    workflow: &faasconf_core::Workflow,
+    model: &mut faasconf_training::Model,
+    samples: &[&Observation],
+    steps: usize,
+    seed: u64,
+) -> Result<(usize, f64), SpeedError> {
+    let mut replay = ReplayBuffer::new(10_000);
+    replay.extend(transitions(workflow, &model.encoder, samples)?);
+    let batch = model.learner.config().batch_size;
+    let mut rng = Rng::new(seed);
+    let batches: Vec<_> = (0..steps.max(1))
+        .map(|_| replay.sample(batch, &mut rng))
+        .collect();
+    let started = Instant::now();
+    for b in &batches {
+        model
+            .learner
+            .update(b)
+            .map_err(faasconf_training::Error::from)?;
+    }
+    Ok((
+        batch,
+        started.elapsed().as_secs_f64() * 1e3 / batches.len() as f64,
+    ))
 }
 
 /// Windows per second of the twin in two scenarios.

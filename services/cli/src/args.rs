@@ -263,6 +263,10 @@ pub enum Experiment {
     /// factors drawn from 0.6-1.6; faasconf screens on the unscaled twin (refitting it to the
     /// windows it sees), the baselines warm up on the cluster.
     Mismatch,
+    /// Synthetic workflows of 25, 50 and 100 functions (chains, fan-out, nested calls, mixed):
+    /// decision time, training update time, memory, twin speed at 10-1000 requests/s, attmf
+    /// against mf.
+    Scale,
     /// Assembles `<out>/RESULTS.md` from the experiments' results under `<out>/<experiment>/`
     /// (runs nothing).
     Results,
@@ -306,6 +310,22 @@ pub enum WorkflowsCommand {
     Show {
         /// Built-in name or path to a YAML/JSON topology file.
         workflow: String,
+    },
+    /// Generate a synthetic workflow and print (or write) its topology file (JSON): chains,
+    /// fan-out/fan-in, nested calls or a mix, of any size, with microservice-like profiles.
+    Generate {
+        /// chain, fan-out, nested or mixed.
+        #[arg(long, value_parser = faasconf_core::synthetic::Shape::parse)]
+        shape: faasconf_core::synthetic::Shape,
+        /// Functions (2-200).
+        #[arg(long)]
+        functions: usize,
+        /// Seed of the profiles (and of the mixed shape).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write the topology file here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

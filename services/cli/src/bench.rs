@@ -73,6 +73,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         Experiment::Speed => run_speed(args),
         Experiment::Load => run_load(args),
         Experiment::Mismatch => run_mismatch(args),
+        Experiment::Scale => scale::run_scale(args),
         Experiment::Results => {
             let path = args.out.join("RESULTS.md");
             std::fs::write(&path, results(&args.out))
@@ -85,7 +86,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// Every experiment, the command that produces its results under `<out>/<name>/`, and what it
 /// answers.
-const EXPERIMENTS: [(&str, &str); 6] = [
+const EXPERIMENTS: [(&str, &str); 7] = [
     (
         "rq1",
         "best QoS-meeting cost against the baselines and the oracle",
@@ -98,6 +99,10 @@ const EXPERIMENTS: [(&str, &str); 6] = [
     ),
     ("load", "16 concurrent RecommendConfig clients on each path"),
     ("mismatch", "tuning a cluster that is not the twin"),
+    (
+        "scale",
+        "synthetic workflows of 25-100 functions: decisions, updates, twin speed, memory",
+    ),
 ];
 
 /// `RESULTS.md`: per experiment, the report of every run under `out` (each names the machine it
@@ -519,5 +524,6 @@ pub(crate) fn report_plots(
     }
 }
 
+mod scale;
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,12 @@ fn main() -> Result<()> {
         Command::Bench(a) => bench::bench(&a),
         Command::Workflows(WorkflowsCommand::List) => sim::list_workflows(),
         Command::Workflows(WorkflowsCommand::Show { workflow }) => sim::show_workflow(&workflow),
+        Command::Workflows(WorkflowsCommand::Generate {
+            shape,
+            functions,
+            seed,
+            out,
+        }) => sim::generate_workflow(shape, functions, seed, out.as_deref()),
         Command::Sim(SimCommand::Run(a)) => sim::run(&a),
         Command::Sim(SimCommand::Calibrate(a)) => sim::calibrate(&a),
         Command::Sim(SimCommand::Import(a)) => sim::import(&a),

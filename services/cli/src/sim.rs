@@ -99,6 +99,25 @@ pub fn show_workflow(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `workflows generate`: a synthetic workflow's topology file, printed or written to `out`.
+pub fn generate_workflow(
+    shape: faasconf_core::synthetic::Shape,
+    functions: usize,
+    seed: u64,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let w = faasconf_core::synthetic::generate(shape, functions, seed).context("--functions")?;
+    let text = serde_json::to_string_pretty(&catalog::topology_file(&w))?;
+    match out {
+        None => println!("{text}"),
+        Some(path) => {
+            fs::write(path, text).with_context(|| format!("--out {}", path.display()))?;
+            eprintln!("wrote {} ({} functions)", path.display(), w.len());
+        }
+    }
+    Ok(())
+}
+
 fn middle_config(w: &Workflow) -> Result<WorkflowConfig> {
     Ok(w.config_from_actions(&vec![[0.5; 4]; w.len()])?)
 }

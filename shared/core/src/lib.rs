@@ -8,6 +8,7 @@
 //! - [`profile`]: what a function costs to run (CPU work, memory, I/O), used by the twin.
 //! - [`catalog`]: the built-in benchmark workflows and topology files (YAML or JSON).
 //! - [`history`]: rows of the FaaSConf history CSV format.
+//! - [`synthetic`]: generated workflows of any size (chains, fan-out/fan-in, nested calls).
 //! - [`limits`]: the limits of every caller-supplied count and rate, and clipping of echoed input.
 //! - [`cancel`]: cooperative cancellation of long work.
 //! - [`optimiser`]: the interface every tuning method implements (faasconf and the baselines).
@@ -29,6 +30,7 @@ pub mod optimiser;
 pub mod profile;
 pub mod qos;
 pub mod rng;
+pub mod synthetic;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
