@@ -38,6 +38,9 @@ pub struct Variant {
     /// Decisions plan for the load forecast ahead, with hysteresis (off: for the load just
     /// measured — `-reactive`).
     pub forecast: bool,
+    /// Decisions keep to the twin's work budget ([`faasconf_tuner::PlanOptions::work_budget`];
+    /// off: the full search whatever a window costs — `-unbounded`).
+    pub bounded: bool,
 }
 
 impl Variant {
@@ -49,10 +52,11 @@ impl Variant {
         hybrid: true,
         follow: true,
         forecast: true,
+        bounded: true,
     };
 
     /// The variant's name: `faasconf`, then what differs (`-unscreened`, `-norefit`, the
-    /// algorithm when not attmf, `-noses`, `-hw`, `-reactive`).
+    /// algorithm when not attmf, `-noses`, `-hw`, `-reactive`, `-unbounded`).
     pub fn name(self) -> String {
         let mut name = String::from("faasconf");
         if !self.screen {
@@ -73,6 +77,9 @@ impl Variant {
         if !self.forecast {
             name.push_str("-reactive");
         }
+        if !self.bounded {
+            name.push_str("-unbounded");
+        }
         name
     }
 
@@ -84,13 +91,16 @@ impl Variant {
                 .flat_map(move |(screen, follow)| {
                     [true, false].into_iter().flat_map(move |ses| {
                         [true, false].into_iter().flat_map(move |hybrid| {
-                            [true, false].into_iter().map(move |forecast| Variant {
-                                algorithm,
-                                ses,
-                                screen,
-                                hybrid,
-                                follow,
-                                forecast,
+                            [true, false].into_iter().flat_map(move |forecast| {
+                                [true, false].into_iter().map(move |bounded| Variant {
+                                    algorithm,
+                                    ses,
+                                    screen,
+                                    hybrid,
+                                    follow,
+                                    forecast,
+                                    bounded,
+                                })
                             })
                         })
                     })
@@ -439,6 +449,7 @@ pub fn build(
                         safe_exploration: v.ses,
                         // The benchmark's clusters are closed-loop twins that report their users.
                         load_model: faasconf_core::telemetry::LoadModel::Measured,
+                        work_budget: v.bounded.then_some(faasconf_tuner::DEFAULT_WORK_BUDGET),
                         seed,
                         cancel: Default::default(),
                     },
@@ -493,6 +504,7 @@ mod tests {
                 hybrid: false,
                 follow: false,
                 forecast: true,
+                bounded: true,
             })
         );
         let e = Method::parse("faasconf-hw-noses").expect_err("suffixes in order");

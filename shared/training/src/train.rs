@@ -158,6 +158,17 @@ pub fn agent_config(options: &TrainOptions) -> AgentConfig {
         .with_seed(options.seed)
 }
 
+/// [`agent_config`] for `workflow`: the identity embedding's rows raised to its functions where
+/// it has more than the default (a smaller workflow's model is left exactly as it was).
+fn config_for(workflow: &Workflow, options: &TrainOptions) -> AgentConfig {
+    let config = agent_config(options);
+    if workflow.len() > config.max_functions {
+        config.with_max_functions(workflow.len())
+    } else {
+        config
+    }
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -210,7 +221,7 @@ pub fn train(
     buffer.extend(all);
     let mut learner = match &resume {
         Some(_) => Learner::load(&workdir.join("checkpoint"), &workflow.adjacency(), device)?,
-        None => Learner::new(agent_config(options), &workflow.adjacency(), device)?,
+        None => Learner::new(config_for(workflow, options), &workflow.adjacency(), device)?,
     };
     let mut report = match resume {
         Some(r) => TrainReport {

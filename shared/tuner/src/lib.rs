@@ -44,6 +44,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use error::TunerError;
 pub use history::safe_history;
+pub use planner::budget::DEFAULT_WORK_BUDGET;
 pub use planner::{Candidates, Plan, PlanOptions, plan, propose, screen};
 pub use search::{Evaluation, Steady, Verdict};
 pub use tuner::{Tuner, TunerOptions};

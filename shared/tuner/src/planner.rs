@@ -34,6 +34,7 @@ use crate::outcomes::Tally;
 
 use crate::search::Verdict;
 
+pub mod budget;
 mod checks;
 mod screen;
 use screen::Screen;
@@ -47,10 +48,6 @@ const SAFE_STARTS: usize = 8;
 const WARM_SHARE: usize = 3;
 /// Random moves of one kick of the iterated local search.
 const KICK_MOVES: usize = 3;
-/// Acceptable configurations checked on held-out twin seeds: the cheapest ones, and ones
-/// spread over the dearer rest.
-const VALIDATION_CHEAPEST: usize = 16;
-const VALIDATION_SPREAD: usize = 32;
 /// Configurations that pass the held-out check and are confirmed on fresh seeds again, cheapest
 /// first.
 const CONFIRMED: usize = 6;
@@ -105,6 +102,15 @@ pub struct PlanOptions {
     /// The share of confirmation windows that must meet QoS (at least `pass_rate`): a
     /// configuration is applied for windows one at a time, and each miss is a violation.
     pub confirm_pass_rate: f64,
+    /// Acceptable configurations checked on held-out twin seeds: the cheapest ones...
+    pub holdout_cheapest: usize,
+    /// ...and ones spread over the dearer rest.
+    pub holdout_spread: usize,
+    /// Function calls the twin may simulate for one decision (none: no bound). A window's cost
+    /// grows with the workflow's functions and its requests; past this bound a decision screens
+    /// fewer configurations on fewer windows ([`budget`]), so it fits inside a window at any
+    /// workflow size and load.
+    pub work_budget: Option<u64>,
 }
 
 impl PlanOptions {
@@ -127,6 +133,9 @@ impl PlanOptions {
         confirm_seeds: 4,
         confirm_windows: 50,
         confirm_pass_rate: 0.85,
+        holdout_cheapest: 16,
+        holdout_spread: 32,
+        work_budget: Some(budget::DEFAULT_WORK_BUDGET),
     };
 }
 
@@ -374,6 +383,10 @@ pub fn screen(
             expected_pass_rate: None,
         });
     }
+    // What a window costs here bounds how much of the search the decision can afford.
+    let budgeted = options.within_budget(budget::calls_per_window(input, &list, options, cancel));
+    let options = &budgeted;
+    let (list, from_policy) = budget::policy_candidates(list, from_policy, options.candidates);
     let reused = || input.memo.map_or(0, |m| m.reused_windows());
     let reused_before = reused();
     // A decision that screens where an earlier one of the session did (same twin, same load)
@@ -395,7 +408,8 @@ pub fn screen(
     let verdict_of = screen.check(input, &mut search, confirmations, rng)?;
     let mut plan = search.finish(input, &list, verdict_of, weights);
     plan.reused_windows = reused() - reused_before;
-    plan.twin_windows = plan.twin_windows.saturating_sub(plan.reused_windows);
+    plan.twin_windows =
+        plan.twin_windows.saturating_sub(plan.reused_windows) + budget::PROBE_WINDOWS;
     Ok(plan)
 }
 

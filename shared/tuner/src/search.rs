@@ -111,6 +111,33 @@ impl Evaluation {
             .find(|&m| f64::from(n - m) / f64::from(n.max(1)) >= pass_rate)
     }
 
+    /// Function calls one steady window of `config` simulates (a warm-up window, then one
+    /// counted; on the first seed): what a window of this evaluation costs.
+    pub fn calls_per_window(&self, workflow: &Workflow, config: &WorkflowConfig) -> u64 {
+        let seed = self.seeds.first().copied().unwrap_or(0);
+        let options = TwinOptions {
+            window_seconds: self.window_seconds,
+            seed,
+        };
+        let Ok(mut twin) = Twin::new(workflow.clone(), config.clone(), self.workload(), options)
+        else {
+            return 0;
+        };
+        twin.run_window();
+        let w = twin.run_window();
+        w.functions.iter().map(|f| f.requests).sum()
+    }
+
+    /// The twin's workload: Poisson arrivals when open loop, else closed-loop users.
+    fn workload(&self) -> Workload {
+        match self.arrivals_per_second {
+            Some(requests_per_second) => Workload::Poisson {
+                requests_per_second,
+            },
+            None => Workload::ClosedLoop { users: self.users },
+        }
+    }
+
     /// Figures of `config`.
     pub fn steady(&self, workflow: &Workflow, config: &WorkflowConfig) -> Steady {
         self.steady_until(workflow, config, None)
@@ -159,12 +186,7 @@ impl Evaluation {
             if self.cancel.is_cancelled() {
                 return failed;
             }
-            let workload = match self.arrivals_per_second {
-                Some(requests_per_second) => Workload::Poisson {
-                    requests_per_second,
-                },
-                None => Workload::ClosedLoop { users: self.users },
-            };
+            let workload = self.workload();
             let options = TwinOptions {
                 window_seconds: self.window_seconds,
                 seed,
@@ -427,7 +449,14 @@ pub fn repair(
     let mut path = vec![(current.clone(), steady)];
     while !acceptable(&steady) {
         let mut candidates = moves(workflow, &current);
-        candidates.truncate(budget.saturating_sub(evaluations));
+        let left = budget.saturating_sub(evaluations);
+        if candidates.len() > left {
+            // Not every move can be tried (a large workflow on a bounded decision): the ones
+            // that add the most first — the moves of every function at once, then the largest
+            // single steps up — rather than the first functions' moves.
+            candidates.sort_by(|a, b| b.cost().total_cmp(&a.cost()));
+        }
+        candidates.truncate(left);
         if candidates.is_empty() {
             break;
         }
@@ -481,6 +510,25 @@ mod tests {
             cancel: Default::default(),
             memo: None,
         }
+    }
+
+    #[test]
+    fn a_window_costs_the_calls_of_every_function_at_the_load_evaluated() {
+        let w = builtin("parallel").unwrap();
+        let config = w
+            .config_from_actions(&vec![[0.9, 0.5, 0.6, 0.6]; w.len()])
+            .unwrap();
+        let at = |arrivals_per_second| Evaluation {
+            arrivals_per_second,
+            ..evaluation(Qos::default())
+        };
+        // 20 s windows at 5 requests/s: about 100 requests, each calling one function or more.
+        let five = at(Some(5.0)).calls_per_window(&w, &config);
+        assert!(five >= 80, "{five}");
+        let fifty = at(Some(50.0)).calls_per_window(&w, &config);
+        assert!(fifty > 5 * five, "{fifty} against {five}");
+        // Deterministic given the evaluation's seeds.
+        assert_eq!(at(Some(5.0)).calls_per_window(&w, &config), five);
     }
 
     #[test]

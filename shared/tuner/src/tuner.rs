@@ -98,6 +98,10 @@ pub struct TunerOptions {
     /// How the cluster's load is read from its windows and screened: what the deployment
     /// declares.
     pub load_model: LoadModel,
+    /// Function calls the twin may simulate per decision (none: the full search whatever a
+    /// window costs; [`crate::PlanOptions::work_budget`], default
+    /// [`crate::DEFAULT_WORK_BUDGET`]).
+    pub work_budget: Option<u64>,
     /// Seed of the exploration noise and of the twin's screening seeds.
     pub seed: u64,
     /// Raised: a decision in progress stops and fails with [`TunerError::Cancelled`].
@@ -505,6 +509,7 @@ impl Tuner {
             latency_margin: self.margin.0,
             success_margin: self.margin.1,
             pass_rate: self.margin.2,
+            work_budget: self.options.work_budget,
             ..PlanOptions::default()
         };
         let avoid = self.outcomes.to_avoid(options.pass_rate);

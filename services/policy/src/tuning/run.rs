@@ -92,6 +92,7 @@ pub(super) async fn run(
                 follow: true,
                 forecast: spec.forecast,
                 load_model: spec.load_model,
+                work_budget: Some(faasconf_tuner::DEFAULT_WORK_BUDGET),
                 seed: spec.seed,
                 cancel: cancel.clone(),
             },

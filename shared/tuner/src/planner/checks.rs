@@ -6,7 +6,7 @@ use faasconf_core::WorkflowConfig;
 use faasconf_core::rng::Rng;
 
 use super::screen::{Screen, Visited};
-use super::{CONFIRMED, KEEP_SLACK, VALIDATION_CHEAPEST, VALIDATION_SPREAD};
+use super::{CONFIRMED, KEEP_SLACK};
 use crate::outcomes::Tally;
 use crate::search::{Evaluation, Steady, shortfall};
 
@@ -102,12 +102,10 @@ fn holdout_check(
         windows: options.holdout_windows.max(1),
         ..screen.evaluation.clone()
     };
-    let mut chosen: Vec<usize> = (0..visited.len().min(VALIDATION_CHEAPEST)).collect();
-    let rest = visited.len().saturating_sub(VALIDATION_CHEAPEST);
-    chosen.extend(
-        (0..VALIDATION_SPREAD.min(rest))
-            .map(|i| VALIDATION_CHEAPEST + i * rest / VALIDATION_SPREAD.min(rest)),
-    );
+    let (cheapest, spread) = (options.holdout_cheapest, options.holdout_spread);
+    let mut chosen: Vec<usize> = (0..visited.len().min(cheapest)).collect();
+    let rest = visited.len().saturating_sub(cheapest);
+    chosen.extend((0..spread.min(rest)).map(|i| cheapest + i * rest / spread.min(rest)));
     chosen.extend(
         anchors
             .iter()

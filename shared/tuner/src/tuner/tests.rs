@@ -31,6 +31,7 @@ fn tuner(workflow: &Workflow) -> Tuner {
             follow: true,
             forecast: false,
             load_model: LoadModel::Measured,
+            work_budget: Some(crate::DEFAULT_WORK_BUDGET),
             seed: 3,
             cancel: Cancel::new(),
         },
