@@ -289,7 +289,8 @@ pub struct BenchArgs {
     /// Methods (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
-    /// Workflows (comma-separated; default: the grid's), each at its grid loads.
+    /// Workflows (comma-separated; default: the grid's), each at its grid loads; for scale,
+    /// synthetic shapes (chain, fan-out, nested, mixed).
     #[arg(long, value_delimiter = ',')]
     pub workflows: Vec<String>,
     /// Loads (comma-separated user counts; default: each workflow's grid loads).
@@ -299,6 +300,9 @@ pub struct BenchArgs {
     /// the Azure Functions trace; see docs/benchmark.md).
     #[arg(long)]
     pub shape: Option<String>,
+    /// scale's workflow sizes (comma-separated function counts; default: the grid's).
+    #[arg(long, value_delimiter = ',')]
+    pub functions: Vec<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -66,6 +66,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if args.shape.is_some() && args.experiment != Experiment::Rq2 {
         anyhow::bail!("--shape: only rq2 plays a load shape");
     }
+    if !args.functions.is_empty() && args.experiment != Experiment::Scale {
+        anyhow::bail!("--functions: only scale generates workflows of a given size");
+    }
     match args.experiment {
         Experiment::Rq1 => run_grid(args, "rq1", "best QoS-meeting cost in 15 online iterations"),
         Experiment::Rq2 => run_dynamic(args),

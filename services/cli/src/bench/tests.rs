@@ -11,6 +11,7 @@ fn args() -> BenchArgs {
         workflows: Vec::new(),
         loads: Vec::new(),
         shape: None,
+        functions: Vec::new(),
     }
 }
 
@@ -208,4 +209,30 @@ fn a_shape_is_for_rq2_and_must_be_known() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("only rq2"), "{e}");
+}
+
+#[test]
+fn scale_narrows_to_shapes_and_sizes_and_names_what_it_refuses() {
+    let scale = |workflows: &[&str], functions: &[usize]| BenchArgs {
+        experiment: Experiment::Scale,
+        quick: false,
+        workflows: workflows.iter().map(|w| (*w).to_owned()).collect(),
+        functions: functions.to_vec(),
+        ..args()
+    };
+    let options = scale::scale_options(&scale(&["mixed"], &[100])).expect("valid");
+    assert_eq!(options.shapes, vec![faasconf_core::synthetic::Shape::Mixed]);
+    assert_eq!(options.sizes, vec![100]);
+    let full = scale::scale_options(&scale(&[], &[])).expect("valid");
+    assert_eq!(full.sizes, vec![25, 50, 100]);
+    let e = scale::scale_options(&scale(&["ring"], &[])).expect_err("unknown shape");
+    assert!(e.to_string().contains("--workflows"), "{e}");
+    let e = scale::scale_options(&scale(&[], &[500])).expect_err("too large");
+    assert!(e.to_string().contains("--functions: 500"), "{e}");
+    let e = bench(&BenchArgs {
+        functions: vec![50],
+        ..args()
+    })
+    .expect_err("rq1 has no sizes");
+    assert!(e.to_string().contains("--functions"), "{e}");
 }
