@@ -13,7 +13,11 @@ use super::screen::Screen;
 use super::{CONFIRMED, Candidate, PlanInput, PlanOptions, SAFE_STARTS};
 
 /// Function calls one decision may simulate by default: about 10 s of the twin on 2 cores
-/// (the twin simulates about 2 million calls per second on one core; `bench scale`).
+/// where a window costs what the configuration in force predicts (the twin simulates about 2
+/// million calls per second on one core; `bench scale`). The search's congested configurations
+/// cost more per call (more requests in service per replica), and a search already at its
+/// floors cannot shrink further: 50 functions at 100 requests/s take 22-29 s at p95
+/// (docs/benchmark.md).
 pub const DEFAULT_WORK_BUDGET: u64 = 40_000_000;
 
 /// The session's best and the configuration applied now, screened and checked with the rest.
