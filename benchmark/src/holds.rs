@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::CellResult;
 
-/// Share of fresh windows a configuration must meet QoS in to hold.
-pub const HOLDS: f64 = 0.8;
+/// Share of fresh windows a configuration must meet QoS in to hold: the bar a session's own
+/// windows hold its best to ([`faasconf_tuner::BEST_HOLDS`]).
+pub const HOLDS: f64 = faasconf_tuner::BEST_HOLDS;
 
 /// Fresh seeds (7000, 7001, ...) a best is re-run on, and windows per seed: 100 windows.
 pub const FRESH: (u32, u32) = (4, 25);

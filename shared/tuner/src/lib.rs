@@ -48,7 +48,9 @@ pub use planner::budget::DEFAULT_WORK_BUDGET;
 pub use planner::{Candidates, Plan, PlanOptions, plan, propose, screen};
 pub use search::{Evaluation, Steady, Verdict};
 pub use tuner::{Tuner, TunerOptions};
-pub use tuning_loop::{Best, Environment, Iteration, Judged, LoopOptions, Method};
+pub use tuning_loop::{
+    BEST_HOLDS, Best, Bests, Environment, Iteration, Judged, LoopOptions, Method,
+};
 
 /// Locks a mutex, recovering the data of a panicked holder (its writes are whole values).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -28,7 +28,7 @@ use crate::lock;
 use crate::memo::Memo;
 use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanInput, PlanOptions, propose, screen};
-use crate::tuning_loop::{Best, Judged};
+use crate::tuning_loop::{Bests, Judged};
 
 /// Online updates after each observed transition.
 pub const ONLINE_UPDATES: usize = 16;
@@ -130,7 +130,7 @@ pub struct Tuner {
     misses: u32,
     /// Whether the window in hand follows one of this tuner's proposals.
     proposed: bool,
-    best: Option<Best>,
+    best: Bests,
     /// Latency margin, success margin, pass rate the planner asks for.
     margin: (f64, f64, f64),
     /// The held-out pass rate of the configuration applied last, when screened as acceptable.
@@ -187,7 +187,7 @@ impl Tuner {
             last_good: None,
             misses: 0,
             proposed: false,
-            best: None,
+            best: Bests::default(),
             margin: (
                 defaults.latency_margin,
                 defaults.success_margin,
@@ -452,12 +452,12 @@ impl Tuner {
                 "the twin was optimistic: margin widened"
             );
         }
+        if self.proposed {
+            self.best.offer(&window.config, met);
+        }
         if met {
             self.misses = 0;
             self.last_good = Some(window.config.clone());
-            if self.proposed {
-                Best::offer(&mut self.best, &window.config, met);
-            }
         } else {
             self.misses += 1;
         }
@@ -513,7 +513,7 @@ impl Tuner {
             ..PlanOptions::default()
         };
         let avoid = self.outcomes.to_avoid(options.pass_rate);
-        let incumbent = self.best.as_ref().map(|b| b.config.clone());
+        let incumbent = self.best.best().map(|b| b.config.clone());
         let load = self.planned_load(window);
         let scaled = on_users_scale(&self.prior, window);
         let input = PlanInput {

@@ -19,6 +19,7 @@ use faasconf_core::{Qos, WorkflowConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TunerError;
+use crate::outcomes::Tally;
 use crate::tuner::Tuner;
 
 /// Where a tuning loop observes windows and applies configurations.
@@ -171,8 +172,15 @@ pub struct Iteration {
     pub twin_windows: Option<u64>,
 }
 
-/// The cheapest configuration that met QoS in a window of its own: what "best" means for a
-/// session, a benchmark cell and the tuner's incumbent.
+/// The share of the windows a configuration was applied in that it must have met QoS in to be
+/// the best. A configuration applied for one window and meeting QoS in it qualifies; one the
+/// session saw miss since is judged on all its windows (the bar a best is held to on fresh
+/// windows by the benchmark: one lucky window is not a best).
+pub const BEST_HOLDS: f64 = 0.8;
+
+/// The cheapest configuration applied that met QoS in at least [`BEST_HOLDS`] of the windows it
+/// was applied in (of equal costs the first applied): what "best" means for a session, a
+/// benchmark cell and the tuner's incumbent ([`Bests`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Best {
     /// The configuration.
@@ -181,19 +189,34 @@ pub struct Best {
     pub cost: f64,
 }
 
-impl Best {
-    /// Offers a window's configuration and verdict to `best`: true when it becomes the best
-    /// (it met QoS and is strictly cheaper; of equal costs the first stays).
-    pub fn offer(best: &mut Option<Self>, config: &WorkflowConfig, qos_met: bool) -> bool {
-        let cost = config.cost();
-        let improves = qos_met && best.as_ref().is_none_or(|b| cost < b.cost);
-        if improves {
-            *best = Some(Self {
-                config: config.clone(),
-                cost,
-            });
+/// Every configuration's windows and the [`Best`] they make.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bests {
+    record: Tally,
+    best: Option<Best>,
+}
+
+impl Bests {
+    /// Records a window of `config` and its verdict: true when the best became cheaper (or
+    /// there was none). A best that stops holding gives way to the next cheapest that holds,
+    /// which is not an improvement.
+    pub fn offer(&mut self, config: &WorkflowConfig, qos_met: bool) -> bool {
+        self.record.observe(config, qos_met);
+        let before = self.best.as_ref().map(|b| b.cost);
+        self.best = self.record.cheapest_holding(BEST_HOLDS).map(|c| Best {
+            config: c.clone(),
+            cost: c.cost(),
+        });
+        match (&self.best, before) {
+            (Some(_), None) => true,
+            (Some(b), Some(cost)) => b.cost < cost,
+            (None, _) => false,
         }
-        improves
+    }
+
+    /// The best so far.
+    pub fn best(&self) -> Option<&Best> {
+        self.best.as_ref()
     }
 }
 
@@ -264,7 +287,7 @@ impl<M> Hooks<M> for Silent {
 pub struct Report {
     /// The iterations.
     pub iterations: Vec<Iteration>,
-    /// The cheapest QoS-meeting configuration applied.
+    /// The cheapest configuration applied that held ([`Best`]).
     pub best: Option<Best>,
     /// Why it ended.
     pub ended: Ended,
@@ -356,6 +379,7 @@ where
     let mut judged = Judged::of(&options.qos, &observed);
     hooks.window(&observed, judged).map_err(LoopError::Hook)?;
     let mut since_best = 0u32;
+    let mut bests = Bests::default();
     for iteration in 1..=options.max_iterations {
         if environment.ended() {
             report.ended = Ended::EnvironmentEnded;
@@ -406,11 +430,12 @@ where
             decision_s,
             twin_windows: method.twin_windows(),
         };
-        if Best::offer(&mut report.best, &window.config, judged.qos_met) {
+        if bests.offer(&window.config, judged.qos_met) {
             since_best = 0;
         } else {
             since_best += 1;
         }
+        report.best = bests.best().cloned();
         hooks
             .iteration(&record, report.best.as_ref())
             .map_err(LoopError::Hook)?;
