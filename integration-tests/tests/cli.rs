@@ -540,13 +540,17 @@ fn demo_tunes_on_the_twin_and_ends_with_a_json_summary() {
             None => record.push((cost, u32::from(met), 1)),
         }
     }
-    // The best: the cheapest that met QoS in at least 80% of its windows.
-    let best = record
+    // The best met QoS in at least 80% of its windows; there is one when any did (the
+    // cheapest of those unless its windows ran too near the target).
+    let holding: Vec<f64> = record
         .iter()
         .filter(|(_, met, windows)| *met > 0 && f64::from(*met) >= 0.8 * f64::from(*windows))
         .map(|r| r.0)
-        .reduce(f64::min);
-    assert_eq!(summary["best_cost"].as_f64(), best);
+        .collect();
+    match summary["best_cost"].as_f64() {
+        Some(best) => assert!(holding.contains(&best), "{best} in {holding:?}"),
+        None => assert!(holding.is_empty(), "{holding:?} held but no best"),
+    }
     let config = summary["final_config"].as_object().unwrap();
     let names: Vec<&str> = config.keys().map(String::as_str).collect();
     assert_eq!(

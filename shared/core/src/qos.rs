@@ -86,6 +86,23 @@ impl Qos {
         (latency + success).min(SHORTFALL_CAP)
     }
 
+    /// How far a window kept inside the target, relative to it: when met, the smaller of the
+    /// latency's (`1 - mean / target`) and the success ratio's (`ratio / minimum - 1`) room;
+    /// when missed, minus its [`Qos::shortfall`]. Continuous across the edge where one figure
+    /// decides, so windows of one configuration say how close to the edge it runs.
+    pub fn headroom(&self, window: &WorkflowWindow) -> f64 {
+        if !self.met(window) {
+            return -self.shortfall(window);
+        }
+        let latency = 1.0 - window.mean_latency_seconds / self.mean_latency_seconds;
+        let success = if self.min_success_ratio > 0.0 {
+            window.success_ratio / self.min_success_ratio - 1.0
+        } else {
+            f64::INFINITY
+        };
+        latency.min(success)
+    }
+
     /// The shared reward of a window, `alpha * y(C) + beta` with `beta` paid only when QoS is met:
     /// `-0.1 * cost`, and when QoS was missed minus [`MISS_PENALTY`] and the weighted
     /// [`Qos::shortfall`].
@@ -163,5 +180,23 @@ mod tests {
             .map(|e| e.field.as_str())
             .collect();
         assert_eq!(fields, ["qos.mean_latency", "qos.min_success_ratio"]);
+    }
+
+    #[test]
+    fn headroom_is_the_nearer_figure_inside_the_target_and_minus_the_shortfall_outside() {
+        let qos = Qos::default();
+        let inside = window(10.0, 0.945, 200, 1.0);
+        assert!(
+            (qos.headroom(&inside) - 0.05).abs() < 1e-9,
+            "the success ratio is nearer"
+        );
+        let slow = window(12.35, 1.0, 200, 1.0);
+        assert!(
+            (qos.headroom(&slow) - 0.05).abs() < 1e-9,
+            "the latency is nearer"
+        );
+        let missed = window(14.3, 1.0, 200, 1.0);
+        assert!((qos.headroom(&missed) + 0.1).abs() < 1e-9);
+        assert!((qos.headroom(&window(1.0, 1.0, 0, 1.0)) + SHORTFALL_CAP).abs() < 1e-12);
     }
 }

@@ -25,6 +25,7 @@
 //! - [`load`] — the load a decision is made for: measured users, or measured arrivals.
 //! - [`error`] — [`TunerError`].
 
+pub mod bests;
 pub mod error;
 pub mod fallback;
 pub mod forecast;
@@ -42,15 +43,14 @@ pub mod twin_path;
 
 use std::sync::{Mutex, MutexGuard};
 
+pub use bests::{BEST_HOLDS, Best, Bests};
 pub use error::TunerError;
 pub use history::safe_history;
 pub use planner::budget::DEFAULT_WORK_BUDGET;
 pub use planner::{Candidates, Plan, PlanOptions, plan, propose, screen};
 pub use search::{Evaluation, Steady, Verdict};
 pub use tuner::{Tuner, TunerOptions};
-pub use tuning_loop::{
-    BEST_HOLDS, Best, Bests, Environment, Iteration, Judged, LoopOptions, Method,
-};
+pub use tuning_loop::{Environment, Iteration, Judged, LoopOptions, Method};
 
 /// Locks a mutex, recovering the data of a panicked holder (its writes are whole values).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -39,18 +39,6 @@ impl Tally {
         (met + missed > 0).then(|| f64::from(*met) / f64::from(met + missed))
     }
 
-    /// The cheapest configuration that met QoS in at least one window and in at least
-    /// `pass_rate` of its windows (of equal costs the first recorded).
-    pub fn cheapest_holding(&self, pass_rate: f64) -> Option<&WorkflowConfig> {
-        self.records
-            .iter()
-            .filter(|(_, met, missed)| {
-                *met > 0 && f64::from(*met) >= pass_rate * f64::from(met + missed)
-            })
-            .map(|(c, _, _)| c)
-            .min_by(|a, b| a.cost().total_cmp(&b.cost()))
-    }
-
     /// Configurations that missed QoS in at least two windows and in more than `1 - pass_rate`
     /// of their windows: evidence, not one unlucky window.
     pub fn to_avoid(&self, pass_rate: f64) -> Vec<WorkflowConfig> {

@@ -20,6 +20,7 @@ use faasconf_training::replay::{ReplayBuffer, Transition, transitions};
 use faasconf_training::samples::{SampleOptions, twin_samples};
 use faasconf_twin::follow::{FollowOptions, LoadModel, Observed, refit};
 
+use crate::bests::Bests;
 use crate::error::TunerError;
 use crate::fallback::grow_bottleneck;
 use crate::forecast::{ForecastOptions, LoadForecast};
@@ -28,7 +29,7 @@ use crate::lock;
 use crate::memo::Memo;
 use crate::outcomes::{Calibration, Tally};
 use crate::planner::{PlanInput, PlanOptions, propose, screen};
-use crate::tuning_loop::{Bests, Judged};
+use crate::tuning_loop::Judged;
 
 /// Online updates after each observed transition.
 pub const ONLINE_UPDATES: usize = 16;
@@ -389,6 +390,7 @@ impl Tuner {
         let Judged {
             qos_met: met,
             reward,
+            ..
         } = judged;
         // The state and safe exploration are in users; the refit simulates what was measured.
         let scaled = on_users_scale(&self.prior, measured);
@@ -453,7 +455,7 @@ impl Tuner {
             );
         }
         if self.proposed {
-            self.best.offer(&window.config, met);
+            self.best.offer(&window.config, judged);
         }
         if met {
             self.misses = 0;

@@ -18,8 +18,8 @@ use faasconf_core::telemetry::WindowReport;
 use faasconf_core::{Qos, WorkflowConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::bests::{Best, Bests};
 use crate::error::TunerError;
-use crate::outcomes::Tally;
 use crate::tuner::Tuner;
 
 /// Where a tuning loop observes windows and applies configurations.
@@ -124,6 +124,8 @@ pub struct Judged {
     pub qos_met: bool,
     /// Its shared reward ([`Qos::reward`]).
     pub reward: f64,
+    /// How far it kept inside the target ([`Qos::headroom`]).
+    pub headroom: f64,
 }
 
 impl Judged {
@@ -132,6 +134,7 @@ impl Judged {
         Self {
             qos_met: qos.met(&window.workflow),
             reward: qos.reward(&window.workflow),
+            headroom: qos.headroom(&window.workflow),
         }
     }
 }
@@ -170,54 +173,6 @@ pub struct Iteration {
     /// Steady twin windows that decision simulated (`None`: a method without a twin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twin_windows: Option<u64>,
-}
-
-/// The share of the windows a configuration was applied in that it must have met QoS in to be
-/// the best. A configuration applied for one window and meeting QoS in it qualifies; one the
-/// session saw miss since is judged on all its windows (the bar a best is held to on fresh
-/// windows by the benchmark: one lucky window is not a best).
-pub const BEST_HOLDS: f64 = 0.8;
-
-/// The cheapest configuration applied that met QoS in at least [`BEST_HOLDS`] of the windows it
-/// was applied in (of equal costs the first applied): what "best" means for a session, a
-/// benchmark cell and the tuner's incumbent ([`Bests`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Best {
-    /// The configuration.
-    pub config: WorkflowConfig,
-    /// Its cost.
-    pub cost: f64,
-}
-
-/// Every configuration's windows and the [`Best`] they make.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Bests {
-    record: Tally,
-    best: Option<Best>,
-}
-
-impl Bests {
-    /// Records a window of `config` and its verdict: true when the best became cheaper (or
-    /// there was none). A best that stops holding gives way to the next cheapest that holds,
-    /// which is not an improvement.
-    pub fn offer(&mut self, config: &WorkflowConfig, qos_met: bool) -> bool {
-        self.record.observe(config, qos_met);
-        let before = self.best.as_ref().map(|b| b.cost);
-        self.best = self.record.cheapest_holding(BEST_HOLDS).map(|c| Best {
-            config: c.clone(),
-            cost: c.cost(),
-        });
-        match (&self.best, before) {
-            (Some(_), None) => true,
-            (Some(b), Some(cost)) => b.cost < cost,
-            (None, _) => false,
-        }
-    }
-
-    /// The best so far.
-    pub fn best(&self) -> Option<&Best> {
-        self.best.as_ref()
-    }
 }
 
 /// Why a loop ended.
@@ -430,7 +385,7 @@ where
             decision_s,
             twin_windows: method.twin_windows(),
         };
-        if bests.offer(&window.config, judged.qos_met) {
+        if bests.offer(&window.config, judged) {
             since_best = 0;
         } else {
             since_best += 1;

@@ -153,51 +153,6 @@ fn a_stop_while_deciding_applies_nothing_and_an_ended_environment_ends_the_loop(
     assert_eq!(env.windows().len(), 5);
 }
 
-#[test]
-fn the_best_is_the_first_of_the_cheapest_that_met_qos() {
-    let w = builtin("parallel").unwrap();
-    let (cheap, dear) = (at(&w, 0.5), at(&w, 0.9));
-    let mut bests = Bests::default();
-    assert!(!bests.offer(&cheap, false), "a miss is never best");
-    assert!(bests.offer(&dear, true));
-    // Met once in two windows: not yet.
-    assert!(!bests.offer(&cheap, true));
-    assert_eq!(bests.best().map(|b| &b.config), Some(&dear));
-    // Met in 4 of 5: it holds.
-    for _ in 0..3 {
-        bests.offer(&cheap, true);
-    }
-    assert_eq!(bests.best().map(|b| &b.config), Some(&cheap));
-    assert!(!bests.offer(&dear, true), "a dearer one does not improve");
-    assert_eq!(bests.best().map(|b| b.cost), Some(cheap.cost()));
-}
-
-#[test]
-fn a_best_the_session_sees_fail_gives_way_to_the_next_that_holds() {
-    let w = builtin("parallel").unwrap();
-    let (cheap, middle, dear) = (at(&w, 0.4), at(&w, 0.6), at(&w, 0.9));
-    let mut bests = Bests::default();
-    assert!(bests.offer(&dear, true));
-    assert!(bests.offer(&middle, true));
-    assert!(
-        bests.offer(&cheap, true),
-        "one window met: the best, for now"
-    );
-    // The cheap one misses twice after its lucky window: 1 of 3 is not a best.
-    assert!(!bests.offer(&cheap, false));
-    assert!(!bests.offer(&cheap, false));
-    assert_eq!(bests.best().map(|b| &b.config), Some(&middle));
-    // The middle one misses once in five: 4 of 5 still holds.
-    for _ in 0..3 {
-        assert!(!bests.offer(&middle, true));
-    }
-    assert!(!bests.offer(&middle, false));
-    assert_eq!(bests.best().map(|b| &b.config), Some(&middle));
-    // A second miss (4 of 6) and it gives way to the dear one.
-    assert!(!bests.offer(&middle, false));
-    assert_eq!(bests.best().map(|b| &b.config), Some(&dear));
-}
-
 /// Every other window the source misses a series.
 struct Patchy {
     inner: TwinEnvironment,
