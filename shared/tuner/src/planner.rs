@@ -392,9 +392,9 @@ pub fn screen(
     // A decision that screens where an earlier one of the session did (same twin, same load)
     // finds the ground around the incumbent remembered, and its search goes on from there for
     // a share of the budget: a session's exploration still adds up over its decisions.
-    let warm = input.memo.is_some_and(|m| {
-        m.screened_before(workflow, &Screen::new(input, options, cancel).evaluation)
-    });
+    let warm = input
+        .memo
+        .is_some_and(|m| m.screened_before(workflow, &screen::screening(input, options, cancel)));
     let warm_options = PlanOptions {
         refine_budget: options.refine_budget / WARM_SHARE,
         ..*options

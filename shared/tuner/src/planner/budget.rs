@@ -9,7 +9,7 @@
 
 use faasconf_core::cancel::Cancel;
 
-use super::screen::Screen;
+use super::screen::screening;
 use super::{CONFIRMED, Candidate, PlanInput, PlanOptions, SAFE_STARTS};
 
 /// Function calls one decision may simulate by default: about 10 s of the twin on 2 cores
@@ -44,8 +44,7 @@ pub(super) fn calls_per_window(
             .find_map(|c| workflow.config_from_actions(&c.actions).ok())
     };
     probe.map_or(0, |c| {
-        let screen = Screen::new(input, options, cancel);
-        screen.evaluation.calls_per_window(workflow, &c)
+        screening(input, options, cancel).calls_per_window(workflow, &c)
     })
 }
 

@@ -61,21 +61,31 @@ pub(super) struct Search {
     visited: Vec<Visited>,
 }
 
+/// The twin evaluation a decision screens with: its load, `options`' screening seeds and
+/// windows, the window length of the window it decides on.
+pub(super) fn screening(
+    input: &PlanInput<'_>,
+    options: &PlanOptions,
+    cancel: &Cancel,
+) -> Evaluation {
+    Evaluation {
+        users: input.users.max(1),
+        arrivals_per_second: input.arrivals_per_second,
+        windows: options.screen_windows,
+        seeds: (0..options.screen_seeds.max(1))
+            .map(|k| options.twin_seed.wrapping_add(k))
+            .collect(),
+        window_seconds: input.window.duration_seconds.clamp(1.0, 3600.0),
+        threads: 0,
+        qos: *input.qos,
+        cancel: cancel.clone(),
+        memo: input.memo.cloned(),
+    }
+}
+
 impl<'a> Screen<'a> {
     pub(super) fn new(input: &PlanInput<'a>, options: &'a PlanOptions, cancel: &'a Cancel) -> Self {
-        let evaluation = Evaluation {
-            users: input.users.max(1),
-            arrivals_per_second: input.arrivals_per_second,
-            windows: options.screen_windows,
-            seeds: (0..options.screen_seeds.max(1))
-                .map(|k| options.twin_seed.wrapping_add(k))
-                .collect(),
-            window_seconds: input.window.duration_seconds.clamp(1.0, 3600.0),
-            threads: 0,
-            qos: *input.qos,
-            cancel: cancel.clone(),
-            memo: input.memo.cloned(),
-        };
+        let evaluation = screening(input, options, cancel);
         let misses = evaluation.misses_allowed(options.pass_rate.max(options.screen_pass_rate));
         Self {
             workflow: input.workflow,
