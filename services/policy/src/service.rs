@@ -140,7 +140,7 @@ pub fn describe_metrics(workflows: &[String]) {
     );
     metrics::describe_counter!(
         "faasconf_policy_rollbacks_total",
-        "Tuning-session reverts to the last QoS-meeting configuration."
+        "Tuning-session reverts to the best configuration so far."
     );
     metrics::describe_counter!(
         "faasconf_policy_ses_replacements_total",

@@ -4,7 +4,7 @@
 //! budget of iterations, when converged, or when asked.
 //!
 //! The guard: when QoS is missed for `rollback_after` consecutive windows after a change, the
-//! session reverts to the last QoS-meeting configuration and records why. Windows marked
+//! session reverts to its best configuration so far and records why. Windows marked
 //! `transient` (an apply finished inside them) and windows of an older configuration are never
 //! learnt from.
 //!

@@ -16,7 +16,7 @@ pub struct Proposal {
     pub config: WorkflowConfig,
     /// A safety filter (faasconf's safe exploration) replaced what the method first proposed.
     pub ses_replaced: bool,
-    /// A rollback to the last QoS-meeting configuration.
+    /// A rollback to an earlier configuration that met QoS (faasconf: the session's best).
     pub rollback: bool,
 }
 

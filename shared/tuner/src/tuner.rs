@@ -1,6 +1,6 @@
 //! faasconf's online tuning method as an [`Optimiser`]: each steady window is learnt from
 //! (replay and a few actor-critic updates; safe exploration's history), then the next
-//! configuration is decided — a rollback to the last QoS-meeting configuration when QoS was
+//! configuration is decided — a rollback to the best configuration so far (before one, the last that met QoS) when QoS was
 //! missed `rollback_after` windows in a row, otherwise the planner (policy -> safe exploration
 //! -> twin screening). Tuning sessions drive it over gRPC; the benchmark drives it on the twin
 //! directly, beside the baselines.
@@ -470,24 +470,32 @@ impl Tuner {
     pub fn decide(&mut self, window: &WindowReport) -> Result<Proposal, TunerError> {
         self.proposed = true;
         self.twin_windows = 0;
-        if let Some(good) = &self.last_good
+        // Back to the session's best, which has held; the last configuration that met QoS may
+        // have met it once among misses. Before there is a best, to the last that met QoS.
+        let back_to = self
+            .best
+            .best()
+            .map(|b| &b.config)
+            .or(self.last_good.as_ref());
+        if let Some(good) = back_to
             && self.misses >= self.options.rollback_after.max(1)
             && *good != window.config
         {
+            let good = good.clone();
             self.rollbacks += 1;
             self.news = format!(
-                "rolled back after {} consecutive QoS misses to the last QoS-meeting configuration (cost {:.3})",
+                "rolled back after {} consecutive QoS misses to the best configuration so far (cost {:.3})",
                 self.misses,
                 good.cost()
             );
             tracing::info!(
                 misses = self.misses,
-                "rolling back to the last QoS-meeting configuration"
+                "rolling back to the best configuration so far"
             );
             metrics::counter!("faasconf_policy_rollbacks_total", "workflow" => self.workflow.name.clone()).increment(1);
             self.misses = 0;
             return Ok(Proposal {
-                config: good.clone(),
+                config: good,
                 ses_replaced: false,
                 rollback: true,
             });

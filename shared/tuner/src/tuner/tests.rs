@@ -107,3 +107,28 @@ fn a_twin_far_from_the_cluster_is_refitted_and_the_agents_fine_tuned_on_it() {
         "the refitted twin's samples stay in the replay"
     );
 }
+
+#[test]
+fn repeated_misses_roll_back_to_the_best_not_to_a_configuration_that_met_qos_once() {
+    let w = builtin("parallel").unwrap();
+    let mut t = tuner(&w);
+    t.proposed = true;
+    let windows = windows_of(&w);
+    let (cheap, middle, dear) = (&windows[0], &windows[2], &windows[4]);
+    assert!(cheap.config.cost() < dear.config.cost());
+    let verdict = |met: bool| Judged {
+        qos_met: met,
+        reward: 0.0,
+        headroom: if met { 0.2 } else { -0.1 },
+    };
+    t.observe(dear, verdict(true)).unwrap();
+    t.observe(cheap, verdict(true)).unwrap();
+    // The cheap one met QoS last, then missed: 1 of 3 is not a best; the dear one is.
+    t.observe(cheap, verdict(false)).unwrap();
+    t.observe(cheap, verdict(false)).unwrap();
+    t.observe(middle, verdict(false)).unwrap();
+    let proposal = t.decide(middle).unwrap();
+    assert!(proposal.rollback, "three misses in a row");
+    assert_eq!(proposal.config, dear.config);
+    assert_eq!(t.rollbacks(), 1);
+}
