@@ -1,8 +1,8 @@
 //! faasconf's online tuning method as an [`Optimiser`]: each steady window is learnt from
 //! (replay and a few actor-critic updates; safe exploration's history), then the next
-//! configuration is decided — a rollback to the best configuration so far (before one, the last that met QoS) when QoS was
-//! missed `rollback_after` windows in a row, otherwise the planner (policy -> safe exploration
-//! -> twin screening). Tuning sessions drive it over gRPC; the benchmark drives it on the twin
+//! configuration is decided — a rollback to the best configuration so far (before one, the
+//! last that met QoS) when QoS was missed `rollback_after` windows in a row, otherwise the
+//! planner (policy -> safe exploration -> twin screening). Tuning sessions drive it over gRPC; the benchmark drives it on the twin
 //! directly, beside the baselines.
 
 use std::collections::VecDeque;
@@ -472,11 +472,13 @@ impl Tuner {
         self.twin_windows = 0;
         // Back to the session's best, which has held; the last configuration that met QoS may
         // have met it once among misses. Before there is a best, to the last that met QoS.
-        let back_to = self
-            .best
-            .best()
-            .map(|b| &b.config)
-            .or(self.last_good.as_ref());
+        let (back_to, what) = match self.best.best() {
+            Some(best) => (Some(&best.config), "the best configuration so far"),
+            None => (
+                self.last_good.as_ref(),
+                "the last QoS-meeting configuration",
+            ),
+        };
         if let Some(good) = back_to
             && self.misses >= self.options.rollback_after.max(1)
             && *good != window.config
@@ -484,14 +486,11 @@ impl Tuner {
             let good = good.clone();
             self.rollbacks += 1;
             self.news = format!(
-                "rolled back after {} consecutive QoS misses to the best configuration so far (cost {:.3})",
+                "rolled back after {} consecutive QoS misses to {what} (cost {:.3})",
                 self.misses,
                 good.cost()
             );
-            tracing::info!(
-                misses = self.misses,
-                "rolling back to the best configuration so far"
-            );
+            tracing::info!(misses = self.misses, to = what, "rolling back");
             metrics::counter!("faasconf_policy_rollbacks_total", "workflow" => self.workflow.name.clone()).increment(1);
             self.misses = 0;
             return Ok(Proposal {
