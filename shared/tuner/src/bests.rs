@@ -5,8 +5,9 @@
 //! misses it in some, and the cheapest of several that each met QoS a few times is, more often
 //! than not, one whose record flattered it (the winner's curse). So a best must be seen to hold
 //! in two ways: by count (it met QoS in at least [`BEST_HOLDS`] of its windows) and by headroom
-//! (its windows kept far enough inside the target, [`faasconf_core::Qos::headroom`], that a window-to-window
-//! spread like the session's own would still leave [`BEST_HOLDS`] of fresh windows inside it).
+//! (its windows kept far enough inside the target, [`faasconf_core::Qos::headroom`], that a
+//! window-to-window spread like the session's own would still leave [`BEST_HOLDS`] of fresh
+//! windows inside it).
 //! Where nothing applied holds by headroom, the cheapest that holds by count is the best.
 
 use faasconf_core::WorkflowConfig;
