@@ -9,6 +9,10 @@
 //! window-to-window spread like the session's own would still leave [`BEST_HOLDS`] of fresh
 //! windows inside it).
 //! Where nothing applied holds by headroom, the cheapest that holds by count is the best.
+//!
+//! The same record says which configurations a session must not propose again
+//! ([`Bests::to_avoid`]): one that missed QoS and whose windows do not hold by headroom — after
+//! a miss at the edge, a second window of the same configuration misses about as often as not.
 
 use faasconf_core::WorkflowConfig;
 use serde::{Deserialize, Serialize};
@@ -60,6 +64,9 @@ struct Applied {
     mean: f64,
     /// Sum of squared deviations from `mean` (Welford).
     squares: f64,
+    /// Whether a window of it followed the method's own proposal: only those may be best (the
+    /// configuration a session found in force is not its finding).
+    proposed: bool,
 }
 
 impl Applied {
@@ -75,6 +82,14 @@ impl Applied {
         let standard_error = spread / f64::from(self.windows()).sqrt();
         self.mean >= HOLDS_Z * spread + STANDARD_ERRORS * standard_error
     }
+
+    /// Missed QoS and does not hold by headroom, or missed it in at least two windows and in
+    /// more than `1 - pass_rate` of them.
+    fn to_avoid(&self, spread: f64, pass_rate: f64) -> bool {
+        let by_count = self.missed >= 2
+            && f64::from(self.missed) > (1.0 - pass_rate) * f64::from(self.windows());
+        self.missed > 0 && (by_count || !self.holds_by_headroom(spread))
+    }
 }
 
 /// Every configuration's windows and the [`Best`] they make.
@@ -89,7 +104,36 @@ impl Bests {
     /// cheaper (or there was none). A best that stops holding gives way to the next cheapest
     /// that holds, which is not an improvement.
     pub fn offer(&mut self, config: &WorkflowConfig, judged: Judged) -> bool {
-        self.record(config, judged);
+        self.record(config, judged, true)
+    }
+
+    /// Records a window of `config` that did not follow the method's own proposal (the
+    /// configuration found in force): it counts for [`Self::to_avoid`] and the spread, and
+    /// makes `config` a possible best only once a proposal applies it.
+    pub fn witness(&mut self, config: &WorkflowConfig, judged: Judged) -> bool {
+        self.record(config, judged, false)
+    }
+
+    /// The best so far.
+    pub fn best(&self) -> Option<&Best> {
+        self.best.as_ref()
+    }
+
+    /// Configurations not to propose again: each that missed QoS and whose windows do not hold
+    /// by headroom (a single window at the edge included), or that missed it in at least two
+    /// windows and in more than `1 - pass_rate` of them.
+    pub fn to_avoid(&self, pass_rate: f64) -> Vec<WorkflowConfig> {
+        let spread = self.spread();
+        self.applied
+            .iter()
+            .filter(|a| a.to_avoid(spread, pass_rate))
+            .map(|a| a.config.clone())
+            .collect()
+    }
+
+    /// Records a window and derives the best again (see [`Self::offer`]).
+    fn record(&mut self, config: &WorkflowConfig, judged: Judged, proposed: bool) -> bool {
+        self.add(config, judged, proposed);
         let before = self.best.as_ref().map(|b| b.cost);
         self.best = self.holding().map(|a| Best {
             config: a.config.clone(),
@@ -102,12 +146,7 @@ impl Bests {
         }
     }
 
-    /// The best so far.
-    pub fn best(&self) -> Option<&Best> {
-        self.best.as_ref()
-    }
-
-    fn record(&mut self, config: &WorkflowConfig, judged: Judged) {
+    fn add(&mut self, config: &WorkflowConfig, judged: Judged, proposed: bool) {
         let at = match self.applied.iter().position(|a| a.config == *config) {
             Some(at) => at,
             None => {
@@ -118,11 +157,13 @@ impl Bests {
                     missed: 0,
                     mean: 0.0,
                     squares: 0.0,
+                    proposed: false,
                 });
                 self.applied.len() - 1
             }
         };
         let a = &mut self.applied[at];
+        a.proposed |= proposed;
         if judged.qos_met {
             a.met += 1;
         } else {
@@ -151,7 +192,11 @@ impl Bests {
         let cheapest = |with_headroom: bool| {
             self.applied
                 .iter()
-                .filter(|a| a.holds_by_count() && (!with_headroom || a.holds_by_headroom(spread)))
+                .filter(|a| {
+                    a.proposed
+                        && a.holds_by_count()
+                        && (!with_headroom || a.holds_by_headroom(spread))
+                })
                 .min_by(|a, b| a.cost.total_cmp(&b.cost))
         };
         cheapest(true).or_else(|| cheapest(false))

@@ -17,8 +17,9 @@
 //!   and the twin's [`Verdict`] on one configuration.
 //! - [`oracle`] — the reference search the benchmark judges every method against: the same
 //!   evaluation and descent, from random starts, walked back through held-out checks.
-//! - [`outcomes`] — what a session learns of the configurations it applied and of the twin's
-//!   predictions.
+//! - [`bests`] — what the cluster did with each configuration a session applied: the best,
+//!   and what not to propose again.
+//! - [`outcomes`] — what a session learns of the twin's confirmation windows and predictions.
 //! - [`twin_path`] — deciding without a cluster: a few screened policy steps on the twin.
 //! - [`fallback`] — when the twin stays wrong: grow the bottleneck the telemetry shows.
 //! - [`history`] — safe exploration's history from stored observations.

@@ -1,13 +1,13 @@
-//! What a tuning session learns about the configurations it applied: how each one fared
-//! window by window (so one that keeps missing QoS is not chosen again, however well it
-//! screens), and whether the twin's predictions hold (so the safety margin widens only when
-//! misses exceed what the twin's own window-to-window noise explains).
+//! What a tuning session learns about the twin's windows and predictions: how each screened
+//! configuration fared on the confirmation seeds, window by window, and whether the twin's
+//! predictions hold on the cluster (so the safety margin widens only when misses exceed what
+//! the twin's own window-to-window noise explains). What the cluster did with each applied
+//! configuration is [`crate::bests`]'s record.
 
 use faasconf_core::WorkflowConfig;
 
 /// Per-configuration window record of one session: the windows each configuration met QoS in
-/// and missed it in. A session keeps two: what the cluster did with the configurations it
-/// applied, and what the twin's confirmation windows (fresh seeds on every decision) said.
+/// and missed it in on the twin's confirmation seeds (fresh on every decision).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     records: Vec<(WorkflowConfig, u32, u32)>, // (config, windows met, windows missed)
@@ -37,18 +37,6 @@ impl Tally {
     pub fn pass_rate(&self, config: &WorkflowConfig) -> Option<f64> {
         let (_, met, missed) = self.records.iter().find(|(c, _, _)| c == config)?;
         (met + missed > 0).then(|| f64::from(*met) / f64::from(met + missed))
-    }
-
-    /// Configurations that missed QoS in at least two windows and in more than `1 - pass_rate`
-    /// of their windows: evidence, not one unlucky window.
-    pub fn to_avoid(&self, pass_rate: f64) -> Vec<WorkflowConfig> {
-        self.records
-            .iter()
-            .filter(|(_, met, missed)| {
-                *missed >= 2 && f64::from(*missed) > (1.0 - pass_rate) * f64::from(met + missed)
-            })
-            .map(|(c, _, _)| c.clone())
-            .collect()
     }
 }
 
@@ -115,22 +103,11 @@ mod tests {
     }
 
     #[test]
-    fn a_configuration_is_avoided_after_repeated_misses_only() {
+    fn a_record_adds_up_windows_per_configuration() {
         let mut o = Tally::default();
-        o.observe(&config(500), false);
-        assert!(o.to_avoid(0.85).is_empty(), "one miss is not evidence");
-        for _ in 0..20 {
-            o.observe(&config(500), true);
-        }
-        o.observe(&config(500), false);
-        assert!(
-            o.to_avoid(0.85).is_empty(),
-            "2 misses in 22 windows is within 15%"
-        );
         o.observe(&config(600), false);
         o.observe(&config(600), true);
         o.observe(&config(600), false);
-        assert_eq!(o.to_avoid(0.85), vec![config(600)]);
         assert_eq!(o.pass_rate(&config(600)), Some(1.0 / 3.0));
         o.add(&config(600), 7, 0);
         assert_eq!(o.pass_rate(&config(600)), Some(0.8));

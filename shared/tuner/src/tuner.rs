@@ -131,6 +131,7 @@ pub struct Tuner {
     misses: u32,
     /// Whether the window in hand follows one of this tuner's proposals.
     proposed: bool,
+    /// What the cluster did with each configuration: the best, and what not to propose again.
     best: Bests,
     /// Latency margin, success margin, pass rate the planner asks for.
     margin: (f64, f64, f64),
@@ -138,7 +139,6 @@ pub struct Tuner {
     predicted: Option<f64>,
     /// Steady twin windows the last decision simulated.
     twin_windows: u64,
-    outcomes: Tally,
     confirmations: Tally,
     calibration: Calibration,
     rollbacks: u32,
@@ -196,7 +196,6 @@ impl Tuner {
             ),
             predicted: None,
             twin_windows: 0,
-            outcomes: Tally::default(),
             confirmations: Tally::default(),
             calibration: Calibration::default(),
             rollbacks: 0,
@@ -435,7 +434,6 @@ impl Tuner {
             self.follow(measured);
             self.fine_tune_if_moved(measured)?;
         }
-        self.outcomes.observe(&window.config, met);
         // Configurations the twin passed miss QoS more often than its held-out pass rates said:
         // widen the margin, so later choices keep further from the edge.
         if let Some(pass_rate) = self.predicted.take()
@@ -456,6 +454,8 @@ impl Tuner {
         }
         if self.proposed {
             self.best.offer(&window.config, judged);
+        } else {
+            self.best.witness(&window.config, judged);
         }
         if met {
             self.misses = 0;
@@ -521,7 +521,7 @@ impl Tuner {
             work_budget: self.options.work_budget,
             ..PlanOptions::default()
         };
-        let avoid = self.outcomes.to_avoid(options.pass_rate);
+        let avoid = self.best.to_avoid(options.pass_rate);
         let incumbent = self.best.best().map(|b| b.config.clone());
         let load = self.planned_load(window);
         let scaled = on_users_scale(&self.prior, window);

@@ -123,3 +123,46 @@ fn a_session_whose_windows_spread_widely_asks_more_headroom_of_a_best() {
     }
     assert_eq!(best(&bests), Some(&dear));
 }
+
+#[test]
+fn a_miss_at_the_edge_is_not_proposed_again_while_a_noise_miss_of_a_roomy_one_is_forgiven() {
+    let (edge, roomy, never_missed) = (config(500), config(900), config(700));
+    let mut bests = Bests::default();
+    bests.offer(&never_missed, window(0.01));
+    assert!(bests.to_avoid(0.85).is_empty(), "met, however narrowly");
+    // One window just outside the target: the next misses about as often as not.
+    bests.offer(&edge, window(-0.02));
+    assert_eq!(bests.to_avoid(0.85), vec![edge.clone()]);
+    // Well inside the target five times, then one window just outside: noise.
+    for _ in 0..5 {
+        bests.offer(&roomy, window(0.15));
+    }
+    bests.offer(&roomy, window(-0.01));
+    assert_eq!(bests.to_avoid(0.85), vec![edge.clone()]);
+    // Misses in two of its windows out of three are evidence by count whatever the headroom.
+    bests.offer(&roomy, window(-0.2));
+    bests.offer(&roomy, window(-0.2));
+    assert!(bests.to_avoid(0.85).contains(&roomy));
+}
+
+#[test]
+fn a_configuration_found_in_force_counts_but_is_best_only_once_proposed() {
+    let (found, proposed) = (config(400), config(900));
+    let mut bests = Bests::default();
+    assert!(
+        !bests.witness(&found, window(0.2)),
+        "not a finding of the method"
+    );
+    assert_eq!(best(&bests), None);
+    bests.witness(&found, window(-0.2));
+    assert_eq!(bests.to_avoid(0.85), vec![found.clone()]);
+    assert!(bests.offer(&proposed, window(0.2)));
+    assert_eq!(best(&bests), Some(&proposed));
+    // Proposed and met again: 2 of 3 windows is under the count bar, so still the dear one.
+    bests.offer(&found, window(0.2));
+    assert_eq!(best(&bests), Some(&proposed));
+    for _ in 0..3 {
+        bests.offer(&found, window(0.2));
+    }
+    assert_eq!(best(&bests), Some(&found), "4 of 5 and roomy: holds");
+}

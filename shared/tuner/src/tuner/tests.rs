@@ -39,6 +39,23 @@ fn tuner(workflow: &Workflow) -> Tuner {
     .unwrap()
 }
 
+/// The second steady window of `cluster` at 20 users under `config`.
+fn window_under(cluster: &Workflow, config: WorkflowConfig, seed: u64) -> Vec<WindowReport> {
+    let options = TwinOptions {
+        window_seconds: 30.0,
+        seed,
+    };
+    let mut twin = Twin::new(
+        cluster.clone(),
+        config,
+        Workload::ClosedLoop { users: 20 },
+        options,
+    )
+    .unwrap();
+    twin.run_window();
+    vec![twin.run_window(), twin.run_window()]
+}
+
 /// Steady windows of `cluster` at 20 users under a few configurations around the middle.
 fn windows_of(cluster: &Workflow) -> Vec<WindowReport> {
     let mut out = Vec::new();
@@ -46,20 +63,7 @@ fn windows_of(cluster: &Workflow) -> Vec<WindowReport> {
         let config = cluster
             .config_from_actions(&vec![[level; 4]; cluster.len()])
             .unwrap();
-        let options = TwinOptions {
-            window_seconds: 30.0,
-            seed: 40 + k as u64,
-        };
-        let mut twin = Twin::new(
-            cluster.clone(),
-            config,
-            Workload::ClosedLoop { users: 20 },
-            options,
-        )
-        .unwrap();
-        twin.run_window();
-        out.push(twin.run_window());
-        out.push(twin.run_window());
+        out.extend(window_under(cluster, config, 40 + k as u64));
     }
     out
 }
@@ -131,4 +135,29 @@ fn repeated_misses_roll_back_to_the_best_not_to_a_configuration_that_met_qos_onc
     assert!(proposal.rollback, "three misses in a row");
     assert_eq!(proposal.config, dear.config);
     assert_eq!(t.rollbacks(), 1);
+}
+
+#[test]
+fn a_proposal_that_missed_at_the_edge_is_not_proposed_again() {
+    let w = builtin("parallel").unwrap();
+    let start = windows_of(&w).swap_remove(2);
+    let edge = |headroom: f64| Judged {
+        qos_met: headroom >= 0.0,
+        reward: 0.0,
+        headroom,
+    };
+    let decided = |headroom: f64| {
+        let mut t = tuner(&w);
+        t.observe(&start, edge(0.1)).unwrap();
+        let proposed = t.decide(&start).unwrap().config;
+        let applied = window_under(&w, proposed.clone(), 7).swap_remove(0);
+        t.observe(&applied, edge(headroom)).unwrap();
+        let avoided = t.best.to_avoid(0.85).contains(&proposed);
+        (proposed, avoided, t.decide(&applied).unwrap().config)
+    };
+    let (_, avoided, _) = decided(0.1);
+    assert!(!avoided, "met with room");
+    let (proposed, avoided, next) = decided(-0.02);
+    assert!(avoided, "missed at the edge");
+    assert_ne!(next, proposed, "not proposed again");
 }
