@@ -24,6 +24,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Ask a running policy service for a configuration (what a CI job needs).
     Recommend(RecommendArgs),
+    /// Start a tuning session against a cluster's actuator, follow it (one line per iteration:
+    /// cost, latency, QoS verdict, what changed) and stop it on Ctrl-C or SIGTERM.
+    Tune(TuneArgs),
     /// The whole loop on the embedded twin: pre-train, start both services, tune for 15
     /// iterations, print what happened.
     Demo(DemoArgs),
@@ -148,8 +151,9 @@ pub enum RecommendFormat {
     Patch,
 }
 
+/// How to reach the policy service (`recommend`, `tune`).
 #[derive(Debug, Args)]
-pub struct RecommendArgs {
+pub struct PolicyConnection {
     /// The policy service, e.g. http://127.0.0.1:50052.
     #[arg(
         long,
@@ -157,6 +161,32 @@ pub struct RecommendArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub endpoint: String,
+    /// How long to wait for the policy service (connecting and answering), seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_seconds: u64,
+    /// PEM CA certificates to verify the policy service with (TLS: an `https://` endpoint).
+    #[arg(long, env = "FAASCONF_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM certificate to present to the policy service (mutual TLS).
+    #[arg(long, env = "FAASCONF_TLS_CLIENT_CERT")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM key of --tls-client-cert.
+    #[arg(long, env = "FAASCONF_TLS_CLIENT_KEY")]
+    pub tls_client_key: Option<PathBuf>,
+    /// File holding the bearer token the policy service requires.
+    #[arg(long, env = "FAASCONF_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Send --token-file's token over a plaintext `http://` endpoint (loopback development
+    /// only; otherwise use `https://` with --tls-ca).
+    #[arg(long, env = "FAASCONF_ALLOW_PLAINTEXT_TOKEN")]
+    pub allow_plaintext_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// How to reach the policy service.
+    #[command(flatten)]
+    pub connection: PolicyConnection,
     /// The workflow.
     #[arg(long)]
     pub workflow: String,
@@ -186,25 +216,73 @@ pub struct RecommendArgs {
     /// `kubectl patch deployment <function> --patch-file`, instead of printing them.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-    /// How long to wait for the policy service (connecting and answering), seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout_seconds: u64,
-    /// PEM CA certificates to verify the policy service with (TLS: an `https://` endpoint).
-    #[arg(long, env = "FAASCONF_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-    /// PEM certificate to present to the policy service (mutual TLS).
-    #[arg(long, env = "FAASCONF_TLS_CLIENT_CERT")]
-    pub tls_client_cert: Option<PathBuf>,
-    /// PEM key of --tls-client-cert.
-    #[arg(long, env = "FAASCONF_TLS_CLIENT_KEY")]
-    pub tls_client_key: Option<PathBuf>,
-    /// File holding the bearer token the policy service requires.
-    #[arg(long, env = "FAASCONF_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Send --token-file's token over a plaintext `http://` endpoint (loopback development
-    /// only; otherwise use `https://` with --tls-ca).
-    #[arg(long, env = "FAASCONF_ALLOW_PLAINTEXT_TOKEN")]
-    pub allow_plaintext_token: bool,
+}
+
+/// How the session reads the cluster's load (`tune --load-model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadModelChoice {
+    /// Closed-loop users where the windows report them, otherwise the measured arrival rate.
+    Measured,
+    /// Open-loop arrivals at the measured rate (a cluster's own traffic).
+    OpenLoop,
+    /// Closed-loop users (a closed-loop load generator drives the cluster).
+    ClosedLoop,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// How to reach the policy service.
+    #[command(flatten)]
+    pub connection: PolicyConnection,
+    /// The actuator the session tunes against, e.g. http://127.0.0.1:50051 (default: the
+    /// policy's --actuator; it accepts only those it was started with).
+    #[arg(long, default_value = "")]
+    pub actuator: String,
+    /// The workflow: its name, or its topology file (the name inside it is used).
+    #[arg(long)]
+    pub workflow: String,
+    /// Tuning iterations (windows) before the session ends.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=i64::from(faasconf_core::limits::MAX_TUNING_ITERATIONS)))]
+    pub iterations: u32,
+    /// QoS mean latency target, milliseconds (default: the service's, 13000).
+    #[arg(long)]
+    pub qos_latency_ms: Option<f64>,
+    /// QoS minimum success ratio (default 0.9).
+    #[arg(long)]
+    pub min_success_ratio: Option<f64>,
+    /// Revert after this many consecutive QoS-missing windows following a change.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(faasconf_core::limits::MAX_ROLLBACK_WINDOWS)))]
+    pub rollback_after: u32,
+    /// End as converged when the best cost has not improved for this many iterations (0:
+    /// never).
+    #[arg(long, default_value_t = 0)]
+    pub converge_after: u32,
+    /// A model version (default: the promoted one).
+    #[arg(long, default_value = "")]
+    pub model_version: String,
+    /// How the cluster's load is read and screened (default: the policy's --load-model).
+    #[arg(long, value_enum)]
+    pub load_model: Option<LoadModelChoice>,
+    /// Consent to start from a defined configuration when knobs are unset on the platform (no
+    /// CPU or memory limit, no max_inflight): they start at the top of their bounds, and the
+    /// session applies that first. Without it such a session is refused, naming each knob.
+    #[arg(long)]
+    pub define_start: bool,
+    /// Decide for the load just measured instead of the load forecast over the next windows.
+    #[arg(long)]
+    pub reactive: bool,
+    /// Apply the policy's proposals without screening them on the twin.
+    #[arg(long)]
+    pub no_twin_screening: bool,
+    /// Seed of exploration and screening.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How often the session's status is read, milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub poll_ms: u64,
+    /// JSON Lines on standard output: one object per iteration, then the session's summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

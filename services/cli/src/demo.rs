@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use faasconf_core::{Qos, catalog};
 use faasconf_launch::{Logs, ServiceProcess};
-use faasconf_proto::states::{tuning_is_active, tuning_state_name};
-use faasconf_proto::v1::{self, TuningSessionState, policy_client::PolicyClient};
+use faasconf_proto::states::tuning_state_name;
+use faasconf_proto::v1::{self, TuningSessionState};
 use faasconf_store::Store;
 use faasconf_training::{JobSpec, TrainOptions};
 use serde_json::json;
 
-use crate::args::DemoArgs;
-use crate::policy::{algorithm, train_with_progress};
+use crate::args::{DemoArgs, PolicyConnection};
+use crate::policy::{algorithm, connect, train_with_progress};
+use crate::tune::{follow, iteration_line};
 
 /// Starts one of the services beside this executable on free loopback ports.
 fn start(name: &str, args: &[String]) -> Result<ServiceProcess> {
@@ -124,9 +125,17 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         policy.endpoint()
     ));
 
-    let mut client = PolicyClient::connect(policy.endpoint())
-        .await
-        .context("connecting to the policy")?;
+    let mut client = connect(&PolicyConnection {
+        endpoint: policy.endpoint(),
+        timeout_seconds: 60,
+        tls_ca: None,
+        tls_client_cert: None,
+        tls_client_key: None,
+        token_file: None,
+        allow_plaintext_token: false,
+    })
+    .await
+    .context("connecting to the policy")?;
     let qos = Qos::default();
     let session = client
         .start_tuning(v1::StartTuningRequest {
@@ -159,43 +168,15 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         qos.mean_latency_seconds,
         qos.min_success_ratio
     ));
-    say(format!(
-        "{:>4} {:>8} {:>10} {:>8} {:>4} {:>4}",
-        "iter", "cost", "e2e_mean_s", "success", "qos", "ses"
-    ));
-    let mut printed = 0;
-    let status = loop {
-        let status = client
-            .get_tuning_status(v1::GetTuningStatusRequest {
-                session_id: session.session_id.clone(),
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("GetTuningStatus: {}", s.message()))?
-            .into_inner();
-        for i in status.history.iter().skip(printed) {
-            let mark = if i.rollback {
-                "rollback"
-            } else if i.ses_replaced {
-                "yes"
-            } else {
-                "no"
-            };
-            say(format!(
-                "{:>4} {:>8.3} {:>10.2} {:>8.3} {:>4} {:>4}",
-                i.iteration,
-                i.cost,
-                i.e2e_mean_seconds,
-                i.success_ratio,
-                if i.qos_met { "met" } else { "MISS" },
-                mark
-            ));
-        }
-        printed = status.history.len();
-        if !tuning_is_active(status.state()) {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    say(crate::tune::HEADER.to_owned());
+    let status = follow(
+        &mut client,
+        &session.session_id,
+        Duration::from_millis(100),
+        std::future::pending(),
+        |i, previous| say(iteration_line(i, previous)),
+    )
+    .await?;
     drop(policy);
     drop(actuator);
     let state = tuning_state_name(status.state());

@@ -7,6 +7,7 @@
 //! - `faasconf sim fidelity` — how well the twin predicts a history file.
 //! - `faasconf train` — train a workflow's agents offline and register the model.
 //! - `faasconf recommend` — ask the policy service for a configuration (JSON, stack.yml, patch).
+//! - `faasconf tune` — start a tuning session against a cluster's actuator, follow it, stop it.
 //! - `faasconf demo` — pre-train, start both services, tune on the twin, print each iteration.
 //! - `faasconf bench` — faasconf against the baselines on the twin (JSON and Markdown).
 
@@ -16,6 +17,7 @@ mod ci_output;
 mod demo;
 mod policy;
 mod sim;
+mod tune;
 
 use anyhow::Result;
 use clap::Parser;
@@ -32,6 +34,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Train(a) => policy::train(&a),
         Command::Recommend(a) => runtime()?.block_on(policy::recommend(&a)),
+        Command::Tune(a) => runtime()?.block_on(tune::tune(&a)),
         Command::Demo(a) => runtime()?.block_on(demo::demo(&a)),
         Command::Bench(a) => bench::bench(&a),
         Command::Workflows(WorkflowsCommand::List) => sim::list_workflows(),

@@ -5,11 +5,14 @@ use faasconf_agents::{Algorithm, Scoring};
 use faasconf_core::history::read_history;
 use faasconf_core::{Qos, catalog};
 use faasconf_proto::v1::{self, policy_client::PolicyClient};
+use faasconf_server::security::AuthChannel;
 use faasconf_store::Store;
 use faasconf_training::{JobOutcome, JobSpec, Stage, TrainOptions, import_history, run_job};
 use serde_json::{Value, json};
 
-use crate::args::{AlgorithmChoice, RecommendArgs, RecommendFormat, ScoringChoice, TrainArgs};
+use crate::args::{
+    AlgorithmChoice, PolicyConnection, RecommendArgs, RecommendFormat, ScoringChoice, TrainArgs,
+};
 use crate::sim::progress_bar;
 
 /// The algorithm of a flag.
@@ -198,29 +201,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Calls `RecommendConfig` and prints it, or merges it into `--stack`, or writes patch files
-/// into `--out-dir`.
-pub async fn recommend(args: &RecommendArgs) -> Result<()> {
-    if args.stack.is_some() && args.format != RecommendFormat::Openfaas {
-        anyhow::bail!("--stack: only with --format openfaas");
-    }
-    if args.out_dir.is_some() && args.format != RecommendFormat::Patch {
-        anyhow::bail!("--out-dir: only with --format patch");
-    }
-    let timeout = std::time::Duration::from_secs(args.timeout_seconds);
-    let unreachable = || {
-        format!(
-            "--endpoint {}: the policy service is unreachable (within --timeout-seconds {})",
-            args.endpoint, args.timeout_seconds
-        )
-    };
+/// A client of the policy service at `c.endpoint`, with its TLS and token (the flags name what
+/// is wrong).
+pub async fn connect(c: &PolicyConnection) -> Result<PolicyClient<AuthChannel>> {
     use faasconf_server::security::{ClientFlags, ClientSecurity, ClientSecurityFiles};
+    let timeout = std::time::Duration::from_secs(c.timeout_seconds);
     let security = ClientSecurity::load(
         &ClientSecurityFiles {
-            tls_ca: args.tls_ca.clone(),
-            tls_client_cert: args.tls_client_cert.clone(),
-            tls_client_key: args.tls_client_key.clone(),
-            token_file: args.token_file.clone(),
+            tls_ca: c.tls_ca.clone(),
+            tls_client_cert: c.tls_client_cert.clone(),
+            tls_client_key: c.tls_client_key.clone(),
+            token_file: c.token_file.clone(),
         },
         ClientFlags {
             tls_ca: "--tls-ca",
@@ -230,15 +221,32 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
             allow_plaintext_token: "--allow-plaintext-token",
         },
     )?
-    .allow_plaintext_token(args.allow_plaintext_token);
+    .allow_plaintext_token(c.allow_plaintext_token);
     security
-        .check_endpoint(&args.endpoint)
+        .check_endpoint(&c.endpoint)
         .map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
     let channel = security
-        .connect(&args.endpoint, timeout, Some(timeout))
+        .connect(&c.endpoint, timeout, Some(timeout))
         .await
-        .with_context(unreachable)?;
-    let mut client = PolicyClient::new(channel);
+        .with_context(|| {
+            format!(
+                "--endpoint {}: the policy service is unreachable (within --timeout-seconds {})",
+                c.endpoint, c.timeout_seconds
+            )
+        })?;
+    Ok(PolicyClient::new(channel))
+}
+
+/// Calls `RecommendConfig` and prints it, or merges it into `--stack`, or writes patch files
+/// into `--out-dir`.
+pub async fn recommend(args: &RecommendArgs) -> Result<()> {
+    if args.stack.is_some() && args.format != RecommendFormat::Openfaas {
+        anyhow::bail!("--stack: only with --format openfaas");
+    }
+    if args.out_dir.is_some() && args.format != RecommendFormat::Patch {
+        anyhow::bail!("--out-dir: only with --format patch");
+    }
+    let mut client = connect(&args.connection).await?;
     let request = v1::RecommendConfigRequest {
         workflow: args.workflow.clone(),
         load: Some(v1::Load {
@@ -257,7 +265,7 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
         .map_err(|s| {
             anyhow::anyhow!(
                 "RecommendConfig at {}: {:?}: {}",
-                args.endpoint,
+                args.connection.endpoint,
                 s.code(),
                 s.message()
             )
