@@ -67,13 +67,18 @@ async fn policy_trains_recommends_and_tunes() {
         "{}",
         err.message()
     );
-    assert_eq!(
-        client
-            .recommend_config(recommend("ghost", users(20)))
-            .await
-            .unwrap_err()
-            .code(),
-        tonic::Code::NotFound
+    let ghost = client
+        .recommend_config(recommend("ghost", users(20)))
+        .await
+        .unwrap_err();
+    assert_eq!(ghost.code(), tonic::Code::NotFound);
+    // What this server serves, not the built-ins.
+    assert!(
+        ghost
+            .message()
+            .contains("\"ghost\" is not served by this policy (it serves: parallel, sequential;"),
+        "{}",
+        ghost.message()
     );
     let rps = client
         .recommend_config(recommend(

@@ -187,7 +187,7 @@ pub struct RecommendArgs {
     /// How to reach the policy service.
     #[command(flatten)]
     pub connection: PolicyConnection,
-    /// The workflow.
+    /// The workflow: its name, or its topology file (the name inside it is used).
     #[arg(long)]
     pub workflow: String,
     /// Closed-loop concurrent users (at most 1000).

@@ -237,6 +237,21 @@ pub async fn connect(c: &PolicyConnection) -> Result<PolicyClient<AuthChannel>> 
     Ok(PolicyClient::new(channel))
 }
 
+/// The workflow's name: `--workflow` itself, or the name inside the topology file it names.
+pub fn workflow_name(arg: &str) -> Result<String> {
+    let path = std::path::Path::new(arg);
+    let looks_like_a_file = [".yaml", ".yml", ".json"].iter().any(|e| arg.ends_with(e));
+    if path.is_file() || looks_like_a_file {
+        let workflow =
+            catalog::load_file(path).map_err(|e| anyhow::anyhow!("--workflow {arg}: {e}"))?;
+        return Ok(workflow.name);
+    }
+    if arg.trim().is_empty() {
+        bail!("--workflow: empty");
+    }
+    Ok(arg.to_owned())
+}
+
 /// Calls `RecommendConfig` and prints it, or merges it into `--stack`, or writes patch files
 /// into `--out-dir`.
 pub async fn recommend(args: &RecommendArgs) -> Result<()> {
@@ -248,7 +263,7 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
     }
     let mut client = connect(&args.connection).await?;
     let request = v1::RecommendConfigRequest {
-        workflow: args.workflow.clone(),
+        workflow: workflow_name(&args.workflow)?,
         load: Some(v1::Load {
             kind: Some(v1::load::Kind::ConcurrentUsers(args.users)),
         }),
@@ -371,4 +386,31 @@ pub fn patch_documents(
         out.push((f.function.clone(), serde_yaml_ng::to_string(&patch)?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workflow_is_a_name_or_a_topology_file() {
+        assert_eq!(workflow_name("my-flow").unwrap(), "my-flow");
+        let err = workflow_name("missing.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("--workflow missing.yaml"), "{err}");
+        assert!(
+            workflow_name(" ")
+                .unwrap_err()
+                .to_string()
+                .contains("--workflow")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flow.json");
+        let mut w = catalog::builtin("parallel").unwrap();
+        w.name = "my-parallel".into();
+        std::fs::write(&path, catalog::topology_file(&w).to_string()).unwrap();
+        assert_eq!(
+            workflow_name(path.to_str().unwrap()).unwrap(),
+            "my-parallel"
+        );
+    }
 }

@@ -4,18 +4,16 @@
 //! `faasconf demo` follows its session with the same lines ([`follow`], [`iteration_line`]).
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use faasconf_core::catalog;
 use faasconf_proto::states::{tuning_is_active, tuning_state_name};
 use faasconf_proto::v1::{self, TuningSessionState, policy_client::PolicyClient};
 use faasconf_server::security::AuthChannel;
 use serde_json::{Value, json};
 
 use crate::args::{LoadModelChoice, TuneArgs};
-use crate::policy::connect;
+use crate::policy::{connect, workflow_name};
 use crate::sim::progress_bar;
 
 /// The column heads of [`iteration_line`].
@@ -72,21 +70,6 @@ pub async fn tune(args: &TuneArgs) -> Result<()> {
         bail!("the tuning session failed: {}", status.message);
     }
     Ok(())
-}
-
-/// The workflow's name: `--workflow` itself, or the name inside the topology file it names.
-fn workflow_name(arg: &str) -> Result<String> {
-    let path = Path::new(arg);
-    let looks_like_a_file = [".yaml", ".yml", ".json"].iter().any(|e| arg.ends_with(e));
-    if path.is_file() || looks_like_a_file {
-        let workflow =
-            catalog::load_file(path).map_err(|e| anyhow::anyhow!("--workflow {arg}: {e}"))?;
-        return Ok(workflow.name);
-    }
-    if arg.trim().is_empty() {
-        bail!("--workflow: empty");
-    }
-    Ok(arg.to_owned())
 }
 
 fn start_request(args: &TuneArgs, workflow: &str) -> v1::StartTuningRequest {
@@ -343,27 +326,5 @@ mod tests {
         );
         assert_eq!(j["config"]["a"]["cpu_millis"], 700);
         assert_eq!(iteration_json(&first, None)["changes"], Value::Null);
-    }
-
-    #[test]
-    fn a_workflow_is_a_name_or_a_topology_file() {
-        assert_eq!(workflow_name("my-flow").unwrap(), "my-flow");
-        let err = workflow_name("missing.yaml").unwrap_err().to_string();
-        assert!(err.starts_with("--workflow missing.yaml"), "{err}");
-        assert!(
-            workflow_name(" ")
-                .unwrap_err()
-                .to_string()
-                .contains("--workflow")
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flow.json");
-        let mut w = catalog::builtin("parallel").unwrap();
-        w.name = "my-parallel".into();
-        std::fs::write(&path, catalog::topology_file(&w).to_string()).unwrap();
-        assert_eq!(
-            workflow_name(path.to_str().unwrap()).unwrap(),
-            "my-parallel"
-        );
     }
 }

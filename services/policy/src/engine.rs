@@ -68,12 +68,18 @@ impl Engine {
         if name.is_empty() {
             return Err(PolicyError::field("workflow", "missing"));
         }
-        self.workflows
+        let workflows = self
+            .workflows
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| PolicyError::UnknownWorkflow(name.to_owned()))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        workflows.get(name).cloned().ok_or_else(|| {
+            let mut served: Vec<String> = workflows.keys().cloned().collect();
+            served.sort_unstable();
+            PolicyError::UnknownWorkflow {
+                name: name.to_owned(),
+                served,
+            }
+        })
     }
 
     /// Serves `workflow` with the calibrated `profiles` from now on (sessions started later

@@ -9,12 +9,18 @@ pub enum PolicyError {
     /// Bad input; every problem is listed with its field.
     #[error("invalid request: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
-    /// No such workflow.
+    /// A workflow this policy does not serve.
     #[error(
-        "workflow {} is not known to this policy (built in: sequential, parallel, branch, tcktapp; or start the service with --workflow FILE)",
-        faasconf_core::limits::quoted(.0)
+        "workflow {} is not served by this policy (it serves: {}; start the service with --workflow NAME|FILE for another)",
+        faasconf_core::limits::quoted(.name),
+        .served.join(", ")
     )]
-    UnknownWorkflow(String),
+    UnknownWorkflow {
+        /// The name asked for.
+        name: String,
+        /// The workflows it serves, by name.
+        served: Vec<String>,
+    },
     /// No such model version, session or job.
     #[error("{0}")]
     NotFound(String),
@@ -59,7 +65,7 @@ impl From<PolicyError> for Status {
     fn from(e: PolicyError) -> Self {
         match &e {
             PolicyError::Invalid(errors) => faasconf_proto::status::invalid_argument(errors),
-            PolicyError::UnknownWorkflow(_) | PolicyError::NotFound(_) => {
+            PolicyError::UnknownWorkflow { .. } | PolicyError::NotFound(_) => {
                 Status::not_found(e.to_string())
             }
             PolicyError::NoModel { .. } | PolicyError::Precondition(_) => {
