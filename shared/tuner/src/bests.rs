@@ -11,8 +11,9 @@
 //! Where nothing applied holds by headroom, the cheapest that holds by count is the best.
 //!
 //! The same record says which configurations a session must not propose again
-//! ([`Bests::to_avoid`]): one that missed QoS and whose windows do not hold by headroom — after
-//! a miss at the edge, a second window of the same configuration misses about as often as not.
+//! ([`Bests::to_avoid`]): one that missed QoS and kept outside the target on average, and —
+//! where what proposed it is not to be trusted — one that missed it and does not hold by
+//! headroom: after a miss at the edge, a second window misses about as often as not.
 
 use faasconf_core::WorkflowConfig;
 use serde::{Deserialize, Serialize};
@@ -83,12 +84,18 @@ impl Applied {
         self.mean >= HOLDS_Z * spread + STANDARD_ERRORS * standard_error
     }
 
-    /// Missed QoS and does not hold by headroom, or missed it in at least two windows and in
-    /// more than `1 - pass_rate` of them.
-    fn to_avoid(&self, spread: f64, pass_rate: f64) -> bool {
+    /// Missed QoS in at least two windows and in more than `1 - pass_rate` of them; or missed it
+    /// and its windows fell outside the target on average, or (`strict`) do not hold by
+    /// headroom.
+    fn to_avoid(&self, spread: f64, pass_rate: f64, strict: bool) -> bool {
         let by_count = self.missed >= 2
             && f64::from(self.missed) > (1.0 - pass_rate) * f64::from(self.windows());
-        self.missed > 0 && (by_count || !self.holds_by_headroom(spread))
+        let by_headroom = if strict {
+            !self.holds_by_headroom(spread)
+        } else {
+            self.mean < 0.0
+        };
+        self.missed > 0 && (by_count || by_headroom)
     }
 }
 
@@ -119,14 +126,17 @@ impl Bests {
         self.best.as_ref()
     }
 
-    /// Configurations not to propose again: each that missed QoS and whose windows do not hold
-    /// by headroom (a single window at the edge included), or that missed it in at least two
-    /// windows and in more than `1 - pass_rate` of them.
-    pub fn to_avoid(&self, pass_rate: f64) -> Vec<WorkflowConfig> {
+    /// Configurations not to propose again: each that missed QoS in at least two windows and in
+    /// more than `1 - pass_rate` of them, or that missed it and whose windows fell outside the
+    /// target on average (a single window outside it included). `strict` — the evidence
+    /// that proposed them is weak, e.g. the twin that screened them was found wrong — also
+    /// each that missed it and whose windows do not hold by headroom: at the edge, a window
+    /// after a miss misses about as often as not.
+    pub fn to_avoid(&self, pass_rate: f64, strict: bool) -> Vec<WorkflowConfig> {
         let spread = self.spread();
         self.applied
             .iter()
-            .filter(|a| a.to_avoid(spread, pass_rate))
+            .filter(|a| a.to_avoid(spread, pass_rate, strict))
             .map(|a| a.config.clone())
             .collect()
     }

@@ -118,6 +118,8 @@ pub struct Tuner {
     /// The newest steady windows, for refits.
     observed: VecDeque<Observed>,
     twin_error: Option<f64>,
+    /// Whether a refit was adopted: the twin the session started from was wrong.
+    twin_found_wrong: bool,
     /// Consecutive windows the twin was wrong on.
     wrong_windows: u32,
     model: Model,
@@ -178,6 +180,7 @@ impl Tuner {
             trained_on: workflow.clone(),
             observed: VecDeque::new(),
             twin_error: None,
+            twin_found_wrong: false,
             wrong_windows: 0,
             workflow,
             model,
@@ -329,6 +332,7 @@ impl Tuner {
         );
         if adopted {
             self.workflow = fit.workflow;
+            self.twin_found_wrong = true;
         }
     }
 
@@ -521,7 +525,8 @@ impl Tuner {
             work_budget: self.options.work_budget,
             ..PlanOptions::default()
         };
-        let avoid = self.best.to_avoid(options.pass_rate);
+        // Once the twin was found wrong, a miss of a configuration it passed weighs more.
+        let avoid = self.best.to_avoid(options.pass_rate, self.twin_found_wrong);
         let incumbent = self.best.best().map(|b| b.config.clone());
         let load = self.planned_load(window);
         let scaled = on_users_scale(&self.prior, window);

@@ -129,20 +129,45 @@ fn a_miss_at_the_edge_is_not_proposed_again_while_a_noise_miss_of_a_roomy_one_is
     let (edge, roomy, never_missed) = (config(500), config(900), config(700));
     let mut bests = Bests::default();
     bests.offer(&never_missed, window(0.01));
-    assert!(bests.to_avoid(0.85).is_empty(), "met, however narrowly");
+    for strict in [false, true] {
+        assert!(
+            bests.to_avoid(0.85, strict).is_empty(),
+            "met, however narrowly"
+        );
+    }
     // One window just outside the target: the next misses about as often as not.
     bests.offer(&edge, window(-0.02));
-    assert_eq!(bests.to_avoid(0.85), vec![edge.clone()]);
+    for strict in [false, true] {
+        assert_eq!(bests.to_avoid(0.85, strict), vec![edge.clone()]);
+    }
     // Well inside the target five times, then one window just outside: noise.
     for _ in 0..5 {
         bests.offer(&roomy, window(0.15));
     }
     bests.offer(&roomy, window(-0.01));
-    assert_eq!(bests.to_avoid(0.85), vec![edge.clone()]);
+    assert_eq!(bests.to_avoid(0.85, true), vec![edge.clone()]);
     // Misses in two of its windows out of three are evidence by count whatever the headroom.
     bests.offer(&roomy, window(-0.2));
     bests.offer(&roomy, window(-0.2));
-    assert!(bests.to_avoid(0.85).contains(&roomy));
+    assert!(bests.to_avoid(0.85, false).contains(&roomy));
+}
+
+#[test]
+fn one_miss_after_a_roomy_window_is_forgiven_unless_the_evidence_for_it_is_weak() {
+    let once = config(600);
+    let mut bests = Bests::default();
+    bests.offer(&once, window(0.11));
+    bests.offer(&once, window(-0.04));
+    // Inside the target on average: a miss in two windows is not evidence by count...
+    assert!(bests.to_avoid(0.85, false).is_empty());
+    // ...but 3.5% mean headroom is short of what holding asks (about 6% at the prior spread).
+    assert_eq!(bests.to_avoid(0.85, true), vec![once.clone()]);
+    bests.offer(&once, window(-0.1));
+    assert_eq!(
+        bests.to_avoid(0.85, false),
+        vec![once],
+        "outside on average"
+    );
 }
 
 #[test]
@@ -150,19 +175,23 @@ fn a_configuration_found_in_force_counts_but_is_best_only_once_proposed() {
     let (found, proposed) = (config(400), config(900));
     let mut bests = Bests::default();
     assert!(
-        !bests.witness(&found, window(0.2)),
+        !bests.witness(&found, window(0.1)),
         "not a finding of the method"
     );
     assert_eq!(best(&bests), None);
     bests.witness(&found, window(-0.2));
-    assert_eq!(bests.to_avoid(0.85), vec![found.clone()]);
+    assert_eq!(
+        bests.to_avoid(0.85, false),
+        vec![found.clone()],
+        "outside the target on average"
+    );
     assert!(bests.offer(&proposed, window(0.2)));
     assert_eq!(best(&bests), Some(&proposed));
     // Proposed and met again: 2 of 3 windows is under the count bar, so still the dear one.
-    bests.offer(&found, window(0.2));
+    bests.offer(&found, window(0.25));
     assert_eq!(best(&bests), Some(&proposed));
     for _ in 0..3 {
-        bests.offer(&found, window(0.2));
+        bests.offer(&found, window(0.25));
     }
-    assert_eq!(best(&bests), Some(&found), "4 of 5 and roomy: holds");
+    assert_eq!(best(&bests), Some(&found), "5 of 6 and roomy: holds");
 }

@@ -152,7 +152,10 @@ fn a_proposal_that_missed_at_the_edge_is_not_proposed_again() {
         let proposed = t.decide(&start).unwrap().config;
         let applied = window_under(&w, proposed.clone(), 7).swap_remove(0);
         t.observe(&applied, edge(headroom)).unwrap();
-        let avoided = t.best.to_avoid(0.85).contains(&proposed);
+        let avoided = t
+            .best
+            .to_avoid(0.85, t.twin_found_wrong)
+            .contains(&proposed);
         (proposed, avoided, t.decide(&applied).unwrap().config)
     };
     let (_, avoided, _) = decided(0.1);
