@@ -179,6 +179,19 @@ async fn policy_trains_recommends_and_tunes() {
         .into_inner();
     assert!(!fast.twin_validated);
     assert!(fast.predicted_cost > 0.0);
+    // Stateless: the same request, the same answer (safe exploration included).
+    for _ in 0..3 {
+        let again = client
+            .recommend_config(v1::RecommendConfigRequest {
+                current: Some(window.clone()),
+                ..recommend("parallel", users(20))
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.config, fast.config);
+        assert_eq!(again.ses_replaced, fast.ses_replaced);
+    }
     let mut bad = window;
     bad.functions[2].function = "ghost".into();
     let err = client

@@ -8,6 +8,8 @@
 //! screened on the twin, and the cheapest configuration the twin predicts to meet QoS is
 //! returned with the twin's predicted latency and success ratio.
 
+use std::sync::{Arc, Mutex};
+
 use faasconf_agents::attention::neighbourhood;
 use faasconf_core::cancel::Cancel;
 use faasconf_core::limits::{MAX_REQUESTS_PER_SECOND, MAX_USERS};
@@ -140,13 +142,17 @@ pub fn recommend(
         .validate("qos")
         .map_err(|e| PolicyError::Invalid(e.field_errors().to_vec()))?;
     let (version, model) = engine.model(workflow, &request.model_version)?;
-    let explorer = engine.explorer(workflow)?;
-    let mut rng = Rng::new(match &request.load {
+    let seed = match &request.load {
         Workload::Poisson {
             requests_per_second,
         } => requests_per_second.to_bits(),
         other => other.users_at_minute(0).into(),
-    });
+    };
+    // The RPC is stateless: safe exploration answers from a copy seeded by the request, so
+    // identical requests get identical answers and tuning sessions' stream is not moved.
+    let shared = engine.explorer(workflow)?;
+    let explorer = Arc::new(Mutex::new(lock(&shared).for_answer(seed ^ 0x5e5_a45e)));
+    let mut rng = Rng::new(seed);
     let plan = match &request.current {
         Some(window) => {
             let model = lock(&model);

@@ -107,6 +107,19 @@ pub struct SafeExplorer {
 }
 
 impl SafeExplorer {
+    /// A copy for one stateless answer (a recommendation): the bands and safe configurations
+    /// as they stand, without the history (only [`Self::observe`] needs it: do not observe on
+    /// the copy), drawing from a stream seeded with `seed`. Identical requests then get
+    /// identical answers, and the shared strategy's stream — a tuning session's — is not moved.
+    pub fn for_answer(&self, seed: u64) -> Self {
+        Self {
+            config: self.config,
+            history: BTreeMap::new(),
+            records: self.records.clone(),
+            rng: Rng::new(seed),
+        }
+    }
+
     /// A strategy over `history`, with bands for every workload that has QoS-meeting samples.
     pub fn new(config: SesConfig, history: Vec<Sample>, seed: u64) -> Self {
         let mut by_users: BTreeMap<u32, Vec<Sample>> = BTreeMap::new();

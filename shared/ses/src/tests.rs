@@ -55,6 +55,31 @@ fn in_band_proposals_pass_and_others_are_replaced_near_a_safe_configuration() {
 }
 
 #[test]
+fn a_copy_for_an_answer_replaces_alike_and_leaves_the_shared_stream_alone() {
+    let w = builtin("parallel").unwrap();
+    let history: Vec<Sample> = (1..=10)
+        .map(|i| sample(20, f64::from(i) / 10.0, &w, true))
+        .collect();
+    let mut shared = SafeExplorer::new(SesConfig::default(), history, 1);
+    let mut untouched = shared.clone();
+    let outside = || vec![[0.9; 4]; 6];
+    let answer = |shared: &SafeExplorer| shared.for_answer(7).filter(&w, 20, outside()).unwrap();
+    let (a, b) = (answer(&shared), answer(&shared));
+    assert!(a.replaced);
+    assert_eq!(a, b, "identical requests, identical answers");
+    assert_ne!(
+        shared.for_answer(8).filter(&w, 20, outside()).unwrap(),
+        a,
+        "another seed draws elsewhere"
+    );
+    assert_eq!(
+        shared.filter(&w, 20, outside()).unwrap(),
+        untouched.filter(&w, 20, outside()).unwrap(),
+        "answers did not move the shared stream"
+    );
+}
+
+#[test]
 fn unseen_workloads_use_the_most_similar_band() {
     let w = builtin("parallel").unwrap();
     let history = vec![sample(10, 0.2, &w, true), sample(30, 0.8, &w, true)];
