@@ -169,11 +169,12 @@ async fn policy_trains_recommends_and_tunes() {
     // The fast path with a window from the actuator.
     let mut act = ActuatorClient::connect(actuator.endpoint()).await.unwrap();
     let window = common::first_window(&actuator.endpoint(), "parallel").await;
+    let fast_request = || v1::RecommendConfigRequest {
+        current: Some(window.clone()),
+        ..recommend("parallel", users(20))
+    };
     let fast = client
-        .recommend_config(v1::RecommendConfigRequest {
-            current: Some(window.clone()),
-            ..recommend("parallel", users(20))
-        })
+        .recommend_config(fast_request())
         .await
         .unwrap()
         .into_inner();
@@ -182,10 +183,7 @@ async fn policy_trains_recommends_and_tunes() {
     // Stateless: the same request, the same answer (safe exploration included).
     for _ in 0..3 {
         let again = client
-            .recommend_config(v1::RecommendConfigRequest {
-                current: Some(window.clone()),
-                ..recommend("parallel", users(20))
-            })
+            .recommend_config(fast_request())
             .await
             .unwrap()
             .into_inner();
