@@ -118,8 +118,6 @@ pub struct Tuner {
     /// The newest steady windows, for refits.
     observed: VecDeque<Observed>,
     twin_error: Option<f64>,
-    /// Whether a refit was adopted: the twin the session started from was wrong.
-    twin_found_wrong: bool,
     /// Consecutive windows the twin was wrong on.
     wrong_windows: u32,
     model: Model,
@@ -180,7 +178,6 @@ impl Tuner {
             trained_on: workflow.clone(),
             observed: VecDeque::new(),
             twin_error: None,
-            twin_found_wrong: false,
             wrong_windows: 0,
             workflow,
             model,
@@ -251,6 +248,11 @@ impl Tuner {
             .zip(&self.workflow.functions)
             .map(|((cpu, io), f)| (f.name.clone(), cpu, io))
             .collect()
+    }
+
+    /// Whether a refit was adopted: the twin the session started from was found wrong.
+    fn twin_found_wrong(&self) -> bool {
+        self.workflow != self.prior
     }
 
     /// The twin screening runs on now.
@@ -332,7 +334,6 @@ impl Tuner {
         );
         if adopted {
             self.workflow = fit.workflow;
-            self.twin_found_wrong = true;
         }
     }
 
@@ -525,8 +526,11 @@ impl Tuner {
             work_budget: self.options.work_budget,
             ..PlanOptions::default()
         };
-        // Once the twin was found wrong, a miss of a configuration it passed weighs more.
-        let avoid = self.best.to_avoid(options.pass_rate, self.twin_found_wrong);
+        // Once the twin was found wrong (a refit adopted), a miss of a configuration it passed
+        // weighs more.
+        let avoid = self
+            .best
+            .to_avoid(options.pass_rate, self.twin_found_wrong());
         let incumbent = self.best.best().map(|b| b.config.clone());
         let load = self.planned_load(window);
         let scaled = on_users_scale(&self.prior, window);

@@ -154,7 +154,7 @@ fn a_proposal_that_missed_at_the_edge_is_not_proposed_again() {
         t.observe(&applied, edge(headroom)).unwrap();
         let avoided = t
             .best
-            .to_avoid(0.85, t.twin_found_wrong)
+            .to_avoid(0.85, t.twin_found_wrong())
             .contains(&proposed);
         (proposed, avoided, t.decide(&applied).unwrap().config)
     };
