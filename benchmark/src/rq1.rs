@@ -40,18 +40,9 @@ pub fn loads_of(workflow: &str) -> Vec<u32> {
     }
 }
 
-/// The QoS target of a workflow (`workflows.md`): mean latency 12 s for sequential, 15 s for
-/// TcktApp, 13 s for the other ML workflows; success ratio at least 0.9.
+/// The QoS target of a built-in workflow (`workflows.md`; [`faasconf_core::catalog::builtin_qos`]).
 pub fn qos_of(workflow: &str) -> Qos {
-    let mean_latency_seconds = match workflow {
-        "sequential" => 12.0,
-        "tcktapp" => 15.0,
-        _ => 13.0,
-    };
-    Qos {
-        mean_latency_seconds,
-        min_success_ratio: 0.9,
-    }
+    faasconf_core::catalog::builtin_qos(workflow)
 }
 
 impl Rq1Options {

@@ -57,13 +57,16 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
     let job = dir.path().join("job");
     std::fs::create_dir_all(&job).unwrap();
     let mut stack = String::from(
-        "version: 1.0\nprovider:\n  name: openfaas\n  gateway: http://gateway:8080\nfunctions:\n",
+        "version: 1.0\nprovider:\n  name: openfaas\n  gateway: http://gateway:8080   # in-cluster\nfunctions:\n",
     );
     for name in &names {
         stack.push_str(&format!(
-            "  {name}:\n    image: ghcr.io/example/{name}:7\n    labels:\n      team: ml\n"
+            "  # {name}: owned by the ML team\n  {name}:\n    image: ghcr.io/example/{name}:7\n    labels:\n      team: ml\n"
         ));
     }
+    // The operator sized the first function's CPU request low on purpose: it stays.
+    stack.push_str("    requests:\n      cpu: 10m\n");
+    let low = names.last().unwrap().clone();
     std::fs::write(job.join("stack.yml"), &stack).unwrap();
     let base = [("WORKFLOW", "parallel"), ("USERS", "20")];
     let ok = run(
@@ -72,8 +75,19 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
         &[base.as_slice(), &[("FAASCONF_ENDPOINT", &endpoint)]].concat(),
     );
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let merged: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(job.join("stack.yml")).unwrap()).unwrap();
+    assert!(
+        stderr(&ok).contains(&format!("kept the lower request {low} requests.cpu 10m")),
+        "{}",
+        stderr(&ok)
+    );
+    let text = std::fs::read_to_string(job.join("stack.yml")).unwrap();
+    for line in [
+        "  gateway: http://gateway:8080   # in-cluster".to_owned(),
+        format!("  # {}: owned by the ML team", names[0]),
+    ] {
+        assert!(text.contains(&line), "{line:?} lost:\n{text}");
+    }
+    let merged: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     assert_eq!(merged["provider"]["gateway"], "http://gateway:8080");
     for name in &names {
         let f = &merged["functions"][name.as_str()];
@@ -84,10 +98,12 @@ fn ci_steps_write_the_recommendation_into_stack_yml_and_emit_patches() {
         );
         assert_eq!(f["labels"]["team"], "ml", "{name} kept its labels");
         let cpu = f["limits"]["cpu"].as_str().unwrap();
+        let request = if *name == low { "10m" } else { cpu };
         assert!(
-            cpu.ends_with('m') && f["requests"]["cpu"] == f["limits"]["cpu"],
+            cpu.ends_with('m') && f["requests"]["cpu"] == request,
             "{name}: {f:?}"
         );
+        assert_eq!(f["requests"]["memory"], f["limits"]["memory"], "{name}");
         assert!(
             f["environment"]["max_inflight"]
                 .as_str()

@@ -24,10 +24,13 @@ fn tune(policy: &Server, actuator: &Server, extra: &[&str]) -> std::process::Com
     cmd
 }
 
-/// Each knob that differs, as `function knob before->after` (what `tune` reports).
+/// Each knob that differs, as `function knob before->after`, in the workflow's function order
+/// (what `tune` reports).
 fn changes(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
-    for (name, f) in after.as_object().unwrap() {
+    let workflow = faasconf_core::catalog::builtin("parallel").unwrap();
+    for name in workflow.function_names() {
+        let f = &after[name];
         for (field, knob) in [
             ("cpu_millis", "cpu_millis"),
             ("memory_mib", "memory_mib"),
@@ -49,7 +52,35 @@ fn tune_starts_follows_and_stops_a_session() {
     let store = dir.path().join("faasconf.db");
     common::train_parallel(&store, &common::SMALL_TRAINING);
     let actuator = Server::start("faasconf-actuator", &common::VIRTUAL_PARALLEL_ACTUATOR);
-    let policy = common::parallel_policy(&store, Some(&actuator.endpoint()));
+    // The policy serves `parallel` from a topology file that carries its own QoS target: the
+    // session judges against it when the request names none.
+    let qos = faasconf_core::Qos {
+        mean_latency_seconds: 9.0,
+        min_success_ratio: 0.95,
+    };
+    let topology = dir.path().join("parallel.json");
+    let workflow = faasconf_core::catalog::builtin("parallel")
+        .unwrap()
+        .with_qos(qos)
+        .unwrap();
+    std::fs::write(
+        &topology,
+        faasconf_core::catalog::topology_file(&workflow).to_string(),
+    )
+    .unwrap();
+    let policy = Server::start(
+        "faasconf-policy",
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--store",
+            store.to_str().unwrap(),
+            "--workflow",
+            topology.to_str().unwrap(),
+            "--actuator",
+            &actuator.endpoint(),
+        ],
+    );
 
     // JSON Lines: one object per iteration, then the summary.
     let out = tune(
@@ -67,7 +98,6 @@ fn tune_starts_follows_and_stops_a_session() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 4, "{lines:?}");
-    let qos = faasconf_core::Qos::default();
     for (k, i) in lines[..3].iter().enumerate() {
         assert_eq!(i["iteration"], k as u64 + 1);
         let (latency, success) = (
@@ -93,17 +123,14 @@ fn tune_starts_follows_and_stops_a_session() {
     assert_eq!(summary["state"], "budget_spent", "{summary}");
     assert_eq!(summary["iterations"], 3);
     assert_eq!(summary["workflow"], "parallel");
+    assert_eq!(
+        summary["qos"],
+        serde_json::json!({"mean_latency_ms": 9000.0, "min_success_ratio": 0.95})
+    );
     let misses = lines[..3].iter().filter(|i| i["qos_met"] == false).count();
     assert_eq!(summary["qos_violations"], misses as u64);
 
     // Text, the workflow given as its topology file; then SIGTERM stops the session.
-    let topology = dir.path().join("parallel.json");
-    let workflow = faasconf_core::catalog::builtin("parallel").unwrap();
-    std::fs::write(
-        &topology,
-        faasconf_core::catalog::topology_file(&workflow).to_string(),
-    )
-    .unwrap();
     let mut child = tune(
         &policy,
         &actuator,
@@ -121,6 +148,7 @@ fn tune_starts_follows_and_stops_a_session() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let head = stdout.next().unwrap().unwrap();
     assert!(head.starts_with("tuning session "), "{head}");
+    assert!(head.contains("QoS mean < 9.0 s, success >= 0.95"), "{head}");
     let session_id = head.split_whitespace().nth(2).unwrap().to_owned();
     assert!(stdout.next().unwrap().unwrap().contains("what changed"));
     let first = stdout.next().unwrap().unwrap();

@@ -115,12 +115,13 @@ pub struct TrainArgs {
     /// Closed-loop user levels the twin samples cover.
     #[arg(long, value_delimiter = ',', default_value = "10,20,30")]
     pub loads: Vec<u32>,
-    /// QoS mean latency target, milliseconds (rewards).
-    #[arg(long, default_value_t = 13000.0)]
-    pub qos_latency_ms: f64,
-    /// QoS minimum success ratio (rewards).
-    #[arg(long, default_value_t = 0.9)]
-    pub min_success_ratio: f64,
+    /// QoS mean latency target, milliseconds (rewards; default: the workflow's — its topology
+    /// file's `qos`, else 13000).
+    #[arg(long)]
+    pub qos_latency_ms: Option<f64>,
+    /// QoS minimum success ratio (rewards; default: the workflow's, else 0.9).
+    #[arg(long)]
+    pub min_success_ratio: Option<f64>,
     /// Seed of sampling, initialisation and training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -193,10 +194,11 @@ pub struct RecommendArgs {
     /// Closed-loop concurrent users (at most 1000).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(faasconf_core::limits::MAX_USERS)))]
     pub users: u32,
-    /// QoS mean latency target, milliseconds (default: the service's, 13000).
+    /// QoS mean latency target, milliseconds (default: the workflow's as the policy serves it —
+    /// its topology file's `qos`, else 13000).
     #[arg(long)]
     pub qos_latency_ms: Option<f64>,
-    /// QoS minimum success ratio (default 0.9).
+    /// QoS minimum success ratio (default: the workflow's, else 0.9).
     #[arg(long)]
     pub min_success_ratio: Option<f64>,
     /// A model version (default: the promoted one).
@@ -209,9 +211,13 @@ pub struct RecommendArgs {
     #[arg(long, default_value = "openfaas-fn")]
     pub namespace: String,
     /// With `--format openfaas`: merge the recommendation into this stack.yml in place (only
-    /// limits, requests, max_inflight and scale labels change) instead of printing it.
+    /// limits, requests, max_inflight and scale labels change; comments and layout stay)
+    /// instead of printing it. A request at or below its new limit stays.
     #[arg(long)]
     pub stack: Option<PathBuf>,
+    /// With `--stack`: set every request to its limit, also where the stack's is lower.
+    #[arg(long)]
+    pub requests_equal_limits: bool,
     /// With `--format patch`: write one patch file per function, `<dir>/<function>.yaml`, for
     /// `kubectl patch deployment <function> --patch-file`, instead of printing them.
     #[arg(long)]
@@ -244,10 +250,11 @@ pub struct TuneArgs {
     /// Tuning iterations (windows) before the session ends.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=i64::from(faasconf_core::limits::MAX_TUNING_ITERATIONS)))]
     pub iterations: u32,
-    /// QoS mean latency target, milliseconds (default: the service's, 13000).
+    /// QoS mean latency target, milliseconds (default: the workflow's as the policy serves it —
+    /// its topology file's `qos`, else 13000).
     #[arg(long)]
     pub qos_latency_ms: Option<f64>,
-    /// QoS minimum success ratio (default 0.9).
+    /// QoS minimum success ratio (default: the workflow's, else 0.9).
     #[arg(long)]
     pub min_success_ratio: Option<f64>,
     /// Revert after this many consecutive QoS-missing windows following a change.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use faasconf_core::{Qos, catalog};
+use faasconf_core::catalog;
 use faasconf_launch::{Logs, ServiceProcess};
 use faasconf_proto::states::tuning_state_name;
 use faasconf_proto::v1::{self, TuningSessionState};
@@ -65,6 +65,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
             updates: args.updates,
             seed: args.seed,
             evaluate_every: 0,
+            qos: workflow.qos(),
             ..TrainOptions::default()
         },
         promote: true,
@@ -136,7 +137,7 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
     })
     .await
     .context("connecting to the policy")?;
-    let qos = Qos::default();
+    let qos = workflow.qos();
     let session = client
         .start_tuning(v1::StartTuningRequest {
             workflow: workflow.name.clone(),

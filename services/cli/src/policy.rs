@@ -116,9 +116,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         );
         workflow = adopted;
     }
+    let default = workflow.qos();
     let qos = Qos {
-        mean_latency_seconds: args.qos_latency_ms / 1000.0,
-        min_success_ratio: args.min_success_ratio,
+        mean_latency_seconds: args
+            .qos_latency_ms
+            .map_or(default.mean_latency_seconds, |ms| ms / 1000.0),
+        min_success_ratio: args.min_success_ratio.unwrap_or(default.min_success_ratio),
     };
     qos.validate("qos")
         .context("--qos-latency-ms / --min-success-ratio")?;
@@ -258,6 +261,9 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
     if args.stack.is_some() && args.format != RecommendFormat::Openfaas {
         anyhow::bail!("--stack: only with --format openfaas");
     }
+    if args.requests_equal_limits && args.stack.is_none() {
+        anyhow::bail!("--requests-equal-limits: only with --stack");
+    }
     if args.out_dir.is_some() && args.format != RecommendFormat::Patch {
         anyhow::bail!("--out-dir: only with --format patch");
     }
@@ -288,8 +294,28 @@ pub async fn recommend(args: &RecommendArgs) -> Result<()> {
         .into_inner();
     match (args.format, &args.stack, &args.out_dir) {
         (RecommendFormat::Openfaas, Some(stack), _) => {
-            let changed = crate::ci_output::merge_into_stack(stack, &openfaas_fragment(&response))?;
-            eprintln!("{}: updated {}", stack.display(), changed.join(", "));
+            let recommended: Vec<(String, faasconf_core::FunctionConfig)> = functions(&response)
+                .iter()
+                .map(|f| (f.function.clone(), config_of(f)))
+                .collect();
+            let requests = if args.requests_equal_limits {
+                crate::ci_output::Requests::EqualLimits
+            } else {
+                crate::ci_output::Requests::KeepLower
+            };
+            let merged = crate::ci_output::merge_into_stack(stack, &recommended, requests)?;
+            eprintln!("{}: updated {}", stack.display(), merged.changed.join(", "));
+            for kept in &merged.kept_requests {
+                eprintln!(
+                    "kept the lower request {kept} (--requests-equal-limits sets it to the limit)"
+                );
+            }
+            if merged.reformatted {
+                eprintln!(
+                    "warning: {} could not be edited in place (an alias or a construct the format-preserving editor does not take); it was rewritten reformatted, comments not kept",
+                    stack.display()
+                );
+            }
         }
         (RecommendFormat::Patch, _, Some(dir)) => {
             let files = crate::ci_output::write_patch_files(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, bail};
 use faasconf_core::catalog::{self, ProfileSet};
 use faasconf_core::history::read_history;
-use faasconf_core::{FailureMode, FieldError, Qos, Routing, Workflow, WorkflowConfig};
+use faasconf_core::{FailureMode, FieldError, Routing, Workflow, WorkflowConfig};
 use faasconf_twin::calibrate::{self, CalibrationOptions};
 use faasconf_twin::evaluate::{self as what_if, parse_config};
 use faasconf_twin::fidelity::Fidelity;
@@ -163,7 +163,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         .with_context(|| format!("--workflow {}", args.workflow))?;
     let mut store = faasconf_store::Store::open(&args.store)
         .with_context(|| format!("--store {}", args.store.display()))?;
-    crate::policy::import_history_file(&mut store, &w, &args.history, &Qos::default())?;
+    crate::policy::import_history_file(&mut store, &w, &args.history, &w.qos())?;
     Ok(())
 }
 

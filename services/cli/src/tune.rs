@@ -33,8 +33,11 @@ pub async fn tune(args: &TuneArgs) -> Result<()> {
         .into_inner();
     if !args.json {
         println!(
-            "tuning session {} on {} (up to {} iterations); Ctrl-C stops it",
-            session.session_id, workflow, args.iterations
+            "tuning session {} on {} (up to {} iterations, QoS {}); Ctrl-C stops it",
+            session.session_id,
+            workflow,
+            args.iterations,
+            qos_text(session.qos.as_ref())
         );
         println!("{HEADER}");
     }
@@ -248,8 +251,26 @@ fn summary_json(s: &v1::TuningStatus) -> Value {
         "best_cost": s.best_config.as_ref().map(|_| s.best_cost),
         "best_config": config_json(s.best_config.as_ref()),
         "twin_wrong": s.twin_wrong,
+        "qos": s.qos.as_ref().map(|q| json!({
+            "mean_latency_ms": q.mean_latency_ms,
+            "min_success_ratio": q.min_success_ratio,
+        })),
         "message": s.message,
     })
+}
+
+/// The session's QoS target, e.g. `mean < 13.0 s, success >= 0.90`.
+fn qos_text(qos: Option<&v1::Qos>) -> String {
+    qos.map_or_else(
+        || "the policy's default".into(),
+        |q| {
+            format!(
+                "mean < {:.1} s, success >= {:.2}",
+                q.mean_latency_ms / 1000.0,
+                q.min_success_ratio
+            )
+        },
+    )
 }
 
 /// The session's summary as a line.

@@ -24,7 +24,7 @@ pub(crate) fn job_spec_from_proto(
     engine: &Engine,
     r: v1::StartTrainingRequest,
 ) -> Result<JobSpec, PolicyError> {
-    engine.workflow(&r.workflow)?;
+    let qos = engine.workflow(&r.workflow)?.qos();
     let mut errors = Vec::new();
     let algorithm = if r.algorithm.is_empty() {
         Algorithm::AttMf
@@ -70,6 +70,7 @@ pub(crate) fn job_spec_from_proto(
             algorithm,
             updates,
             seed: r.seed,
+            qos,
             ..defaults
         },
         promote: false,

@@ -176,9 +176,9 @@ pub fn describe_metrics(workflows: &[String]) {
     );
 }
 
-/// The QoS of a request: the reference target where absent.
-pub fn qos_from_proto(qos: Option<&v1::Qos>) -> Qos {
-    let default = Qos::default();
+/// The QoS of a request: where a field is absent, the workflow's own target
+/// ([`faasconf_core::Workflow::qos`]: its topology file's, else the reference's).
+pub fn qos_from_proto(qos: Option<&v1::Qos>, default: Qos) -> Qos {
     match qos {
         None => default,
         Some(q) => Qos {
@@ -238,6 +238,10 @@ fn tuning_to_proto(engine: &Engine, s: &TuningState) -> v1::TuningStatus {
             .collect(),
         incomplete_windows: s.incomplete_windows,
         fine_tunes: s.fine_tunes,
+        qos: Some(v1::Qos {
+            mean_latency_ms: s.spec.qos.mean_latency_seconds * 1000.0,
+            min_success_ratio: s.spec.qos.min_success_ratio,
+        }),
         message: s.message.clone(),
         history: s
             .history
@@ -269,7 +273,7 @@ impl Policy for PolicyService {
         let r = request.into_inner();
         let workflow = self.engine.workflow(&r.workflow)?.clone();
         let load = load_from_proto(r.load.as_ref())?;
-        let qos = qos_from_proto(r.qos.as_ref());
+        let qos = qos_from_proto(r.qos.as_ref(), workflow.qos());
         let current = r
             .current
             .as_ref()
@@ -349,13 +353,14 @@ impl Policy for PolicyService {
         request: Request<v1::StartTuningRequest>,
     ) -> Result<Response<v1::TuningStatus>, Status> {
         let r = request.into_inner();
+        let qos = qos_from_proto(r.qos.as_ref(), self.engine.workflow(&r.workflow)?.qos());
         let load_model = load_model_from_proto("load_model", r.load_model)
             .map_err(|e| PolicyError::Invalid(vec![e]))?
             .unwrap_or(self.load_model);
         let spec = TuningSpec {
             workflow: r.workflow,
             actuator: r.actuator_endpoint,
-            qos: qos_from_proto(r.qos.as_ref()),
+            qos,
             max_iterations: if r.max_iterations == 0 {
                 15
             } else {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::FunctionBounds;
 use crate::error::{Error, FieldError, Result};
 use crate::profile::{FunctionProfile, PlatformProfile};
+use crate::qos::Qos;
 use crate::topology::{BranchArm, FunctionSpec, Stage, Workflow};
 
 /// Names of the built-in workflows.
@@ -108,8 +109,26 @@ fn ml_function(name: &str, set: &ProfileSet) -> FunctionSpec {
     }
 }
 
-/// A built-in workflow by name.
+/// A built-in workflow by name, with its QoS target ([`builtin_qos`]).
 pub fn builtin(name: &str) -> Result<Workflow> {
+    plain_builtin(name)?.with_qos(builtin_qos(name))
+}
+
+/// The QoS target of a built-in workflow (`workflows.md`): mean latency 12 s for `sequential`,
+/// 15 s for `tcktapp`, 13 s for the other ML workflows; success ratio at least 0.9.
+pub fn builtin_qos(name: &str) -> Qos {
+    let mean_latency_seconds = match name {
+        "sequential" => 12.0,
+        "tcktapp" => 15.0,
+        _ => 13.0,
+    };
+    Qos {
+        mean_latency_seconds,
+        min_success_ratio: 0.9,
+    }
+}
+
+fn plain_builtin(name: &str) -> Result<Workflow> {
     let ml = ProfileSet::shipped_ml();
     let functions = |names: &[&str]| {
         names
@@ -267,6 +286,22 @@ struct TopologyFile {
     edges: Option<Vec<EdgeEntry>>,
     #[serde(default)]
     platform: Option<PlatformProfile>,
+    /// The workflow's QoS target; requests that name none default to it.
+    #[serde(default)]
+    qos: Option<QosEntry>,
+}
+
+/// A topology file's `qos`: the mean latency target, and the success ratio (0.9 when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QosEntry {
+    mean_latency_seconds: f64,
+    #[serde(default = "default_success_ratio")]
+    min_success_ratio: f64,
+}
+
+fn default_success_ratio() -> f64 {
+    Qos::default().min_success_ratio
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,13 +360,20 @@ pub fn parse_topology(text: &str, is_json: bool, origin: &str) -> Result<Workflo
     let edges = file
         .edges
         .map(|es| es.into_iter().map(|e| (e.from, e.to)).collect());
-    Workflow::new(
+    let workflow = Workflow::new(
         file.name,
         functions,
         file.plan,
         edges,
         file.platform.unwrap_or_default(),
-    )
+    )?;
+    match file.qos {
+        None => Ok(workflow),
+        Some(q) => workflow.with_qos(Qos {
+            mean_latency_seconds: q.mean_latency_seconds,
+            min_success_ratio: q.min_success_ratio,
+        }),
+    }
 }
 
 /// `workflow` as a topology file (JSON): what [`parse_topology`] reads back to the same
@@ -345,6 +387,9 @@ pub fn topology_file(workflow: &Workflow) -> serde_json::Value {
         "plan": workflow.plan,
         "platform": workflow.platform,
     });
+    if let Some(qos) = workflow.qos {
+        file["qos"] = serde_json::json!(qos);
+    }
     // Edges the plan implies (with their branch weights) are left to the plan.
     let derived = Workflow::new(
         workflow.name.clone(),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{FunctionBounds, FunctionConfig, WorkflowConfig};
 use crate::error::{Error, FieldError, Result};
 use crate::profile::{FunctionProfile, PlatformProfile};
+use crate::qos::Qos;
 
 /// One function call of a plan, possibly with nested synchronous calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,17 +288,25 @@ pub struct Workflow {
     pub edges: Vec<Edge>,
     /// Platform and load-generator parameters the twin uses for this workflow.
     pub platform: PlatformProfile,
+    /// The workflow's own QoS target (a topology file's `qos`); [`Workflow::qos`] reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<Qos>,
 }
 
 impl Workflow {
     /// The twin this workflow is, as a short hex digest (SHA-256 of its JSON: topology,
     /// bounds, profiles, platform): what twin samples and models are keyed by, so that samples
     /// of another twin (other profiles, after a calibration) are never taken for this one's.
+    /// The QoS target is not part of the twin and not of the digest.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        let twin = Workflow {
+            qos: None,
+            ..self.clone()
+        };
         // Serialising a validated workflow cannot fail (plain structs, finite numbers); were it
         // to, the digest of nothing still names a twin, only not this one.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let json = serde_json::to_vec(&twin).unwrap_or_default();
         Sha256::digest(json)
             .iter()
             .take(8)
@@ -404,7 +413,21 @@ impl Workflow {
             plan,
             edges: resolved,
             platform,
+            qos: None,
         })
+    }
+
+    /// This workflow with its own QoS target, validated (`qos.*` fields named in errors).
+    pub fn with_qos(mut self, qos: Qos) -> Result<Self> {
+        qos.validate("qos")?;
+        self.qos = Some(qos);
+        Ok(self)
+    }
+
+    /// The QoS target a request about this workflow defaults to: its own, else the reference's
+    /// ([`Qos::default`]).
+    pub fn qos(&self) -> Qos {
+        self.qos.unwrap_or_default()
     }
 
     /// This workflow with every function's bounds narrowed to `limits` (one per function, in

@@ -249,3 +249,58 @@ fn a_workflow_within_announced_bounds_plans_inside_them() {
     let err = w.within(&disjoint, "bounds").unwrap_err();
     assert_eq!(err.field_errors()[0].field, "bounds[1].cpu_millis");
 }
+
+#[test]
+fn a_topology_file_carries_its_qos_target_outside_the_twin() {
+    let base =
+        "name: shop\nfunctions: [{name: a}, {name: b}]\nplan: {sequence: [{call: a}, {call: b}]}\n";
+    let plain = parse_topology(base, false, "shop.yaml").unwrap();
+    assert_eq!(plain.qos, None);
+    assert_eq!(plain.qos(), Qos::default());
+    let with = parse_topology(
+        &format!("{base}qos: {{mean_latency_seconds: 2.5}}\n"),
+        false,
+        "shop.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        with.qos(),
+        Qos {
+            mean_latency_seconds: 2.5,
+            min_success_ratio: 0.9
+        }
+    );
+    // The target is not the twin: samples and models are shared.
+    assert_eq!(with.fingerprint(), plain.fingerprint());
+    let back = parse_topology(&topology_file(&with).to_string(), true, "back").unwrap();
+    assert_eq!(back, with);
+    // Bad targets name the field; a misspelt key is named by the parser.
+    let err = parse_topology(
+        &format!("{base}qos: {{mean_latency_seconds: -1, min_success_ratio: 1.5}}\n"),
+        false,
+        "shop.yaml",
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(fields, ["qos.mean_latency", "qos.min_success_ratio"]);
+    let err = parse_topology(
+        &format!("{base}qos: {{mean_latency_ms: 2500}}\n"),
+        false,
+        "x",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("mean_latency_ms"), "{err}");
+}
+
+#[test]
+fn built_in_workflows_carry_the_reference_targets() {
+    let target = |name: &str| builtin(name).unwrap().qos().mean_latency_seconds;
+    assert_eq!(target("sequential"), 12.0);
+    assert_eq!(target("tcktapp"), 15.0);
+    assert_eq!(target("parallel"), 13.0);
+    assert_eq!(target("branch"), 13.0);
+}
