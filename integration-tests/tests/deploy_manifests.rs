@@ -570,3 +570,20 @@ fn a_misspelt_field_is_caught() {
     let message = caught.unwrap_err().downcast::<String>().unwrap();
     assert!(message.contains(".spec.ports[0].tragetPort"), "{message}");
 }
+
+#[test]
+fn the_upstream_schemas_reject_a_misspelt_field_and_a_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("service.yaml");
+    let good = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selector: {a: b}, ports: [{port: 1, targetPort: grpc}]}\n";
+    std::fs::write(&file, good).unwrap();
+    kustomize::validate(&file).unwrap();
+    for (bad, named) in [
+        (good.replace("targetPort", "tragetPort"), "tragetPort"),
+        (good.replace("port: 1,", "port: one,"), "one"),
+    ] {
+        std::fs::write(&file, &bad).unwrap();
+        let failures = kustomize::validate(&file).unwrap_err();
+        assert!(failures.contains(named), "{failures}");
+    }
+}

