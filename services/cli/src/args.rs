@@ -22,6 +22,9 @@ pub enum Command {
     Sim(SimCommand),
     /// Train the agents of a workflow offline (twin samples + history) and register the model.
     Train(TrainArgs),
+    /// Train in a running policy service (its store: measured windows, calibration) and follow
+    /// the job; Ctrl-C or SIGTERM cancels it.
+    TrainJob(TrainJobArgs),
     /// Ask a running policy service for a configuration (what a CI job needs).
     Recommend(RecommendArgs),
     /// Start a tuning session against a cluster's actuator, follow it (one line per iteration:
@@ -141,6 +144,44 @@ pub struct TrainArgs {
     pub store: StoreArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct TrainJobArgs {
+    /// How to reach the policy service.
+    #[command(flatten)]
+    pub connection: PolicyConnection,
+    /// The workflow: its name, or its topology file (the name inside it is used).
+    #[arg(long)]
+    pub workflow: String,
+    /// Twin samples (0: the service's default).
+    #[arg(long, default_value_t = 0)]
+    pub samples: u32,
+    /// Passes over the samples (0: the service's default number of updates).
+    #[arg(long, default_value_t = 0)]
+    pub epochs: u32,
+    /// Seed of sampling, initialisation and training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Learning algorithm: attmf, mf, maddpg or ddpg (empty: attmf).
+    #[arg(long, default_value = "")]
+    pub algorithm: String,
+    /// Calibrate the service's twin from the measured windows in its store first (see
+    /// `train --calibrate`); an adopted calibration becomes the twin the service plans on.
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Objective evaluations of that calibration (0: the service's default).
+    #[arg(long, default_value_t = 0)]
+    pub calibration_evaluations: u32,
+    /// Promote the model the job registers (the service serves its newest otherwise).
+    #[arg(long)]
+    pub promote: bool,
+    /// The summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// How often to read the job's status, milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub poll_ms: u64,
+}
+
 /// How `faasconf recommend` prints the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RecommendFormat {
@@ -181,6 +222,22 @@ pub struct PolicyConnection {
     /// only; otherwise use `https://` with --tls-ca).
     #[arg(long, env = "FAASCONF_ALLOW_PLAINTEXT_TOKEN")]
     pub allow_plaintext_token: bool,
+}
+
+impl PolicyConnection {
+    /// A plaintext connection to `endpoint` without credentials (a service this process started
+    /// on loopback), waiting up to 60 s.
+    pub fn plaintext(endpoint: String) -> Self {
+        Self {
+            endpoint,
+            timeout_seconds: 60,
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            token_file: None,
+            allow_plaintext_token: false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -126,17 +126,9 @@ pub async fn demo(args: &DemoArgs) -> Result<()> {
         policy.endpoint()
     ));
 
-    let mut client = connect(&PolicyConnection {
-        endpoint: policy.endpoint(),
-        timeout_seconds: 60,
-        tls_ca: None,
-        tls_client_cert: None,
-        tls_client_key: None,
-        token_file: None,
-        allow_plaintext_token: false,
-    })
-    .await
-    .context("connecting to the policy")?;
+    let mut client = connect(&PolicyConnection::plaintext(policy.endpoint()))
+        .await
+        .context("connecting to the policy")?;
     let qos = workflow.qos();
     let session = client
         .start_tuning(v1::StartTuningRequest {

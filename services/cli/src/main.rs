@@ -6,6 +6,7 @@
 //! - `faasconf sim evaluate` — what-if evaluation of many configurations (JSON Lines).
 //! - `faasconf sim fidelity` — how well the twin predicts a history file.
 //! - `faasconf train` — train a workflow's agents offline and register the model.
+//! - `faasconf train-job` — train in a running policy service (calibration from its store), follow it.
 //! - `faasconf recommend` — ask the policy service for a configuration (JSON, stack.yml, patch).
 //! - `faasconf tune` — start a tuning session against a cluster's actuator, follow it, stop it.
 //! - `faasconf demo` — pre-train, start both services, tune on the twin, print each iteration.
@@ -17,6 +18,7 @@ mod ci_output;
 mod demo;
 mod policy;
 mod sim;
+mod train_job;
 mod tune;
 
 use anyhow::Result;
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
     };
     match cli.command {
         Command::Train(a) => policy::train(&a),
+        Command::TrainJob(a) => runtime()?.block_on(train_job::train_job(&a)),
         Command::Recommend(a) => runtime()?.block_on(policy::recommend(&a)),
         Command::Tune(a) => runtime()?.block_on(tune::tune(&a)),
         Command::Demo(a) => runtime()?.block_on(demo::demo(&a)),

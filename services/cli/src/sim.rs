@@ -94,6 +94,7 @@ pub fn show_workflow(name: &str) -> Result<()> {
         "edges": w.edges.iter().map(|e| json!({"from": w.functions[e.from].name, "to": w.functions[e.to].name, "weight": e.weight})).collect::<Vec<_>>(),
         "adjacency": w.adjacency(),
         "platform": w.platform,
+        "qos": w.qos(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
