@@ -68,18 +68,10 @@ fn tune_starts_follows_and_stops_a_session() {
         faasconf_core::catalog::topology_file(&workflow).to_string(),
     )
     .unwrap();
-    let policy = Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            topology.to_str().unwrap(),
-            "--actuator",
-            &actuator.endpoint(),
-        ],
+    let policy = common::policy_serving(
+        &store,
+        topology.to_str().unwrap(),
+        Some(&actuator.endpoint()),
     );
 
     // JSON Lines: one object per iteration, then the summary.

@@ -91,18 +91,10 @@ fn the_readme_walkthrough_runs_against_the_twin_backend() {
             "127.0.0.1:0",
         ],
     );
-    let policy = Server::start(
-        "faasconf-policy",
-        &[
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--store",
-            store.to_str().unwrap(),
-            "--workflow",
-            topology.to_str().unwrap(),
-            "--actuator",
-            &actuator.endpoint(),
-        ],
+    let policy = common::policy_serving(
+        &store,
+        topology.to_str().unwrap(),
+        Some(&actuator.endpoint()),
     );
     let script: Vec<String> = walkthrough()
         .lines()

@@ -144,13 +144,19 @@ pub fn actuator_playing(
 /// The policy serving `parallel` from `store` (metrics on a free port), tuning against
 /// `actuator` when one is given.
 pub fn parallel_policy(store: &std::path::Path, actuator: Option<&str>) -> Server {
+    policy_serving(store, "parallel", actuator)
+}
+
+/// The policy serving `workflow` (a built-in name or a topology file) from `store`, tuning
+/// against `actuator` when given.
+pub fn policy_serving(store: &std::path::Path, workflow: &str, actuator: Option<&str>) -> Server {
     let mut args = vec![
         "--metrics-addr",
         "127.0.0.1:0",
         "--store",
         store.to_str().unwrap(),
         "--workflow",
-        "parallel",
+        workflow,
     ];
     args.extend(actuator.iter().flat_map(|a| ["--actuator", a]));
     Server::start("faasconf-policy", &args)
