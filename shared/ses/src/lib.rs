@@ -16,6 +16,7 @@ mod band;
 pub use band::{Actions, Band, BandError, derive_band};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use faasconf_core::Workflow;
 use faasconf_core::rng::Rng;
@@ -102,7 +103,9 @@ struct Record {
 pub struct SafeExplorer {
     config: SesConfig,
     history: BTreeMap<u32, Vec<Sample>>,
-    records: BTreeMap<u32, Record>,
+    /// Shared with the copies answers use ([`Self::for_answer`]): a record's safe
+    /// configurations are copied only when one of them changes it.
+    records: BTreeMap<u32, Arc<Record>>,
     rng: Rng,
 }
 
@@ -150,11 +153,11 @@ impl SafeExplorer {
             Ok((band, safe)) => {
                 self.records.insert(
                     users,
-                    Record {
+                    Arc::new(Record {
                         band,
                         safe,
                         violations: 0,
-                    },
+                    }),
                 );
                 true
             }
@@ -173,7 +176,7 @@ impl SafeExplorer {
         self.nearest(users).map_or(&[], |r| r.safe.as_slice())
     }
 
-    fn nearest(&self, users: u32) -> Option<&Record> {
+    fn nearest(&self, users: u32) -> Option<&Arc<Record>> {
         self.records
             .iter()
             .min_by_key(|(u, _)| (u.abs_diff(users), **u))
@@ -189,7 +192,7 @@ impl SafeExplorer {
         proposed: Vec<[f64; 4]>,
     ) -> Result<Filtered, SesError> {
         let proposed_price = price(workflow, &proposed)?;
-        let record = self.nearest(users).ok_or(SesError::NoSafeHistory)?.clone();
+        let record = Arc::clone(self.nearest(users).ok_or(SesError::NoSafeHistory)?);
         if record.band.contains(proposed_price) {
             return Ok(Filtered {
                 actions: proposed,
@@ -221,7 +224,7 @@ impl SafeExplorer {
         if !self.records.contains_key(&users) {
             return self.derive(users, self.config.recent);
         }
-        let Some(record) = self.records.get_mut(&users) else {
+        let Some(record) = self.records.get_mut(&users).map(Arc::make_mut) else {
             return false;
         };
         if violated {
@@ -231,7 +234,7 @@ impl SafeExplorer {
             let recent = self.config.recent;
             if !self.derive(users, recent) {
                 // Nothing recent met QoS: keep the band, start counting again.
-                if let Some(r) = self.records.get_mut(&users) {
+                if let Some(r) = self.records.get_mut(&users).map(Arc::make_mut) {
                     r.violations = 0;
                 }
                 return false;
